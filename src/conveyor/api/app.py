@@ -1,0 +1,79 @@
+"""The ASGI application: routes, error rendering and start-up of background services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from conveyor.api import errors as error_rendering
+from conveyor.api import runs
+from conveyor.api.context import AppContext
+from conveyor.api.openapi import SECURITY_SCHEMES
+from conveyor.api.requestid import RequestIdMiddleware
+from conveyor.clock import Clock, SystemClock
+from conveyor.config import Settings
+from conveyor.domain.listing import CursorCodec
+from conveyor.domain.signing import UrlSigner
+from conveyor.store import secrets
+from conveyor.store.database import Database
+
+# A background service: started with the app, returns the function that stops it.
+Service = Callable[[AppContext], Callable[[], None]]
+
+
+def load_secret(db: Database, settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode("utf-8")
+    with db.write() as conn:
+        return secrets.get_or_create_secret(conn)
+
+
+def create_app(settings: Settings, db: Database, clock: Clock | None = None,
+               services: list[Service] | None = None) -> FastAPI:
+    """Build the app on an already migrated database."""
+    secret = load_secret(db, settings)
+    context = AppContext(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        codec=CursorCodec(secret),
+        signer=UrlSigner(secret),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stops = [start(context) for start in services or []]
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                stop()
+
+    app = FastAPI(
+        title="Conveyor",
+        version="0.1.0",
+        description="Files.com-compatible API for file automations and their runs.",
+        lifespan=lifespan,
+        openapi_url="/api/rest/v1/openapi.json",
+        docs_url="/api/rest/v1/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = context
+    app.add_middleware(RequestIdMiddleware)
+    error_rendering.install(app)
+    app.include_router(runs.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

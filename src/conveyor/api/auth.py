@@ -1,0 +1,23 @@
+"""API-key authentication: the `X-FilesAPI-Key` header, as the Files.com SDKs send it."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.engine import Connection
+
+from conveyor.domain import errors
+from conveyor.store.users import User, user_for_key
+
+API_KEY_HEADER = "x-filesapi-key"
+
+
+def authenticate(conn: Connection, request: Request) -> User:
+    key = request.headers.get(API_KEY_HEADER)
+    if not key:
+        raise errors.AuthenticationRequired(
+            "Authentication required: send your API key in the X-FilesAPI-Key header."
+        )
+    user = user_for_key(conn, key) if len(key) <= 256 else None
+    if user is None:
+        raise errors.InvalidCredentials("The API key is unknown or has been revoked.")
+    return user

@@ -1,0 +1,33 @@
+"""What the API needs at request time, built once per process by `create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from conveyor.clock import Clock
+from conveyor.config import Settings
+from conveyor.domain.listing import CursorCodec
+from conveyor.domain.signing import UrlSigner
+from conveyor.store.database import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock
+    codec: CursorCodec
+    signer: UrlSigner
+
+    def base_url(self, request: Request) -> str:
+        """The absolute origin clients reach us at: configured, else from the request."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        return str(request.base_url).rstrip("/")
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.state.ctx
+    return context

@@ -1,0 +1,97 @@
+"""Automation Runs endpoints (SPEC 2.1-2.3, seed document).
+
+List and find are sync handlers (run in the server's thread pool) that use
+one read transaction for authentication, visibility and the query.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from conveyor.api.auth import authenticate
+from conveyor.api.context import AppContext, ctx
+from conveyor.api.encode import RunEncoder
+from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
+from conveyor.clock import to_rfc3339
+from conveyor.domain import errors
+from conveyor.domain.listing import parse_int, parse_run_list_query, query_pairs
+from conveyor.store import automations as automations_store
+from conveyor.store import runs as runs_store
+
+router = APIRouter(prefix="/api/rest/v1")
+
+JSON = "application/json"
+
+
+def encoder_for(context: AppContext, request: Request) -> RunEncoder:
+    now_s = context.clock.now() // 1_000_000
+    expires = context.signer.expiry(now_s, context.settings.signed_url_ttl)
+    return RunEncoder(context.base_url(request), context.signer, expires)
+
+
+@router.get("/automation_runs", **LIST_RUNS_DOC)
+def list_automation_runs(request: Request) -> Response:
+    context = ctx(request)
+    pairs = query_pairs(request.scope.get("query_string", b""))
+    with context.db.read() as conn:
+        user = authenticate(conn, request)
+        query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
+        if automations_store.visible_automation(conn, query.automation_id, user) is None:
+            raise errors.NotFound(f"Automation {query.automation_id} not found.")
+        page = runs_store.list_runs(conn, query)
+    headers = {}
+    if page.next_cursor is not None:
+        headers["X-Files-Cursor-Next"] = context.codec.encode(query.scope, query.sort,
+                                                              page.next_cursor)
+    if page.prev_cursor is not None:
+        headers["X-Files-Cursor-Prev"] = context.codec.encode(query.scope, query.sort,
+                                                              page.prev_cursor)
+    body = encoder_for(context, request).runs(page.rows)
+    return Response(body, media_type=JSON, headers=headers)
+
+
+@router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
+def find_automation_run(run_id: str, request: Request) -> Response:
+    context = ctx(request)
+    with context.db.read() as conn:
+        user = authenticate(conn, request)
+        parsed = parse_int("id", run_id, required=True)
+        assert parsed is not None
+        row = runs_store.find_visible_run(conn, parsed, user)
+    if row is None:
+        raise errors.NotFound(f"Automation Run {parsed} not found.")
+    return Response(orjson.dumps(encoder_for(context, request).run(row)), media_type=JSON)
+
+
+@router.get("/automation_runs/{run_id}/status_messages", **STATUS_MESSAGES_DOC)
+def status_messages(run_id: str, request: Request) -> Response:
+    """The run's log as plain text, readable with the signed URL alone (no API key)."""
+    context = ctx(request)
+    params = dict(query_pairs(request.scope.get("query_string", b"")))
+    denied = errors.NotAuthorized(
+        "This status messages link is invalid or has expired; "
+        "fetch the run again for a fresh status_messages_url."
+    )
+    try:
+        parsed = int(run_id)
+        expires = int(params.get("expires", ""))
+    except ValueError:
+        raise denied from None
+    signature = params.get("signature", "")
+    now_s = context.clock.now() // 1_000_000
+    if not context.signer.verify(parsed, expires, signature, now_s):
+        raise denied
+    with context.db.read() as conn:
+        if runs_store.get_run(conn, parsed) is None:
+            raise errors.NotFound(f"Automation Run {parsed} not found.")
+        lines = runs_store.read_messages(conn, parsed, limit=1_000_000)
+    text = "".join(
+        f"{to_rfc3339(created)} [{level}] {message}\n" for _, created, level, message in lines
+    )
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "no-store"},
+    )

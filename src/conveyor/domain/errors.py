@@ -1,0 +1,134 @@
+"""Domain errors, each carrying its Files.com error type and HTTP status.
+
+Raise these anywhere; `conveyor.api.errors` is the one place that renders them
+as Files.com JSON. The official SDK maps the last segment of `type` to its
+exception class (``invalid-cursor`` -> ``InvalidCursorError``).
+"""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base of every error a client may see."""
+
+    http_status = 500
+    error_type = "internal-server-error/internal-server-error"
+    title = "Internal Server Error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.title
+        super().__init__(self.message)
+
+
+class BadRequest(ConveyorError):
+    http_status = 400
+    error_type = "bad-request/bad-request"
+    title = "Bad Request"
+
+
+class RequestParamsRequired(BadRequest):
+    error_type = "bad-request/request-params-required"
+    title = "Request Params Required"
+
+
+class RequestParamsInvalid(BadRequest):
+    error_type = "bad-request/request-params-invalid"
+    title = "Request Params Invalid"
+
+
+class InvalidSortField(BadRequest):
+    error_type = "bad-request/invalid-sort-field"
+    title = "Invalid Sort Field"
+
+
+class MultipleSortParamsNotAllowed(BadRequest):
+    error_type = "bad-request/multiple-sort-params-not-allowed"
+    title = "Multiple Sort Params Not Allowed"
+
+
+class InvalidFilterField(BadRequest):
+    error_type = "bad-request/invalid-filter-field"
+    title = "Invalid Filter Field"
+
+
+class InvalidFilterParamValue(BadRequest):
+    error_type = "bad-request/invalid-filter-param-value"
+    title = "Invalid Filter Param Value"
+
+
+class InvalidCursor(BadRequest):
+    error_type = "bad-request/invalid-cursor"
+    title = "Invalid Cursor"
+
+
+class InvalidCursorTypeForSort(BadRequest):
+    error_type = "bad-request/invalid-cursor-type-for-sort"
+    title = "Invalid Cursor Type For Sort"
+
+
+class InvalidPath(BadRequest):
+    error_type = "bad-request/invalid-path"
+    title = "Invalid Path"
+
+
+class InvalidBody(BadRequest):
+    error_type = "bad-request/invalid-body"
+    title = "Invalid Body"
+
+
+class AuthenticationRequired(ConveyorError):
+    http_status = 401
+    error_type = "not-authenticated/authentication-required"
+    title = "Authentication Required"
+
+
+class InvalidCredentials(ConveyorError):
+    http_status = 401
+    error_type = "not-authenticated/invalid-credentials"
+    title = "Invalid Credentials"
+
+
+class NotAuthorized(ConveyorError):
+    http_status = 403
+    error_type = "not-authorized/not-authorized"
+    title = "Not Authorized"
+
+
+class NotFound(ConveyorError):
+    http_status = 404
+    error_type = "not-found/not-found"
+    title = "Not Found"
+
+
+class MethodNotAllowed(ConveyorError):
+    http_status = 405
+    error_type = "bad-request/method-not-allowed"
+    title = "Method Not Allowed"
+
+
+class Conflict(ConveyorError):
+    http_status = 409
+    error_type = "processing-failure/conflict"
+    title = "Conflict"
+
+
+class TooManyRequests(ConveyorError):
+    http_status = 429
+    error_type = "rate-limited/too-many-requests"
+    title = "Too Many Requests"
+
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InternalServerError(ConveyorError):
+    pass
+
+
+class IllegalTransition(ConveyorError):
+    """A lifecycle rule of SPEC 1.1 would be broken; a programming error, not user input."""
+
+    http_status = 409
+    error_type = "processing-failure/illegal-transition"
+    title = "Illegal Run Transition"

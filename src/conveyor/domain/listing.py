@@ -1,0 +1,288 @@
+"""List queries: parse and validate sort, filter, per_page and signed cursors.
+
+The wire form is Files.com's: `sort_by[FIELD]=asc|desc`, `filter[FIELD]=VALUE`,
+`per_page`, `cursor`; a repeated key counts with its last value, unknown keys
+are ignored. Pagination is keyset: a cursor holds the sort key and id of the
+record a page ended (or began) at, and is bound by an HMAC to the query it
+came from, so it cannot be forged or replayed against another list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from conveyor.domain import errors
+from conveyor.domain.runs import RunStatus
+
+MAX_PER_PAGE = 10_000
+MAX_INT64 = 2**63 - 1
+MAX_PARAM_LENGTH = 4096
+# Files.com's range filters; none applies to the resources Conveyor lists, so
+# they are refused rather than silently ignored.
+RANGE_FILTER_PARAMS = ("filter_gt", "filter_gteq", "filter_lt", "filter_lteq", "filter_prefix")
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """One sort field (None: the id alone) and its direction; ties break by id."""
+
+    field: str | None
+    descending: bool
+
+    @property
+    def wire(self) -> str:
+        return f"{self.field or 'id'}:{'desc' if self.descending else 'asc'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page starts: after (`next`) or before (`prev`) the keyed record."""
+
+    direction: str  # "next" or "prev"
+    key: Any  # the sort field's value of the anchor record (None when sorting by id)
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunListQuery:
+    automation_id: int
+    per_page: int
+    sort: Sort
+    status: RunStatus | None
+    cursor: Cursor | None
+
+    @property
+    def scope(self) -> list[Any]:
+        """What a cursor is bound to besides the sort: the list it walks."""
+        return ["automation_runs", self.automation_id, self.status]
+
+
+# ----------------------------------------------------------------- parameters
+
+
+def query_pairs(raw_query: bytes) -> list[tuple[str, str]]:
+    """Decode a raw query string strictly: bad UTF-8 or escapes are a 400."""
+    from urllib.parse import parse_qsl
+
+    try:
+        text = raw_query.decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise errors.RequestParamsInvalid(
+            "The query string is not valid UTF-8 after percent-decoding."
+        ) from None
+
+
+def collect(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Split pairs into plain params and bracketed groups (`sort_by[x]`).
+
+    A repeated key keeps its last value, as Files.com reads it. Values longer
+    than MAX_PARAM_LENGTH are refused.
+    """
+    plain: dict[str, str] = {}
+    groups: dict[str, dict[str, str]] = {}
+    for key, value in pairs:
+        if len(value) > MAX_PARAM_LENGTH or len(key) > MAX_PARAM_LENGTH:
+            raise errors.RequestParamsInvalid(
+                f"Parameter {key[:40]!r} is longer than {MAX_PARAM_LENGTH} characters."
+            )
+        open_at = key.find("[")
+        if open_at > 0 and key.endswith("]"):
+            groups.setdefault(key[:open_at], {})[key[open_at + 1 : -1]] = value
+        else:
+            plain[key] = value
+    return plain, groups
+
+
+def parse_int(name: str, raw: str | None, *, required: bool, minimum: int = 1) -> int | None:
+    if raw is None or raw == "":
+        if required:
+            raise errors.RequestParamsRequired(f"Parameter missing: {name}")
+        return None
+    text = raw.strip()
+    if not (text.isascii() and text.lstrip("-").isdigit()):
+        raise errors.RequestParamsInvalid(f"Parameter {name} must be an integer, got {raw[:40]!r}.")
+    value = int(text)
+    if value < minimum or value > MAX_INT64:
+        raise errors.RequestParamsInvalid(
+            f"Parameter {name} must be between {minimum} and {MAX_INT64}, got {value}."
+        )
+    return value
+
+
+def parse_per_page(raw: str | None, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    value = parse_int("per_page", raw, required=True)
+    assert value is not None
+    if value > MAX_PER_PAGE:
+        raise errors.RequestParamsInvalid(
+            f"Parameter per_page must be between 1 and {MAX_PER_PAGE}, got {value}."
+        )
+    return value
+
+
+def parse_sort(
+    group: dict[str, str] | None, plain: dict[str, str], fields: Sequence[str], default: Sort
+) -> Sort:
+    if "sort_by" in plain:
+        raise errors.InvalidSortField(
+            "sort_by must be given as sort_by[FIELD]=asc|desc; valid fields are "
+            + ", ".join(fields)
+            + "."
+        )
+    if not group:
+        return default
+    if len(group) > 1:
+        raise errors.MultipleSortParamsNotAllowed(
+            "Only one sort field is allowed, got " + ", ".join(sorted(group)) + "."
+        )
+    ((field, direction),) = group.items()
+    if field not in fields:
+        raise errors.InvalidSortField(
+            f"Cannot sort by {field[:40]!r}; valid fields are " + ", ".join(fields) + "."
+        )
+    direction = direction.strip().lower()
+    if direction not in ("asc", "desc"):
+        raise errors.InvalidSortField(
+            f"Sort direction for {field} must be asc or desc, got {direction[:40]!r}."
+        )
+    return Sort(field=field, descending=direction == "desc")
+
+
+def check_filter_fields(group: dict[str, str] | None, plain: dict[str, str],
+                        groups: dict[str, dict[str, str]], fields: Sequence[str]) -> dict[str, str]:
+    if "filter" in plain:
+        raise errors.InvalidFilterField(
+            "filter must be given as filter[FIELD]=VALUE; valid fields are "
+            + ", ".join(fields)
+            + "."
+        )
+    for name in RANGE_FILTER_PARAMS:
+        if name in groups or name in plain:
+            raise errors.InvalidFilterField(
+                f"{name} is not supported here; valid filters are filter[" + "], filter[".join(fields) + "]."
+            )
+    group = group or {}
+    for field in group:
+        if field not in fields:
+            raise errors.InvalidFilterField(
+                f"Cannot filter by {field[:40]!r}; valid fields are " + ", ".join(fields) + "."
+            )
+    return group
+
+
+RUN_SORT_FIELDS = ("automation_id", "created_at", "status")
+RUN_FILTER_FIELDS = ("status", "automation_id")
+RUN_DEFAULT_SORT = Sort(field="created_at", descending=True)
+
+
+def parse_run_list_query(
+    pairs: Iterable[tuple[str, str]], codec: CursorCodec, default_per_page: int = 1000
+) -> RunListQuery:
+    """Validate a List Automation Runs query (SPEC 2.1) into a RunListQuery."""
+    plain, groups = collect(pairs)
+    automation_id = parse_int("automation_id", plain.get("automation_id"), required=True)
+    assert automation_id is not None
+    per_page = parse_per_page(plain.get("per_page"), default_per_page)
+    sort = parse_sort(groups.get("sort_by"), plain, RUN_SORT_FIELDS, RUN_DEFAULT_SORT)
+    if sort.field == "automation_id":
+        # Every record of the list has the same automation_id: the order is the id's.
+        sort = Sort(field=None, descending=sort.descending)
+    filters = check_filter_fields(groups.get("filter"), plain, groups, RUN_FILTER_FIELDS)
+    status: RunStatus | None = None
+    if "status" in filters:
+        try:
+            status = RunStatus(filters["status"])
+        except ValueError:
+            raise errors.InvalidFilterParamValue(
+                f"filter[status] must be one of {', '.join(s.value for s in RunStatus)}, "
+                f"got {filters['status'][:40]!r}."
+            ) from None
+    if "automation_id" in filters:
+        raw = filters["automation_id"].strip()
+        if not (raw.isascii() and raw.isdigit()) or int(raw) != automation_id:
+            raise errors.InvalidFilterParamValue(
+                "filter[automation_id] must equal automation_id "
+                f"({automation_id}), got {filters['automation_id'][:40]!r}."
+            )
+    query = RunListQuery(automation_id, per_page, sort, status, None)
+    token = plain.get("cursor")
+    if token:
+        cursor = codec.decode(token, query.scope, sort, key_type=_RUN_KEY_TYPES[sort.field])
+        query = RunListQuery(automation_id, per_page, sort, status, cursor)
+    return query
+
+
+_RUN_KEY_TYPES: dict[str | None, type | None] = {None: None, "created_at": int, "status": str}
+
+
+# -------------------------------------------------------------------- cursors
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CursorCodec:
+    """Signs and checks cursors with a key derived from the server secret."""
+
+    VERSION = 1
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hashlib.sha256(b"conveyor-cursor\x00" + secret).digest()
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+
+    def encode(self, scope: list[Any], sort: Sort, cursor: Cursor) -> str:
+        payload = orjson.dumps(
+            [self.VERSION, scope, sort.wire, cursor.direction[0], cursor.key, cursor.id]
+        )
+        return _b64(payload) + "." + _b64(self._sign(payload))
+
+    def decode(self, token: str, scope: list[Any], sort: Sort, key_type: type | None) -> Cursor:
+        invalid = errors.InvalidCursor(
+            "The cursor is not valid for this list; start again without a cursor."
+        )
+        if len(token) > 1024 or token.count(".") != 1:
+            raise invalid
+        body, signature = token.split(".")
+        try:
+            payload = _unb64(body)
+            given = _unb64(signature)
+        except (binascii.Error, ValueError):
+            raise invalid from None
+        if not hmac.compare_digest(given, self._sign(payload)):
+            raise invalid
+        try:
+            version, c_scope, c_sort, direction, key, run_id = orjson.loads(payload)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            raise invalid from None
+        if version != self.VERSION or c_scope != scope or direction not in ("n", "p"):
+            raise invalid
+        if c_sort != sort.wire:
+            raise errors.InvalidCursorTypeForSort(
+                f"This cursor was made for sort {c_sort}, not {sort.wire}; "
+                "send the same sort_by as the request that returned it."
+            )
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise invalid
+        if key_type is None:
+            if key is not None:
+                raise invalid
+        elif not isinstance(key, key_type) or isinstance(key, bool):
+            raise invalid
+        return Cursor("next" if direction == "n" else "prev", key, run_id)

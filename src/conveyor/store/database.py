@@ -1,0 +1,103 @@
+"""The database handle: engine creation, SQLite pragmas, and the one write path.
+
+Reads use `Database.read()`; every write goes through `Database.write()` or
+`Database.run_write()`. On SQLite a write transaction starts with
+`BEGIN IMMEDIATE`, so two writers never deadlock on a lock upgrade, and
+`database is locked` is retried a bounded number of times with backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
+
+WRITE_OPTION = "conveyor_write"
+LOCK_RETRIES = 12
+
+
+def _is_sqlite_busy(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class Database:
+    """One engine per process; connections come from its pool."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, null_pool: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if null_pool:
+            kwargs["poolclass"] = NullPool
+        elif self.is_sqlite:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            _install_sqlite_hooks(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (one snapshot for its queries)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on exit, rolled back on error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def run_write(self, work: Callable[[Connection], T], retries: int = LOCK_RETRIES) -> T:
+        """Run `work` in a write transaction, retrying it when SQLite is busy.
+
+        `work` must be safe to run again from the start: each attempt is a
+        fresh transaction, and a failed one has been rolled back entirely.
+        """
+        delay = 0.005
+        for attempt in range(retries + 1):
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if not (self.is_sqlite and _is_sqlite_busy(exc)) or attempt == retries:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Conveyor issues BEGIN itself (below), so the driver must not.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

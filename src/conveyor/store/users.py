@@ -1,0 +1,85 @@
+"""Users and their API keys. Keys are random, shown once, and stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from conveyor.store.schema import api_keys, users
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """64 hex characters: letters and digits only, as the official SDK requires."""
+    return secrets.token_hex(32)
+
+
+def ensure_user(conn: Connection, name: str, is_admin: bool, now: int) -> User:
+    """The user called `name`, created if missing; an existing user is made admin if asked."""
+    row = conn.execute(
+        select(users.c.id, users.c.name, users.c.is_admin).where(users.c.name == name)
+    ).first()
+    if row is None:
+        user_id = conn.execute(
+            users.insert()
+            .values(name=name, is_admin=is_admin, created_at=now)
+            .returning(users.c.id)
+        ).scalar_one()
+        return User(user_id, name, is_admin)
+    if is_admin and not row.is_admin:
+        conn.execute(update(users).where(users.c.id == row.id).values(is_admin=True))
+        return User(row.id, row.name, True)
+    return User(row.id, row.name, bool(row.is_admin))
+
+
+def get_user(conn: Connection, user_id: int) -> User | None:
+    row = conn.execute(
+        select(users.c.id, users.c.name, users.c.is_admin).where(users.c.id == user_id)
+    ).first()
+    return None if row is None else User(row.id, row.name, bool(row.is_admin))
+
+
+def create_api_key(conn: Connection, user_id: int, now: int) -> str:
+    """Create a key for the user and return it: the only time it is ever visible."""
+    key = new_key()
+    conn.execute(
+        api_keys.insert().values(
+            user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=now
+        )
+    )
+    return key
+
+
+def revoke_api_key(conn: Connection, key: str, now: int) -> bool:
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount > 0
+
+
+
+def user_for_key(conn: Connection, key: str) -> User | None:
+    """The user owning an active key, or None for an unknown or revoked key."""
+    row = conn.execute(
+        select(users.c.id, users.c.name, users.c.is_admin)
+        .select_from(api_keys.join(users, users.c.id == api_keys.c.user_id))
+        .where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
+    ).first()
+    return None if row is None else User(row.id, row.name, bool(row.is_admin))
