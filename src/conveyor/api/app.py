@@ -32,8 +32,12 @@ def load_secret(db: Database, settings: Settings) -> bytes:
         return secrets.get_or_create_secret(conn)
 
 
-def create_app(settings: Settings, db: Database, clock: Clock | None = None,
-               services: list[Service] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    db: Database,
+    clock: Clock | None = None,
+    services: list[Service] | None = None,
+) -> FastAPI:
     """Build the app on an already migrated database."""
     secret = load_secret(db, settings)
     context = AppContext(
@@ -69,8 +73,9 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None,
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
             app.openapi_schema = schema
         return app.openapi_schema

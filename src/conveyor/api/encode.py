@@ -25,9 +25,7 @@ class RunEncoder:
         self._expires = expires
 
     def status_messages_url(self, run_id: int) -> str:
-        return (
-            f"{self._prefix}{run_id}{self._suffix}{self._signer.sign(run_id, self._expires)}"
-        )
+        return f"{self._prefix}{run_id}{self._suffix}{self._signer.sign(run_id, self._expires)}"
 
     def run(self, row: Any) -> dict[str, Any]:
         run_id, automation_id, completed_at, created_at, runtime, status, stage, ok, failed = row

@@ -14,25 +14,53 @@ DATE_TIME = {"type": "string", "format": "date-time", "nullable": True}
 AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
-        "id", "automation_id", "completed_at", "created_at", "runtime", "status",
-        "run_stage", "successful_operations", "failed_operations", "status_messages_url",
+        "id",
+        "automation_id",
+        "completed_at",
+        "created_at",
+        "runtime",
+        "status",
+        "run_stage",
+        "successful_operations",
+        "failed_operations",
+        "status_messages_url",
     ],
     "properties": {
         "id": {"type": "integer", "format": "int64", "description": "ID."},
-        "automation_id": {"type": "integer", "format": "int64",
-                          "description": "ID of the associated Automation."},
+        "automation_id": {
+            "type": "integer",
+            "format": "int64",
+            "description": "ID of the associated Automation.",
+        },
         "completed_at": {**DATE_TIME, "description": "Completion/failure date/time."},
-        "created_at": {"type": "string", "format": "date-time",
-                       "description": "Automation run start date/time."},
-        "runtime": {"type": "string", "format": "date-time",
-                    "description": "The logical time the run is for (schedule slot or trigger time)."},
+        "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Automation run start date/time.",
+        },
+        "runtime": {
+            "type": "string",
+            "format": "date-time",
+            "description": "The logical time the run is for (schedule slot or trigger time).",
+        },
         "status": {"type": "string", "enum": ["running", "success", "partial_failure", "failure"]},
-        "run_stage": {"type": "string", "enum": [
-            "queued_for_planning", "planning", "queued_for_execution", "executing", "finished"]},
+        "run_stage": {
+            "type": "string",
+            "enum": [
+                "queued_for_planning",
+                "planning",
+                "queued_for_execution",
+                "executing",
+                "finished",
+            ],
+        },
         "successful_operations": {"type": "integer", "format": "int64"},
         "failed_operations": {"type": "integer", "format": "int64"},
-        "status_messages_url": {"type": "string", "format": "uri",
-                                "description": "Signed, expiring link to the status-messages log."},
+        "status_messages_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "Signed, expiring link to the status-messages log.",
+        },
     },
 }
 
@@ -59,13 +87,23 @@ ERRORS = {
     "404": _json(ERROR_SCHEMA, "Not found"),
     "429": _json(ERROR_SCHEMA, "Rate limited"),
 }
-API_KEY = [{"ApiKey": []}]
+API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False,
-           style: str | None = None) -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "required": required,
-                             "schema": schema, "description": description}
+def _query(
+    name: str,
+    schema: dict[str, Any],
+    description: str,
+    required: bool = False,
+    style: str | None = None,
+) -> dict[str, Any]:
+    param: dict[str, Any] = {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
     if style:
         param.update(style=style, explode=True)
     return param
@@ -77,10 +115,14 @@ LIST_RUNS_DOC: dict[str, Any] = {
         "200": {
             **_json({"type": "array", "items": AUTOMATION_RUN_SCHEMA}, "A page of runs"),
             "headers": {
-                "X-Files-Cursor-Next": {"schema": {"type": "string"},
-                                        "description": "Cursor of the next page, if any"},
-                "X-Files-Cursor-Prev": {"schema": {"type": "string"},
-                                        "description": "Cursor of the previous page, if any"},
+                "X-Files-Cursor-Next": {
+                    "schema": {"type": "string"},
+                    "description": "Cursor of the next page, if any",
+                },
+                "X-Files-Cursor-Prev": {
+                    "schema": {"type": "string"},
+                    "description": "Cursor of the previous page, if any",
+                },
             },
         },
         **ERRORS,
@@ -88,18 +130,39 @@ LIST_RUNS_DOC: dict[str, Any] = {
     "openapi_extra": {
         "security": API_KEY,
         "parameters": [
-            _query("automation_id", {"type": "integer", "format": "int64", "minimum": 1},
-                   "Required - ID of the associated Automation.", required=True),
+            _query(
+                "automation_id",
+                {"type": "integer", "format": "int64", "minimum": 1},
+                "Required - ID of the associated Automation.",
+                required=True,
+            ),
             _query("cursor", {"type": "string"}, "Used for pagination."),
-            _query("per_page", {"type": "integer", "minimum": 1, "maximum": 10000},
-                   "Records per page (default 1,000, max 10,000)."),
-            _query("sort_by", {"type": "object", "additionalProperties": {
-                "type": "string", "enum": ["asc", "desc"]}},
+            _query(
+                "per_page",
+                {"type": "integer", "minimum": 1, "maximum": 10000},
+                "Records per page (default 1,000, max 10,000).",
+            ),
+            _query(
+                "sort_by",
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "enum": ["asc", "desc"]},
+                },
                 "sort_by[FIELD]=asc|desc; FIELD is automation_id, created_at or status.",
-                style="deepObject"),
-            _query("filter", {"type": "object", "properties": {
-                "status": {"type": "string"}, "automation_id": {"type": "integer"}}},
-                "filter[FIELD]=VALUE on status and/or automation_id.", style="deepObject"),
+                style="deepObject",
+            ),
+            _query(
+                "filter",
+                {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string"},
+                        "automation_id": {"type": "integer"},
+                    },
+                },
+                "filter[FIELD]=VALUE on status and/or automation_id.",
+                style="deepObject",
+            ),
         ],
     },
 }
@@ -113,15 +176,19 @@ SHOW_RUN_DOC: dict[str, Any] = {
 STATUS_MESSAGES_DOC: dict[str, Any] = {
     "summary": "Status messages of a run (signed URL, no API key)",
     "responses": {
-        "200": {"description": "The log, one line per message",
-                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "200": {
+            "description": "The log, one line per message",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
         "403": _json(ERROR_SCHEMA, "Invalid or expired signature"),
         "404": _json(ERROR_SCHEMA, "No such run"),
     },
-    "openapi_extra": {"parameters": [
-        _query("expires", {"type": "integer"}, "Expiry, Unix seconds", required=True),
-        _query("signature", {"type": "string"}, "Signature", required=True),
-    ]},
+    "openapi_extra": {
+        "parameters": [
+            _query("expires", {"type": "integer"}, "Expiry, Unix seconds", required=True),
+            _query("signature", {"type": "string"}, "Signature", required=True),
+        ]
+    },
 }
 
 SECURITY_SCHEMES = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-FilesAPI-Key"}}

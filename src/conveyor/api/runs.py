@@ -43,11 +43,13 @@ def list_automation_runs(request: Request) -> Response:
         page = runs_store.list_runs(conn, query)
     headers = {}
     if page.next_cursor is not None:
-        headers["X-Files-Cursor-Next"] = context.codec.encode(query.scope, query.sort,
-                                                              page.next_cursor)
+        headers["X-Files-Cursor-Next"] = context.codec.encode(
+            query.scope, query.sort, page.next_cursor
+        )
     if page.prev_cursor is not None:
-        headers["X-Files-Cursor-Prev"] = context.codec.encode(query.scope, query.sort,
-                                                              page.prev_cursor)
+        headers["X-Files-Cursor-Prev"] = context.codec.encode(
+            query.scope, query.sort, page.prev_cursor
+        )
     body = encoder_for(context, request).runs(page.rows)
     return Response(body, media_type=JSON, headers=headers)
 

@@ -158,8 +158,12 @@ def parse_sort(
     return Sort(field=field, descending=direction == "desc")
 
 
-def check_filter_fields(group: dict[str, str] | None, plain: dict[str, str],
-                        groups: dict[str, dict[str, str]], fields: Sequence[str]) -> dict[str, str]:
+def check_filter_fields(
+    group: dict[str, str] | None,
+    plain: dict[str, str],
+    groups: dict[str, dict[str, str]],
+    fields: Sequence[str],
+) -> dict[str, str]:
     if "filter" in plain:
         raise errors.InvalidFilterField(
             "filter must be given as filter[FIELD]=VALUE; valid fields are "
@@ -169,7 +173,9 @@ def check_filter_fields(group: dict[str, str] | None, plain: dict[str, str],
     for name in RANGE_FILTER_PARAMS:
         if name in groups or name in plain:
             raise errors.InvalidFilterField(
-                f"{name} is not supported here; valid filters are filter[" + "], filter[".join(fields) + "]."
+                f"{name} is not supported here; valid filters are filter["
+                + "], filter[".join(fields)
+                + "]."
             )
     group = group or {}
     for field in group:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, select, tuple_, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
@@ -36,9 +36,11 @@ RUN_COLUMNS = (
     runs_t.c.failed_operations,
 )
 _FIELDS = [f.name for f in fields(AutomationRun)]
+# A database row: RUN_COLUMNS for runs, (id, created_at, level, message) for messages.
+RunRow = Any
 
 
-def run_from_row(row: Row[Any] | Sequence[Any]) -> AutomationRun:
+def run_from_row(row: Sequence[Any]) -> AutomationRun:
     (run_id, automation_id, completed_at, created_at, runtime, status, stage, ok, failed) = row
     return AutomationRun(
         id=run_id,
@@ -56,8 +58,9 @@ def run_from_row(row: Row[Any] | Sequence[Any]) -> AutomationRun:
 # ------------------------------------------------------------------ lifecycle
 
 
-def create_run(conn: Connection, automation_id: int, now: int, runtime: int | None = None,
-               **extra: Any) -> AutomationRun:
+def create_run(
+    conn: Connection, automation_id: int, now: int, runtime: int | None = None, **extra: Any
+) -> AutomationRun:
     """Insert a new run (queued_for_planning, running). `extra` sets engine columns."""
     run = lifecycle.new_run(automation_id, now, runtime)
     values = {name: getattr(run, name) for name in _FIELDS if name != "id"}
@@ -74,8 +77,9 @@ def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> Autom
     return None if row is None else run_from_row(row)
 
 
-def _apply(conn: Connection, run_id: int,
-           change: Callable[[AutomationRun], AutomationRun]) -> tuple[AutomationRun, AutomationRun]:
+def _apply(
+    conn: Connection, run_id: int, change: Callable[[AutomationRun], AutomationRun]
+) -> tuple[AutomationRun, AutomationRun]:
     """Load the run, decide the change in the domain, write it guarded by the old state."""
     before = get_run(conn, run_id, for_update=True)
     if before is None:
@@ -107,8 +111,9 @@ def advance_stage(conn: Connection, run_id: int, target: RunStage) -> Automation
     return _apply(conn, run_id, lambda run: lifecycle.advance(run, target))[1]
 
 
-def append_message(conn: Connection, run_id: int, now: int, text: str,
-                   level: MessageLevel = MessageLevel.INFO) -> None:
+def append_message(
+    conn: Connection, run_id: int, now: int, text: str, level: MessageLevel = MessageLevel.INFO
+) -> None:
     """Add a line to the run's status-messages log; a finished run's log is closed."""
     run = get_run(conn, run_id)
     if run is None:
@@ -117,15 +122,17 @@ def append_message(conn: Connection, run_id: int, now: int, text: str,
     _insert_message(conn, run_id, now, text, level)
 
 
-def _insert_message(conn: Connection, run_id: int, now: int, text: str,
-                    level: MessageLevel) -> None:
+def _insert_message(
+    conn: Connection, run_id: int, now: int, text: str, level: MessageLevel
+) -> None:
     conn.execute(
         messages_t.insert().values(run_id=run_id, created_at=now, level=level.value, message=text)
     )
 
 
-def record_operation(conn: Connection, run_id: int, succeeded: bool, now: int,
-                     message: str | None = None) -> AutomationRun:
+def record_operation(
+    conn: Connection, run_id: int, succeeded: bool, now: int, message: str | None = None
+) -> AutomationRun:
     """Count one operation's outcome and log it, in the caller's transaction."""
     _, after = _apply(conn, run_id, lambda run: lifecycle.count_operation(run, succeeded))
     if message is not None:
@@ -134,9 +141,15 @@ def record_operation(conn: Connection, run_id: int, succeeded: bool, now: int,
     return after
 
 
-def finish_run(conn: Connection, run_id: int, now: int, *, planning_failed: bool = False,
-               message: str | None = None,
-               level: MessageLevel = MessageLevel.INFO) -> AutomationRun:
+def finish_run(
+    conn: Connection,
+    run_id: int,
+    now: int,
+    *,
+    planning_failed: bool = False,
+    message: str | None = None,
+    level: MessageLevel = MessageLevel.INFO,
+) -> AutomationRun:
     """Finish the run with the status its counts give; `message` is its last log line."""
     _, after = _apply(conn, run_id, lambda run: lifecycle.finish(run, now, planning_failed))
     if message is not None:
@@ -147,7 +160,7 @@ def finish_run(conn: Connection, run_id: int, now: int, *, planning_failed: bool
 # -------------------------------------------------------------------- reading
 
 
-def find_visible_run(conn: Connection, run_id: int, user: User) -> Row[Any] | None:
+def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
     """The run's row if it exists and the user may see its automation."""
     query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
     if not user.is_admin:
@@ -157,13 +170,15 @@ def find_visible_run(conn: Connection, run_id: int, user: User) -> Row[Any] | No
     return conn.execute(query).first()
 
 
-def read_messages(conn: Connection, run_id: int, after_id: int = 0,
-                  limit: int = 10_000) -> list[Row[Any]]:
+def read_messages(
+    conn: Connection, run_id: int, after_id: int = 0, limit: int = 10_000
+) -> list[RunRow]:
     """The run's log lines (id, created_at, level, message) in order."""
     return list(
         conn.execute(
-            select(messages_t.c.id, messages_t.c.created_at, messages_t.c.level,
-                   messages_t.c.message)
+            select(
+                messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message
+            )
             .where(messages_t.c.run_id == run_id, messages_t.c.id > after_id)
             .order_by(messages_t.c.id)
             .limit(limit)
@@ -173,7 +188,7 @@ def read_messages(conn: Connection, run_id: int, after_id: int = 0,
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: list[Row[Any]]
+    rows: list[RunRow]
     next_cursor: Cursor | None
     prev_cursor: Cursor | None
 
@@ -182,7 +197,7 @@ _SORT_COLUMNS = {None: None, "created_at": runs_t.c.created_at, "status": runs_t
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
 
 
-def _key_of(row: Row[Any], sort: Sort) -> tuple[Any, int]:
+def _key_of(row: RunRow, sort: Sort) -> tuple[Any, int]:
     index = _KEY_INDEX[sort.field]
     return (None if index is None else row[index]), row[0]
 

@@ -74,7 +74,6 @@ def revoke_api_key(conn: Connection, key: str, now: int) -> bool:
     return result.rowcount > 0
 
 
-
 def user_for_key(conn: Connection, key: str) -> User | None:
     """The user owning an active key, or None for an unknown or revoked key."""
     row = conn.execute(

@@ -89,5 +89,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("run_messages", "automation_runs", "automations", "api_keys", "users", "settings"):
+    for table in (
+        "run_messages",
+        "automation_runs",
+        "automations",
+        "api_keys",
+        "users",
+        "settings",
+    ):
         op.drop_table(table)

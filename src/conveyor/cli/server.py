@@ -1,0 +1,135 @@
+"""Server-side commands: serve, db, api-keys. They talk to the database directly."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from conveyor.api.app import Service
+from conveyor.clock import SystemClock
+from conveyor.config import ConfigError, Settings
+from conveyor.store import migrate, users
+from conveyor.store.database import Database
+from conveyor.store.schema import users as users_table
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        typer.echo(f"conveyor: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def open_database(settings: Settings) -> Database:
+    if settings.is_sqlite:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return Database(settings.database_url)
+
+
+def first_start_key(db: Database) -> str | None:
+    """On a database with no users, create the admin user and return its first key."""
+    from sqlalchemy import func, select
+
+    with db.write() as conn:
+        if conn.execute(select(func.count()).select_from(users_table)).scalar_one():
+            return None
+        now = SystemClock().now()
+        admin = users.ensure_user(conn, "admin", True, now)
+        return users.create_api_key(conn, admin.id, now)
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (CONVEYOR_HOST, 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (CONVEYOR_PORT, 8080)."),
+) -> None:
+    """Run the API (and, when present, the web UI, workers and scheduler) in one process."""
+    import uvicorn
+
+    from conveyor.api.app import create_app
+
+    settings = load_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    db = open_database(settings)
+    migrate.upgrade(db)
+    settings.storage_root.mkdir(parents=True, exist_ok=True)
+    key = first_start_key(db)
+    app = create_app(settings, db, services=_services())
+    typer.echo(f"Conveyor serving on http://{host}:{port} (database: {_safe_url(settings)})")
+    if key:
+        typer.echo(f"First start: created user 'admin' with API key {key}")
+        typer.echo("Keep it safe: it is not shown again.")
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _services() -> list[Service]:
+    """Background services run inside `conveyor serve` (engine, scheduler) when installed."""
+    try:
+        from conveyor.engine.service import embedded_services
+    except ImportError:
+        return []
+    services: list[Service] = embedded_services()
+    return services
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.database_url
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    settings = load_settings()
+    db = open_database(settings)
+    before = migrate.current_revision(db)
+    migrate.upgrade(db)
+    after = migrate.current_revision(db)
+    typer.echo(f"database at revision {after} (was {before or 'empty'})")
+
+
+keys_app = typer.Typer(help="API key management.", no_args_is_help=True)
+
+
+@keys_app.command("create")
+def api_keys_create(
+    user: str = typer.Option(..., "--user", help="User name; created if it does not exist."),
+    admin: bool = typer.Option(False, "--admin", help="Make the user an admin."),
+) -> None:
+    """Create an API key and print only the key on stdout."""
+    settings = load_settings()
+    db = open_database(settings)
+    migrate.upgrade(db)
+    with db.write() as conn:
+        now = SystemClock().now()
+        account = users.ensure_user(conn, user, admin, now)
+        key = users.create_api_key(conn, account.id, now)
+    typer.echo(key)
+
+
+@keys_app.command("revoke")
+def api_keys_revoke(key: str = typer.Argument(..., help="The key to revoke.")) -> None:
+    """Revoke an API key; it stops working at once."""
+    settings = load_settings()
+    db = open_database(settings)
+    with db.write() as conn:
+        done = users.revoke_api_key(conn, key, SystemClock().now())
+    if not done:
+        typer.echo("no active key matches", err=True)
+        raise typer.Exit(1)
+    typer.echo("revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="api-keys")
