@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -20,6 +21,9 @@ class AppContext:
     clock: Clock
     codec: CursorCodec
     signer: UrlSigner
+    # Called with a new run's id after its transaction commits; the engine
+    # replaces it to wake its workers.
+    on_run_created: Callable[[int], None] = field(default=lambda _run_id: None)
 
     def base_url(self, request: Request) -> str:
         """The absolute origin clients reach us at: configured, else from the request."""

@@ -289,6 +289,6 @@ class CursorCodec:
         if key_type is None:
             if key is not None:
                 raise invalid
-        elif not isinstance(key, key_type) or isinstance(key, bool):
+        elif not isinstance(key, key_type) or (isinstance(key, bool) and key_type is not bool):
             raise invalid
         return Cursor("next" if direction == "n" else "prev", key, run_id)

@@ -1,18 +1,173 @@
-"""Automations as far as runs need them: existence, ownership and visibility.
+"""Automations in the database: create, read, update, soft-delete, list, visibility.
 
-The full Files.com Automation resource (types, triggers, schedules) extends
-this module; runs only need to know who owns an automation.
+List-valued Files.com fields are stored as JSON text. Deleting an automation
+marks it deleted (it disappears from the Automations API) and keeps its runs
+readable, as run history should outlive the automation that made it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, fields
+from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
+from conveyor.domain.automations import (
+    COSMETIC_FIELDS,
+    Automation,
+    AutomationType,
+    Trigger,
+)
+from conveyor.domain.listing import Cursor, Sort
+from conveyor.store.keyset import KeysetPage, keyset_page
 from conveyor.store.schema import automations
 from conveyor.store.users import User
+
+_JSON_FIELDS = frozenset(
+    {"destinations", "schedule_days_of_week", "schedule_times_of_day", "trigger_actions"}
+)
+_COLUMNS = [f.name for f in fields(Automation) if f.name != "extra"]
+SELECT_COLUMNS = [automations.c[name] for name in _COLUMNS]
+
+
+def _to_db(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in _JSON_FIELDS:
+            out[name] = orjson.dumps(list(value or ())).decode()
+        elif value is None and name not in ("interval", "recurring_day", "webhook_secret"):
+            out[name] = "" if name not in ("disabled",) else False
+        else:
+            out[name] = value
+    return out
+
+
+def automation_from_row(row: Any) -> Automation:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    for name in _JSON_FIELDS:
+        raw = data[name]
+        data[name] = tuple(orjson.loads(raw)) if raw else ()
+    for name in (
+        "disabled",
+        "deleted",
+        "overwrite_files",
+        "always_overwrite_size_matching_files",
+        "flatten_destination_structure",
+    ):
+        data[name] = bool(data[name])
+    data["automation"] = AutomationType(data["automation"])
+    data["trigger"] = Trigger(data["trigger"])
+    return Automation(**data)
+
+
+def create_automation(
+    conn: Connection,
+    user_id: int,
+    now: int,
+    name: str = "",
+    automation: str = "create_folder",
+    trigger: str = "manual",
+    **values: Any,
+) -> int:
+    """Insert an automation from validated values (see domain.automations.validate_fields)."""
+    row = _to_db({"name": name, "automation": automation, "trigger": trigger, **values})
+    if row.get("trigger") == Trigger.WEBHOOK.value:
+        row["webhook_secret"] = secrets.token_hex(24)
+    return int(
+        conn.execute(
+            automations.insert()
+            .values(
+                user_id=user_id,
+                disabled=row.pop("disabled", False),
+                deleted=False,
+                created_at=now,
+                last_modified_at=now,
+                **row,
+            )
+            .returning(automations.c.id)
+        ).scalar_one()
+    )
+
+
+def get_automation(conn: Connection, automation_id: int) -> Automation | None:
+    """The automation, deleted or not; None if it never existed."""
+    row = conn.execute(select(*SELECT_COLUMNS).where(automations.c.id == automation_id)).first()
+    return None if row is None else automation_from_row(row)
+
+
+def find_visible(conn: Connection, automation_id: int, user: User) -> Automation | None:
+    """The automation if it exists, is not deleted, and `user` may see it."""
+    found = get_automation(conn, automation_id)
+    if found is None or found.deleted or not (user.is_admin or found.user_id == user.id):
+        return None
+    return found
+
+
+def update_automation(
+    conn: Connection, current: Automation, values: dict[str, Any], now: int
+) -> Automation:
+    """Apply validated values. last_modified_at moves unless only name/description changed."""
+    changed = {k: v for k, v in values.items() if getattr(current, k, None) != v}
+    row = _to_db(changed)
+    if changed and not set(changed) <= COSMETIC_FIELDS:
+        row["last_modified_at"] = now
+    if changed.get("trigger") == Trigger.WEBHOOK.value and not current.webhook_secret:
+        row["webhook_secret"] = secrets.token_hex(24)
+    if row:
+        conn.execute(update(automations).where(automations.c.id == current.id).values(**row))
+    updated = get_automation(conn, current.id)
+    assert updated is not None
+    return updated
+
+
+def delete_automation(conn: Connection, automation_id: int, now: int) -> None:
+    conn.execute(
+        update(automations)
+        .where(automations.c.id == automation_id)
+        .values(deleted=True, webhook_secret=None, last_modified_at=now)
+    )
+
+
+AUTOMATION_SORT_FIELDS = ("name", "automation", "last_modified_at", "disabled")
+AUTOMATION_FILTER_FIELDS = ("disabled", "automation")
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationListQuery:
+    per_page: int
+    sort: Sort
+    disabled: bool | None
+    automation: str | None
+    cursor: Cursor | None
+
+    def scope(self, user: User) -> list[Any]:
+        return ["automations", None if user.is_admin else user.id, self.disabled, self.automation]
+
+
+def list_automations(conn: Connection, user: User, query: AutomationListQuery) -> KeysetPage:
+    """One keyset page of the automations `user` may see (not deleted)."""
+    conditions: list[ColumnElement[bool]] = [automations.c.deleted.is_(False)]
+    if not user.is_admin:
+        conditions.append(automations.c.user_id == user.id)
+    if query.disabled is not None:
+        conditions.append(automations.c.disabled.is_(query.disabled))
+    if query.automation is not None:
+        conditions.append(automations.c.automation == query.automation)
+    sort_column = automations.c[query.sort.field] if query.sort.field else None
+    return keyset_page(
+        conn,
+        columns=SELECT_COLUMNS,
+        id_column=automations.c.id,
+        sort_column=sort_column,
+        sort_index=_COLUMNS.index(query.sort.field) if query.sort.field else None,
+        descending=query.sort.descending,
+        scope=conditions,
+        cursor=query.cursor,
+        per_page=query.per_page,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,34 +178,11 @@ class AutomationOwner:
     deleted: bool
 
 
-def create_automation(
-    conn: Connection,
-    user_id: int,
-    now: int,
-    name: str = "",
-    automation: str = "create_folder",
-    trigger: str = "manual",
-) -> int:
-    return int(
-        conn.execute(
-            automations.insert()
-            .values(
-                user_id=user_id,
-                name=name,
-                automation=automation,
-                trigger=trigger,
-                disabled=False,
-                deleted=False,
-                created_at=now,
-                last_modified_at=now,
-            )
-            .returning(automations.c.id)
-        ).scalar_one()
-    )
-
-
 def visible_automation(conn: Connection, automation_id: int, user: User) -> AutomationOwner | None:
-    """The automation if it exists and `user` may see it (admins see all)."""
+    """The automation if it exists and `user` may see it (admins see all).
+
+    Deleted automations stay visible here so their runs remain readable.
+    """
     row = conn.execute(
         select(
             automations.c.id, automations.c.user_id, automations.c.disabled, automations.c.deleted

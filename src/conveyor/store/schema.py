@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -65,6 +67,36 @@ automations = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_modified_at", BigInteger, nullable=False),
+    # Files.com fields; lists are JSON text. Added by migration 0002.
+    *(
+        Column(name, Text, nullable=False, server_default="")
+        for name in (
+            "description",
+            "path",
+            "source",
+            "destinations",
+            "destination_replace_from",
+            "destination_replace_to",
+            "exclude_pattern",
+            "path_time_zone",
+            "schedule_days_of_week",
+            "schedule_times_of_day",
+            "schedule_time_zone",
+            "trigger_actions",
+        )
+    ),
+    *(
+        Column(name, Boolean, nullable=False, server_default=false())
+        for name in (
+            "overwrite_files",
+            "always_overwrite_size_matching_files",
+            "flatten_destination_structure",
+        )
+    ),
+    Column("interval", String(16), nullable=True),
+    Column("recurring_day", Integer, nullable=True),
+    Column("webhook_secret", String(64), nullable=True),
+    Index("ix_automations_webhook_secret", "webhook_secret", unique=True),
 )
 
 automation_runs = Table(
@@ -79,10 +111,20 @@ automation_runs = Table(
     Column("run_stage", String(24), nullable=False),
     Column("successful_operations", BigInteger, nullable=False, default=0),
     Column("failed_operations", BigInteger, nullable=False, default=0),
+    # Engine bookkeeping (migration 0002): what created the run, the worker's
+    # lease, and when each stage began (the stage timeline).
+    Column("trigger", String(16), nullable=False, server_default="manual"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("lease_losses", Integer, nullable=False, server_default="0"),
+    Column("planning_at", BigInteger, nullable=True),
+    Column("queued_for_execution_at", BigInteger, nullable=True),
+    Column("executing_at", BigInteger, nullable=True),
     Index("ix_runs_automation_id_id", "automation_id", "id"),
     Index("ix_runs_automation_created", "automation_id", "created_at", "id"),
     Index("ix_runs_automation_status_id", "automation_id", "status", "id"),
     Index("ix_runs_automation_status_created", "automation_id", "status", "created_at", "id"),
+    Index("ix_runs_stage_id", "run_stage", "id"),
 )
 
 run_messages = Table(
@@ -94,4 +136,22 @@ run_messages = Table(
     Column("level", String(8), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_run_messages_run_id_id", "run_id", "id"),
+)
+
+# The operations a run's planning produced, persisted before execution starts;
+# each is done at most once: its outcome is committed with the run's count.
+run_operations = Table(
+    "run_operations",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("automation_runs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("source", Text, nullable=True),
+    Column("destination", Text, nullable=True),
+    Column("state", String(12), nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("run_id", "seq", name="uq_run_operations_run_seq"),
+    Index("ix_run_operations_run_state_seq", "run_id", "state", "seq"),
 )

@@ -1,0 +1,496 @@
+"""What an automation is: types, triggers, path rules, and validation of its fields.
+
+Pure Python, no I/O. `validate_fields` turns a Files.com-style create/update
+body into clean values or raises the Files.com error a client should see.
+Schedule arithmetic lives in `conveyor.domain.schedules`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from conveyor.domain import errors
+
+
+class AutomationType(enum.StrEnum):
+    CREATE_FOLDER = "create_folder"
+    COPY_FILE = "copy_file"
+    MOVE_FILE = "move_file"
+    DELETE_FILE = "delete_file"
+
+
+class Trigger(enum.StrEnum):
+    MANUAL = "manual"
+    DAILY = "daily"
+    CUSTOM_SCHEDULE = "custom_schedule"
+    WEBHOOK = "webhook"
+    ACTION = "action"
+
+
+INTERVALS = (
+    "day",
+    "week",
+    "week_end",
+    "month",
+    "month_end",
+    "quarter",
+    "quarter_end",
+    "year",
+    "year_end",
+)
+TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
+MAX_PATH_LENGTH = 5000
+MAX_DESTINATIONS = 100
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+# Files.com (Rails) zone names people use most, mapped to IANA names; any
+# IANA name is accepted as well.
+FILES_COM_ZONES: dict[str, str] = {
+    "UTC": "UTC",
+    "Etc/UTC": "UTC",
+    "International Date Line West": "Etc/GMT+12",
+    "Midway Island": "Pacific/Midway",
+    "American Samoa": "Pacific/Pago_Pago",
+    "Hawaii": "Pacific/Honolulu",
+    "Alaska": "America/Juneau",
+    "Pacific Time (US & Canada)": "America/Los_Angeles",
+    "Tijuana": "America/Tijuana",
+    "Mountain Time (US & Canada)": "America/Denver",
+    "Arizona": "America/Phoenix",
+    "Chihuahua": "America/Chihuahua",
+    "Mazatlan": "America/Mazatlan",
+    "Central Time (US & Canada)": "America/Chicago",
+    "Saskatchewan": "America/Regina",
+    "Guadalajara": "America/Mexico_City",
+    "Mexico City": "America/Mexico_City",
+    "Monterrey": "America/Monterrey",
+    "Central America": "America/Guatemala",
+    "Eastern Time (US & Canada)": "America/New_York",
+    "Indiana (East)": "America/Indiana/Indianapolis",
+    "Bogota": "America/Bogota",
+    "Lima": "America/Lima",
+    "Quito": "America/Lima",
+    "Atlantic Time (Canada)": "America/Halifax",
+    "Caracas": "America/Caracas",
+    "La Paz": "America/La_Paz",
+    "Santiago": "America/Santiago",
+    "Newfoundland": "America/St_Johns",
+    "Brasilia": "America/Sao_Paulo",
+    "Buenos Aires": "America/Argentina/Buenos_Aires",
+    "Montevideo": "America/Montevideo",
+    "Georgetown": "America/Guyana",
+    "Greenland": "America/Godthab",
+    "Mid-Atlantic": "Atlantic/South_Georgia",
+    "Azores": "Atlantic/Azores",
+    "Cape Verde Is.": "Atlantic/Cape_Verde",
+    "Dublin": "Europe/Dublin",
+    "Edinburgh": "Europe/London",
+    "Lisbon": "Europe/Lisbon",
+    "London": "Europe/London",
+    "Casablanca": "Africa/Casablanca",
+    "Monrovia": "Africa/Monrovia",
+    "Belgrade": "Europe/Belgrade",
+    "Bratislava": "Europe/Bratislava",
+    "Budapest": "Europe/Budapest",
+    "Ljubljana": "Europe/Ljubljana",
+    "Prague": "Europe/Prague",
+    "Sarajevo": "Europe/Sarajevo",
+    "Skopje": "Europe/Skopje",
+    "Warsaw": "Europe/Warsaw",
+    "Zagreb": "Europe/Zagreb",
+    "Brussels": "Europe/Brussels",
+    "Copenhagen": "Europe/Copenhagen",
+    "Madrid": "Europe/Madrid",
+    "Paris": "Europe/Paris",
+    "Amsterdam": "Europe/Amsterdam",
+    "Berlin": "Europe/Berlin",
+    "Bern": "Europe/Zurich",
+    "Zurich": "Europe/Zurich",
+    "Rome": "Europe/Rome",
+    "Stockholm": "Europe/Stockholm",
+    "Vienna": "Europe/Vienna",
+    "West Central Africa": "Africa/Algiers",
+    "Bucharest": "Europe/Bucharest",
+    "Cairo": "Africa/Cairo",
+    "Helsinki": "Europe/Helsinki",
+    "Kyiv": "Europe/Kiev",
+    "Riga": "Europe/Riga",
+    "Sofia": "Europe/Sofia",
+    "Tallinn": "Europe/Tallinn",
+    "Vilnius": "Europe/Vilnius",
+    "Athens": "Europe/Athens",
+    "Istanbul": "Europe/Istanbul",
+    "Minsk": "Europe/Minsk",
+    "Jerusalem": "Asia/Jerusalem",
+    "Harare": "Africa/Harare",
+    "Pretoria": "Africa/Johannesburg",
+    "Kaliningrad": "Europe/Kaliningrad",
+    "Moscow": "Europe/Moscow",
+    "St. Petersburg": "Europe/Moscow",
+    "Volgograd": "Europe/Volgograd",
+    "Samara": "Europe/Samara",
+    "Kuwait": "Asia/Kuwait",
+    "Riyadh": "Asia/Riyadh",
+    "Nairobi": "Africa/Nairobi",
+    "Baghdad": "Asia/Baghdad",
+    "Tehran": "Asia/Tehran",
+    "Abu Dhabi": "Asia/Muscat",
+    "Muscat": "Asia/Muscat",
+    "Baku": "Asia/Baku",
+    "Tbilisi": "Asia/Tbilisi",
+    "Yerevan": "Asia/Yerevan",
+    "Kabul": "Asia/Kabul",
+    "Ekaterinburg": "Asia/Yekaterinburg",
+    "Islamabad": "Asia/Karachi",
+    "Karachi": "Asia/Karachi",
+    "Tashkent": "Asia/Tashkent",
+    "Chennai": "Asia/Kolkata",
+    "Kolkata": "Asia/Kolkata",
+    "Mumbai": "Asia/Kolkata",
+    "New Delhi": "Asia/Kolkata",
+    "Kathmandu": "Asia/Kathmandu",
+    "Astana": "Asia/Dhaka",
+    "Dhaka": "Asia/Dhaka",
+    "Sri Jayawardenepura": "Asia/Colombo",
+    "Almaty": "Asia/Almaty",
+    "Novosibirsk": "Asia/Novosibirsk",
+    "Rangoon": "Asia/Rangoon",
+    "Bangkok": "Asia/Bangkok",
+    "Hanoi": "Asia/Bangkok",
+    "Jakarta": "Asia/Jakarta",
+    "Krasnoyarsk": "Asia/Krasnoyarsk",
+    "Beijing": "Asia/Shanghai",
+    "Chongqing": "Asia/Chongqing",
+    "Hong Kong": "Asia/Hong_Kong",
+    "Urumqi": "Asia/Urumqi",
+    "Kuala Lumpur": "Asia/Kuala_Lumpur",
+    "Singapore": "Asia/Singapore",
+    "Taipei": "Asia/Taipei",
+    "Perth": "Australia/Perth",
+    "Irkutsk": "Asia/Irkutsk",
+    "Ulaanbaatar": "Asia/Ulaanbaatar",
+    "Seoul": "Asia/Seoul",
+    "Osaka": "Asia/Tokyo",
+    "Sapporo": "Asia/Tokyo",
+    "Tokyo": "Asia/Tokyo",
+    "Yakutsk": "Asia/Yakutsk",
+    "Darwin": "Australia/Darwin",
+    "Adelaide": "Australia/Adelaide",
+    "Canberra": "Australia/Melbourne",
+    "Melbourne": "Australia/Melbourne",
+    "Sydney": "Australia/Sydney",
+    "Brisbane": "Australia/Brisbane",
+    "Hobart": "Australia/Hobart",
+    "Vladivostok": "Asia/Vladivostok",
+    "Guam": "Pacific/Guam",
+    "Port Moresby": "Pacific/Port_Moresby",
+    "Magadan": "Asia/Magadan",
+    "Srednekolymsk": "Asia/Srednekolymsk",
+    "Solomon Is.": "Pacific/Guadalcanal",
+    "New Caledonia": "Pacific/Noumea",
+    "Fiji": "Pacific/Fiji",
+    "Kamchatka": "Asia/Kamchatka",
+    "Marshall Is.": "Pacific/Majuro",
+    "Auckland": "Pacific/Auckland",
+    "Wellington": "Pacific/Auckland",
+    "Nuku'alofa": "Pacific/Tongatapu",
+    "Tokelau Is.": "Pacific/Fakaofo",
+    "Chatham Is.": "Pacific/Chatham",
+    "Samoa": "Pacific/Apia",
+}
+
+
+def resolve_time_zone(name: str) -> ZoneInfo:
+    """A Files.com zone name ("Eastern Time (US & Canada)") or an IANA name."""
+    iana = FILES_COM_ZONES.get(name, name)
+    try:
+        return ZoneInfo(iana)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.RequestParamsInvalid(
+            f"schedule_time_zone {name[:60]!r} is not a known time zone; use an IANA name "
+            "such as 'America/New_York' or a Files.com name such as "
+            "'Eastern Time (US & Canada)'."
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Automation:
+    """An automation as stored. Times are microseconds since the epoch, UTC."""
+
+    id: int
+    user_id: int
+    automation: AutomationType
+    trigger: Trigger
+    name: str = ""
+    description: str = ""
+    disabled: bool = False
+    deleted: bool = False
+    path: str = ""
+    source: str = ""
+    destinations: tuple[str, ...] = ()
+    destination_replace_from: str = ""
+    destination_replace_to: str = ""
+    overwrite_files: bool = False
+    always_overwrite_size_matching_files: bool = False
+    flatten_destination_structure: bool = False
+    exclude_pattern: str = ""
+    path_time_zone: str = ""
+    interval: str | None = None
+    recurring_day: int | None = None
+    schedule_days_of_week: tuple[int, ...] = ()
+    schedule_times_of_day: tuple[str, ...] = ()
+    schedule_time_zone: str = ""
+    trigger_actions: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    created_at: int = 0
+    last_modified_at: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ paths
+
+
+def check_path(
+    value: str,
+    what: str,
+    *,
+    allow_empty: bool = False,
+    allow_trailing_slash: bool = False,
+    allow_glob: bool = False,
+) -> str:
+    """Files.com path rules (SPEC 2.4): slash-delimited, relative, no empty or `..` segments.
+
+    A destination may end in `/` (a folder destination, as in Files.com).
+    Nothing that passes can name a place outside the storage root.
+    """
+    if value == "":
+        if allow_empty:
+            return value
+        raise errors.InvalidPath(f"{what} must not be empty.")
+    body = value[:-1] if allow_trailing_slash and value.endswith("/") else value
+    problem = None
+    if len(value) > MAX_PATH_LENGTH:
+        problem = f"is longer than {MAX_PATH_LENGTH} characters"
+    elif "\x00" in value or "\\" in value:
+        problem = "contains a NUL byte or a backslash"
+    elif body.startswith("/"):
+        problem = "must not start with a slash"
+    elif body.endswith("/") or body == "":
+        problem = "must not end with a slash" if not allow_trailing_slash else "is empty"
+    elif any(segment in ("", ".", "..") for segment in body.split("/")):
+        problem = "must not contain empty, '.' or '..' segments"
+    elif not allow_glob and any(ch in body for ch in "*?["):
+        problem = "must not contain glob characters"
+    if problem is not None:
+        raise errors.InvalidPath(f"{what} {value[:80]!r} {problem}.")
+    return value
+
+
+# ------------------------------------------------------------- validation
+
+_STRING_FIELDS = (
+    "name",
+    "description",
+    "path",
+    "source",
+    "destination_replace_from",
+    "destination_replace_to",
+    "exclude_pattern",
+    "path_time_zone",
+    "interval",
+    "schedule_time_zone",
+    "automation",
+    "trigger",
+)
+_BOOL_FIELDS = (
+    "disabled",
+    "overwrite_files",
+    "always_overwrite_size_matching_files",
+    "flatten_destination_structure",
+)
+_LIST_FIELDS = ("destinations", "schedule_days_of_week", "schedule_times_of_day", "trigger_actions")
+EDITABLE_FIELDS = frozenset(_STRING_FIELDS + _BOOL_FIELDS + _LIST_FIELDS + ("recurring_day",))
+# Fields whose change is a change of behaviour (Files.com: last_modified_at
+# "does not change for name or description updates").
+COSMETIC_FIELDS = frozenset({"name", "description"})
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _STRING_FIELDS:
+        if not isinstance(value, str):
+            raise errors.RequestParamsInvalid(f"{name} must be a string.")
+        return value
+    if name in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise errors.RequestParamsInvalid(f"{name} must be a boolean.")
+    if name == "recurring_day":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise errors.RequestParamsInvalid("recurring_day must be an integer.")
+        try:
+            return int(value)
+        except ValueError:
+            raise errors.RequestParamsInvalid("recurring_day must be an integer.") from None
+    if name in _LIST_FIELDS:
+        if isinstance(value, str):  # Files.com accepts comma-delimited strings for lists
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise errors.RequestParamsInvalid(f"{name} must be a list.")
+        if name == "schedule_days_of_week":
+            days = []
+            for day in value:
+                if (
+                    isinstance(day, bool)
+                    or not isinstance(day, int | str)
+                    or not str(day).isdigit()
+                ):
+                    raise errors.RequestParamsInvalid(
+                        "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
+                    )
+                days.append(int(day))
+            return tuple(days)
+        if not all(isinstance(item, str) for item in value):
+            raise errors.RequestParamsInvalid(f"{name} must be a list of strings.")
+        return tuple(value)
+    return value
+
+
+def validate_fields(body: Mapping[str, Any], current: Automation | None = None) -> dict[str, Any]:
+    """Validate a create (current=None) or update body; return the values to store.
+
+    Unknown Files.com fields are ignored, as Files.com ignores parameters it
+    does not use. The result, merged over `current`, is a valid automation.
+    """
+    values: dict[str, Any] = {}
+    for name in EDITABLE_FIELDS:
+        if name in body:
+            values[name] = _coerce(name, body[name])
+    merged: dict[str, Any] = {}
+    if current is not None:
+        merged = {name: getattr(current, name) for name in EDITABLE_FIELDS}
+    merged.update({k: v for k, v in values.items()})
+
+    kind = merged.get("automation")
+    if not kind:
+        raise errors.RequestParamsRequired("Parameter missing: automation")
+    try:
+        kind = AutomationType(kind)
+    except ValueError:
+        raise errors.RequestParamsInvalid(
+            f"automation {str(kind)[:40]!r} is not supported; supported types are "
+            + ", ".join(t.value for t in AutomationType)
+            + "."
+        ) from None
+    trigger_raw = merged.get("trigger") or "manual"
+    try:
+        trigger = Trigger(trigger_raw)
+    except ValueError:
+        raise errors.RequestParamsInvalid(
+            f"trigger {str(trigger_raw)[:40]!r} is not supported; supported triggers are "
+            + ", ".join(t.value for t in Trigger)
+            + "."
+        ) from None
+    values["automation"] = kind.value
+    values["trigger"] = trigger.value
+
+    path = merged.get("path") or ""
+    check_path(path, "path", allow_empty=True)
+    source = merged.get("source") or ""
+    destinations = tuple(merged.get("destinations") or ())
+    if len(destinations) > MAX_DESTINATIONS:
+        raise errors.RequestParamsInvalid(f"at most {MAX_DESTINATIONS} destinations are allowed.")
+    for dest in destinations:
+        check_path(dest, "destination", allow_trailing_slash=True)
+    if kind is AutomationType.CREATE_FOLDER:
+        if not destinations:
+            raise errors.RequestParamsRequired(
+                "Parameter missing: destinations (the folders create_folder creates)"
+            )
+    else:
+        if not source:
+            raise errors.RequestParamsRequired(
+                f"Parameter missing: source (the glob of files {kind.value} acts on)"
+            )
+        check_path(source, "source", allow_glob=True)
+        if kind in (AutomationType.COPY_FILE, AutomationType.MOVE_FILE) and not destinations:
+            raise errors.RequestParamsRequired(
+                f"Parameter missing: destinations (where {kind.value} puts files)"
+            )
+    if merged.get("exclude_pattern"):
+        check_path(merged["exclude_pattern"], "exclude_pattern", allow_glob=True)
+    if merged.get("path_time_zone"):
+        resolve_time_zone(merged["path_time_zone"])
+
+    _validate_trigger(trigger, merged, values)
+    if "destinations" in values:
+        values["destinations"] = destinations
+    return values
+
+
+def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str, Any]) -> None:
+    interval = merged.get("interval")
+    if trigger is Trigger.DAILY:
+        interval = interval or "day"
+        if interval not in INTERVALS:
+            raise errors.RequestParamsInvalid(
+                f"interval {str(interval)[:40]!r} is not valid; use one of "
+                + ", ".join(INTERVALS)
+                + "."
+            )
+        values["interval"] = interval
+        day = merged.get("recurring_day")
+        if day is not None:
+            limits = {"week": (0, 6), "month": (1, 31), "quarter": (1, 92), "year": (1, 366)}
+            low, high = limits.get(interval.removesuffix("_end"), (0, 0))
+            if interval in ("day", "week_end", "month_end", "quarter_end", "year_end") and day:
+                raise errors.RequestParamsInvalid(
+                    f"recurring_day does not apply to interval {interval}."
+                )
+            if not low <= day <= high:
+                raise errors.RequestParamsInvalid(
+                    f"recurring_day for interval {interval} must be between {low} and {high}."
+                )
+    elif interval is not None and "interval" in values and values["interval"] not in INTERVALS:
+        raise errors.RequestParamsInvalid("interval must be one of " + ", ".join(INTERVALS) + ".")
+    for day in merged.get("schedule_days_of_week") or ():
+        if not 0 <= day <= 6:
+            raise errors.RequestParamsInvalid(
+                "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
+            )
+    for time_of_day in merged.get("schedule_times_of_day") or ():
+        if not _TIME_OF_DAY.match(time_of_day):
+            raise errors.RequestParamsInvalid(
+                f"schedule_times_of_day entry {time_of_day[:20]!r} must be HH:MM (24-hour)."
+            )
+    if merged.get("schedule_time_zone"):
+        resolve_time_zone(merged["schedule_time_zone"])
+    if trigger is Trigger.CUSTOM_SCHEDULE:
+        if not merged.get("schedule_days_of_week"):
+            raise errors.RequestParamsRequired(
+                "Parameter missing: schedule_days_of_week (custom_schedule needs the days)"
+            )
+        if not merged.get("schedule_times_of_day"):
+            raise errors.RequestParamsRequired(
+                "Parameter missing: schedule_times_of_day (custom_schedule needs the times)"
+            )
+    actions = merged.get("trigger_actions") or ()
+    for action in actions:
+        if action not in TRIGGER_ACTIONS:
+            raise errors.RequestParamsInvalid(
+                f"trigger_actions entry {action[:40]!r} is not supported; use "
+                + ", ".join(TRIGGER_ACTIONS)
+                + "."
+            )
+    if trigger is Trigger.ACTION and not actions:
+        raise errors.RequestParamsRequired(
+            "Parameter missing: trigger_actions (which file events start the automation)"
+        )
