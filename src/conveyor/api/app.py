@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from conveyor.api import automations, runs
 from conveyor.api import errors as error_rendering
-from conveyor.api import runs
 from conveyor.api.context import AppContext
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
@@ -70,6 +70,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     error_rendering.install(app)
     app.include_router(runs.router)
+    app.include_router(automations.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

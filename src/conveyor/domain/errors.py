@@ -76,6 +76,11 @@ class InvalidBody(BadRequest):
     title = "Invalid Body"
 
 
+class AutomationDisabled(BadRequest):
+    error_type = "bad-request/automation-disabled"
+    title = "Automation Disabled"
+
+
 class AuthenticationRequired(ConveyorError):
     http_status = 401
     error_type = "not-authenticated/authentication-required"

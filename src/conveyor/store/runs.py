@@ -7,11 +7,12 @@ made concurrently by another worker fails loudly instead of being lost.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, union_all, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
@@ -160,6 +161,11 @@ def finish_run(
 # -------------------------------------------------------------------- reading
 
 
+def run_row(conn: Connection, run_id: int) -> RunRow | None:
+    """The run's row in RUN_COLUMNS order, for encoding."""
+    return conn.execute(select(*RUN_COLUMNS).where(runs_t.c.id == run_id)).first()
+
+
 def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
     """The run's row if it exists and the user may see its automation."""
     query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
@@ -202,22 +208,60 @@ def _key_of(row: RunRow, sort: Sort) -> tuple[Any, int]:
     return (None if index is None else row[index]), row[0]
 
 
-def _beyond(sort: Sort, cursor_key: Any, cursor_id: int, forward: bool) -> ColumnElement[bool]:
-    """Rows strictly after (forward) or before the anchor, in the sort's order."""
+def _read_order(query: RunListQuery) -> Sort:
+    """The order rows are read in: with filter[status], sorting by status is sorting
+    by id (one status), which ix_runs_automation_status_id serves without a sort step."""
+    if query.status is not None and query.sort.field == "status":
+        return Sort(field=None, descending=query.sort.descending)
+    return query.sort
+
+
+def _beyond(
+    sort: Sort,
+    cursor_key: Any,
+    cursor_id: int,
+    forward: bool,
+    dialect: str,
+    *,
+    inclusive: bool = False,
+) -> list[ColumnElement[bool]]:
+    """Rows after (forward) or before the anchor in the sort's order, as a union of
+    conditions each of which is one index range; `inclusive` adds the anchor itself.
+
+    PostgreSQL bounds an index range by the whole row value `(key, id) > (?, ?)`.
+    SQLite bounds it by the row value's first column only when the second is the
+    rowid, so it would scan the anchor's whole tie group (for a status sort, every
+    earlier run of that status) on each page; there the condition is split into
+    `key = ? AND id > ?` and `key > ?`, two exact ranges. docs/indexes.md shows both.
+    """
     column = _SORT_COLUMNS[sort.field]
-    ascending_test = forward != sort.descending
+    up = forward != sort.descending
+
+    def past(left: Any, right: Any, strict: bool) -> ColumnElement[bool]:
+        compare = (
+            (operator.gt if strict else operator.ge)
+            if up
+            else (operator.lt if strict else operator.le)
+        )
+        condition: ColumnElement[bool] = compare(left, right)
+        return condition
+
     if column is None:
-        return runs_t.c.id > cursor_id if ascending_test else runs_t.c.id < cursor_id
-    left = tuple_(column, runs_t.c.id)
-    right = tuple_(cursor_key, cursor_id)
-    return left > right if ascending_test else left < right
+        return [past(runs_t.c.id, cursor_id, not inclusive)]
+    if dialect != "sqlite":
+        return [past(tuple_(column, runs_t.c.id), tuple_(cursor_key, cursor_id), not inclusive)]
+    return [
+        and_(column == cursor_key, past(runs_t.c.id, cursor_id, not inclusive)),
+        past(column, cursor_key, True),
+    ]
 
 
-def _order(sort: Sort, forward: bool) -> list[Any]:
-    column = _SORT_COLUMNS[sort.field]
+def _order(sort: Sort, forward: bool, columns: Any = runs_t.c) -> list[Any]:
+    """ORDER BY for reading in `sort` (reversed when walking back); `columns` is the
+    table's or, for a union, the union's own column collection."""
     descending = sort.descending == forward
-    cols = [c for c in (column, runs_t.c.id) if c is not None]
-    return [c.desc() if descending else c.asc() for c in cols]
+    names = [name for name in (sort.field, "id") if name is not None]
+    return [columns[n].desc() if descending else columns[n].asc() for n in names]
 
 
 def list_runs(conn: Connection, query: RunListQuery) -> Page:
@@ -233,18 +277,24 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
     if query.status is not None:
         scope.append(runs_t.c.status == query.status.value)
     cursor = query.cursor
+    order = _read_order(query)
     forward = cursor is None or cursor.direction == "next"
-    conditions = list(scope)
-    if cursor is not None:
-        conditions.append(_beyond(query.sort, cursor.key, cursor.id, forward))
-    rows = list(
-        conn.execute(
-            select(*RUN_COLUMNS)
-            .where(and_(*conditions))
-            .order_by(*_order(query.sort, forward))
-            .limit(query.per_page + 1)
-        )
-    )
+    dialect = conn.dialect.name
+    if cursor is None:
+        statement: Any = select(*RUN_COLUMNS).where(and_(*scope)).order_by(*_order(order, forward))
+    else:
+        arms = [
+            select(*RUN_COLUMNS).where(and_(*scope, condition))
+            for condition in _beyond(order, cursor.key, cursor.id, forward, dialect)
+        ]
+        if len(arms) == 1:
+            statement = arms[0].order_by(*_order(order, forward))
+        else:
+            # The ranges are disjoint and each is read in index order, so the
+            # database merges them without sorting (SQLite: MERGE (UNION ALL)).
+            statement = union_all(*arms)
+            statement = statement.order_by(*_order(order, forward, statement.selected_columns))
+    rows = list(conn.execute(statement.limit(query.per_page + 1)))
     more = len(rows) > query.per_page
     rows = rows[: query.per_page]
     if not forward:
@@ -252,13 +302,10 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
     # Is there anything on the other side of the anchor (the side we came from)?
     behind = False
     if cursor is not None:
+        probes = _beyond(order, cursor.key, cursor.id, not forward, dialect, inclusive=True)
         behind = bool(
             conn.execute(
-                select(
-                    exists().where(
-                        and_(*scope, ~_beyond(query.sort, cursor.key, cursor.id, forward))
-                    )
-                )
+                select(or_(*(exists().where(and_(*scope, probe)) for probe in probes)))
             ).scalar()
         )
     has_next, has_prev = (more, behind) if forward else (behind, more)

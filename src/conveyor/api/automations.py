@@ -1,0 +1,226 @@
+"""Automations endpoints (SPEC 2.4): list, create, show, update, delete, manual_run.
+
+Bodies are JSON objects as the official SDK sends them; list-valued fields
+may also be comma-delimited strings, as Files.com accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from conveyor.api.auth import authenticate
+from conveyor.api.context import AppContext, ctx
+from conveyor.api.runs import JSON, encoder_for
+from conveyor.clock import to_rfc3339
+from conveyor.domain import errors
+from conveyor.domain.automations import Automation, Trigger, validate_fields
+from conveyor.domain.listing import (
+    Sort,
+    check_filter_fields,
+    collect,
+    parse_int,
+    parse_per_page,
+    parse_sort,
+    query_pairs,
+)
+from conveyor.domain.schedules import human_readable_schedule
+from conveyor.store import automations as store
+from conveyor.store import runs as runs_store
+
+router = APIRouter(prefix="/api/rest/v1")
+
+_DEFAULT_SORT = Sort(field=None, descending=False)
+_KEY_TYPES: dict[str | None, type | None] = {
+    None: None,
+    "name": str,
+    "automation": str,
+    "last_modified_at": int,
+    "disabled": bool,
+}
+MAX_BODY_BYTES = 1_000_000
+
+
+def encode_automation(automation: Automation, base_url: str) -> dict[str, Any]:
+    def text(value: str) -> str | None:
+        return value or None
+
+    webhook_url = None
+    if automation.trigger is Trigger.WEBHOOK and automation.webhook_secret:
+        webhook_url = f"{base_url}/api/rest/v1/webhooks/{automation.webhook_secret}"
+    return {
+        "id": automation.id,
+        "automation": automation.automation.value,
+        "name": automation.name,
+        "description": automation.description,
+        "disabled": automation.disabled,
+        "deleted": automation.deleted,
+        "path": text(automation.path),
+        "source": text(automation.source),
+        "destinations": list(automation.destinations),
+        "destination_replace_from": text(automation.destination_replace_from),
+        "destination_replace_to": text(automation.destination_replace_to),
+        "exclude_pattern": text(automation.exclude_pattern),
+        "flatten_destination_structure": automation.flatten_destination_structure,
+        "overwrite_files": automation.overwrite_files,
+        "always_overwrite_size_matching_files": automation.always_overwrite_size_matching_files,
+        "path_time_zone": text(automation.path_time_zone),
+        "trigger": automation.trigger.value,
+        "interval": automation.interval,
+        "recurring_day": automation.recurring_day,
+        "schedule_days_of_week": list(automation.schedule_days_of_week),
+        "schedule_times_of_day": list(automation.schedule_times_of_day),
+        "schedule_time_zone": text(automation.schedule_time_zone),
+        "human_readable_schedule": human_readable_schedule(automation),
+        "trigger_actions": list(automation.trigger_actions),
+        "webhook_url": webhook_url,
+        "user_id": automation.user_id,
+        "last_modified_at": to_rfc3339(automation.last_modified_at),
+    }
+
+
+def _respond(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.RequestParamsInvalid(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.RequestParamsInvalid("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.RequestParamsInvalid("The request body must be a JSON object.")
+    return data
+
+
+def _id(raw: str) -> int:
+    value = parse_int("id", raw, required=True)
+    assert value is not None
+    return value
+
+
+def _visible(context: AppContext, conn: Any, request: Request, automation_id: int) -> Automation:
+    user = authenticate(conn, request)
+    found = store.find_visible(conn, automation_id, user)
+    if found is None:
+        raise errors.NotFound(f"Automation {automation_id} not found.")
+    return found
+
+
+@router.get("/automations", summary="List Automations")
+def list_automations(request: Request) -> Response:
+    context = ctx(request)
+    plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
+    with context.db.read() as conn:
+        user = authenticate(conn, request)
+        per_page = parse_per_page(plain.get("per_page"), context.settings.default_per_page)
+        sort = parse_sort(groups.get("sort_by"), plain, store.AUTOMATION_SORT_FIELDS, _DEFAULT_SORT)
+        filters = check_filter_fields(
+            groups.get("filter"), plain, groups, store.AUTOMATION_FILTER_FIELDS
+        )
+        disabled = None
+        if "disabled" in filters:
+            if filters["disabled"].lower() not in ("true", "false", "1", "0"):
+                raise errors.InvalidFilterParamValue("filter[disabled] must be true or false.")
+            disabled = filters["disabled"].lower() in ("true", "1")
+        query = store.AutomationListQuery(per_page, sort, disabled, filters.get("automation"), None)
+        token = plain.get("cursor")
+        if token:
+            cursor = context.codec.decode(token, query.scope(user), sort, _KEY_TYPES[sort.field])
+            query = store.AutomationListQuery(per_page, sort, disabled, query.automation, cursor)
+        page = store.list_automations(conn, user, query)
+    base = context.base_url(request)
+    headers = {}
+    if page.next_cursor is not None:
+        headers["X-Files-Cursor-Next"] = context.codec.encode(
+            query.scope(user), sort, page.next_cursor
+        )
+    if page.prev_cursor is not None:
+        headers["X-Files-Cursor-Prev"] = context.codec.encode(
+            query.scope(user), sort, page.prev_cursor
+        )
+    body = [encode_automation(store.automation_from_row(row), base) for row in page.rows]
+    return Response(orjson.dumps(body), media_type=JSON, headers=headers)
+
+
+@router.post("/automations", summary="Create Automation", status_code=201)
+async def create_automation(request: Request) -> Response:
+    context = ctx(request)
+    body = await _body(request)
+    values = validate_fields(body)
+
+    def work(conn: Any) -> Automation:
+        user = authenticate(conn, request)
+        new_id = store.create_automation(conn, user.id, context.clock.now(), **values)
+        created = store.get_automation(conn, new_id)
+        assert created is not None
+        return created
+
+    created = context.db.run_write(work)
+    return _respond(encode_automation(created, context.base_url(request)), 201)
+
+
+@router.get("/automations/{automation_id}", summary="Show Automation")
+def find_automation(automation_id: str, request: Request) -> Response:
+    context = ctx(request)
+    with context.db.read() as conn:
+        found = _visible(context, conn, request, _id(automation_id))
+    return _respond(encode_automation(found, context.base_url(request)))
+
+
+@router.patch("/automations/{automation_id}", summary="Update Automation")
+async def update_automation(automation_id: str, request: Request) -> Response:
+    context = ctx(request)
+    target = _id(automation_id)
+    body = await _body(request)
+
+    def work(conn: Any) -> Automation:
+        current = _visible(context, conn, request, target)
+        values = validate_fields(body, current)
+        return store.update_automation(conn, current, values, context.clock.now())
+
+    updated = context.db.run_write(work)
+    return _respond(encode_automation(updated, context.base_url(request)))
+
+
+@router.delete("/automations/{automation_id}", summary="Delete Automation", status_code=204)
+def delete_automation(automation_id: str, request: Request) -> Response:
+    context = ctx(request)
+    target = _id(automation_id)
+
+    def work(conn: Any) -> None:
+        _visible(context, conn, request, target)
+        store.delete_automation(conn, target, context.clock.now())
+
+    context.db.run_write(work)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/automations/{automation_id}/manual_run", summary="Manually Run Automation", status_code=201
+)
+def manual_run(automation_id: str, request: Request) -> Response:
+    """Create a run now. Answers with the run (the official SDK ignores the body)."""
+    context = ctx(request)
+    target = _id(automation_id)
+
+    def work(conn: Any) -> Any:
+        found = _visible(context, conn, request, target)
+        if found.disabled:
+            raise errors.AutomationDisabled(
+                f"Automation {target} is disabled; enable it before running it."
+            )
+        run = runs_store.create_run(conn, target, context.clock.now(), trigger="manual")
+        return runs_store.run_row(conn, run.id)
+
+    row = context.db.run_write(work)
+    context.on_run_created(row[0])
+    return _respond(encoder_for(context, request).run(row), 201)
