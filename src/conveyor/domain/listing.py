@@ -271,6 +271,10 @@ class CursorCodec:
             given = _unb64(signature)
         except (binascii.Error, ValueError):
             raise invalid from None
+        # The decoder ignores stray characters, extra padding and a last character's
+        # unused bits; only the canonical spelling is the token this server issued.
+        if _b64(payload) != body or _b64(given) != signature:
+            raise invalid
         if not hmac.compare_digest(given, self._sign(payload)):
             raise invalid
         try:
