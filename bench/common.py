@@ -1,0 +1,432 @@
+"""Shared benchmark parts: seeding millions of runs, server subprocesses, timing, machine facts.
+
+Used by the scripts beside it (paging_depth.py, throughput.py, full_scan.py);
+never by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import event
+
+from conveyor.config import Settings
+from conveyor.domain import runs as lifecycle
+from conveyor.domain.listing import RUN_DEFAULT_SORT, Cursor, CursorCodec, RunListQuery
+from conveyor.domain.runs import RunStage
+from conveyor.store import automations, migrate, users
+from conveyor.store import runs as runs_store
+from conveyor.store.database import Database
+from conveyor.testing.postgres import PostgresServer, free_port
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / ".data"
+PYTHON = sys.executable
+# The server secret both servers and the scripts share, so the scripts can sign
+# cursors for any depth exactly as the server would.
+SECRET = "bench-secret-not-for-production"
+OTHER_AUTOMATIONS = 4
+START_US = 1_700_000_000_000_000
+RUN_COLUMNS = (
+    "automation_id, created_at, runtime, completed_at, status, run_stage, "
+    "successful_operations, failed_operations"
+)
+
+
+def arguments(description: str, **extra: Any) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1_000_000,
+        help="runs of the measured automation; as many again go to other automations "
+        "(default 1,000,000: the recorded size)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql", "both"],
+        default="both",
+        help="database(s) to measure (default both)",
+    )
+    for name, options in extra.items():
+        parser.add_argument("--" + name.replace("_", "-"), **options)
+    return parser.parse_args()
+
+
+def backends(args: argparse.Namespace) -> list[str]:
+    return ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+
+
+def print_machine() -> None:
+    """The facts docs/benchmarks.md records with each figure."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as info:
+        for line in info:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print(
+        f"machine: {os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------- seeding
+
+
+def lifecycle_rows(total: int, target: int, others: list[int]) -> Iterator[tuple[Any, ...]]:
+    """`total` runs, every other one of the `target` automation, oldest first.
+
+    Each row is a state the domain's lifecycle functions produced (new_run,
+    advance, count_operation, finish), one second apart: a mix of successes,
+    partial failures, failures and failed plannings, with the newest few still
+    executing.
+    """
+    stages = (RunStage.PLANNING, RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING)
+    for i in range(total):
+        automation_id = target if i % 2 == 0 else others[(i // 2) % len(others)]
+        created = START_US + i * 1_000_000
+        run = lifecycle.new_run(automation_id, created)
+        if i % 97 == 5:
+            run = lifecycle.finish(lifecycle.advance(run, RunStage.PLANNING), created, True)
+        else:
+            for stage in stages:
+                run = lifecycle.advance(run, stage)
+            for _ in range(i % 4):
+                run = lifecycle.count_operation(run, True)
+            if i % 10 == 0:
+                run = lifecycle.count_operation(run, False)
+            if i < total - 20:
+                run = lifecycle.finish(run, created + (i % 7 + 1) * 1_000_000)
+        yield (
+            run.automation_id,
+            run.created_at,
+            run.runtime,
+            run.completed_at,
+            run.status.value,
+            run.run_stage.value,
+            run.successful_operations,
+            run.failed_operations,
+        )
+
+
+@dataclass
+class Seeded:
+    """A database holding the benchmark's runs, and what a client needs to list them."""
+
+    backend: str
+    url: str  # SQLAlchemy URL, as CONVEYOR_DATABASE_URL takes it
+    automation_id: int
+    runs: int  # runs of automation_id
+    api_key: str
+
+    def connect(self) -> Any:
+        """A raw driver connection (sqlite3 or psycopg), outside any pool."""
+        if self.backend == "sqlite":
+            return sqlite3.connect(self.url.removeprefix("sqlite:///"), check_same_thread=False)
+        return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def _prepare(url: str) -> tuple[int, list[int], str]:
+    """Migrate, then create the owner, its API key and the automations the store's way."""
+    db = Database(url, null_pool=True)
+    migrate.upgrade(db)
+    with db.write() as conn:
+        owner = users.ensure_user(conn, "bench", False, START_US)
+        key = users.create_api_key(conn, owner.id, START_US)
+        ids = [
+            automations.create_automation(conn, owner.id, START_US, name=f"bench {n}")
+            for n in range(1 + OTHER_AUTOMATIONS)
+        ]
+    db.dispose()
+    return ids[0], ids[1:], key
+
+
+def _new_key(url: str) -> str:
+    db = Database(url, null_pool=True)
+    with db.write() as conn:
+        owner = users.ensure_user(conn, "bench", False, START_US)
+        key = users.create_api_key(conn, owner.id, START_US)
+    db.dispose()
+    return key
+
+
+def seed_sqlite(runs: int) -> Seeded:
+    """A SQLite database with the runs, built once per size and kept under bench/.data/."""
+    DATA_DIR.mkdir(exist_ok=True)
+    # Named by schema revision too: a new migration makes a new file, not a stale one.
+    path = DATA_DIR / f"runs-{runs}-rev{migrate.head_revision()}.sqlite"
+    url = f"sqlite:///{path}"
+    if path.exists():
+        return Seeded("sqlite", url, 1, runs, _new_key(url))
+    started = time.perf_counter()
+    building = path.with_suffix(".building")
+    for leftover in DATA_DIR.glob(building.name + "*"):
+        leftover.unlink()
+    build_url = f"sqlite:///{building}"
+    target, others, _ = _prepare(build_url)
+    conn = sqlite3.connect(building, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("BEGIN")
+    insert = f"INSERT INTO automation_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    for batch in _batches(lifecycle_rows(2 * runs, target, others), 50_000):
+        conn.executemany(insert, batch)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    building.rename(path)
+    print(f"seeded {2 * runs:,} runs into {path} in {time.perf_counter() - started:.0f} s")
+    return Seeded("sqlite", url, target, runs, _new_key(url))
+
+
+@contextmanager
+def seeded_postgres(runs: int) -> Iterator[Seeded]:
+    """A throwaway durable PostgreSQL server holding the runs, loaded with COPY."""
+    started = time.perf_counter()
+    with PostgresServer(durable=True) as server:
+        url = server.create_database("bench")
+        target, others, key = _prepare(url)
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            with conn.cursor() as cur:
+                copy_sql = f"COPY automation_runs ({RUN_COLUMNS}) FROM STDIN"
+                with cur.copy(copy_sql) as copy:
+                    for row in lifecycle_rows(2 * runs, target, others):
+                        copy.write_row(row)
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM (ANALYZE) automation_runs")
+        print(f"seeded {2 * runs:,} runs into PostgreSQL in {time.perf_counter() - started:.0f} s")
+        yield Seeded("postgresql", url, target, runs, key)
+
+
+@contextmanager
+def seeded(backend: str, runs: int) -> Iterator[Seeded]:
+    if backend == "sqlite":
+        yield seed_sqlite(runs)
+    else:
+        with seeded_postgres(runs) as db:
+            yield db
+
+
+def _batches(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ------------------------------------------------------------- list queries
+
+
+# Parameter values no real query uses, to tell the captured statement's parameters apart.
+_SENTINELS = {
+    7_000_000_000_000_000_001: "automation_id",
+    7_000_000_000_000_000_002: "key",
+    7_000_000_000_000_000_003: "id",
+    70_001: "limit",
+    0: "offset",
+}
+
+
+@dataclass(frozen=True)
+class ListSql:
+    """The page query Conveyor's store sends to the driver for the default sort.
+
+    Captured from `store.runs.list_runs` itself, so the baseline and the raw
+    timings run exactly Conveyor's SQL however the store writes it.
+    """
+
+    sql: str
+    roles: Any  # tuple of role names (sqlite) or {parameter name: role} (psycopg)
+
+    def params(
+        self, automation_id: int, per_page: int, anchor: tuple[int, int] | None, offset: int = 0
+    ) -> Any:
+        values = {"automation_id": automation_id, "limit": per_page + 1, "offset": offset}
+        if anchor is not None:
+            values.update(key=anchor[0], id=anchor[1])
+        if isinstance(self.roles, dict):
+            return {name: values[role] for name, role in self.roles.items()}
+        return tuple(values[role] for role in self.roles)
+
+    def with_offset(self) -> ListSql:
+        """The same query paged by LIMIT/OFFSET, as offset-paged APIs read page N."""
+        if isinstance(self.roles, dict):
+            if "offset" in self.roles.values():
+                return self
+            return ListSql(
+                self.sql + " OFFSET %(bench_offset)s", {**self.roles, "bench_offset": "offset"}
+            )
+        if "offset" in self.roles:
+            return self
+        return ListSql(self.sql + " OFFSET ?", (*self.roles, "offset"))
+
+
+def list_sql(url: str, keyset: bool) -> ListSql:
+    """Capture the page query of `list_runs` (first page, or a page after a cursor)."""
+    statements: list[tuple[str, Any]] = []
+    database = Database(url, null_pool=True)
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    sentinel = {role: value for value, role in _SENTINELS.items()}
+    cursor = Cursor("next", sentinel["key"], sentinel["id"]) if keyset else None
+    query = RunListQuery(sentinel["automation_id"], 70_000, RUN_DEFAULT_SORT, None, cursor)
+    with database.read() as conn:
+        runs_store.list_runs(conn, query)
+    database.dispose()
+    sql, parameters = next((st, p) for st, p in statements if "FROM automation_runs" in st)
+    if isinstance(parameters, dict):
+        return ListSql(sql, {name: _SENTINELS[value] for name, value in parameters.items()})
+    return ListSql(sql, tuple(_SENTINELS[value] for value in parameters))
+
+
+def anchor_at(db: Seeded, conn: Any, depth: int) -> tuple[int, int] | None:
+    """(created_at, id) of the record just before position `depth` in the default order."""
+    if depth == 0:
+        return None
+    mark = "?" if db.backend == "sqlite" else "%s"
+    row = conn.execute(
+        f"SELECT created_at, id FROM automation_runs WHERE automation_id = {mark} "
+        f"ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {mark}",
+        (db.automation_id, depth - 1),
+    ).fetchone()
+    return (row[0], row[1])
+
+
+def signed_cursor(db: Seeded, anchor: tuple[int, int], per_page: int) -> str:
+    """The `X-Files-Cursor-Next` the server sends for the page that ends at `anchor`."""
+    query = RunListQuery(db.automation_id, per_page, RUN_DEFAULT_SORT, None, None)
+    cursor = Cursor("next", anchor[0], anchor[1])
+    return CursorCodec(SECRET.encode()).encode(query.scope, query.sort, cursor)
+
+
+# ------------------------------------------------------------------ servers
+
+
+def server_settings(db: Seeded, home: Path) -> Settings:
+    """The settings both Conveyor's app and the baseline are started with."""
+    return Settings.from_env(
+        {
+            "CONVEYOR_HOME": str(home),
+            "CONVEYOR_DATABASE_URL": db.url,
+            "CONVEYOR_SECRET_KEY": SECRET,
+            "CONVEYOR_EMBEDDED_WORKERS": "0",
+        }
+    )
+
+
+class ServerProcess:
+    """`bench/servers.py KIND` in a subprocess on 127.0.0.1; its pid is the server's."""
+
+    def __init__(self, kind: str, db: Seeded, home: Path) -> None:
+        self.kind = kind
+        self.port = free_port()
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "CONVEYOR_HOME": str(home),
+            "CONVEYOR_DATABASE_URL": db.url,
+            "CONVEYOR_SECRET_KEY": SECRET,
+            "CONVEYOR_EMBEDDED_WORKERS": "0",
+            "CONVEYOR_PORT": str(self.port),
+        }
+        self.process = subprocess.Popen(
+            [PYTHON, str(BENCH_DIR / "servers.py"), kind], env=env, cwd=BENCH_DIR
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{kind} server exited with {self.process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{kind} server did not start") from None
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def status(self, field: str) -> int:
+        """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------- timing
+
+
+def seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def interleaved_medians(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each case, the cases taking turns so that noise from the
+    shared machine falls on all of them alike. One untimed warm-up call each."""
+    for work in cases.values():
+        work()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, work in cases.items():
+            samples[name].append(seconds(work))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def require(tool: str, hint: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        sys.exit(f"{tool} not found: {hint}")
+    return found

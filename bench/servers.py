@@ -1,0 +1,137 @@
+"""The two servers the benchmarks compare, each run as `python bench/servers.py KIND`.
+
+`conveyor`: Conveyor's real app (create_app on the settings from the
+environment), served as `conveyor serve` serves it. `baseline`: a bare ASGI app
+that runs the same list SQL through the raw driver and encodes the same JSON
+with orjson, the least any server of this API must do. Both use one set of
+uvicorn settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import psycopg
+import uvicorn
+
+from conveyor.config import Settings
+from conveyor.store.database import Database
+
+# The baseline does not sign status-message URLs: every run gets this one.
+FIXED_STATUS_MESSAGES_URL = (
+    "http://127.0.0.1/api/rest/v1/automation_runs/0/status_messages"
+    "?expires=1700000000&signature=00000000000000000000000000000000"
+)
+# As many threads as Conveyor's database pool has connections (Database: 8).
+BASELINE_THREADS = 8
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """The uvicorn settings of `conveyor serve`, for both servers."""
+    uvicorn.run(app, host="127.0.0.1", port=settings.port, log_level="warning", access_log=False)
+
+
+def conveyor_app(settings: Settings) -> Any:
+    from conveyor.api.app import create_app
+
+    return create_app(settings, Database(settings.database_url))
+
+
+def _rfc3339(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us // 1_000_000))
+
+
+class Baseline:
+    """GET /?automation_id=&per_page=[&after=CREATED_AT,ID]: newest first, keyset."""
+
+    def __init__(self, url: str) -> None:
+        from common import list_sql  # Conveyor's own SQL, captured once at start
+
+        self.sqlite = url.startswith("sqlite")
+        self.url = url
+        self.first = list_sql(url, keyset=False)
+        self.keyset = list_sql(url, keyset=True)
+        self.local = threading.local()
+        self.pool = ThreadPoolExecutor(BASELINE_THREADS)
+
+    def connection(self) -> Any:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            if self.sqlite:
+                conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            else:
+                dsn = self.url.replace("postgresql+psycopg://", "postgresql://")
+                conn = psycopg.connect(dsn, autocommit=True)
+            self.local.conn = conn
+        return conn
+
+    def page(self, params: dict[str, str]) -> tuple[bytes, bytes | None]:
+        automation_id = int(params["automation_id"])
+        per_page = int(params.get("per_page", "1000"))
+        after = params.get("after")
+        anchor = None
+        if after:
+            created_at, run_id = (int(part) for part in after.split(","))
+            anchor = (created_at, run_id)
+        query = self.first if anchor is None else self.keyset
+        parameters = query.params(automation_id, per_page, anchor)
+        records = self.connection().execute(query.sql, parameters).fetchall()
+        more = len(records) > per_page
+        records = records[:per_page]
+        body = orjson.dumps(
+            [
+                {
+                    "id": r[0],
+                    "automation_id": r[1],
+                    "completed_at": _rfc3339(r[2]),
+                    "created_at": _rfc3339(r[3]),
+                    "runtime": _rfc3339(r[4]),
+                    "status": r[5],
+                    "run_stage": r[6],
+                    "successful_operations": r[7],
+                    "failed_operations": r[8],
+                    "status_messages_url": FIXED_STATUS_MESSAGES_URL,
+                }
+                for r in records
+            ]
+        )
+        cursor = f"{records[-1][3]},{records[-1][0]}".encode() if more else None
+        return body, cursor
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        params = dict(parse_qsl(scope["query_string"].decode()))
+        loop = asyncio.get_running_loop()
+        body, cursor = await loop.run_in_executor(self.pool, self.page, params)
+        headers = [(b"content-type", b"application/json")]
+        if cursor is not None:
+            headers.append((b"x-files-cursor-next", cursor))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    kind = sys.argv[1]
+    settings = Settings.from_env()
+    app = conveyor_app(settings) if kind == "conveyor" else Baseline(settings.database_url)
+    serve(app, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Figure 2: how close Conveyor's list endpoint comes to the least a server must do.
+
+Pages of 1,000 and of 10,000 runs per second from Conveyor's real app
+(bench/servers.py conveyor: create_app under uvicorn, as `conveyor serve`
+runs it) divided by the same pages from the baseline (bench/servers.py
+baseline: the same SQL through the raw driver, the same JSON through orjson,
+a bare ASGI app under the same uvicorn settings). The load is `wrk` on
+127.0.0.1, bounded in time, cycling through pages that start at 0 %, 5 %, ...
+95 % of the list (keyset cursors for Conveyor, the same anchors for the
+baseline). The two servers take turns, so noise on the shared machine falls
+on both.
+
+Needs wrk: `apt-get install -y wrk` (Debian).
+
+    .venv/bin/python bench/throughput.py            # recorded size: 1,000,000 + 1,000,000 runs
+    .venv/bin/python bench/throughput.py --runs 20000 --seconds 2 --backend sqlite   # quick
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from common import (
+    Seeded,
+    ServerProcess,
+    anchor_at,
+    arguments,
+    backends,
+    print_machine,
+    require,
+    seeded,
+    signed_cursor,
+)
+
+PAGE_SIZES = (1000, 10_000)
+POSITIONS = 20  # pages start at 0 %, 5 %, ... 95 % of the list
+GOAL = 0.7
+WRK_THREADS = 1
+WRK_CONNECTIONS = 4
+
+LUA = """
+local paths = {%s}
+local i = 0
+wrk.headers["X-FilesAPI-Key"] = "%s"
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def paths(db: Seeded, per_page: int) -> tuple[list[str], list[str]]:
+    """The same pages as Conveyor URLs (signed cursors) and as baseline URLs."""
+    conveyor, baseline = [], []
+    base = f"automation_id={db.automation_id}&per_page={per_page}"
+    with db.connect() as conn:
+        for n in range(POSITIONS):
+            anchor = anchor_at(db, conn, db.runs * n // POSITIONS)
+            if anchor is None:
+                conveyor.append(f"/api/rest/v1/automation_runs?{base}")
+                baseline.append(f"/?{base}")
+            else:
+                cursor = signed_cursor(db, anchor, per_page)
+                conveyor.append(f"/api/rest/v1/automation_runs?{base}&cursor={cursor}")
+                baseline.append(f"/?{base}&after={anchor[0]},{anchor[1]}")
+    return conveyor, baseline
+
+
+def same_pages(
+    db: Seeded,
+    conveyor: ServerProcess,
+    baseline: ServerProcess,
+    urls: list[str],
+    base_urls: list[str],
+) -> None:
+    """Both servers answer each page with the same records in the same JSON shape."""
+    headers = {"X-FilesAPI-Key": db.api_key}
+    with httpx.Client(headers=headers, timeout=60) as client:
+        for url, base_url in zip(urls[:3], base_urls[:3], strict=True):
+            ours = client.get(conveyor.url + url).json()
+            theirs = client.get(baseline.url + base_url).json()
+            assert len(ours) == len(theirs) > 0
+            for a, b in zip(ours, theirs, strict=True):
+                assert list(a) == list(b), "the baseline's fields differ"
+                assert {**a, "status_messages_url": ""} == {**b, "status_messages_url": ""}
+
+
+def wrk(server: ServerProcess, script: Path, seconds: int) -> tuple[int, float]:
+    """(pages answered, seconds) of one bounded wrk run; any failed request aborts."""
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{WRK_CONNECTIONS}",
+            f"-d{seconds}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(script),
+            server.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw failed requests against {server.kind}:\n{out}")
+    found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    assert found, out
+    took = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+    return int(found.group(1)), took
+
+
+def measure(db: Seeded, seconds: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        with (
+            ServerProcess("conveyor", db, home / "c") as ours,
+            ServerProcess("baseline", db, home / "b") as base,
+        ):
+            for per_page in PAGE_SIZES:
+                urls, base_urls = paths(db, per_page)
+                same_pages(db, ours, base, urls, base_urls)
+                scripts = {}
+                for server, listed in ((ours, urls), (base, base_urls)):
+                    script = home / f"{server.kind}.lua"
+                    quoted = ", ".join(f'"{u}"' for u in listed)
+                    script.write_text(LUA % (quoted, db.api_key))
+                    scripts[server.kind] = script
+                for server in (ours, base):  # warm-up: caches, pools, first connections
+                    wrk(server, scripts[server.kind], min(2, seconds))
+                totals = {"conveyor": [0, 0.0], "baseline": [0, 0.0]}
+                rates: dict[str, list[str]] = {"conveyor": [], "baseline": []}
+                for _ in range(rounds):
+                    for server in (ours, base):
+                        pages, took = wrk(server, scripts[server.kind], seconds)
+                        totals[server.kind][0] += pages
+                        totals[server.kind][1] += took
+                        rates[server.kind].append(f"{pages / took:.1f}")
+                ours_rate = totals["conveyor"][0] / totals["conveyor"][1]
+                base_rate = totals["baseline"][0] / totals["baseline"][1]
+                ratio = ours_rate / base_rate
+                verdict = "met" if ratio >= GOAL else "MISSED"
+                print(
+                    f"{db.backend:<10} pages of {per_page:>6,}: conveyor {ours_rate:7.1f}/s "
+                    f"(rounds {', '.join(rates['conveyor'])}), baseline {base_rate:7.1f}/s "
+                    f"(rounds {', '.join(rates['baseline'])}), ratio {ratio:.2f} "
+                    f"(goal >= {GOAL}: {verdict})",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    args = arguments(
+        __doc__.splitlines()[0],
+        seconds={"type": int, "default": 6, "help": "length of each timed wrk run"},
+        rounds={"type": int, "default": 3, "help": "timed wrk runs per server and page size"},
+    )
+    require("wrk", "install it with `apt-get install -y wrk`")
+    print_machine()
+    print(
+        f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.rounds} x {args.seconds} s "
+        "per server and page size, servers taking turns"
+    )
+    for backend in backends(args):
+        with seeded(backend, args.runs) as db:
+            measure(db, args.seconds, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
