@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Connection
+
 from conveyor.clock import Clock, SystemClock
 from conveyor.domain.runs import AutomationRun, RunStage
 from conveyor.store import automations, runs, users
@@ -48,17 +50,32 @@ class Seeder:
         `outcome` = (successful, failed) operations, logging `messages`."""
         with self.db.write() as conn:
             now = created_at if created_at is not None else self.clock.now()
-            run = runs.create_run(conn, automation_id, now)
-            for text in messages or []:
-                runs.append_message(conn, run.id, now, text)
-            target = RunStage.FINISHED if outcome is not None else stage
-            if target is None or target is RunStage.QUEUED_FOR_PLANNING:
-                return run
-            for step in (RunStage.PLANNING, RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING):
-                run = runs.advance_stage(conn, run.id, step)
-                if step is target:
-                    return run
-            ok, failed = outcome or (0, 0)
-            for i in range(ok + failed):
-                runs.record_operation(conn, run.id, i < ok, now)
-            return runs.finish_run(conn, run.id, now)
+            return make_run(
+                conn, automation_id, now, outcome=outcome, stage=stage, messages=messages
+            )
+
+
+def make_run(
+    conn: Connection,
+    automation_id: int,
+    now: int,
+    *,
+    outcome: tuple[int, int] | None = None,
+    stage: RunStage | None = None,
+    messages: list[str] | None = None,
+) -> AutomationRun:
+    """`Seeder.run` in the caller's transaction, for building many runs at once."""
+    run = runs.create_run(conn, automation_id, now)
+    for text in messages or []:
+        runs.append_message(conn, run.id, now, text)
+    target = RunStage.FINISHED if outcome is not None else stage
+    if target is None or target is RunStage.QUEUED_FOR_PLANNING:
+        return run
+    for step in (RunStage.PLANNING, RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING):
+        run = runs.advance_stage(conn, run.id, step)
+        if step is target:
+            return run
+    ok, failed = outcome or (0, 0)
+    for i in range(ok + failed):
+        runs.record_operation(conn, run.id, i < ok, now)
+    return runs.finish_run(conn, run.id, now)
