@@ -1,0 +1,210 @@
+"""Planned operations: the record persisted by planning, and how each one is performed.
+
+Every decision that depends on what was on disk (skip, overwrite, write) is
+taken at planning time and stored with the operation, so performing it again
+after a crash repeats the same decision. Performing is idempotent: a copy
+rewrites the same bytes, a move whose source is gone but whose destination
+holds the planned size is "already moved", a delete of a missing file is
+"already deleted", an existing folder is "already exists".
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from conveyor.engine.storage import PathEscape, Storage
+
+
+class Kind(enum.StrEnum):
+    CREATE_FOLDER = "create_folder"
+    COPY = "copy"
+    MOVE = "move"
+    DELETE = "delete"
+    # Planned only to fail with its reason: a destination two files of the run
+    # share, a path outside the root, a destination that is a folder.
+    REFUSE = "refuse"
+
+
+class Action(enum.StrEnum):
+    """What planning decided for a copy or move, from the destination it saw."""
+
+    WRITE = "write"  # no destination file: create it
+    OVERWRITE = "overwrite"  # a destination of another size (or overwrite forced)
+    SKIP = "skip"  # a destination of the same size: leave both files alone
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    # Not performed: the run was finished early (automation gone, leases lost).
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One file or folder handled for one destination; `seq` orders a run's operations."""
+
+    seq: int
+    kind: Kind
+    source: str | None = None
+    destination: str | None = None
+    action: Action | None = None
+    size: int | None = None  # the source's size when planned
+    old_size: int | None = None  # the destination's size when planned, if it existed
+    reason: str | None = None  # why a REFUSE operation fails
+    id: int = 0
+
+    def detail(self) -> str:
+        data: dict[str, Any] = {
+            "action": self.action.value if self.action else None,
+            "size": self.size,
+            "old_size": self.old_size,
+            "reason": self.reason,
+        }
+        return orjson.dumps({k: v for k, v in data.items() if v is not None}).decode()
+
+    @classmethod
+    def from_row(cls, row: Any) -> Operation:
+        detail = orjson.loads(row.detail) if row.detail else {}
+        action = detail.get("action")
+        return cls(
+            id=row.id,
+            seq=row.seq,
+            kind=Kind(row.kind),
+            source=row.source,
+            destination=row.destination,
+            action=Action(action) if action else None,
+            size=detail.get("size"),
+            old_size=detail.get("old_size"),
+            reason=detail.get("reason"),
+        )
+
+    def describe(self) -> str:
+        """How the planning log names this operation."""
+        if self.kind is Kind.CREATE_FOLDER:
+            return f"create folder {self.destination}"
+        if self.kind is Kind.DELETE:
+            return f"delete {self.source}"
+        if self.kind is Kind.REFUSE:
+            target = f" -> {self.destination}" if self.destination else ""
+            return f"refuse {self.source or ''}{target}: {self.reason}"
+        verb = self.kind.value
+        if self.action is Action.SKIP:
+            return f"skip {verb} {self.source} -> {self.destination} (same size exists)"
+        if self.action is Action.OVERWRITE:
+            return f"{verb} {self.source} -> {self.destination} (overwrite)"
+        return f"{verb} {self.source} -> {self.destination}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: State
+    message: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in (State.DONE, State.SKIPPED)
+
+
+def _bytes(size: int | None) -> str:
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
+def perform(op: Operation, storage: Storage, tag: str) -> Outcome:
+    """Do the operation on the storage and say what happened; never raises for file errors.
+
+    `tag` is unique to the operation (run and seq), for naming its temp files.
+    """
+    try:
+        return _perform(op, storage, tag)
+    except PathEscape as exc:
+        return Outcome(State.FAILED, f"Refused to {op.describe()}: {exc}.")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Outcome(State.FAILED, f"Could not {op.describe()}: {reason}.")
+
+
+def _perform(op: Operation, storage: Storage, tag: str) -> Outcome:
+    if op.kind is Kind.REFUSE:
+        what = f"{op.source} -> {op.destination}" if op.source else f"{op.destination}"
+        return Outcome(State.FAILED, f"Refused {what}: {op.reason}.")
+    if op.kind is Kind.CREATE_FOLDER:
+        assert op.destination is not None
+        real = storage.resolve(op.destination)
+        if real.exists() and not real.is_dir():
+            return Outcome(
+                State.FAILED,
+                f"Could not create folder {op.destination}: a file exists at that path.",
+            )
+        if storage.make_folder(op.destination):
+            return Outcome(State.DONE, f"Created folder {op.destination}.")
+        return Outcome(State.DONE, f"Folder {op.destination} already exists.")
+    if op.kind is Kind.DELETE:
+        assert op.source is not None
+        if storage.is_folder(op.source):
+            return Outcome(State.FAILED, f"Could not delete {op.source}: it is a folder.")
+        if storage.delete(op.source):
+            return Outcome(State.DONE, f"Deleted {op.source}.")
+        return Outcome(State.DONE, f"Already deleted: {op.source} was gone.")
+    assert op.source is not None and op.destination is not None
+    if op.kind is Kind.COPY:
+        return _copy(op, storage, tag)
+    return _move(op, storage, tag)
+
+
+def _copy(op: Operation, storage: Storage, tag: str) -> Outcome:
+    src, dst = op.source, op.destination
+    assert src is not None and dst is not None
+    storage.resolve(dst)  # refuse an escaping destination even when skipping
+    if storage.size(src) is None:
+        return Outcome(State.FAILED, f"Could not copy {src} to {dst}: {src} no longer exists.")
+    if op.action is Action.SKIP:
+        return Outcome(
+            State.SKIPPED,
+            f"Skipped copying {src}: {dst} already exists with the same size "
+            f"({_bytes(op.old_size)}).",
+        )
+    written = storage.copy(src, dst, tag)
+    if op.action is Action.OVERWRITE:
+        return Outcome(
+            State.DONE,
+            f"Copied {src} to {dst} ({_bytes(written)}), overwriting the existing file "
+            f"({_bytes(op.old_size)}).",
+        )
+    return Outcome(State.DONE, f"Copied {src} to {dst} ({_bytes(written)}).")
+
+
+def _move(op: Operation, storage: Storage, tag: str) -> Outcome:
+    src, dst = op.source, op.destination
+    assert src is not None and dst is not None
+    storage.resolve(dst)
+    present = storage.size(src)
+    if op.action is Action.SKIP:
+        return Outcome(
+            State.SKIPPED,
+            f"Skipped moving {src}: {dst} already exists with the same size "
+            f"({_bytes(op.old_size)}); {src} was left in place.",
+        )
+    if present is None:
+        # Redone after a crash between the rename and its commit: the file is
+        # where the plan sends it, with the size the plan saw.
+        if storage.size(dst) == op.size:
+            return Outcome(
+                State.DONE,
+                f"Already moved: {src} is gone and {dst} has the planned size ({_bytes(op.size)}).",
+            )
+        return Outcome(State.FAILED, f"Could not move {src} to {dst}: {src} no longer exists.")
+    storage.move(src, dst, tag)
+    if op.action is Action.OVERWRITE:
+        return Outcome(
+            State.DONE,
+            f"Moved {src} to {dst} ({_bytes(present)}), overwriting the existing file "
+            f"({_bytes(op.old_size)}).",
+        )
+    return Outcome(State.DONE, f"Moved {src} to {dst} ({_bytes(present)}).")

@@ -1,0 +1,55 @@
+"""Waking idle workers when work arrives: an in-process event, and PostgreSQL LISTEN/NOTIFY.
+
+Polling every `poll_interval` stays the fallback, so a lost wakeup only
+delays a run, never strands it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("conveyor.engine")
+
+# store.runs.create_run sends NOTIFY on this channel in the creating transaction.
+CHANNEL = "conveyor_runs"
+
+
+class Wakeup:
+    """Shared by a process's workers: `notify` wakes every one that is waiting."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def notify(self, _run_id: int | None = None) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+
+
+def _conninfo(database_url: str) -> str:
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def listen(database_url: str, wakeup: Wakeup, stop: threading.Event, retry: float) -> None:
+    """Forward NOTIFYs on CHANNEL to `wakeup` until `stop` is set; reconnect on errors."""
+    while not stop.is_set():
+        try:
+            with psycopg.connect(_conninfo(database_url), autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                # Runs created while we were not listening are found by this claim round.
+                wakeup.notify()
+                while not stop.is_set():
+                    for _note in conn.notifies(timeout=0.5, stop_after=1):
+                        wakeup.notify()
+        except psycopg.Error as exc:
+            log.warning("LISTEN %s failed (%s); retrying", CHANNEL, exc)
+            stop.wait(retry)

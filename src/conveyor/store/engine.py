@@ -1,0 +1,295 @@
+"""Engine queries: finding claimable runs, leases and heartbeats, planned operations.
+
+Stage changes and counts still go through `conveyor.store.runs`; this module
+adds the bookkeeping around them. Every write that acts for a worker is
+guarded on `lease_owner`, so a worker that lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
+from conveyor.store import runs as run_store
+from conveyor.store.schema import automation_runs as runs_t
+from conveyor.store.schema import run_messages as messages_t
+from conveyor.store.schema import run_operations as ops_t
+
+QUEUED = (RunStage.QUEUED_FOR_EXECUTION, RunStage.QUEUED_FOR_PLANNING)
+ACTIVE = (RunStage.PLANNING, RunStage.EXECUTING)
+# The column that records when a run entered each stage the engine moves it to.
+STAGE_STARTED = {
+    RunStage.PLANNING: runs_t.c.planning_at,
+    RunStage.QUEUED_FOR_EXECUTION: runs_t.c.queued_for_execution_at,
+    RunStage.EXECUTING: runs_t.c.executing_at,
+}
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the run's lease; another worker owns it now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A run a worker may claim: queued, or active with a lease that ran out (or was released)."""
+
+    id: int
+    automation_id: int
+    run_stage: RunStage
+    lease_owner: str | None
+    lease_losses: int
+
+
+_CANDIDATE_COLUMNS = (
+    runs_t.c.id,
+    runs_t.c.automation_id,
+    runs_t.c.run_stage,
+    runs_t.c.lease_owner,
+    runs_t.c.lease_losses,
+)
+
+
+def next_candidate(conn: Connection, now: int) -> Candidate | None:
+    """The oldest run needing a worker, locked for this transaction.
+
+    Runs whose worker died come first (they have waited longest), then runs
+    ready to execute (finish what was started), then runs to plan. On
+    PostgreSQL rows locked by another claimer are skipped; on SQLite the
+    caller's BEGIN IMMEDIATE transaction already excludes other claimers.
+    """
+    queries = [
+        select(*_CANDIDATE_COLUMNS).where(
+            runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
+            or_(runs_t.c.lease_expires_at.is_(None), runs_t.c.lease_expires_at < now),
+        ),
+        select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_EXECUTION),
+        select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING),
+    ]
+    for query in queries:
+        query = query.order_by(runs_t.c.id).limit(1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = conn.execute(query).first()
+        if row is not None:
+            return Candidate(
+                row.id,
+                row.automation_id,
+                RunStage(row.run_stage),
+                row.lease_owner,
+                row.lease_losses,
+            )
+    return None
+
+
+def take_lease(
+    conn: Connection,
+    candidate: Candidate,
+    worker_id: str,
+    now: int,
+    expires_at: int,
+    *,
+    stage: RunStage,
+    lost: bool,
+) -> None:
+    """Make `worker_id` the run's lease holder, guarded on the owner the claimer saw.
+
+    `lost` counts a lease that ran out while held (a dead or stalled worker).
+    `stage` (the run's stage now) gets its start time unless it already has one.
+    """
+    values: dict[str, Any] = {"lease_owner": worker_id, "lease_expires_at": expires_at}
+    if lost:
+        values["lease_losses"] = runs_t.c.lease_losses + 1
+    started = STAGE_STARTED.get(stage)
+    if started is not None:
+        values[started.name] = func.coalesce(started, now)
+    owner = runs_t.c.lease_owner
+    result = conn.execute(
+        update(runs_t)
+        .where(
+            runs_t.c.id == candidate.id,
+            owner.is_(None) if candidate.lease_owner is None else owner == candidate.lease_owner,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"automation run {candidate.id} was claimed concurrently")
+
+
+def extend_lease(conn: Connection, run_id: int, worker_id: str, expires_at: int) -> bool:
+    """The heartbeat: push the lease's expiry out; False if this worker lost it."""
+    result = conn.execute(
+        update(runs_t)
+        .where(
+            runs_t.c.id == run_id,
+            runs_t.c.lease_owner == worker_id,
+            runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
+        )
+        .values(lease_expires_at=expires_at)
+    )
+    return bool(result.rowcount == 1)
+
+
+def hold_lease(conn: Connection, run_id: int, worker_id: str, expires_at: int) -> None:
+    """Check (and extend) the lease inside the transaction that commits work; LeaseLost if gone.
+
+    On PostgreSQL the UPDATE also locks the run's row until commit, so no
+    claimer can take the run between this check and the commit.
+    """
+    if not extend_lease(conn, run_id, worker_id, expires_at):
+        raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
+
+
+def clear_lease(
+    conn: Connection, run_id: int, stage_started: RunStage | None = None, now: int | None = None
+) -> None:
+    """No one holds the run (it is queued or finished now); optionally stamp a stage start."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if stage_started is not None:
+        values[STAGE_STARTED[stage_started].name] = now
+    conn.execute(update(runs_t).where(runs_t.c.id == run_id).values(**values))
+
+
+def release_lease(conn: Connection, run_id: int, worker_id: str) -> bool:
+    """Give a run back without finishing it (worker stopping): the next claim is no loss."""
+    result = conn.execute(
+        update(runs_t)
+        .where(runs_t.c.id == run_id, runs_t.c.lease_owner == worker_id)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return bool(result.rowcount == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    lease_owner: str | None
+    lease_expires_at: int | None
+    lease_losses: int
+    planning_at: int | None
+    queued_for_execution_at: int | None
+    executing_at: int | None
+
+
+def lease_info(conn: Connection, run_id: int) -> LeaseInfo | None:
+    row = conn.execute(
+        select(
+            runs_t.c.lease_owner,
+            runs_t.c.lease_expires_at,
+            runs_t.c.lease_losses,
+            runs_t.c.planning_at,
+            runs_t.c.queued_for_execution_at,
+            runs_t.c.executing_at,
+        ).where(runs_t.c.id == run_id)
+    ).first()
+    return None if row is None else LeaseInfo(*row)
+
+
+# ------------------------------------------------------------------ operations
+
+
+def insert_operations(conn: Connection, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Persist a plan: each row has seq, kind, source, destination, detail; all pending."""
+    if rows:
+        conn.execute(
+            ops_t.insert(), [{**row, "run_id": run_id, "state": "pending"} for row in rows]
+        )
+
+
+def pending_operations(conn: Connection, run_id: int) -> list[Any]:
+    return list(
+        conn.execute(
+            select(
+                ops_t.c.id,
+                ops_t.c.seq,
+                ops_t.c.kind,
+                ops_t.c.source,
+                ops_t.c.destination,
+                ops_t.c.detail,
+            )
+            .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+            .order_by(ops_t.c.seq)
+        )
+    )
+
+
+def count_operations(conn: Connection, run_id: int, state: str | None = None) -> int:
+    query = select(func.count()).select_from(ops_t).where(ops_t.c.run_id == run_id)
+    if state is not None:
+        query = query.where(ops_t.c.state == state)
+    return int(conn.execute(query).scalar_one())
+
+
+def complete_operation(
+    conn: Connection,
+    run_id: int,
+    op_id: int,
+    worker_id: str,
+    lease_until: int,
+    *,
+    state: str,
+    succeeded: bool,
+    now: int,
+    message: str,
+) -> AutomationRun:
+    """Commit one operation's outcome: its state, the run's count and its log line together.
+
+    Guarded twice: the worker must hold the lease, and the operation must
+    still be pending, so an outcome is never counted twice.
+    """
+    hold_lease(conn, run_id, worker_id, lease_until)
+    result = conn.execute(
+        update(ops_t)
+        .where(ops_t.c.id == op_id, ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .values(state=state, finished_at=now)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"operation {op_id} of automation run {run_id} was already recorded")
+    return run_store.record_operation(conn, run_id, succeeded, now, message)
+
+
+def abandon_operations(conn: Connection, run_id: int, now: int) -> int:
+    """Mark what was never performed; returns how many operations that was."""
+    result = conn.execute(
+        update(ops_t)
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .values(state="abandoned", finished_at=now)
+    )
+    return int(result.rowcount)
+
+
+def insert_messages(
+    conn: Connection, run_id: int, now: int, lines: Sequence[tuple[MessageLevel, str]]
+) -> None:
+    """Append several log lines at once (a plan's listing); the run must not be finished."""
+    if lines:
+        conn.execute(
+            messages_t.insert(),
+            [
+                {"run_id": run_id, "created_at": now, "level": level.value, "message": text}
+                for level, text in lines
+            ],
+        )
+
+
+def abort_run(conn: Connection, run_id: int, now: int, reason: str) -> AutomationRun:
+    """Finish the run as `failure` without performing what is left, logging `reason`.
+
+    For runs that must not go on: their automation was deleted or disabled,
+    or their workers kept dying. Pending operations are marked abandoned.
+    """
+    abandoned = abandon_operations(conn, run_id, now)
+    suffix = f" {abandoned} planned operations were not performed." if abandoned else ""
+    finished = run_store.finish_run(
+        conn,
+        run_id,
+        now,
+        planning_failed=True,
+        message=reason + suffix,
+        level=MessageLevel.ERROR,
+    )
+    clear_lease(conn, run_id)
+    return finished
