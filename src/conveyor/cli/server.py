@@ -65,6 +65,23 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def worker(
+    concurrency: int = typer.Option(
+        1, "--concurrency", "-c", min=1, help="Worker threads in this process."
+    ),
+) -> None:
+    """Run only the engine (planners and executors) against CONVEYOR_DATABASE_URL."""
+    from conveyor.engine.service import run_worker_process
+
+    settings = load_settings()
+    db = open_database(settings)
+    if not migrate.is_current(db):
+        typer.echo("conveyor: the database schema is not current; run `conveyor db upgrade`",
+                   err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(run_worker_process(settings, db, concurrency))
+
+
 def _services() -> list[Service]:
     """Background services run inside `conveyor serve` (engine, scheduler) when installed."""
     try:
@@ -131,5 +148,6 @@ def api_keys_revoke(key: str = typer.Argument(..., help="The key to revoke.")) -
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("worker")(worker)
     app.add_typer(db_app, name="db")
     app.add_typer(keys_app, name="api-keys")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, union_all, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
@@ -67,6 +68,9 @@ def create_run(
     values = {name: getattr(run, name) for name in _FIELDS if name != "id"}
     values.update(extra)
     run_id = conn.execute(runs_t.insert().values(**values).returning(runs_t.c.id)).scalar_one()
+    if conn.dialect.name == "postgresql":
+        # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
+        conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
     return AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
 
 
