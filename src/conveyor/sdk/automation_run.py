@@ -1,0 +1,42 @@
+"""Module-level run operations on the default client, as in `files_sdk.automation_run`.
+
+They use `conveyor.sdk.base_url` and the key from `conveyor.sdk.set_api_key()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from conveyor.sdk.page import ListObj
+from conveyor.sdk.records import AutomationRun
+from conveyor.sdk.resources import AutomationRunResource
+
+__all__ = ["all", "find", "get", "list"]
+
+
+def _resource() -> AutomationRunResource:
+    # Imported here: the package imports this module while it is initialising.
+    from conveyor.sdk import default_client
+
+    return default_client().automation_run
+
+
+def list(params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
+    """List runs of one automation; see `AutomationRunResource.list` for parameters."""
+    return _resource().list(params)
+
+
+def all(params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
+    """The same as list()."""
+    return list(params)
+
+
+def find(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
+    """Show one run by id."""
+    return _resource().find(id, params)
+
+
+def get(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
+    """The same as find()."""
+    return find(id, params)
