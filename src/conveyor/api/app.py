@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from conveyor import web
 from conveyor.api import automations, runs
 from conveyor.api import errors as error_rendering
 from conveyor.api.context import AppContext
@@ -71,6 +72,8 @@ def create_app(
     error_rendering.install(app)
     app.include_router(runs.router)
     app.include_router(automations.router)
+    # The web UI at `/` (pages, static files, HTML error pages outside /api/).
+    web.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -55,19 +55,31 @@ _HTTP_ERRORS: dict[int, type[errors.ConveyorError]] = {
 }
 
 
+def _respond(request: Request, exc: errors.ConveyorError) -> Response:
+    """Files.com JSON for the API; on the web UI's paths (outside /api/), the HTML
+    error page the UI installed as `app.state.html_error_page`."""
+    rid = request_id(request)
+    page = getattr(request.app.state, "html_error_page", None)
+    path = request.url.path
+    if page is not None and not (path == "/api" or path.startswith("/api/")):
+        response: Response = page(request, exc, rid)
+        return response
+    return error_response(exc, rid)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ConveyorError)
     async def _domain(request: Request, exc: errors.ConveyorError) -> Response:
         if exc.http_status >= 500:
             log.error("request %s failed: %s", request_id(request), exc.message)
-        return error_response(exc, request_id(request))
+        return _respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"Invalid request: {where}: {first.get('msg', 'invalid value')}"
-        return error_response(errors.RequestParamsInvalid(message), request_id(request))
+        return _respond(request, errors.RequestParamsInvalid(message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -75,12 +87,11 @@ def install(app: FastAPI) -> None:
         message = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code)
         error = cls(message or str(exc.detail))
         error.http_status = exc.status_code
-        return error_response(error, request_id(request))
+        return _respond(request, error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error in request %s", request_id(request))
-        return error_response(
-            errors.InternalServerError("An unexpected error occurred; it has been logged."),
-            request_id(request),
+        return _respond(
+            request, errors.InternalServerError("An unexpected error occurred; it has been logged.")
         )

@@ -155,3 +155,19 @@ run_operations = Table(
     UniqueConstraint("run_id", "seq", name="uq_run_operations_run_seq"),
     Index("ix_run_operations_run_state_seq", "run_id", "state", "seq"),
 )
+
+# Web UI sign-ins (migration 0003): the cookie holds a random token, the table
+# only its SHA-256, so a copy of the database cannot be used to sign in. A
+# session dies with its API key (revoked keys are checked on every request).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("api_key_id", ID, ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)

@@ -1,0 +1,105 @@
+"""Reads the web UI needs beyond the API's: recent runs per automation, runs per day,
+stage times and the tail of a run's log.
+
+Each read is an index range of bounded size, so a page costs the same for an
+automation with ten runs as for one with millions (docs/ui.md says which
+index serves which read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from conveyor.domain.runs import RunStatus
+from conveyor.store.runs import RUN_COLUMNS, RunRow
+from conveyor.store.schema import automation_runs as runs_t
+from conveyor.store.schema import run_messages as messages_t
+
+DAY_US = 86_400 * 1_000_000
+
+
+def recent_runs(
+    conn: Connection, automation_ids: Iterable[int], limit: int
+) -> dict[int, list[RunRow]]:
+    """The newest `limit` runs of each automation (RUN_COLUMNS rows), newest first.
+
+    One query per automation: each is a short backwards walk of
+    ix_runs_automation_created, where a single query over all of them would
+    have to rank every run of every automation.
+    """
+    found: dict[int, list[RunRow]] = {}
+    for automation_id in automation_ids:
+        found[automation_id] = list(
+            conn.execute(
+                select(*RUN_COLUMNS)
+                .where(runs_t.c.automation_id == automation_id)
+                .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
+                .limit(limit)
+            )
+        )
+    return found
+
+
+def runs_per_day(conn: Connection, automation_id: int, since: int) -> list[tuple[int, str, int]]:
+    """(UTC day number, status, runs) for the automation's runs created at or after `since`.
+
+    Listing the statuses lets the database read ix_runs_automation_status_created
+    as one range per status, covering, instead of the automation's whole history.
+    """
+    day = (runs_t.c.created_at // DAY_US).label("day")
+    rows = conn.execute(
+        select(day, runs_t.c.status, func.count())
+        .where(
+            runs_t.c.automation_id == automation_id,
+            runs_t.c.status.in_([status.value for status in RunStatus]),
+            runs_t.c.created_at >= since,
+        )
+        .group_by(day, runs_t.c.status)
+    )
+    return [(int(d), str(status), int(count)) for d, status, count in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """When the run entered each stage after its creation (None: not (yet) entered)."""
+
+    trigger: str
+    planning_at: int | None
+    queued_for_execution_at: int | None
+    executing_at: int | None
+
+
+def stage_times(conn: Connection, run_id: int) -> StageTimes | None:
+    row = conn.execute(
+        select(
+            runs_t.c.trigger,
+            runs_t.c.planning_at,
+            runs_t.c.queued_for_execution_at,
+            runs_t.c.executing_at,
+        ).where(runs_t.c.id == run_id)
+    ).first()
+    return None if row is None else StageTimes(*row)
+
+
+def message_tail(conn: Connection, run_id: int, limit: int) -> tuple[list[Any], bool]:
+    """The last `limit` log lines (id, created_at, level, message) in order, and
+    whether earlier lines were left out."""
+    rows = list(
+        conn.execute(
+            select(
+                messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message
+            )
+            .where(messages_t.c.run_id == run_id)
+            .order_by(messages_t.c.id.desc())
+            .limit(limit + 1)
+        )
+    )
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return rows, truncated

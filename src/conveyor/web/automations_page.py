@@ -1,0 +1,137 @@
+"""The automations page (/automations) and its "Run now" button (POST /automations/{id}/run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from conveyor.api.context import ctx
+from conveyor.domain import errors
+from conveyor.domain.automations import Automation
+from conveyor.domain.listing import Sort
+from conveyor.domain.runs import RunStatus
+from conveyor.domain.schedules import human_readable_schedule
+from conveyor.store import automations as automations_store
+from conveyor.store import run_views
+from conveyor.store import runs as runs_store
+from conveyor.store.runs import RunRow
+from conveyor.web import session as cookies
+from conveyor.web.security import check_token, read_form
+from conveyor.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 50
+STRIP_RUNS = 20
+_SORT = Sort(field=None, descending=False)  # creation order, as the API lists them
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One run in an automation's status strip."""
+
+    id: int
+    status: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationSummary:
+    automation: Automation
+    schedule: str | None
+    latest: RunRow | None
+    strip: list[Mark]  # oldest first, newest last
+    finished: int
+    succeeded: int
+
+
+def summarize(automation: Automation, recent: list[RunRow]) -> AutomationSummary:
+    """`recent` is newest first, as the store reads it."""
+    strip = [Mark(row[0], row[5], row[3]) for row in reversed(recent)]
+    finished = [mark for mark in strip if mark.status != RunStatus.RUNNING.value]
+    succeeded = sum(1 for mark in finished if mark.status == RunStatus.SUCCESS.value)
+    return AutomationSummary(
+        automation,
+        human_readable_schedule(automation),
+        recent[0] if recent else None,
+        strip,
+        len(finished),
+        succeeded,
+    )
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/automations", status_code=303)
+
+
+@router.get("/automations")
+def automations_page(request: Request) -> Response:
+    context = ctx(request)
+    token = request.query_params.get("cursor")
+    with context.db.read() as conn:
+        session = cookies.require_session(conn, request, context)
+        query = automations_store.AutomationListQuery(PER_PAGE, _SORT, None, None, None)
+        if token:
+            cursor = context.codec.decode(token, query.scope(session.user), _SORT, None)
+            query = automations_store.AutomationListQuery(PER_PAGE, _SORT, None, None, cursor)
+        page = automations_store.list_automations(conn, session.user, query)
+        found = [automations_store.automation_from_row(row) for row in page.rows]
+        recent = run_views.recent_runs(conn, [a.id for a in found], STRIP_RUNS)
+    scope = query.scope(session.user)
+    next_url = prev_url = None
+    if page.next_cursor is not None:
+        next_url = "/automations?" + urlencode(
+            {"cursor": context.codec.encode(scope, _SORT, page.next_cursor)}
+        )
+    if page.prev_cursor is not None:
+        prev_url = "/automations?" + urlencode(
+            {"cursor": context.codec.encode(scope, _SORT, page.prev_cursor)}
+        )
+    return render(
+        "automations.html",
+        title="Automations",
+        user=session.user,
+        csrf_token=session.csrf_token,
+        now=context.clock.now(),
+        summaries=[summarize(a, recent[a.id]) for a in found],
+        next_url=next_url,
+        prev_url=prev_url,
+        strip_runs=STRIP_RUNS,
+    )
+
+
+def parse_id(raw: str, what: str) -> int:
+    """A path id; anything that is not one names nothing, so it is a 404 page."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise errors.NotFound(f"There is no {what} {raw[:40]!r}.")
+    return int(raw)
+
+
+@router.post("/automations/{automation_id}/run")
+async def run_now(automation_id: str, request: Request) -> Response:
+    """Create a manual run, as the API's manual_run does, and show its page."""
+    context = ctx(request)
+    target = parse_id(automation_id, "automation")
+    form = await read_form(request)
+
+    def work(conn: Any) -> int:
+        session = cookies.require_session(conn, request, context)
+        check_token(form.get("csrf_token"), session.csrf_token)
+        found = automations_store.find_visible(conn, target, session.user)
+        if found is None:
+            raise errors.NotFound(f"Automation {target} not found.")
+        if found.disabled:
+            raise errors.AutomationDisabled(
+                f"Automation {target} is disabled; enable it before running it."
+            )
+        return runs_store.create_run(conn, target, context.clock.now(), trigger="manual").id
+
+    run_id = await run_in_threadpool(context.db.run_write, work)
+    context.on_run_created(run_id)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)

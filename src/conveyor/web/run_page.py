@@ -1,0 +1,180 @@
+"""A run's page (/runs/{id}) and the small JSON document its script polls (/runs/{id}/live).
+
+The page is complete without JavaScript. While the run is not finished,
+static/run-live.js asks /runs/{id}/live?after=LAST_MESSAGE_ID every
+POLL_SECONDS for the run's fields and the log lines added since, and stops
+once the run is finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from conveyor.api.context import ctx
+from conveyor.api.runs import encoder_for
+from conveyor.domain import errors
+from conveyor.domain.runs import RunStage
+from conveyor.store import automations as automations_store
+from conveyor.store import run_views
+from conveyor.store import runs as runs_store
+from conveyor.web import presentation
+from conveyor.web import session as cookies
+from conveyor.web.automations_page import parse_id
+from conveyor.web.security import SECURITY_HEADERS
+from conveyor.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+LOG_LINES = 500  # the page shows the log's tail; the download has all of it
+LIVE_BATCH = 500
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One stage of the timeline and when the run entered it."""
+
+    stage: str
+    label: str
+    at: int | None
+    state: str  # "done", "current", "skipped" or "pending"
+
+
+def timeline(row: Any, times: run_views.StageTimes | None) -> list[Step]:
+    """The five stages in order with their start times.
+
+    A stage before the current one was entered if its time is recorded, if a
+    later stage was, or (up to executing) if operations were counted. A
+    finished run that jumped to finished (planning failed, aborted) shows the
+    stages it never entered as skipped; an unfinished run cannot have skipped
+    any, so an earlier stage without a time is done at an unknown time.
+    """
+    completed_at, created_at, stage, ok, failed = row[2], row[3], row[6], row[7], row[8]
+    order = [s.value for s in RunStage]
+    entered: list[int | None] = [
+        created_at,
+        times.planning_at if times else None,
+        times.queued_for_execution_at if times else None,
+        times.executing_at if times else None,
+        completed_at,
+    ]
+    position = order.index(stage)
+    reached = 0
+    for index in range(1, 4):
+        if entered[index] is not None:
+            reached = index
+    if ok + failed > 0:
+        reached = 3
+    steps = []
+    for index, name in enumerate(order):
+        if index == position:
+            state = "done" if stage == RunStage.FINISHED.value else "current"
+        elif index > position:
+            state = "pending"
+        elif stage == RunStage.FINISHED.value and index > reached:
+            state = "skipped"
+        else:
+            state = "done"
+        steps.append(Step(name, presentation.stage_label(name), entered[index], state))
+    return steps
+
+
+def run_fields(row: Any, now: int) -> dict[str, Any]:
+    """The run as the page's script needs it to refresh the fields it shows."""
+    run_id, _automation_id, completed_at, created_at, _runtime, status, stage, ok, failed = row
+    took = presentation.run_duration(created_at, completed_at, now)
+    return {
+        "id": run_id,
+        "status": status,
+        "status_label": presentation.status_label(status),
+        "run_stage": stage,
+        "stage_label": presentation.stage_label(stage),
+        "successful_operations": ok,
+        "failed_operations": failed,
+        "completed_at": presentation.when(completed_at),
+        "duration": presentation.duration(took),
+        "finished": stage == RunStage.FINISHED.value,
+    }
+
+
+def _load(conn: Any, request: Request, run_id: int) -> tuple[Any, Any]:
+    context = ctx(request)
+    session = cookies.require_session(conn, request, context)
+    row = runs_store.find_visible_run(conn, run_id, session.user)
+    if row is None:
+        raise errors.NotFound(f"Automation Run {run_id} not found.")
+    return session, row
+
+
+@router.get("/runs/{run_id}")
+def run_page(run_id: str, request: Request) -> Response:
+    context = ctx(request)
+    target = parse_id(run_id, "run")
+    with context.db.read() as conn:
+        session, row = _load(conn, request, target)
+        automation = automations_store.get_automation(conn, row[1])
+        times = run_views.stage_times(conn, target)
+        lines, truncated = run_views.message_tail(conn, target, LOG_LINES)
+    now = context.clock.now()
+    fields = run_fields(row, now)
+    return render(
+        "run.html",
+        title=f"Run {target}",
+        user=session.user,
+        csrf_token=session.csrf_token,
+        now=now,
+        run=row,
+        fields=fields,
+        automation=automation,
+        trigger=times.trigger if times else None,
+        steps=timeline(row, times),
+        lines=lines,
+        truncated=truncated,
+        last_message_id=lines[-1][0] if lines else 0,
+        log_url=encoder_for(context, request).status_messages_url(target),
+        poll_ms=int(POLL_SECONDS * 1000),
+        max_lines=LOG_LINES,
+    )
+
+
+@router.get("/runs/{run_id}/live")
+def run_live(run_id: str, request: Request) -> Response:
+    """The run's fields and timeline, and log lines after `after` (a message id)."""
+    context = ctx(request)
+    target = parse_id(run_id, "run")
+    raw_after = request.query_params.get("after", "0")
+    after = int(raw_after) if raw_after.isascii() and raw_after.isdigit() else 0
+    with context.db.read() as conn:
+        _session, row = _load(conn, request, target)
+        times = run_views.stage_times(conn, target)
+        lines = runs_store.read_messages(conn, target, after_id=after, limit=LIVE_BATCH)
+    body = {
+        "run": run_fields(row, context.clock.now()),
+        "timeline": [
+            {
+                "stage": s.stage,
+                "state": s.state,
+                "at": presentation.when(s.at),
+                "iso": presentation.iso(s.at),
+            }
+            for s in timeline(row, times)
+        ],
+        "messages": [
+            {
+                "id": message_id,
+                "at": presentation.when(created),
+                "iso": presentation.iso(created),
+                "level": level,
+                "text": text,
+            }
+            for message_id, created, level, text in lines
+        ],
+        "more": len(lines) == LIVE_BATCH,
+    }
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
