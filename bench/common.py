@@ -341,6 +341,8 @@ def server_settings(db: Seeded, home: Path) -> Settings:
             "CONVEYOR_DATABASE_URL": db.url,
             "CONVEYOR_SECRET_KEY": SECRET,
             "CONVEYOR_EMBEDDED_WORKERS": "0",
+            # Throughput is measured without per-key rate limits (bench/load.py keeps them).
+            "CONVEYOR_RATE_LIMIT_RATE": "0",
         }
     )
 
@@ -358,6 +360,7 @@ class ServerProcess:
             "CONVEYOR_DATABASE_URL": db.url,
             "CONVEYOR_SECRET_KEY": SECRET,
             "CONVEYOR_EMBEDDED_WORKERS": "0",
+            "CONVEYOR_RATE_LIMIT_RATE": "0",
             "CONVEYOR_PORT": str(self.port),
         }
         self.process = subprocess.Popen(

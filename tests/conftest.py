@@ -88,6 +88,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
             "CONVEYOR_HOME": str(tmp_path / "home"),
             "CONVEYOR_DATABASE_URL": database_url,
             "CONVEYOR_EMBEDDED_WORKERS": "0",
+            # Suites send bursts faster than any client should; tests/ops tests the limits.
+            "CONVEYOR_RATE_LIMIT_RATE": "0",
         }
     )
 

@@ -41,6 +41,33 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0)
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.strip().lower()
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the URL forms people write and return the SQLAlchemy form.
 
@@ -73,6 +100,23 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_lease_losses: int = 3
+    # Triggers (docs/triggers.md): scheduler pass interval, file-event debounce and rescan.
+    scheduler_interval: float = 1.0
+    watch_debounce: float = 1.0
+    watch_rescan: float = 300.0
+    # Operations (docs/operations.md): logs, metrics, health, retention, rate limits.
+    log_level: str = "info"
+    access_log: bool = True
+    metrics: bool = True
+    ready_requires_workers: bool = True
+    heartbeat_timeout: float = 60.0
+    retention_days: int = 90
+    retention_interval: float = 3600.0
+    retention_batch_size: int = 1000
+    retention_pause: float = 0.05
+    rate_limit_rate: float = 50.0
+    rate_limit_burst: int = 200
+    rate_limit_store: str = "auto"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -98,7 +142,33 @@ class Settings:
             lease_seconds=_float(env, "CONVEYOR_LEASE_SECONDS", 30.0, minimum=0.1),
             poll_interval=_float(env, "CONVEYOR_POLL_INTERVAL", 1.0, minimum=0.01),
             max_lease_losses=_int(env, "CONVEYOR_MAX_LEASE_LOSSES", 3, minimum=1),
+            scheduler_interval=_float(env, "CONVEYOR_SCHEDULER_INTERVAL", 1.0, minimum=0.01),
+            watch_debounce=_float(env, "CONVEYOR_WATCH_DEBOUNCE", 1.0, minimum=0.01),
+            watch_rescan=_float(env, "CONVEYOR_WATCH_RESCAN", 300.0, minimum=1.0),
+            log_level=_choice(env, "CONVEYOR_LOG_LEVEL", "info", LOG_LEVELS),
+            access_log=_bool(env, "CONVEYOR_ACCESS_LOG", True),
+            metrics=_bool(env, "CONVEYOR_METRICS", True),
+            ready_requires_workers=_bool(env, "CONVEYOR_READY_REQUIRES_WORKERS", True),
+            heartbeat_timeout=_float(env, "CONVEYOR_HEARTBEAT_TIMEOUT", 60.0, minimum=1.0),
+            retention_days=_int(env, "CONVEYOR_RETENTION_DAYS", 90, minimum=0),
+            retention_interval=_float(env, "CONVEYOR_RETENTION_INTERVAL", 3600.0, minimum=1.0),
+            retention_batch_size=_int(env, "CONVEYOR_RETENTION_BATCH_SIZE", 1000, minimum=1),
+            retention_pause=_float(env, "CONVEYOR_RETENTION_PAUSE", 0.05, minimum=0.0),
+            rate_limit_rate=_float(env, "CONVEYOR_RATE_LIMIT_RATE", 50.0, minimum=0.0),
+            rate_limit_burst=_int(env, "CONVEYOR_RATE_LIMIT_BURST", 200, minimum=1),
+            rate_limit_store=_choice(
+                env, "CONVEYOR_RATE_LIMIT_STORE", "auto", ("auto", "memory", "database")
+            ),
         )
+
+    def __post_init__(self) -> None:
+        # On SQLite a shared bucket would be a write transaction inside the write
+        # transactions of the endpoints that write: one process, one memory bucket.
+        if self.rate_limit_store == "database" and self.is_sqlite:
+            raise ConfigError(
+                "CONVEYOR_RATE_LIMIT_STORE=database needs PostgreSQL; "
+                "with SQLite use auto or memory"
+            )
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import web
-from conveyor.api import automations, runs
+from conveyor.api import automations, health, ratelimit, retention, runs
 from conveyor.api import errors as error_rendering
+from conveyor.api import metrics as metrics_api
+from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.context import AppContext
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
@@ -19,6 +21,7 @@ from conveyor.clock import Clock, SystemClock
 from conveyor.config import Settings
 from conveyor.domain.listing import CursorCodec
 from conveyor.domain.signing import UrlSigner
+from conveyor.observability import runevents
 from conveyor.store import secrets
 from conveyor.store.database import Database
 
@@ -69,9 +72,19 @@ def create_app(
     )
     app.state.ctx = context
     app.add_middleware(RequestIdMiddleware)
+    # Outside the request id middleware, so the access log sees the id it set.
+    app.add_middleware(
+        AccessLogMiddleware, log_requests=settings.access_log, record=settings.metrics
+    )
+    app.state.rate_limiter = ratelimit.make_limiter(settings, db, context.clock)
+    runevents.install()
     error_rendering.install(app)
     app.include_router(runs.router)
     app.include_router(automations.router)
+    app.include_router(retention.router)
+    app.include_router(health.router)
+    if settings.metrics:
+        app.include_router(metrics_api.router)
     # The web UI at `/` (pages, static files, HTML error pages outside /api/).
     web.install(app)
 

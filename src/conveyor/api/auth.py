@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import Request
 from sqlalchemy.engine import Connection
 
+from conveyor.api import ratelimit
 from conveyor.domain import errors
-from conveyor.store.users import User, user_for_key
+from conveyor.store.users import User, hash_key, user_for_key
 
 API_KEY_HEADER = "x-filesapi-key"
 
@@ -20,4 +21,7 @@ def authenticate(conn: Connection, request: Request) -> User:
     user = user_for_key(conn, key) if len(key) <= 256 else None
     if user is None:
         raise errors.InvalidCredentials("The API key is unknown or has been revoked.")
+    # The access log names the user (conveyor.api.accesslog reads it back).
+    request.scope.setdefault("state", {})["user_id"] = user.id
+    ratelimit.enforce(request, hash_key(key))
     return user

@@ -40,6 +40,10 @@ RUN_COLUMNS = (
 _FIELDS = [f.name for f in fields(AutomationRun)]
 # A database row: RUN_COLUMNS for runs, (id, created_at, level, message) for messages.
 RunRow = Any
+# Called with (conn, before, after, extra) for every run created (before is None)
+# or changed, inside the writer's transaction; conveyor.observability reports them.
+RunObserver = Callable[[Connection, AutomationRun | None, AutomationRun, dict[str, Any]], None]
+RUN_OBSERVERS: list[RunObserver] = []
 
 
 def run_from_row(row: Sequence[Any]) -> AutomationRun:
@@ -71,7 +75,10 @@ def create_run(
     if conn.dialect.name == "postgresql":
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
-    return AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
+    created = AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
+    for observer in RUN_OBSERVERS:
+        observer(conn, None, created, extra)
+    return created
 
 
 def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> AutomationRun | None:
@@ -108,6 +115,8 @@ def _apply(
         )
         if result.rowcount != 1:
             raise IllegalTransition(f"automation run {run_id} changed concurrently")
+        for observer in RUN_OBSERVERS:
+            observer(conn, before, after, {})
     return before, after
 
 

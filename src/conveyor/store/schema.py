@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -171,3 +172,32 @@ web_sessions = Table(
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_web_sessions_expires_at", "expires_at"),
 )
+
+# Operating Conveyor (migration 0004). Each engine process beats here, so
+# /readyz can tell whether any worker is alive, even an idle one.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Index("ix_workers_heartbeat_at", "heartbeat_at"),
+)
+
+# One token bucket per API key (keyed by the key's SHA-256, as api_keys stores
+# it), shared by every API process on the database; `allowed` is the decision
+# of the last UPDATE, read back with RETURNING.
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("allowed", Boolean, nullable=False),
+)
+
+# Per-automation retention override in days (NULL: CONVEYOR_RETENTION_DAYS; 0: keep forever).
+automations.append_column(Column("retention_days", Integer, nullable=True))

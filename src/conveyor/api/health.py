@@ -1,0 +1,107 @@
+"""Health endpoints for load balancers and orchestrators; no API key, nothing sensitive.
+
+`/healthz`: the process answers. `/readyz`: it can do its work: the database
+answers, its schema is at this version's newest migration, and (unless
+CONVEYOR_READY_REQUIRES_WORKERS is off) some engine process has sent a
+heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT. Otherwise 503 with the reasons.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import orjson
+from alembic.runtime.migration import MigrationContext
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+from starlette.responses import Response
+
+from conveyor.api.context import ctx
+from conveyor.store import heartbeats, migrate
+
+router = APIRouter()
+log = logging.getLogger("conveyor.api")
+
+_CHECK = {"type": "string", "description": "ok, or why the check failed"}
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {
+            "type": "object",
+            "properties": {"database": _CHECK, "migrations": _CHECK, "workers": _CHECK},
+            "additionalProperties": _CHECK,
+        },
+    },
+}
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["ok"]}},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    responses={200: _json(HEALTH_SCHEMA, "Alive")},
+)
+async def healthz() -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database, migrations and workers",
+    responses={
+        200: _json(READY_SCHEMA, "Ready to serve"),
+        503: _json(READY_SCHEMA, "Not ready; `checks` says why"),
+    },
+)
+def readyz(request: Request) -> Response:
+    context = ctx(request)
+    checks: dict[str, str] = {"database": "unreachable"}
+    try:
+        with context.db.read() as conn:
+            conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            checks["migrations"] = "could not be read"
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current != _head():
+                checks["migrations"] = (
+                    "the schema is not at this version's newest migration; "
+                    "run `conveyor db upgrade`"
+                )
+            else:
+                checks["migrations"] = "ok"
+                if context.settings.ready_requires_workers:
+                    checks["workers"] = "could not be read"
+                    timeout = context.settings.heartbeat_timeout
+                    count = heartbeats.alive(conn, context.clock.now() - int(timeout * 1e6))
+                    checks["workers"] = (
+                        f"ok ({count} alive)"
+                        if count
+                        else f"no engine worker has sent a heartbeat in the last {timeout:g} s"
+                    )
+    except Exception:  # the check that failed is the answer; its details stay in the server
+        log.warning("readiness check failed", exc_info=True)
+    ready = all(value.startswith("ok") for value in checks.values())
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    return Response(
+        orjson.dumps(body),
+        status_code=200 if ready else 503,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@functools.cache
+def _head() -> str:
+    return migrate.head_revision()

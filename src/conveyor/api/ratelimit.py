@@ -1,0 +1,81 @@
+"""Per-API-key rate limits: a token bucket per key, checked right after authentication.
+
+Two limiters follow the same arithmetic (conveyor.domain.ratelimit):
+`MemoryLimiter` keeps buckets in this process (the SQLite deployment, one
+API process); `DatabaseLimiter` keeps them in the database, so N API
+processes on PostgreSQL share one bucket per key. CONVEYOR_RATE_LIMIT_STORE
+picks one; `auto` means memory on SQLite and database on PostgreSQL.
+A refused request is a 429 `rate-limited/too-many-requests` with Retry-After.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from fastapi import Request
+
+from conveyor.clock import Clock
+from conveyor.config import Settings
+from conveyor.domain import errors
+from conveyor.domain.ratelimit import Bucket, decide
+from conveyor.store import ratelimit as store
+from conveyor.store.database import Database
+
+
+class Limiter(Protocol):
+    def take(self, key: str) -> tuple[bool, int]:
+        """Take a token for `key` (the API key's hash): (allowed, Retry-After seconds)."""
+        ...
+
+
+class MemoryLimiter:
+    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> tuple[bool, int]:
+        with self._lock:
+            decision = decide(self._buckets.get(key), self.clock.now(), self.rate, self.burst)
+            self._buckets[key] = decision.bucket
+        return decision.allowed, decision.retry_after
+
+
+class DatabaseLimiter:
+    def __init__(self, db: Database, clock: Clock, rate: float, burst: int) -> None:
+        self.db = db
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+
+    def take(self, key: str) -> tuple[bool, int]:
+        return self.db.run_write(
+            lambda conn: store.take(conn, key, self.clock.now(), self.rate, self.burst)
+        )
+
+
+def make_limiter(settings: Settings, db: Database, clock: Clock) -> Limiter | None:
+    """The limiter the settings ask for; None when limits are off (rate 0)."""
+    if settings.rate_limit_rate <= 0:
+        return None
+    where = settings.rate_limit_store
+    if where == "auto":
+        where = "memory" if db.is_sqlite else "database"
+    if where == "memory":
+        return MemoryLimiter(clock, settings.rate_limit_rate, settings.rate_limit_burst)
+    return DatabaseLimiter(db, clock, settings.rate_limit_rate, settings.rate_limit_burst)
+
+
+def enforce(request: Request, key_hash: str) -> None:
+    """Raise TooManyRequests when the key's bucket is empty."""
+    limiter: Limiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return
+    allowed, wait = limiter.take(key_hash)
+    if not allowed:
+        raise errors.TooManyRequests(
+            f"Too many requests for this API key; retry in {wait} s.", retry_after=wait
+        )
