@@ -10,12 +10,16 @@ generic 500.
 from __future__ import annotations
 
 import logging
+import secrets
+import sys
 
+import httptools
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from conveyor.domain import errors
 
@@ -26,19 +30,24 @@ def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
+def error_body(exc: errors.ConveyorError, rid: str) -> bytes:
+    return orjson.dumps(
+        {
+            "error": exc.message,
+            "http-code": exc.http_status,
+            "instance": rid,
+            "title": exc.title,
+            "type": exc.error_type,
+        }
+    )
+
+
 def error_response(exc: errors.ConveyorError, rid: str) -> Response:
-    body = {
-        "error": exc.message,
-        "http-code": exc.http_status,
-        "instance": rid,
-        "title": exc.title,
-        "type": exc.error_type,
-    }
     headers = {"X-Request-Id": rid}
     if isinstance(exc, errors.TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     return Response(
-        orjson.dumps(body),
+        error_body(exc, rid),
         status_code=exc.http_status,
         media_type="application/json",
         headers=headers,
@@ -95,3 +104,37 @@ def install(app: FastAPI) -> None:
         return _respond(
             request, errors.InternalServerError("An unexpected error occurred; it has been logged.")
         )
+
+
+class FilesComHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse in Files.com JSON.
+
+    Such a request (a URL over 65,535 bytes, bytes that are not HTTP) never
+    reaches the app, and uvicorn's own answer is plain text, which the official
+    SDK cannot read as an API error. Serve with `uvicorn.Config(http=...)`.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this inside its `except HttpParserError`; the parser keeps
+        # the error its URL check raised as the context of its own.
+        cause = getattr(sys.exc_info()[1], "__context__", None)
+        error: errors.ConveyorError
+        if isinstance(cause, httptools.HttpParserInvalidURLError):
+            error = errors.RequestParamsInvalid(f"The request URL cannot be read: {cause}.")
+        else:
+            error = errors.BadRequest(
+                "The request is not valid HTTP/1.1 (bytes outside ASCII in a URL "
+                "must be percent-encoded)."
+            )
+        rid = secrets.token_hex(8)
+        body = error_body(error, rid)
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\n"
+            b"x-request-id: %s\r\nconnection: close\r\n\r\n" % (len(body), rid.encode())
+        )
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()

@@ -9,6 +9,8 @@ import typer
 from conveyor.api.app import Service
 from conveyor.clock import SystemClock
 from conveyor.config import ConfigError, Settings
+from conveyor.engine.retention import retention_service
+from conveyor.observability.process import setup as setup_process
 from conveyor.store import migrate, users
 from conveyor.store.database import Database
 from conveyor.store.schema import users as users_table
@@ -48,6 +50,7 @@ def serve(
     import uvicorn
 
     from conveyor.api.app import create_app
+    from conveyor.api.errors import FilesComHttpProtocol
 
     settings = load_settings()
     host = host or settings.host
@@ -56,18 +59,33 @@ def serve(
     migrate.upgrade(db)
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     key = first_start_key(db)
-    app = create_app(settings, db, services=_services())
+    setup_process(settings)
+    app = create_app(settings, db, services=[*_services(), retention_service])
     typer.echo(f"Conveyor serving on http://{host}:{port} (database: {_safe_url(settings)})")
     if key:
         typer.echo(f"First start: created user 'admin' with API key {key}")
         typer.echo("Keep it safe: it is not shown again.")
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,  # records go to the root logger: JSON (conveyor.observability.logs)
+        access_log=False,
+        http=FilesComHttpProtocol,
+    )
 
 
 def worker(
     concurrency: int = typer.Option(
         1, "--concurrency", "-c", min=1, help="Worker threads in this process."
+    ),
+    scheduler: bool = typer.Option(
+        True, "--scheduler/--no-scheduler", help="Also create scheduled runs (safe in any number)."
+    ),
+    watcher: bool = typer.Option(
+        False, "--watcher/--no-watcher", help="Also watch the storage root for file events."
     ),
 ) -> None:
     """Run only the engine (planners and executors) against CONVEYOR_DATABASE_URL."""
@@ -79,7 +97,10 @@ def worker(
         typer.echo("conveyor: the database schema is not current; run `conveyor db upgrade`",
                    err=True)
         raise typer.Exit(2)
-    raise typer.Exit(run_worker_process(settings, db, concurrency))
+    setup_process(settings, db, worker=True)
+    raise typer.Exit(
+        run_worker_process(settings, db, concurrency, scheduler=scheduler, watcher=watcher)
+    )
 
 
 def _services() -> list[Service]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import uvicorn
 
+from conveyor.api.errors import FilesComHttpProtocol
 from conveyor.testing.postgres import free_port
 
 
@@ -15,7 +16,12 @@ class ServerThread:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            http=FilesComHttpProtocol,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
