@@ -108,6 +108,7 @@ class Settings:
     log_level: str = "info"
     access_log: bool = True
     metrics: bool = True
+    worker_metrics_port: int = 0
     ready_requires_workers: bool = True
     heartbeat_timeout: float = 60.0
     retention_days: int = 90
@@ -148,6 +149,7 @@ class Settings:
             log_level=_choice(env, "CONVEYOR_LOG_LEVEL", "info", LOG_LEVELS),
             access_log=_bool(env, "CONVEYOR_ACCESS_LOG", True),
             metrics=_bool(env, "CONVEYOR_METRICS", True),
+            worker_metrics_port=_int(env, "CONVEYOR_WORKER_METRICS_PORT", 0, minimum=0),
             ready_requires_workers=_bool(env, "CONVEYOR_READY_REQUIRES_WORKERS", True),
             heartbeat_timeout=_float(env, "CONVEYOR_HEARTBEAT_TIMEOUT", 60.0, minimum=1.0),
             retention_days=_int(env, "CONVEYOR_RETENTION_DAYS", 90, minimum=0),

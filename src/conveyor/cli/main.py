@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import server
+from conveyor.cli import ops, server
 
 app = typer.Typer(
     help="Conveyor: self-hosted file automations with a Files.com-compatible API.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     add_completion=False,
 )
 server.register(app)
+ops.register(app)  # db backup/restore join server's `db` group; `config show`
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
+from conveyor.observability import runevents
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
 
@@ -71,6 +72,8 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         engine_store.take_lease(
             conn, found, worker_id, now, until, stage=found.run_stage, lost=lost
         )
+        if lost:
+            runevents.lease_lost(conn)
         pending = engine_store.count_operations(conn, found.id, "pending")
         if lost and losses > limit:
             engine_store.abort_run(

@@ -73,10 +73,10 @@ class Pruner:
         return total
 
 
-def retention_service(context: AppContext) -> Callable[[], None]:
-    """A Service (conveyor.api.app): prune now, then every retention interval."""
+def start_retention(db: Database, clock: Clock, settings: Settings) -> Callable[[], None]:
+    """Prune now, then every retention interval, on a thread; returns the function that stops it."""
     stop = threading.Event()
-    pruner = Pruner(context.db, context.clock, context.settings, stop)
+    pruner = Pruner(db, clock, settings, stop)
 
     def loop() -> None:
         while not stop.is_set():
@@ -84,7 +84,7 @@ def retention_service(context: AppContext) -> Callable[[], None]:
                 pruner.prune()
             except SQLAlchemyError:
                 log.exception("pruning expired runs failed; trying again next interval")
-            stop.wait(context.settings.retention_interval)
+            stop.wait(settings.retention_interval)
 
     thread = threading.Thread(target=loop, name="retention", daemon=True)
     thread.start()
@@ -94,3 +94,8 @@ def retention_service(context: AppContext) -> Callable[[], None]:
         thread.join(timeout=30)
 
     return halt
+
+
+def retention_service(context: AppContext) -> Callable[[], None]:
+    """The app-lifespan Service (conveyor.api.app) of `conveyor serve`."""
+    return start_retention(context.db, context.clock, context.settings)

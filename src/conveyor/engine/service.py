@@ -23,6 +23,7 @@ from conveyor.engine.hooks import Hooks
 from conveyor.engine.storage import Storage
 from conveyor.engine.wakeup import Wakeup, listen
 from conveyor.engine.worker import Worker
+from conveyor.observability.heartbeat import WorkerHeartbeat
 from conveyor.store.database import Database
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class WorkerPool:
         prefix = worker_prefix()
         self.workers = [Worker(engine, f"{prefix}:{n}") for n in range(1, concurrency + 1)]
         self._threads: list[threading.Thread] = []
+        self.heartbeat: WorkerHeartbeat | None = None
 
     def start(self) -> None:
         for worker in self.workers:
@@ -70,6 +72,15 @@ class WorkerPool:
             )
         for thread in self._threads:
             thread.start()
+        # /readyz and conveyor_workers_alive see this process while its workers run.
+        workers = self._threads[: len(self.workers)]
+        self.heartbeat = WorkerHeartbeat(
+            self.engine.db,
+            self.engine.clock,
+            kind="worker",
+            timeout=self.engine.settings.heartbeat_timeout,
+            alive=lambda: any(thread.is_alive() for thread in workers),
+        ).start()
 
     def stop(self) -> None:
         """Ask every worker to stop after its current operation, and wait for them."""
@@ -79,6 +90,8 @@ class WorkerPool:
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():
                 log.warning("%s did not stop within %.0f s", thread.name, JOIN_TIMEOUT)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
 
 
 def make_engine(settings: Settings, db: Database, clock: Clock | None = None) -> EngineContext:

@@ -79,7 +79,9 @@ HTTP_DURATION = Histogram(
 
 # Stages a run waits or works in; `finished` is left out (it only grows, and the
 # counters above say how runs finished).
-OPEN_STAGES: tuple[RunStage, ...] = tuple(stage for stage in RunStage if stage is not RunStage.FINISHED)
+OPEN_STAGES: tuple[RunStage, ...] = tuple(
+    stage for stage in RunStage if stage is not RunStage.FINISHED
+)
 QUEUES: tuple[RunStage, ...] = (RunStage.QUEUED_FOR_PLANNING, RunStage.QUEUED_FOR_EXECUTION)
 
 
