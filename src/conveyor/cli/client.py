@@ -12,7 +12,7 @@ import typer
 from conveyor import sdk
 from conveyor.cli.output import OutputFormat, client_errors, write_record, write_records
 
-__all__ = ["ApiKeyOption", "FormatOption", "UrlOption", "make_client", "register"]
+__all__ = ["DEFAULT_URL", "ApiKeyOption", "FormatOption", "UrlOption", "make_client", "register"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
