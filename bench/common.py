@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 from sqlalchemy import event
 
-from conveyor.config import Settings
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.listing import RUN_DEFAULT_SORT, Cursor, CursorCodec, RunListQuery
 from conveyor.domain.runs import RunStage
@@ -181,6 +180,8 @@ def seed_sqlite(runs: int) -> Seeded:
     url = f"sqlite:///{path}"
     if path.exists():
         return Seeded("sqlite", url, 1, runs, _new_key(url))
+    for stale in DATA_DIR.glob(f"runs-{runs}-rev*.sqlite*"):
+        stale.unlink()  # built for an older schema
     started = time.perf_counter()
     building = path.with_suffix(".building")
     for leftover in DATA_DIR.glob(building.name + "*"):
@@ -333,20 +334,6 @@ def signed_cursor(db: Seeded, anchor: tuple[int, int], per_page: int) -> str:
 # ------------------------------------------------------------------ servers
 
 
-def server_settings(db: Seeded, home: Path) -> Settings:
-    """The settings both Conveyor's app and the baseline are started with."""
-    return Settings.from_env(
-        {
-            "CONVEYOR_HOME": str(home),
-            "CONVEYOR_DATABASE_URL": db.url,
-            "CONVEYOR_SECRET_KEY": SECRET,
-            "CONVEYOR_EMBEDDED_WORKERS": "0",
-            # Throughput is measured without per-key rate limits (bench/load.py keeps them).
-            "CONVEYOR_RATE_LIMIT_RATE": "0",
-        }
-    )
-
-
 class ServerProcess:
     """`bench/servers.py KIND` in a subprocess on 127.0.0.1; its pid is the server's."""
 
@@ -360,11 +347,18 @@ class ServerProcess:
             "CONVEYOR_DATABASE_URL": db.url,
             "CONVEYOR_SECRET_KEY": SECRET,
             "CONVEYOR_EMBEDDED_WORKERS": "0",
+            # Without per-key rate limits (default 50/s), which would answer the load with 429s.
             "CONVEYOR_RATE_LIMIT_RATE": "0",
             "CONVEYOR_PORT": str(self.port),
         }
+        # The access log stays on, as by default; it goes to a file, not to the figures.
+        self.log = open(home / f"{kind}.log", "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [PYTHON, str(BENCH_DIR / "servers.py"), kind], env=env, cwd=BENCH_DIR
+            [PYTHON, str(BENCH_DIR / "servers.py"), kind],
+            env=env,
+            cwd=BENCH_DIR,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -392,6 +386,12 @@ class ServerProcess:
                     return int(line.split()[1])
         raise KeyError(field)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far, all threads."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -399,6 +399,7 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -134,23 +134,28 @@ def measure(db: Seeded, seconds: int, rounds: int) -> None:
                     scripts[server.kind] = script
                 for server in (ours, base):  # warm-up: caches, pools, first connections
                     wrk(server, scripts[server.kind], min(2, seconds))
-                totals = {"conveyor": [0, 0.0], "baseline": [0, 0.0]}
+                # Per server: pages, seconds, server CPU seconds.
+                totals = {"conveyor": [0.0, 0.0, 0.0], "baseline": [0.0, 0.0, 0.0]}
                 rates: dict[str, list[str]] = {"conveyor": [], "baseline": []}
                 for _ in range(rounds):
                     for server in (ours, base):
+                        cpu = server.cpu_seconds()
                         pages, took = wrk(server, scripts[server.kind], seconds)
                         totals[server.kind][0] += pages
                         totals[server.kind][1] += took
+                        totals[server.kind][2] += server.cpu_seconds() - cpu
                         rates[server.kind].append(f"{pages / took:.1f}")
                 ours_rate = totals["conveyor"][0] / totals["conveyor"][1]
                 base_rate = totals["baseline"][0] / totals["baseline"][1]
                 ratio = ours_rate / base_rate
                 verdict = "met" if ratio >= GOAL else "MISSED"
+                cpu_ms = {kind: 1000 * t[2] / t[0] for kind, t in totals.items()}
                 print(
                     f"{db.backend:<10} pages of {per_page:>6,}: conveyor {ours_rate:7.1f}/s "
                     f"(rounds {', '.join(rates['conveyor'])}), baseline {base_rate:7.1f}/s "
                     f"(rounds {', '.join(rates['baseline'])}), ratio {ratio:.2f} "
-                    f"(goal >= {GOAL}: {verdict})",
+                    f"(goal >= {GOAL}: {verdict}); server CPU per page: conveyor "
+                    f"{cpu_ms['conveyor']:.2f} ms, baseline {cpu_ms['baseline']:.2f} ms",
                     flush=True,
                 )
 
