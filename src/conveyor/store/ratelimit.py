@@ -24,7 +24,9 @@ def take(conn: Connection, key: str, now: int, rate: float, burst: int) -> tuple
     is_pg = conn.dialect.name == "postgresql"
     least, greatest = (func.least, func.greatest) if is_pg else (func.min, func.max)
     elapsed = greatest(literal(0), literal(now) - buckets_t.c.updated_at)
-    refilled: Any = least(literal(float(burst)), buckets_t.c.tokens + elapsed * (rate / US))
+    # The same float operations, in the same order, as domain.ratelimit.refill.
+    gained = elapsed * literal(float(rate)) / literal(float(US))
+    refilled: Any = least(literal(float(burst)), buckets_t.c.tokens + gained)
     insert = (postgresql.insert if is_pg else sqlite.insert)(buckets_t).values(
         key=key, tokens=float(burst) - 1.0, updated_at=now, allowed=True
     )
