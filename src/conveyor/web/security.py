@@ -59,10 +59,12 @@ class SecurityHeadersMiddleware:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A URL-encoded form body (what the UI's forms send), last value per name."""
+    body = await request.body()
+    if not body:
+        return {}  # a bare POST: no fields, so no token either
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise errors.BadRequest("This form must be sent by a browser as a URL-encoded form.")
-    body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise errors.RequestParamsInvalid("The form is too large.")
     try:

@@ -1,0 +1,49 @@
+"""Real Chromium (Debian's /usr/bin/chromium) driven through Playwright, against a real server.
+
+Playwright never downloads a browser here: it launches the system's. Without
+it the tests fail and say what to install; they never skip. The browser tests
+run on SQLite only: the pages' queries are tested on both databases in tests/web.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from e2e_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's Chromium. "
+            "Install it with `apt-get install -y chromium` (.ci/run does this)."
+        )
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
