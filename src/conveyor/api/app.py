@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import web
-from conveyor.api import automations, health, ratelimit, retention, runs
+from conveyor.api import automations, health, ratelimit, retention, runs, schedules, webhooks
 from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
@@ -81,6 +81,8 @@ def create_app(
     error_rendering.install(app)
     app.include_router(runs.router)
     app.include_router(automations.router)
+    app.include_router(schedules.router)  # Conveyor extension: next planned runs
+    app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router)
     app.include_router(health.router)
     if settings.metrics:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import client, ops, server
+from conveyor.cli import automations_schedule, client, ops, server
 
 app = typer.Typer(
     help="Conveyor: self-hosted file automations with a Files.com-compatible API.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 server.register(app)
 ops.register(app)  # db backup/restore join server's `db` group; `config show`
 client.register(app)
+automations_schedule.register(app)  # after client: joins its `automations` group
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ from conveyor.engine.storage import PathEscape, Storage
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
+from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
@@ -47,8 +48,13 @@ def _plural(count: int, word: str) -> str:
     return f"1 {word}" if count == 1 else f"{count} {word}s"
 
 
-def make_plan(automation: Automation, runtime: int, storage: Storage) -> Plan:
-    """The operations `automation` performs at `runtime` on the storage as it is now."""
+def make_plan(
+    automation: Automation, runtime: int, storage: Storage, only: list[str] | None = None
+) -> Plan:
+    """The operations `automation` performs at `runtime` on the storage as it is now.
+
+    `only` (a file-event run's files, from the storage root) replaces the listing
+    of `path`: the run acts on those of them that still exist and match `source`."""
     try:
         destinations = [
             format_date_pattern(d, runtime, automation.path_time_zone)
@@ -58,7 +64,7 @@ def make_plan(automation: Automation, runtime: int, storage: Storage) -> Plan:
         raise PlanningFailed(exc.message) from None
     if automation.automation is AutomationType.CREATE_FOLDER:
         return _plan_folders(destinations)
-    return _plan_files(automation, destinations, storage)
+    return _plan_files(automation, destinations, storage, only)
 
 
 def _plan_folders(destinations: list[str]) -> Plan:
@@ -74,7 +80,21 @@ def _plan_folders(destinations: list[str]) -> Plan:
     return Plan(ops, [f"Plan: create {_plural(len(ops), 'folder')}."])
 
 
-def _matching_files(automation: Automation, storage: Storage) -> tuple[list[str], int]:
+def _listed(only: list[str], base: str, storage: Storage) -> list[str]:
+    """The listed paths under `base` that are files now (a destroyed one is not)."""
+    found = []
+    for path in sorted({p for p in only if not base or p.startswith(base + "/")}):
+        try:
+            if storage.size(path) is not None:
+                found.append(path)
+        except PathEscape:  # a link out of the root: never acted on, like a missing file
+            continue
+    return found
+
+
+def _matching_files(
+    automation: Automation, storage: Storage, only: list[str] | None = None
+) -> tuple[list[str], int]:
     """Files under `path` matching `source` (relative to `path`), minus exclusions."""
     source = compile_glob(automation.source)
     exclude = compile_glob(automation.exclude_pattern) if automation.exclude_pattern else None
@@ -82,7 +102,8 @@ def _matching_files(automation: Automation, storage: Storage) -> tuple[list[str]
     start = "/".join(part for part in (base, source.prefix) if part)
     matched: list[str] = []
     excluded = 0
-    for path in storage.walk(start, source.depth):
+    listing = storage.walk(start, source.depth) if only is None else _listed(only, base, storage)
+    for path in listing:
         relative = path[len(base) + 1 :] if base else path
         if not source.matches(relative):
             continue
@@ -112,9 +133,11 @@ def _target(destination: str, relative: str, automation: Automation) -> str:
     return target
 
 
-def _plan_files(automation: Automation, destinations: list[str], storage: Storage) -> Plan:
+def _plan_files(
+    automation: Automation, destinations: list[str], storage: Storage, only: list[str] | None
+) -> Plan:
     try:
-        matched, excluded = _matching_files(automation, storage)
+        matched, excluded = _matching_files(automation, storage, only)
     except PathEscape as exc:
         raise PlanningFailed(f"the automation's path {exc}") from None
     kind = automation.automation
@@ -238,9 +261,10 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             return
         with engine.db.read() as conn:
             run = run_store.get_run(conn, claim.run_id)
+            only = trigger_store.run_files(conn, claim.run_id)
         assert run is not None
         try:
-            plan: Plan | None = make_plan(automation, run.runtime, engine.storage)
+            plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only)
             failure = None
         except PlanningFailed as exc:
             plan, failure = None, f"Planning failed: {exc}."

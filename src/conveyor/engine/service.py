@@ -20,8 +20,10 @@ from conveyor.clock import Clock, SystemClock
 from conveyor.config import Settings
 from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
+from conveyor.engine.scheduler import Scheduler, start_scheduler
 from conveyor.engine.storage import Storage
 from conveyor.engine.wakeup import Wakeup, listen
+from conveyor.engine.watcher import Watcher, start_watcher
 from conveyor.engine.worker import Worker
 from conveyor.observability.heartbeat import WorkerHeartbeat
 from conveyor.store.database import Database
@@ -117,11 +119,23 @@ def start_embedded(context: AppContext) -> Callable[[], None]:
 
 
 def embedded_services() -> list[Service]:
-    return [start_embedded]
+    # Scheduler and file watcher: duplicates with other processes are impossible
+    # (docs/triggers.md), so every `conveyor serve` may run them.
+    return [start_embedded, start_scheduler, start_watcher]
 
 
-def run_worker_process(settings: Settings, db: Database, concurrency: int) -> int:
-    """`conveyor worker`: run the engine until SIGTERM or SIGINT; the exit status."""
+def run_worker_process(
+    settings: Settings,
+    db: Database,
+    concurrency: int,
+    *,
+    scheduler: bool = True,
+    watcher: bool = False,
+) -> int:
+    """`conveyor worker`: run the engine until SIGTERM or SIGINT; the exit status.
+
+    `scheduler` and `watcher` also run the triggers in this process (docs/triggers.md).
+    """
     pool = WorkerPool(make_engine(settings, db), concurrency)
     stopping = threading.Event()
 
@@ -131,6 +145,22 @@ def run_worker_process(settings: Settings, db: Database, concurrency: int) -> in
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pool.start()
+    triggers: list[Scheduler | Watcher] = []
+    if scheduler:
+        clock = pool.engine.clock
+        interval = settings.scheduler_interval
+        triggers.append(Scheduler(db, clock, interval, pool.wakeup.notify).start())
+    if watcher:
+        triggers.append(
+            Watcher(
+                db,
+                pool.engine.clock,
+                settings.storage_root,
+                debounce=settings.watch_debounce,
+                rescan=settings.watch_rescan,
+                on_run_created=pool.wakeup.notify,
+            ).start()
+        )
     ids = ", ".join(worker.id for worker in pool.workers)
     print(
         f"Conveyor worker started: {concurrency} worker(s) [{ids}], "
@@ -140,6 +170,8 @@ def run_worker_process(settings: Settings, db: Database, concurrency: int) -> in
     while not stopping.wait(0.5):
         pass
     print("Conveyor worker stopping: finishing current operations.", flush=True)
+    for trigger in triggers:
+        trigger.stop()
     pool.stop()
     print("Conveyor worker stopped.", flush=True)
     sys.stdout.flush()

@@ -201,3 +201,62 @@ rate_limit_buckets = Table(
 
 # Per-automation retention override in days (NULL: CONVEYOR_RETENTION_DAYS; 0: keep forever).
 automations.append_column(Column("retention_days", Integer, nullable=True))
+
+# Triggers (migration 0005). A scheduled run carries its slot; the unique index
+# makes a second run for the same (automation, slot) impossible, so any number
+# of schedulers can race. Other runs leave it NULL, which never conflicts.
+automation_runs.append_column(Column("schedule_slot", BigInteger, nullable=True))
+Index(
+    "uq_runs_automation_slot",
+    automation_runs.c.automation_id,
+    automation_runs.c.schedule_slot,
+    unique=True,
+)
+
+# What a trigger handed to a run: a webhook's request, or the files a file
+# event run acts on (JSON in `payload`).
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", ID, ForeignKey("automation_runs.id"), primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+# The scheduler's memory per scheduled automation (conveyor.domain.schedules.ScheduleState).
+schedule_states = Table(
+    "schedule_states",
+    metadata,
+    Column(
+        "automation_id", ID, ForeignKey("automations.id"), primary_key=True, autoincrement=False
+    ),
+    Column("fingerprint", Text, nullable=False),
+    Column("seen_modified_at", BigInteger, nullable=False),
+    Column("since", BigInteger, nullable=False),
+    Column("next_slot", BigInteger, nullable=True),
+    Column("last_slot", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_schedule_states_next_slot", "next_slot"),
+)
+
+# Paths compare by byte order for prefix ranges; PostgreSQL needs the "C" collation for that.
+PATH = Text().with_variant(Text(collation="C"), "postgresql")
+
+# The file watcher's last-seen snapshot: the folders it watches (`path` "" is
+# the whole storage root) and every file under them, so changes made while no
+# watcher ran are found on start-up by comparing the disk with this.
+watch_roots = Table(
+    "watch_roots",
+    metadata,
+    Column("path", PATH, primary_key=True),
+    Column("since", BigInteger, nullable=False),
+)
+watched_files = Table(
+    "watched_files",
+    metadata,
+    Column("path", PATH, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+)
