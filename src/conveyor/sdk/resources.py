@@ -7,6 +7,7 @@ the caller unchanged.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -40,13 +41,22 @@ def decode_one(session: HttpSession, response: httpx.Response, build: Callable[[
 def decode_many(
     session: HttpSession, response: httpx.Response, build: Callable[[Any], R]
 ) -> list[R]:
-    body = session.decode(response)
-    if not isinstance(body, list):
-        raise _malformed(response, TypeError("the body is not a JSON array"))
+    # A page is up to 10,000 dicts and as many records, none of them in a
+    # reference cycle; the cyclic collector would otherwise run many times
+    # over them while they are built (about a fifth of the decoding time).
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
     try:
+        body = session.decode(response)
+        if not isinstance(body, list):
+            raise _malformed(response, TypeError("the body is not a JSON array"))
         return [build(item) for item in body]
     except (KeyError, TypeError, ValueError) as exc:
         raise _malformed(response, exc) from exc
+    finally:
+        if paused:
+            gc.enable()
 
 
 def list_pages(
