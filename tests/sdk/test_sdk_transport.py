@@ -361,3 +361,13 @@ def test_stopping_a_walk_early_asks_for_no_more_than_one_extra_page(harness: Har
     # Page 1, page 2, and at most page 3 in flight; never page 4.
     assert len(script.requests) in (2, 3)
     assert all(r.url.params.get("cursor") != "p3" for r in script.requests)
+
+
+def test_a_given_http_client_is_used_and_left_open(harness: Harness) -> None:
+    script = Script(answer(200, RUN))
+    with httpx.Client(transport=httpx.MockTransport(script)) as http_client:
+        client = sdk.Client(BASE, KEY, http_client=http_client)
+        assert client.automation_run.find(7).id == 7
+        client.close()
+        assert not http_client.is_closed
+        assert [str(r.url) for r in script.requests] == [f"{BASE}/api/rest/v1/automation_runs/7"]

@@ -21,9 +21,10 @@ class Client:
     One pooled HTTP connection set per client; close it (or use ``with``)
     when done. `timeout` is seconds per request (None: no limit).
     `max_retries` bounds the retries of a GET on connection errors, 429 and
-    5xx. `transport` (any httpx transport) or `http_client` (a ready
-    httpx.Client, e.g. Starlette's TestClient for an in-process app) replace
-    the network; `sleep` and `jitter` replace the waits between retries.
+    5xx. `transport` (any httpx transport) replaces the network, e.g. an
+    in-process app or a mock; `http_client` is a ready httpx.Client (with its
+    own timeout, proxies or certificates) that `close()` leaves open.
+    `sleep` and `jitter` replace the waits between retries.
     """
 
     def __init__(
