@@ -99,6 +99,15 @@ def test_a_100_kb_api_key_is_invalid_credentials(unchanged: World) -> None:
     assert_error(reply, 401, "not-authenticated/invalid-credentials")
 
 
+def test_per_page_out_of_range_names_its_range(unchanged: World) -> None:
+    w = unchanged
+    for value in (0, 10_001):
+        body = assert_error(
+            listing(w, f"automation_id={w.a}&per_page={value}"), 400, PARAMS_INVALID
+        )
+        assert body["error"] == f"Parameter per_page must be between 1 and 10000, got {value}."
+
+
 def test_integers_beyond_int64_are_out_of_range(unchanged: World) -> None:
     w = unchanged
     assert_error(listing(w, "automation_id=9223372036854775808"), 400, PARAMS_INVALID)
@@ -125,8 +134,9 @@ def test_percent_encoded_invalid_utf8_is_params_invalid(unchanged: World, query:
     assert body["error"] == "The query string is not valid UTF-8 after percent-decoding."
 
 
-def test_invalid_utf8_in_the_run_id_is_params_invalid(unchanged: World) -> None:
-    reply = fetch(unchanged.url, f"{API}/automation_runs/%ff%fe", unchanged.alice.key)
+@pytest.mark.parametrize("run_id", ["%ff%fe", "--5", "%2B1", "1.0", "0x10"])
+def test_malformed_run_ids_are_params_invalid(unchanged: World, run_id: str) -> None:
+    reply = fetch(unchanged.url, f"{API}/automation_runs/{run_id}", unchanged.alice.key)
     assert_error(reply, 400, PARAMS_INVALID)
 
 
@@ -158,6 +168,9 @@ def test_bytes_that_are_not_http_get_a_files_com_400(unchanged: World) -> None:
     ("query", "kind"),
     [
         ("automation_id=%00", PARAMS_INVALID),
+        ("automation_id=--5", PARAMS_INVALID),
+        ("automation_id={a}&per_page=--1", PARAMS_INVALID),
+        ("automation_id=%EF%BC%91", PARAMS_INVALID),  # a fullwidth digit one
         ("automation_id=%4", PARAMS_INVALID),
         ("automation_id={a}&per_page=%2B5", PARAMS_INVALID),
         ("automation_id={a}&per_page=1.5", PARAMS_INVALID),

@@ -102,18 +102,22 @@ def collect(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str,
     return plain, groups
 
 
-def parse_int(name: str, raw: str | None, *, required: bool, minimum: int = 1) -> int | None:
+def parse_int(
+    name: str, raw: str | None, *, required: bool, minimum: int = 1, maximum: int = MAX_INT64
+) -> int | None:
     if raw is None or raw == "":
         if required:
             raise errors.RequestParamsRequired(f"Parameter missing: {name}")
         return None
     text = raw.strip()
-    if not (text.isascii() and text.lstrip("-").isdigit()):
+    # One optional minus sign: int() would refuse "--5" with an error of its own.
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
         raise errors.RequestParamsInvalid(f"Parameter {name} must be an integer, got {raw[:40]!r}.")
     value = int(text)
-    if value < minimum or value > MAX_INT64:
+    if value < minimum or value > maximum:
         raise errors.RequestParamsInvalid(
-            f"Parameter {name} must be between {minimum} and {MAX_INT64}, got {value}."
+            f"Parameter {name} must be between {minimum} and {maximum}, got {value}."
         )
     return value
 
@@ -121,12 +125,8 @@ def parse_int(name: str, raw: str | None, *, required: bool, minimum: int = 1) -
 def parse_per_page(raw: str | None, default: int) -> int:
     if raw is None or raw == "":
         return default
-    value = parse_int("per_page", raw, required=True)
+    value = parse_int("per_page", raw, required=True, maximum=MAX_PER_PAGE)
     assert value is not None
-    if value > MAX_PER_PAGE:
-        raise errors.RequestParamsInvalid(
-            f"Parameter per_page must be between 1 and {MAX_PER_PAGE}, got {value}."
-        )
     return value
 
 
