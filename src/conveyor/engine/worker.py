@@ -22,7 +22,9 @@ class Worker:
         self.id = worker_id
 
     def step(self) -> bool:
-        """Claim one run and work its stage; False when there was nothing to claim."""
+        """Claim one run and work its stage; False when there was nothing to claim (or stopping)."""
+        if self.engine.stop.is_set():
+            return False
         claim = claim_next(self.engine, self.id)
         if claim is None:
             return False

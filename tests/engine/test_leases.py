@@ -1,0 +1,247 @@
+"""Claims, lease expiry and takeover, the lease-loss bound, and guarded commits, on both databases.
+
+A worker "dies" here by an exception from a hook: the worker leaves the run
+as a killed process would (lease held, nothing released), and a ManualClock
+moves past the lease instead of sleeping. Real SIGKILLs are in test_crash.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from engine_world import World
+
+from conveyor.clock import SystemClock
+from conveyor.domain.runs import RunStage, RunStatus
+from conveyor.engine import leases
+from conveyor.engine.executor import execute_run
+from conveyor.engine.hooks import Hooks
+from conveyor.engine.worker import Worker
+from conveyor.store import engine as engine_store
+from conveyor.store.engine import LeaseLost
+
+
+class Crash(Exception):
+    """Stands for a worker process dying at this point."""
+
+
+def crash_at_operation(seq: int) -> Hooks:
+    def after_operation(_run_id: int, current: int) -> None:
+        if current == seq:
+            raise Crash(f"died after the file action of operation {seq}")
+
+    return Hooks(after_operation=after_operation)
+
+
+def crash_before_plan_commit() -> Hooks:
+    def before_plan_commit(_run_id: int) -> None:
+        raise Crash("died before committing the plan")
+
+    return Hooks(before_plan_commit=before_plan_commit)
+
+
+def copy_automation(world: World, count: int) -> int:
+    for i in range(count):
+        world.write(f"in/f{i:02}.txt", f"file {i} " * (i + 1))
+    return world.automation("copy_file", path="in", source="*.txt", destinations=["out/"])
+
+
+def expected_out(count: int) -> dict[str, bytes]:
+    return {f"out/f{i:02}.txt": (f"file {i} " * (i + 1)).encode() for i in range(count)}
+
+
+def outcome_lines(log: list[str]) -> list[str]:
+    return [line for line in log if line.startswith(("Copied ", "Skipped ", "Refused "))]
+
+
+def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World) -> None:
+    run_id = world.run(copy_automation(world, 3))
+    dead = world.worker("dead", hooks=crash_before_plan_commit())
+    assert dead.step()
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.PLANNING
+    assert view.lease.lease_owner == "dead"
+    assert view.operations == []  # nothing of the plan was committed
+
+    survivor = world.worker("w2")
+    assert not survivor.step()  # the lease still holds
+    world.clock.advance(world.settings.lease_seconds + 1)
+    assert survivor.drain() == 2
+
+    assert world.files("out") == expected_out(3)
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert (view.run.successful_operations, view.run.failed_operations) == (3, 0)
+    assert view.lease.lease_losses == 1
+    assert view.log[:3] == [
+        "Planning started (worker dead).",
+        "The lease of worker dead ran out during planning (lease loss 1 of at most 3); "
+        "worker w2 takes over and plans again from scratch (nothing of the earlier plan "
+        "was saved).",
+        "Plan: 3 files under 'in' match '*.txt'; copy each to 1 destination: 3 operations.",
+    ]
+    assert view.levels[1] == "warning"
+    assert sum(line.startswith("Planned #") for line in view.log) == 3
+
+
+def test_execution_resumes_with_only_the_pending_operations(world: World) -> None:
+    run_id = world.run(copy_automation(world, 6))
+    dead = world.worker("dead", hooks=crash_at_operation(3))
+    assert dead.step()  # plan
+    assert dead.step()  # execute: operations 1 and 2 commit; 3 is copied but not committed
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.EXECUTING
+    assert (view.run.successful_operations, view.lease.lease_owner) == (2, "dead")
+    assert [op[4] for op in view.operations] == ["done", "done"] + ["pending"] * 4
+    assert (world.root / "out/f02.txt").exists()  # the uncommitted copy is on disk
+
+    world.clock.advance(world.settings.lease_seconds + 1)
+    assert world.worker("w2").drain() == 1
+
+    assert world.files("out") == expected_out(6)
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert (view.run.successful_operations, view.run.failed_operations) == (6, 0)
+    assert view.lease.lease_losses == 1
+    outcomes = outcome_lines(view.log)
+    assert outcomes == [
+        f"Copied in/f{i:02}.txt to out/f{i:02}.txt ({len(expected_out(6)[f'out/f{i:02}.txt'])} "
+        "bytes)."
+        for i in range(6)
+    ]
+    assert (
+        "The lease of worker dead ran out during executing (lease loss 1 of at most 3); "
+        "worker w2 takes over and resumes with the 4 operations not yet done."
+    ) in view.log
+    assert view.log[-1] == "Run finished with status success: 6 operations succeeded, 0 failed."
+
+
+def test_a_run_that_keeps_losing_its_lease_fails_after_the_limit(world: World) -> None:
+    run_id = world.run(copy_automation(world, 3))
+    limit = 2
+    assert world.worker("planner", max_lease_losses=limit).step()
+    for attempt in range(limit + 1):
+        worker = world.worker(
+            f"doomed{attempt}", hooks=crash_at_operation(1), max_lease_losses=limit
+        )
+        assert worker.step()
+        world.clock.advance(world.settings.lease_seconds + 1)
+    assert world.worker("last", max_lease_losses=limit).step() is False
+
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.FINISHED
+    assert view.run.status is RunStatus.FAILURE
+    assert (view.run.successful_operations, view.run.failed_operations) == (0, 0)
+    assert view.lease.lease_losses == 3
+    assert view.log[-1] == (
+        "Run failed: the lease of worker doomed2 ran out during executing; that is lease loss "
+        "3, more than the 2 takeovers allowed (CONVEYOR_MAX_LEASE_LOSSES), so the run is not "
+        "retried again. 3 planned operations were not performed."
+    )
+    assert view.levels[-1] == "error"
+    assert [op[4] for op in view.operations] == ["abandoned"] * 3
+
+
+def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> None:
+    run_id = world.run(copy_automation(world, 2))
+    assert world.worker("planner").step()
+    stale_engine = world.engine()
+    stale = leases.claim_next(stale_engine, "stale")
+    assert stale is not None and stale.stage is RunStage.EXECUTING
+    world.clock.advance(world.settings.lease_seconds + 1)
+    fresh = leases.claim_next(world.engine(), "fresh")
+    assert fresh is not None and fresh.resumed
+
+    with world.db.read() as conn:
+        first = engine_store.pending_operations(conn, run_id)[0]
+    with pytest.raises(LeaseLost), world.db.write() as conn:
+        engine_store.complete_operation(
+            conn,
+            run_id,
+            first.id,
+            "stale",
+            world.clock.now() + 10**6,
+            state="done",
+            succeeded=True,
+            now=world.clock.now(),
+            message="should not appear",
+        )
+    with world.db.write() as conn:
+        assert not engine_store.extend_lease(conn, run_id, "stale", world.clock.now())
+    # The stale worker's whole execution changes no count and no log line.
+    execute_run(stale_engine, stale)
+    view = world.view(run_id)
+    assert (view.run.successful_operations, view.run.failed_operations) == (0, 0)
+    assert view.lease.lease_owner == "fresh"
+    assert "should not appear" not in view.log
+
+    execute_run(world.engine(), fresh)
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert (view.run.successful_operations, view.run.failed_operations) == (2, 0)
+    assert Counter(outcome_lines(view.log)) == Counter(
+        {
+            "Copied in/f00.txt to out/f00.txt (7 bytes).": 1,
+            "Copied in/f01.txt to out/f01.txt (14 bytes).": 1,
+        }
+    )
+    assert world.files("out") == expected_out(2)
+
+
+def test_a_stopping_worker_releases_its_run_without_a_lease_loss(world: World) -> None:
+    run_id = world.run(copy_automation(world, 4))
+    engine = world.engine()
+
+    def stop_after_two(_run_id: int, seq: int) -> None:
+        if seq == 2:
+            engine.stop.set()
+
+    engine.hooks = Hooks(after_operation=stop_after_two)
+    stopping = Worker(engine, "stopping")
+    assert stopping.drain() == 2
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.EXECUTING
+    assert view.run.successful_operations == 2
+    assert view.lease.lease_owner is None
+
+    assert world.worker("next").drain() == 1  # no clock advance needed
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.lease.lease_losses == 0
+    assert (
+        "Worker next picks up the run its previous worker released and resumes with the "
+        "2 operations not yet done."
+    ) in view.log
+    assert world.files("out") == expected_out(4)
+
+
+def test_the_heartbeat_keeps_a_slow_operation_s_lease(world: World) -> None:
+    """A real clock and a lease shorter than one operation: the heartbeat must keep it."""
+    run_id = world.run(copy_automation(world, 2))
+    lease = 1.5
+    slow_engine = world.engine(
+        Hooks(after_operation=lambda _run, seq: time.sleep(2 * lease) if seq == 1 else None),
+        lease_seconds=lease,
+    )
+    slow_engine.clock = SystemClock()
+    slow = Worker(slow_engine, "slow")
+    assert slow.step()  # plan
+    claim = leases.claim_next(slow_engine, "slow")
+    assert claim is not None and claim.stage is RunStage.EXECUTING
+    thread = threading.Thread(target=slow.work, args=(claim,))
+    thread.start()
+    rival_engine = world.engine(lease_seconds=lease)
+    rival_engine.clock = SystemClock()
+    rival = Worker(rival_engine, "rival")
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and time.monotonic() < deadline:
+        assert rival.step() is False
+        time.sleep(0.05)
+    thread.join(timeout=5)
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.lease.lease_losses == 0
+    assert not any("rival" in line for line in view.log)
