@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import web
-from conveyor.api import automations, health, ratelimit, retention, runs, schedules, webhooks
+from conveyor.api import (
+    automations,
+    health,
+    openapi_errors,
+    ratelimit,
+    retention,
+    runs,
+    schedules,
+    webhooks,
+)
 from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
@@ -96,6 +105,7 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            openapi_errors.complete(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,0 +1,46 @@
+"""Completes the served OpenAPI document with the answers every operation can really give.
+
+Conveyor renders every error as Files.com JSON (SPEC 2.3) with 400 for bad
+input, so FastAPI's generated `422 Validation Error` never happens and is
+removed; each API operation documents the Files.com error responses and,
+unless it is reached without a key, the API-key requirement. Checked by
+Schemathesis against the served document (tests/ops/test_openapi.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.api.openapi import API_KEY, ERROR_SCHEMA
+
+# Operations reached without an API key: their URL carries the credential.
+NO_API_KEY = ("/api/rest/v1/webhooks/", "/api/rest/v1/automation_runs/{run_id}/status_messages")
+ERROR_ANSWERS = {
+    "400": "Bad request (Files.com error body)",
+    "401": "Not authenticated",
+    "404": "Not found",
+    "429": "Rate limited; see Retry-After",
+}
+KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
+def complete(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the error answers and key requirements of /api/ operations, in place; returns it."""
+    for path, item in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        keyless = path.startswith(NO_API_KEY)
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for code, description in (KEYLESS_ANSWERS if keyless else ERROR_ANSWERS).items():
+                responses.setdefault(code, _error(description))
+            if not keyless:
+                operation.setdefault("security", API_KEY)
+    return schema
