@@ -215,3 +215,11 @@ def test_unknown_path_and_wrong_method_are_files_com_errors(unchanged: World) ->
     assert_error(fetch(w.url, f"{API}/nope", w.alice.key), 404, "not-found/not-found")
     post = fetch(w.url, f"{API}/automation_runs?automation_id={w.a}", w.alice.key, method="POST")
     assert_error(post, 405, "bad-request/method-not-allowed")
+
+
+def test_authentication_comes_before_parameters_but_after_the_encoding(unchanged: World) -> None:
+    w = unchanged
+    keyless = fetch(w.url, f"{API}/automation_runs?automation_id=abc&sort_by[x]=y")
+    assert_error(keyless, 401, "not-authenticated/authentication-required")
+    not_utf8 = fetch(w.url, f"{API}/automation_runs?automation_id={w.a}&per_page=%ff")
+    assert_error(not_utf8, 400, PARAMS_INVALID)

@@ -214,6 +214,15 @@ def test_walking_back_with_prev_cursors_returns_the_same_pages(world: World, que
     assert page(world.url, key, base, back[0].next_cursor).body == forward[1].body
 
 
+def test_per_page_may_change_between_pages(world: World) -> None:
+    key, base = world.alice.key, f"automation_id={world.a}&sort_by[status]=asc"
+    first = page(world.url, key, f"{base}&per_page=3")
+    # Later pages append their own cursor; the repeated key counts with its last value.
+    rest = walk_forward(world.url, key, f"{base}&per_page=2&cursor={first.next_cursor}")
+    walked = ids(first) + [i for p in rest for i in ids(p)]
+    assert walked == expected_ids(world.runs[world.a], "status", False)
+
+
 def test_listing_changes_nothing(world: World) -> None:
     before = snapshot(world.db)
     walk_forward(world.url, world.alice.key, f"automation_id={world.a}&per_page=1")
