@@ -13,12 +13,19 @@ import hmac
 class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         key = hashlib.sha256(b"conveyor-status-messages\x00" + secret).digest()
-        self._base = hmac.new(key, digestmod=hashlib.sha256)
+        # HMAC-SHA256 (RFC 2104) with the key's inner and outer hash states made
+        # once: a list signs one URL per run, and two hash copies cost two thirds
+        # of copying an `hmac` object. The signatures are HMAC's, byte for byte.
+        block = key.ljust(hashlib.sha256().block_size, b"\x00")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
 
     def sign(self, run_id: int, expires: int) -> str:
-        mac = self._base.copy()
-        mac.update(b"%d:%d" % (run_id, expires))
-        return mac.hexdigest()[:32]
+        inner = self._inner.copy()
+        inner.update(b"%d:%d" % (run_id, expires))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:32]
 
     def verify(self, run_id: int, expires: int, signature: str, now_s: int) -> bool:
         """True when the signature is this server's for this run and has not expired."""
