@@ -13,7 +13,6 @@ import asyncio
 import sqlite3
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,6 +21,7 @@ import orjson
 import psycopg
 import uvicorn
 
+from conveyor.clock import to_rfc3339  # the same text, at the same cost
 from conveyor.config import Settings
 from conveyor.store.database import Database
 
@@ -43,12 +43,6 @@ def conveyor_app(settings: Settings) -> Any:
     from conveyor.api.app import create_app
 
     return create_app(settings, Database(settings.database_url))
-
-
-def _rfc3339(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us // 1_000_000))
 
 
 class Baseline:
@@ -93,9 +87,9 @@ class Baseline:
                 {
                     "id": r[0],
                     "automation_id": r[1],
-                    "completed_at": _rfc3339(r[2]),
-                    "created_at": _rfc3339(r[3]),
-                    "runtime": _rfc3339(r[4]),
+                    "completed_at": to_rfc3339(r[2]),
+                    "created_at": to_rfc3339(r[3]),
+                    "runtime": to_rfc3339(r[4]),
                     "status": r[5],
                     "run_stage": r[6],
                     "successful_operations": r[7],
