@@ -180,21 +180,25 @@ def compare(disk: dict[str, FileState], seen: dict[str, FileState]) -> Compariso
     return result
 
 
-def _destination_guards(automation: Automation) -> list[tuple[str, bool]]:
-    """(path, is_folder) of the automation's own outputs, up to any date pattern."""
+def _destination_guards(automation: Automation) -> list[tuple[list[str | None], bool]]:
+    """The automation's own outputs as (segments, is_folder); None stands for a segment
+    with a date pattern (`%Y`), which may become any name."""
     guards = []
     for destination in automation.destinations:
-        parts = destination.split("/")
-        static = []
-        for part in parts:
-            if "%" in part:
-                break
-            static.append(part)
-        folder = destination.endswith("/") or len(static) < len(parts)
-        path = "/".join(p for p in static if p)
-        if path:
-            guards.append((path, folder))
+        folder = destination.endswith("/")
+        parts = [p for p in destination.split("/") if p]
+        if parts:
+            guards.append(([None if "%" in p else p for p in parts], folder))
     return guards
+
+
+def _produced_by(guards: list[tuple[list[str | None], bool]], path: str) -> bool:
+    parts = path.split("/")
+    for segments, folder in guards:
+        fits = len(parts) > len(segments) if folder else len(parts) == len(segments)
+        if fits and all(s is None or s == p for s, p in zip(segments, parts, strict=False)):
+            return True
+    return False
 
 
 def events_for(automation: Automation, changes: Sequence[Change]) -> list[Change]:
@@ -203,9 +207,7 @@ def events_for(automation: Automation, changes: Sequence[Change]) -> list[Change
     guards = _destination_guards(automation)
 
     def inside(path: str) -> bool:
-        if not covers(automation.path, path):
-            return False
-        return not any(covers(g, path) if folder else g == path for g, folder in guards)
+        return covers(automation.path, path) and not _produced_by(guards, path)
 
     found = []
     for change in changes:
