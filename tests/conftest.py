@@ -11,7 +11,9 @@ import itertools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
+import files_sdk
 import pytest
 
 from conveyor.api.app import create_app
@@ -104,3 +106,26 @@ def server(settings: Settings, db: Database) -> Iterator[ServerThread]:
     """Conveyor's API served over real HTTP on 127.0.0.1."""
     with ServerThread(create_app(settings, db)) as running:
         yield running
+
+
+# The official Files.com SDK keeps its settings in module globals; the `files`
+# fixture points them at the live server for one test and puts every one back
+# afterwards, closing the SDK's shared connections to a server about to stop.
+# Module settings a test may change.
+SETTINGS = ("base_url", "the_api_key", "session_id", "max_network_retries")
+
+
+@pytest.fixture
+def files(server: ServerThread) -> Iterator[ModuleType]:
+    saved = {name: getattr(files_sdk, name) for name in SETTINGS}
+    files_sdk.base_url = server.url
+    files_sdk.set_api_key("")
+    files_sdk.session_id = None
+    # A 5xx would be retried with waits; no test here expects one.
+    files_sdk.max_network_retries = 0
+    try:
+        yield files_sdk
+    finally:
+        files_sdk.close()
+        for name, value in saved.items():
+            setattr(files_sdk, name, value)

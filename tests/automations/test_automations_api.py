@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import files_sdk
@@ -31,13 +31,9 @@ def alice(seed: Seeder) -> Account:
 
 
 @pytest.fixture
-def sdk(server: ServerThread, alice: Account) -> Iterator[None]:
-    """Point the official SDK's module-level settings at the live server, then restore them."""
-    saved_url = files_sdk.base_url
-    files_sdk.base_url = server.url
-    files_sdk.set_api_key(alice.key)
-    yield
-    files_sdk.base_url = saved_url
+def sdk(files: ModuleType, alice: Account) -> None:
+    """The official SDK pointed at the live server as alice (restored by `files`)."""
+    files.set_api_key(alice.key)
 
 
 def counts(db: Database) -> tuple[int, int]:
@@ -316,4 +312,4 @@ def test_schedules_are_described(sdk: None) -> None:
             "recurring_day": 1,
         }
     )
-    assert monthly.human_readable_schedule == "Every month on day 1st at 00:00 (UTC)"
+    assert monthly.human_readable_schedule == "Every month on its 1st day at 00:00 (UTC)"
