@@ -45,8 +45,7 @@ def start_watcher(world: World, db: Database) -> Iterator[Callable[..., Watcher]
 
     def start(database: Database | None = None) -> Watcher:
         assert world.root is not None
-        watcher = Watcher(database or db, world.clock, world.root, debounce=DEBOUNCE,
-                          rescan=3600)
+        watcher = Watcher(database or db, world.clock, world.root, debounce=DEBOUNCE, rescan=3600)
         watcher.start()
         assert watcher.wait_ready(30)
         started.append(watcher)
@@ -129,7 +128,9 @@ def test_each_action_creates_runs_on_exactly_the_changed_files(
     moved = [r for r in runs if r.automation_id == on_move][-1]
     assert moved.payload is not None
     assert {e["path"]: e["from"] for e in moved.payload["files"]} == {
-        "in/renamed.txt": "in/old.txt", "in/x.txt": "in/sub/x.txt"}
+        "in/renamed.txt": "in/old.txt",
+        "in/x.txt": "in/sub/x.txt",
+    }
     mark = runs[-1].id
 
     os.remove(root / "in/new.txt")
@@ -173,9 +174,14 @@ def test_a_file_being_written_is_handled_once_after_it_is_complete(
 def test_a_burst_of_1000_files_is_a_few_runs_and_each_file_is_copied_once(
     world: World, start_watcher: Callable[..., Watcher], db: Database, settings: Settings
 ) -> None:
-    automation = world.automation(automation="copy_file", path="drop", source="*",
-                                  destinations=["kept/"], trigger="action",
-                                  trigger_actions=["create"])
+    automation = world.automation(
+        automation="copy_file",
+        path="drop",
+        source="*",
+        destinations=["kept/"],
+        trigger="action",
+        trigger_actions=["create"],
+    )
     assert world.root is not None
     (world.root / "drop").mkdir()
     watcher = start_watcher()
@@ -223,8 +229,12 @@ def test_changes_while_no_watcher_ran_are_caught_up_on_start(
     second = start_watcher()
     (run,) = settle(world, [second], 1)
     assert run.automation_id == automation
-    assert sorted(run.files) == [("create", "in/d.txt"), ("destroy", "in/b.txt"),
-                                 ("move", "in/c2.txt"), ("update", "in/a.txt")]
+    assert sorted(run.files) == [
+        ("create", "in/d.txt"),
+        ("destroy", "in/b.txt"),
+        ("move", "in/c2.txt"),
+        ("update", "in/a.txt"),
+    ]
 
 
 def test_disabled_automations_get_nothing_and_re_enabling_does_not_replay(
@@ -270,8 +280,14 @@ def test_two_watchers_on_one_storage_create_one_run_per_change(
 def test_an_automation_does_not_trigger_on_its_own_destination(
     world: World, start_watcher: Callable[..., Watcher]
 ) -> None:
-    loop = world.automation(automation="copy_file", path="in", source="**", trigger="action",
-                            destinations=["in/done/"], trigger_actions=["create"])
+    loop = world.automation(
+        automation="copy_file",
+        path="in",
+        source="**",
+        trigger="action",
+        destinations=["in/done/"],
+        trigger_actions=["create"],
+    )
     (world.root / "in/done").mkdir(parents=True)  # type: ignore[operator]
     watcher = start_watcher()
     world.write("in/done/output.txt", "made by the automation")
@@ -293,21 +309,34 @@ def test_compare_pairs_renames_by_identity() -> None:
     disk = {"a": state("a", 1, size=2), "c2": state("c2", 3), "d": state("d", 4)}
     result = compare(disk, seen)
     assert result.changes == [
-        Change("update", "a"), Change("move", "c2", "c"), Change("create", "d"),
-        Change("destroy", "b")]
+        Change("update", "a"),
+        Change("move", "c2", "c"),
+        Change("create", "d"),
+        Change("destroy", "b"),
+    ]
     assert sorted(result.absent) == ["b", "c"]
     assert [s.path for s in result.present] == ["a", "c2", "d"]
 
 
 def test_events_for_respects_path_actions_and_own_destinations() -> None:
-    automation = Automation(id=1, user_id=1, automation=AutomationType.COPY_FILE,
-                            trigger=Trigger.ACTION, path="in", destinations=("in/%Y/", "log.txt"),
-                            trigger_actions=("copy", "destroy"))
-    changes = [Change("create", "in/a"), Change("create", "inbox/a"), Change("update", "in/b"),
-               Change("create", "in/2024/x"), Change("move", "out/c", "in/c"),
-               Change("move", "in/d", "out/d")]
-    assert events_for(automation, changes) == [Change("create", "in/a"),
-                                               Change("destroy", "in/c")]
+    automation = Automation(
+        id=1,
+        user_id=1,
+        automation=AutomationType.COPY_FILE,
+        trigger=Trigger.ACTION,
+        path="in",
+        destinations=("in/%Y/", "log.txt"),
+        trigger_actions=("copy", "destroy"),
+    )
+    changes = [
+        Change("create", "in/a"),
+        Change("create", "inbox/a"),
+        Change("update", "in/b"),
+        Change("create", "in/2024/x"),
+        Change("move", "out/c", "in/c"),
+        Change("move", "in/d", "out/d"),
+    ]
+    assert events_for(automation, changes) == [Change("create", "in/a"), Change("destroy", "in/c")]
 
 
 def test_minimal_roots() -> None:

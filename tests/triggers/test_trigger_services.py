@@ -60,14 +60,29 @@ def test_serve_runs_scheduler_watcher_and_webhooks_with_the_engine(
     root = tmp_path / "storage"
     (root / "in").mkdir(parents=True)
     world = yesterday_world(db, root)
-    daily = world.automation(trigger="daily", interval="day", schedule_times_of_day=["00:00"],
-                             destinations=["made/%Y-%m-%d"])
-    watched = world.automation(automation="copy_file", path="in", source="*.csv",
-                               destinations=["out/"], trigger="action",
-                               trigger_actions=["create"])
+    daily = world.automation(
+        trigger="daily",
+        interval="day",
+        schedule_times_of_day=["00:00"],
+        destinations=["made/%Y-%m-%d"],
+    )
+    watched = world.automation(
+        automation="copy_file",
+        path="in",
+        source="*.csv",
+        destinations=["out/"],
+        trigger="action",
+        trigger_actions=["create"],
+    )
     hook = world.automation(trigger="webhook", destinations=["hooked"])
-    app_settings = replace(settings, storage_root=root, embedded_workers=1,
-                           scheduler_interval=0.2, watch_debounce=0.3, poll_interval=0.2)
+    app_settings = replace(
+        settings,
+        storage_root=root,
+        embedded_workers=1,
+        scheduler_interval=0.2,
+        watch_debounce=0.3,
+        poll_interval=0.2,
+    )
     with ServerThread(create_app(app_settings, db, services=embedded_services())) as live:
         # Down since two days ago: only the most recent midnight runs, once, and finishes.
         wait_for(lambda: finished(world, daily), "the missed slot's run to finish")
@@ -85,7 +100,8 @@ def test_serve_runs_scheduler_watcher_and_webhooks_with_the_engine(
         with db.read() as conn:
             secret = conn.exec_driver_sql(
                 "SELECT webhook_secret FROM automations WHERE id = ?"
-                if db.is_sqlite else "SELECT webhook_secret FROM automations WHERE id = %s",
+                if db.is_sqlite
+                else "SELECT webhook_secret FROM automations WHERE id = %s",
                 (hook,),
             ).scalar_one()
         response = httpx.post(f"{live.url}/api/rest/v1/webhooks/{secret}", json={"go": 1})
@@ -104,10 +120,17 @@ def test_conveyor_worker_runs_the_scheduler_and_with_a_flag_the_watcher(
     root = tmp_path / "storage"
     (root / "in").mkdir(parents=True)
     world = yesterday_world(db, root)
-    daily = world.automation(trigger="daily", interval="day", schedule_times_of_day=["06:00"],
-                             destinations=["daily"])
-    watched = world.automation(automation="copy_file", path="in", source="*", trigger="action",
-                               destinations=["out/"], trigger_actions=["create"])
+    daily = world.automation(
+        trigger="daily", interval="day", schedule_times_of_day=["06:00"], destinations=["daily"]
+    )
+    watched = world.automation(
+        automation="copy_file",
+        path="in",
+        source="*",
+        trigger="action",
+        destinations=["out/"],
+        trigger_actions=["create"],
+    )
     env = {
         **os.environ,
         "CONVEYOR_HOME": str(tmp_path / "home"),
@@ -120,8 +143,11 @@ def test_conveyor_worker_runs_the_scheduler_and_with_a_flag_the_watcher(
 
     def worker(*flags: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli.main", "worker", *flags], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "conveyor.cli.main", "worker", *flags],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     quiet = worker("--no-scheduler")

@@ -40,8 +40,9 @@ def alice(seed: Seeder) -> Account:
 def create(live: ServerThread, owner: Account, **body: Any) -> dict[str, Any]:
     body.setdefault("automation", "create_folder")
     body.setdefault("destinations", ["hooked"])
-    response = httpx.post(f"{live.url}{API}/automations", json=body,
-                          headers={"X-FilesAPI-Key": owner.key})
+    response = httpx.post(
+        f"{live.url}{API}/automations", json=body, headers={"X-FilesAPI-Key": owner.key}
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
@@ -95,8 +96,9 @@ def test_a_post_to_the_secret_url_creates_a_run_with_its_body_and_query(
     assert '{"release":"v1.2.3","files":3}' in text
     assert secret not in text  # the log's URL may be shared; the secret must not be in it
     # The run is an ordinary run for the API.
-    shown = httpx.get(f"{live.url}{API}/automation_runs/{run['id']}",
-                      headers={"X-FilesAPI-Key": alice.key})
+    shown = httpx.get(
+        f"{live.url}{API}/automation_runs/{run['id']}", headers={"X-FilesAPI-Key": alice.key}
+    )
     assert shown.json()["id"] == run["id"]
 
 
@@ -126,21 +128,26 @@ def test_wrong_unknown_disabled_deleted_and_switched_webhooks_are_404(
     for candidate in (wrong, "0" * len(secret), "not-a-secret", secret.upper()):
         assert_not_found(httpx.post(base + candidate, json={}))
     headers = {"X-FilesAPI-Key": alice.key}
-    patch = httpx.patch(f"{live.url}{API}/automations/{hook['id']}", json={"disabled": True},
-                        headers=headers)
+    patch = httpx.patch(
+        f"{live.url}{API}/automations/{hook['id']}", json={"disabled": True}, headers=headers
+    )
     assert patch.status_code == 200
     assert_not_found(httpx.post(url, json={}))
     assert_not_found(httpx.get(url))
-    httpx.patch(f"{live.url}{API}/automations/{hook['id']}", json={"disabled": False},
-                headers=headers)
+    httpx.patch(
+        f"{live.url}{API}/automations/{hook['id']}", json={"disabled": False}, headers=headers
+    )
     assert httpx.post(url).status_code == 201
     # No longer a webhook automation: its old URL is dead.
-    httpx.patch(f"{live.url}{API}/automations/{hook['id']}", json={"trigger": "manual"},
-                headers=headers)
+    httpx.patch(
+        f"{live.url}{API}/automations/{hook['id']}", json={"trigger": "manual"}, headers=headers
+    )
     assert_not_found(httpx.post(url))
     other = create(live, alice, trigger="webhook")
-    assert httpx.delete(f"{live.url}{API}/automations/{other['id']}",
-                        headers=headers).status_code == 204
+    assert (
+        httpx.delete(f"{live.url}{API}/automations/{other['id']}", headers=headers).status_code
+        == 204
+    )
     assert_not_found(httpx.post(other["webhook_url"]))
     assert len(world.runs()) == 1  # only the call while it was enabled
 
@@ -160,8 +167,9 @@ def test_no_api_key_is_needed_and_none_leaks(
         assert alice.key not in json.dumps(run.payload)
     # The automation's own API answer is the only place the URL shows, and only to its owner.
     bob = Seeder(world.db).account("bob")
-    hidden = httpx.get(f"{live.url}{API}/automations/{hook['id']}",
-                       headers={"X-FilesAPI-Key": bob.key})
+    hidden = httpx.get(
+        f"{live.url}{API}/automations/{hook['id']}", headers={"X-FilesAPI-Key": bob.key}
+    )
     assert hidden.status_code == 404
     assert hook["webhook_url"].rsplit("/", 1)[1] not in hidden.text
 
@@ -169,13 +177,13 @@ def test_no_api_key_is_needed_and_none_leaks(
 def test_binary_and_oversized_bodies(live: ServerThread, alice: Account, world: World) -> None:
     hook = create(live, alice, trigger="webhook")
     blob = bytes(range(256))
-    response = httpx.post(hook["webhook_url"], content=blob,
-                          headers={"Content-Type": "application/octet-stream"})
+    response = httpx.post(
+        hook["webhook_url"], content=blob, headers={"Content-Type": "application/octet-stream"}
+    )
     assert response.status_code == 201
     (run,) = world.runs(hook["id"])
     assert run.payload is not None and run.payload["body_encoding"] == "base64"
-    assert "is not UTF-8 text; it is stored with the run, base64-encoded" in log_of(
-        response.json())
+    assert "is not UTF-8 text; it is stored with the run, base64-encoded" in log_of(response.json())
     too_big = httpx.post(hook["webhook_url"], content=b"x" * 1_000_001)
     assert too_big.status_code == 400
     assert too_big.json()["type"] == "bad-request/request-params-invalid"
@@ -185,15 +193,48 @@ def test_binary_and_oversized_bodies(live: ServerThread, alice: Account, world: 
 # ------------------------------------------------------------------- next runs
 
 
+def next_runs_cli(
+    live: ServerThread, owner: Account, automation_id: int, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """The real `conveyor automations next-runs` command, as a process."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conveyor.cli.main",
+            "automations",
+            "next-runs",
+            str(automation_id),
+            "--url",
+            live.url,
+            "--api-key",
+            owner.key,
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_next_runs_through_the_api_and_the_cli(
     live: ServerThread, alice: Account, clock: ManualClock
 ) -> None:
     headers = {"X-FilesAPI-Key": alice.key}
-    weekly = create(live, alice, trigger="custom_schedule", schedule_days_of_week=[0],
-                    schedule_times_of_day=["02:30", "12:00"],
-                    schedule_time_zone="Eastern Time (US & Canada)")
-    response = httpx.get(f"{live.url}{API}/automations/{weekly['id']}/next_runs",
-                         params={"count": 3}, headers=headers)
+    weekly = create(
+        live,
+        alice,
+        trigger="custom_schedule",
+        schedule_days_of_week=[0],
+        schedule_times_of_day=["02:30", "12:00"],
+        schedule_time_zone="Eastern Time (US & Canada)",
+    )
+    response = httpx.get(
+        f"{live.url}{API}/automations/{weekly['id']}/next_runs",
+        params={"count": 3},
+        headers=headers,
+    )
     assert response.status_code == 200
     # The clock stands at Saturday 2024-03-09 12:00 UTC; Sunday 02:30 does not exist in
     # New York that night, so the first slot is the jump to 03:00 EDT.
@@ -203,39 +244,34 @@ def test_next_runs_through_the_api_and_the_cli(
         {"runtime": "2024-03-17T06:30:00Z", "local_time": "2024-03-17T02:30:00-04:00"},
     ]
     assert response.json() == expected
-    cli = subprocess.run(
-        [sys.executable, "-m", "conveyor.cli.main", "automations", "next-runs", str(weekly["id"]),
-         "--count", "3", "--format", "json", "--url", live.url, "--api-key", alice.key],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    cli = next_runs_cli(live, alice, weekly["id"], "--count", "3", "--format", "json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == expected
-    table = subprocess.run(
-        [sys.executable, "-m", "conveyor.cli.main", "automations", "next-runs", str(weekly["id"]),
-         "--count", "1", "--url", live.url, "--api-key", alice.key],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    table = next_runs_cli(live, alice, weekly["id"], "--count", "1")
     assert "2024-03-10T07:00:00Z" in table.stdout and "2024-03-10T03:00:00-04:00" in table.stdout
 
     manual = create(live, alice)
     none = httpx.get(f"{live.url}{API}/automations/{manual['id']}/next_runs", headers=headers)
     assert none.json() == []
-    httpx.patch(f"{live.url}{API}/automations/{weekly['id']}", json={"disabled": True},
-                headers=headers)
-    assert httpx.get(f"{live.url}{API}/automations/{weekly['id']}/next_runs",
-                     headers=headers).json() == []
-    bad = httpx.get(f"{live.url}{API}/automations/{weekly['id']}/next_runs",
-                    params={"count": 101}, headers=headers)
+    httpx.patch(
+        f"{live.url}{API}/automations/{weekly['id']}", json={"disabled": True}, headers=headers
+    )
+    assert (
+        httpx.get(f"{live.url}{API}/automations/{weekly['id']}/next_runs", headers=headers).json()
+        == []
+    )
+    bad = httpx.get(
+        f"{live.url}{API}/automations/{weekly['id']}/next_runs",
+        params={"count": 101},
+        headers=headers,
+    )
     assert bad.status_code == 400
-    missing = httpx.get(f"{live.url}{API}/automations/{weekly['id'] + 100}/next_runs",
-                        headers=headers)
+    missing = httpx.get(
+        f"{live.url}{API}/automations/{weekly['id'] + 100}/next_runs", headers=headers
+    )
     assert missing.status_code == 404
     anonymous = httpx.get(f"{live.url}{API}/automations/{weekly['id']}/next_runs")
     assert anonymous.status_code == 401
-    not_found = subprocess.run(
-        [sys.executable, "-m", "conveyor.cli.main", "automations", "next-runs",
-         str(weekly["id"] + 100), "--url", live.url, "--api-key", alice.key],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    not_found = next_runs_cli(live, alice, weekly["id"] + 100)
     assert not_found.returncode != 0
     assert "not-found/not-found" in not_found.stderr
