@@ -196,6 +196,35 @@ def test_automation_without_runs_says_run_it(site: Site) -> None:
     assert "No runs in the last 30 days." in html
 
 
+def test_scheduled_automation_lists_its_next_times(site: Site) -> None:
+    client, alice = signed_in(site)
+    with site.db.write() as conn:
+        automation = automations_store.create_automation(
+            conn,
+            alice.user.id,
+            NOW,
+            name="Weekdays",
+            automation="create_folder",
+            trigger="custom_schedule",
+            destinations=["out"],
+            schedule_days_of_week=[1, 3],
+            schedule_times_of_day=["06:30"],
+            schedule_time_zone="UTC",
+        )
+    html = client.get(f"/automations/{automation}").text
+    assert "Every Monday and Wednesday at 06:30 (UTC)" in html
+    section = html[html.index('id="next-times"') :]
+    times = re.findall(r'<time datetime="([^"]+)">', section)[:5]
+    # NOW is Tuesday 2023-11-14 22:13 UTC.
+    assert times == [
+        "2023-11-15T06:30:00Z",
+        "2023-11-20T06:30:00Z",
+        "2023-11-22T06:30:00Z",
+        "2023-11-27T06:30:00Z",
+        "2023-11-29T06:30:00Z",
+    ]
+
+
 def test_run_page_shows_every_field_the_timeline_and_the_log(site: Site) -> None:
     client, alice = signed_in(site)
     automation = site.seed.automation(alice, "Copier")

@@ -8,11 +8,12 @@ index serves which read).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import RunStatus
@@ -45,23 +46,43 @@ def recent_runs(
     return found
 
 
-def runs_per_day(conn: Connection, automation_id: int, since: int) -> list[tuple[int, str, int]]:
-    """(UTC day number, status, runs) for the automation's runs created at or after `since`.
+@functools.lru_cache(maxsize=4)
+def _per_day_statement(days: int) -> Any:
+    """The counts of `runs_per_day`, built once per number of days: day i is the range
+    [bound{i}, bound{i+1}), and its number comes back as the constant i."""
+    arms = []
+    for status in RunStatus:
+        for i in range(days):
+            count = (
+                select(func.count())
+                .where(
+                    runs_t.c.automation_id == bindparam("automation_id"),
+                    runs_t.c.status == status.value,
+                    runs_t.c.created_at >= bindparam(f"bound{i}"),
+                    runs_t.c.created_at < bindparam(f"bound{i + 1}"),
+                )
+                .scalar_subquery()
+            )
+            arms.append(select(literal_column(str(i)), literal(status.value), count))
+    return union_all(*arms)
 
-    Listing the statuses lets the database read ix_runs_automation_status_created
-    as one range per status, covering, instead of the automation's whole history.
+
+def runs_per_day(
+    conn: Connection, automation_id: int, first_day: int, days: int
+) -> list[tuple[int, str, int]]:
+    """(UTC day number, status, runs) for the automation's runs created on the `days`
+    days from `first_day` on; only non-zero counts.
+
+    One statement of a count per (status, day): each count is a range of
+    ix_runs_automation_status_created, read from the index alone. Grouping by
+    an expression of created_at instead would sort every run of the period
+    (about 6 times slower at 100,000 runs on SQLite; docs/ui.md).
     """
-    day = (runs_t.c.created_at // DAY_US).label("day")
-    rows = conn.execute(
-        select(day, runs_t.c.status, func.count())
-        .where(
-            runs_t.c.automation_id == automation_id,
-            runs_t.c.status.in_([status.value for status in RunStatus]),
-            runs_t.c.created_at >= since,
-        )
-        .group_by(day, runs_t.c.status)
-    )
-    return [(int(d), str(status), int(count)) for d, status, count in rows]
+    params: dict[str, int] = {"automation_id": automation_id}
+    for i in range(days + 1):
+        params[f"bound{i}"] = (first_day + i) * DAY_US
+    rows = conn.execute(_per_day_statement(days), params)
+    return [(first_day + int(i), str(status), int(n)) for i, status, n in rows if n]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,22 @@ from starlette.responses import Response
 
 from conveyor.api.context import ctx
 from conveyor.domain import errors
+from conveyor.domain.automations import Automation
 from conveyor.domain.listing import RunListQuery, Sort, parse_run_list_query, query_pairs
 from conveyor.domain.runs import RunStatus
-from conveyor.domain.schedules import human_readable_schedule
+from conveyor.domain.schedules import (
+    human_readable_schedule,
+    local_iso,
+    schedule_of,
+    upcoming_slots,
+)
 from conveyor.store import automations as automations_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
-from conveyor.web import presentation
+from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id
+from conveyor.web.daily_counts import DailyCounts
 from conveyor.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,6 +41,7 @@ DEFAULT_PER_PAGE = 25
 PAGE_SIZES = (10, 25, 50, 100)
 CHART_DAYS = 30
 DURATION_RUNS = 30
+NEXT_TIMES = 5
 SORTABLE = {"created_at": "Created", "status": "Status"}
 
 
@@ -51,6 +59,25 @@ def list_url(automation_id: int, query: RunListQuery, **changes: Any) -> str:
     if changes.get("cursor"):
         params.append(("cursor", changes["cursor"]))
     return f"/automations/{automation_id}?{urlencode(params)}"
+
+
+@dataclass(frozen=True, slots=True)
+class NextTime:
+    """An upcoming slot: when a scheduled run will be created, in UTC and in the schedule's zone."""
+
+    at: int
+    local: str
+
+
+def next_times(automation: Automation, now: int) -> list[NextTime]:
+    """The next slots, as the API's next_runs lists them; none for a disabled automation."""
+    schedule = None if automation.disabled else schedule_of(automation)
+    if schedule is None:
+        return []
+    return [
+        NextTime(slot, local_iso(slot, schedule.zone))
+        for slot in upcoming_slots(schedule, now, NEXT_TIMES)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +144,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         )
         page = runs_store.list_runs(conn, query)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
-        per_day = run_views.runs_per_day(
-            conn, target, (today - CHART_DAYS + 1) * presentation.DAY_US
-        )
+        daily_counts: DailyCounts = request.app.state.web_daily_counts
+        per_day = daily_counts.counts(conn, target, today, CHART_DAYS, now)
     next_url = prev_url = None
     if page.next_cursor is not None:
         token = context.codec.encode(query.scope, query.sort, page.next_cursor)
@@ -130,6 +156,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
     durations = [
         (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
     ]
+    daily = presentation.daily_chart(per_day, today, CHART_DAYS)
+    duration_chart = presentation.duration_chart(durations)
     return render(
         "automation.html",
         title=automation.name or f"Automation {automation.id}",
@@ -138,7 +166,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         now=now,
         automation=automation,
         schedule=human_readable_schedule(automation),
-        next_times=None,
+        next_times=next_times(automation, now),
         query=query,
         statuses=[status.value for status in RunStatus],
         page_sizes=sorted({*PAGE_SIZES, query.per_page}),
@@ -149,7 +177,9 @@ def automation_page(automation_id: str, request: Request) -> Response:
         next_url=next_url,
         prev_url=prev_url,
         reset_url=list_url(target, query, status=None),
-        daily=presentation.daily_chart(per_day, today, CHART_DAYS),
-        durations=presentation.duration_chart(durations),
+        daily=daily,
+        daily_svg=charts.daily_svg(daily),
+        durations=duration_chart,
+        durations_svg=charts.durations_svg(duration_chart),
         chart_statuses=presentation.CHART_STATUSES,
     )

@@ -7,8 +7,10 @@ from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse
 
+from conveyor.domain.runs import RunStatus
 from conveyor.web import presentation
 from conveyor.web.security import SECURITY_HEADERS
 
@@ -48,6 +50,36 @@ ENV.globals.update(
     ago=presentation.ago,
     duration=presentation.duration,
 )
+
+
+def _cached_markup() -> tuple[dict[str, Markup], dict[str, Markup]]:
+    """Each status's badge and icon, rendered once: a runs table shows them on every row."""
+    macros = ENV.get_template("_macros.html").module
+    statuses = [status.value for status in RunStatus]
+    badges = {status: Markup(macros.status(status)) for status in statuses}  # type: ignore[attr-defined]
+    icons = {status: Markup(macros.icon(status)) for status in statuses}  # type: ignore[attr-defined]
+    return badges, icons
+
+
+def badge(status: str) -> Markup:
+    """The status as colour, icon and text."""
+    return _BADGES.get(status) or Markup(f"<span>{escape(status)}</span>")
+
+
+def status_icon(status: str) -> Markup:
+    return _ICONS.get(status, _ICONS[RunStatus.RUNNING.value])
+
+
+def time_tag(us: int | None) -> Markup:
+    """A <time> element with the machine-readable instant, or a dash when unknown."""
+    if us is None:
+        return Markup('<span class="muted">—</span>')
+    return Markup(f'<time datetime="{presentation.iso(us)}">{presentation.when(us)}</time>')
+
+
+ENV.globals.update(badge=badge, status_icon=status_icon, time_tag=time_tag)
+# After the globals: a template keeps the globals it was loaded with.
+_BADGES, _ICONS = _cached_markup()
 
 
 def render(name: str, status_code: int = 200, **values: Any) -> HTMLResponse:

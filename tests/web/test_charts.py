@@ -1,0 +1,106 @@
+"""The numbers behind the pages: chart geometry, durations, runs per day and its cache,
+the log's tail, on both databases where SQL is involved."""
+
+from __future__ import annotations
+
+from web_site import NOW
+
+from conveyor.clock import ManualClock
+from conveyor.domain.runs import RunStage
+from conveyor.store import run_views
+from conveyor.store import runs as runs_store
+from conveyor.store.database import Database
+from conveyor.testing.seed import Seeder
+from conveyor.web import presentation
+from conveyor.web.daily_counts import DailyCounts
+
+DAY = presentation.DAY_US
+TODAY = NOW // DAY
+SECOND = 1_000_000
+
+
+def test_durations_read_as_people_write_them() -> None:
+    assert presentation.duration(None) == "—"
+    assert presentation.duration(850_000) == "850 ms"
+    assert presentation.duration(42 * SECOND) == "42 s"
+    assert presentation.duration(185 * SECOND) == "3 min 05 s"
+    assert presentation.duration((2 * 3600 + 7 * 60) * SECOND) == "2 h 07 min"
+    assert presentation.run_duration(10, None, 25) == 15  # still running: so far
+    assert presentation.run_duration(10, 12, 25) == 2
+
+
+def test_daily_chart_stacks_statuses_in_proportion_to_the_busiest_day() -> None:
+    counts = [(TODAY, "success", 3), (TODAY, "failure", 1), (TODAY - 1, "success", 2)]
+    chart = presentation.daily_chart([*counts, (TODAY - 40, "success", 9)], TODAY, 30, 300, 100)
+    assert chart.max_total == 4 and chart.total == 6  # the day 40 days ago is outside
+    today_bars = [b for b in chart.bars if b.x > 290]
+    assert [(b.status, b.height) for b in today_bars] == [("success", 75.0), ("failure", 25.0)]
+    # Stacked: success at the bottom, failure on top of it, touching.
+    assert today_bars[0].y == 25.0 and today_bars[1].y == 0.0
+    yesterday = [b for b in chart.bars if 280 < b.x < 290]
+    assert [(b.status, b.height, b.y) for b in yesterday] == [("success", 50.0, 50.0)]
+    assert [row.total for row in chart.days][-2:] == [2, 4]
+    assert len(chart.days) == 30
+
+
+def test_duration_chart_scales_to_the_longest_run() -> None:
+    chart = presentation.duration_chart(
+        [(1, "success", 10 * SECOND), (2, "failure", 40 * SECOND)], 200, 80
+    )
+    assert [b.height for b in chart.bars] == [20.0, 80.0]
+    assert chart.longest == "40 s"
+    assert chart.bars[1].label == "Run 2: 40 s, failure"
+
+
+def test_runs_per_day_counts_by_utc_day_and_status(db: Database) -> None:
+    seed = Seeder(db, ManualClock(NOW))
+    account = seed.account("alice")
+    automation = seed.automation(account)
+    other = seed.automation(account)
+    midnight = TODAY * DAY
+    seed.run(automation, created_at=midnight, outcome=(1, 0))  # first instant of today
+    seed.run(automation, created_at=midnight - 1, outcome=(0, 1))  # last of yesterday
+    seed.run(automation, created_at=midnight - 1, outcome=(1, 1))
+    seed.run(automation, created_at=midnight + 5, stage=RunStage.EXECUTING)
+    seed.run(automation, created_at=midnight - 3 * DAY, outcome=(1, 0))  # outside 2 days
+    seed.run(other, created_at=midnight, outcome=(1, 0))  # another automation
+    with db.read() as conn:
+        counts = run_views.runs_per_day(conn, automation, TODAY - 1, 2)
+    assert sorted(counts) == [
+        (TODAY - 1, "failure", 1),
+        (TODAY - 1, "partial_failure", 1),
+        (TODAY, "running", 1),
+        (TODAY, "success", 1),
+    ]
+
+
+def test_daily_counts_keep_past_days_for_a_minute_and_today_live(db: Database) -> None:
+    clock = ManualClock(NOW)
+    seed = Seeder(db, clock)
+    automation = seed.automation(seed.account("alice"))
+    yesterday = seed.run(automation, created_at=NOW - DAY, stage=RunStage.EXECUTING)
+    cache = DailyCounts(ttl_seconds=60)
+
+    def counts() -> list[tuple[int, str, int]]:
+        with db.read() as conn:
+            return sorted(cache.counts(conn, automation, TODAY, 30, clock.now()))
+
+    assert counts() == [(TODAY - 1, "running", 1)]
+    with db.write() as conn:
+        runs_store.finish_run(conn, yesterday.id, clock.now())
+    seed.run(automation, created_at=NOW, outcome=(1, 0))
+    # Today's new run shows at once; yesterday's finish once the minute is over.
+    assert counts() == [(TODAY - 1, "running", 1), (TODAY, "success", 1)]
+    clock.advance(60)
+    assert counts() == [(TODAY - 1, "success", 1), (TODAY, "success", 1)]
+
+
+def test_message_tail_keeps_the_last_lines_in_order(db: Database) -> None:
+    seed = Seeder(db, ManualClock(NOW))
+    automation = seed.automation(seed.account("alice"))
+    run = seed.run(automation, stage=RunStage.EXECUTING, messages=[f"line {n}" for n in range(7)])
+    with db.read() as conn:
+        lines, truncated = run_views.message_tail(conn, run.id, 3)
+        everything, cut = run_views.message_tail(conn, run.id, 10)
+    assert [line[3] for line in lines] == ["line 4", "line 5", "line 6"] and truncated
+    assert len(everything) == 7 and not cut
