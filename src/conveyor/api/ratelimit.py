@@ -45,8 +45,17 @@ class MemoryLimiter:
 
 
 class DatabaseLimiter:
+    """Buckets in the database, through a small pool of its own.
+
+    The check runs inside authentication, while the request holds a
+    connection of the app's pool; taking a second one from that same pool
+    would let a burst of requests exhaust it, each waiting for another.
+    """
+
+    POOL_SIZE = 4
+
     def __init__(self, db: Database, clock: Clock, rate: float, burst: int) -> None:
-        self.db = db
+        self.db = Database(db.url, pool_size=self.POOL_SIZE)
         self.clock = clock
         self.rate = rate
         self.burst = burst
