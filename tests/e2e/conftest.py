@@ -42,8 +42,16 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser profile at 1280x800. Any Content-Security-Policy violation the
+    pages cause (an inline script or style, say) fails the test."""
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     context.set_default_timeout(15_000)
     opened = context.new_page()
+    violations: list[str] = []
+    opened.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield opened
     context.close()
+    assert violations == [], violations
