@@ -296,20 +296,21 @@ def _databases() -> Iterator[tuple[str, Database]]:
 
 
 def _print_plans(
-    name: str,
+    title: str,
     conn: Connection,
     statements: list[Statement],
     explain: Callable[[Connection, Statement], list[str]],
 ) -> None:
+    print(f"<details><summary>{title}</summary>\n")
     for statement in statements:
-        what = statement.purpose + (": EXISTS probe" if statement.probe else "")
-        print(f"{name}, {what}:\n")
+        print(f"**{statement.purpose}{', EXISTS probe' if statement.probe else ''}**\n")
         print("```sql")
-        print(statement.sql.strip())
+        print("\n".join(line.rstrip() for line in statement.sql.strip().splitlines()))
         print(f"-- parameters: {statement.params}")
         print("```\n```")
         print("\n".join(explain(conn, statement)))
         print("```\n")
+    print("</details>\n")
 
 
 def main() -> None:
@@ -319,8 +320,9 @@ def main() -> None:
     parser.add_argument("--per-other", type=int, default=200, help="runs of each other one")
     args = parser.parse_args()
     print(
-        f"Data: the listed automation has {args.listed} runs (every status, three per "
-        f"created_at) among {args.others} other automations with {args.per_other} runs each.\n"
+        f"Data: the listed automation has {args.listed:,} runs (every status, three per "
+        f"created_at) among {args.others} other automations with {args.per_other} runs "
+        "each; pages of 4 runs.\n"
     )
     for name, db in _databases():
         automation, owner = build(db, args.listed, args.others, args.per_other)
@@ -333,21 +335,22 @@ def main() -> None:
             version = conn.exec_driver_sql(
                 "SELECT sqlite_version()" if db.is_sqlite else "SHOW server_version"
             ).scalar_one()
-            print(f"## {name} {version}\n")
+            settings = "no ANALYZE" if db.is_sqlite else "default planner settings, ANALYZE"
+            print(f"### {name} {version} ({settings})\n")
             for filtered, field, direction in COMBINATIONS:
-                title = ("filter[status]=success, " if filtered else "") + (
+                query = ("filter[status]=success, " if filtered else "") + (
                     f"sort_by[{field}]={direction}"
                 )
-                print(f"### {name}: {title} (index {intended_index(filtered, field)})\n")
                 _print_plans(
-                    name,
+                    f"{query}: {intended_index(filtered, field)}",
                     conn,
                     list_statements(conn, automation, filtered, field, direction),
                     explain,
                 )
             run_id = conn.exec_driver_sql("SELECT max(id) FROM automation_runs").scalar_one()
-            print(f"### {name}: find by id\n")
-            _print_plans(name, conn, find_statements(conn, run_id, owner), explain)
+            _print_plans(
+                "find by id: primary key", conn, find_statements(conn, run_id, owner), explain
+            )
 
 
 if __name__ == "__main__":
