@@ -160,6 +160,10 @@ def test_automation_page_pages_filters_and_sorts_with_the_api_cursors(site: Site
     assert 'aria-sort="ascending"><a href="' in by_status
     oldest = client.get(base, params={"sort_by[created_at]": "asc", "per_page": "3"}).text
     assert run_ids(oldest) == [r.id for r in runs[:3]]
+    # The API's third sort, automation_id, is the id order; its cursors page too.
+    by_id = client.get(base, params={"sort_by[automation_id]": "desc", "per_page": "5"}).text
+    assert run_ids(by_id) == sorted((r.id for r in runs), reverse=True)[:5]
+    assert run_ids(client.get(links(by_id, "next") or "").text) == newest_first[5:10]
 
 
 def test_automation_page_charts_and_empty_filter_state(site: Site) -> None:

@@ -53,8 +53,10 @@ def list_url(automation_id: int, query: RunListQuery, **changes: Any) -> str:
     params: list[tuple[str, str]] = []
     if status is not None:
         params.append(("filter[status]", str(status)))
-    if sort.field is not None:
-        params.append((f"sort_by[{sort.field}]", "desc" if sort.descending else "asc"))
+    # The API reads sort_by[automation_id] as the id order (Sort field None), and a
+    # cursor only works with the sort it was made for, so that sort is kept too.
+    field = sort.field or "automation_id"
+    params.append((f"sort_by[{field}]", "desc" if sort.descending else "asc"))
     params.append(("per_page", str(per_page)))
     if changes.get("cursor"):
         params.append(("cursor", changes["cursor"]))
