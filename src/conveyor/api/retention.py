@@ -30,16 +30,16 @@ from conveyor.store import runs as runs_store
 router = APIRouter(prefix="/api/conveyor/v1")
 MAX_RETENTION_DAYS = 100_000
 
-_NULLABLE_INT = {"type": "integer", "nullable": True, "minimum": 0}
+# OpenAPI 3.1 (what FastAPI serves) spells "may be null" as a type list.
+_NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
 RUN_SCHEMA: dict[str, Any] = {
     **AUTOMATION_RUN_SCHEMA,
     "required": [*AUTOMATION_RUN_SCHEMA["required"], "log_expires_at", "retention_days"],
     "properties": {
         **AUTOMATION_RUN_SCHEMA["properties"],
         "log_expires_at": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "date-time",
-            "nullable": True,
             "description": "When retention prunes this run and its log; null while it is "
             "unfinished or when its automation keeps runs forever.",
         },
