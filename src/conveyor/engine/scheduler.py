@@ -101,7 +101,7 @@ def run_pass(
     """One scheduler pass at `clock.now()`; returns what it did."""
     now = clock.now()
     with db.read() as conn:
-        if not store.schedule_candidates(conn, now):
+        if not store.any_schedule_candidate(conn, now):
             return PassResult(0, [])
 
     def work(conn: Connection) -> PassResult:

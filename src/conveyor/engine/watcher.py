@@ -299,7 +299,7 @@ class Watcher:
         with self._lock:
             for path in paths:
                 self._pending[path] = moment
-            self._last_event = moment
+                self._last_event = moment
 
     def _relative(self, absolute: str) -> str | None:
         root = str(self.root)

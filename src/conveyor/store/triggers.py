@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -34,7 +34,7 @@ from conveyor.store.schema import run_messages as messages_t
 # The engine listens on this channel (store.runs.create_run notifies it per run).
 NOTIFY_CHANNEL = "conveyor_runs"
 # Rows per multi-row statement: keeps SQLite under its bound-parameter limit.
-CHUNK = 500
+CHUNK = 1000
 
 
 def _insert(conn: Connection) -> Any:
@@ -57,6 +57,31 @@ _STATE_COLUMNS = (
 )
 
 
+def _candidate_scope(now: int) -> list[ColumnElement[bool]]:
+    state = schedule_states.c
+    return [
+        automations_t.c.trigger.in_([t.value for t in SCHEDULED_TRIGGERS]),
+        automations_t.c.deleted.is_(False),
+        or_(
+            state.automation_id.is_(None),
+            state.seen_modified_at != automations_t.c.last_modified_at,
+            state.next_slot <= now,
+        ),
+    ]
+
+
+def _with_state() -> Any:
+    return automations_t.outerjoin(
+        schedule_states, schedule_states.c.automation_id == automations_t.c.id
+    )
+
+
+def any_schedule_candidate(conn: Connection, now: int) -> bool:
+    """Has a pass anything to do? One cheap query: most passes stop here."""
+    query = select(automations_t.c.id).select_from(_with_state()).where(*_candidate_scope(now))
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def schedule_candidates(
     conn: Connection, now: int, *, lock: bool = False
 ) -> list[tuple[Automation, ScheduleState | None]]:
@@ -67,21 +92,10 @@ def schedule_candidates(
     concurrently is disabled either before this pass reads it or after the
     pass's runs exist, never in between.
     """
-    state = schedule_states.c
     query = (
         select(*SELECT_COLUMNS, *_STATE_COLUMNS)
-        .select_from(
-            automations_t.outerjoin(schedule_states, state.automation_id == automations_t.c.id)
-        )
-        .where(
-            automations_t.c.trigger.in_([t.value for t in SCHEDULED_TRIGGERS]),
-            automations_t.c.deleted.is_(False),
-            or_(
-                state.automation_id.is_(None),
-                state.seen_modified_at != automations_t.c.last_modified_at,
-                state.next_slot <= now,
-            ),
-        )
+        .select_from(_with_state())
+        .where(*_candidate_scope(now))
         .order_by(automations_t.c.id)
     )
     if lock and conn.dialect.name != "sqlite":
@@ -116,52 +130,50 @@ class SlotRun:
 def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> list[int]:
     """Insert one run per (automation, slot) unless it exists; the ids of the new runs.
 
-    A constant number of statements: one multi-row INSERT per CHUNK rows for
-    the runs (conflicts skipped by the unique index) and one for their first
-    log lines. Only runs this call inserted get a log line.
+    Conflicts are skipped by the unique index, and only runs this call
+    inserted get their first log line. Both are one statement executed for
+    many rows: SQLAlchemy sends the rows in batches of 1,000 per round trip
+    ("insertmanyvalues"), compiling the statement once.
     """
-    created: list[int] = []
-    messages: list[dict[str, Any]] = []
-    insert = _insert(conn)
-    for chunk in _chunks(wanted):
-        rows = []
-        text_of = {}
-        for item in chunk:
-            run = lifecycle.new_run(item.automation_id, now, item.slot)
-            rows.append(
-                {
-                    "automation_id": run.automation_id,
-                    "created_at": run.created_at,
-                    "runtime": run.runtime,
-                    "completed_at": None,
-                    "status": run.status.value,
-                    "run_stage": run.run_stage.value,
-                    "successful_operations": 0,
-                    "failed_operations": 0,
-                    "trigger": item.trigger,
-                    "schedule_slot": item.slot,
-                }
-            )
-            text_of[(item.automation_id, item.slot)] = item.message
-        statement = (
-            insert(runs_t)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["automation_id", "schedule_slot"])
-            .returning(runs_t.c.id, runs_t.c.automation_id, runs_t.c.schedule_slot)
+    if not wanted:
+        return []
+    text_of = {(item.automation_id, item.slot): item.message for item in wanted}
+    rows = []
+    for item in wanted:
+        run = lifecycle.new_run(item.automation_id, now, item.slot)
+        rows.append(
+            {
+                "automation_id": run.automation_id,
+                "created_at": run.created_at,
+                "runtime": run.runtime,
+                "completed_at": None,
+                "status": run.status.value,
+                "run_stage": run.run_stage.value,
+                "successful_operations": 0,
+                "failed_operations": 0,
+                "trigger": item.trigger,
+                "schedule_slot": item.slot,
+            }
         )
-        for run_id, automation_id, slot in conn.execute(statement):
-            created.append(run_id)
-            messages.append(
-                {
-                    "run_id": run_id,
-                    "created_at": now,
-                    "level": MessageLevel.INFO.value,
-                    "message": text_of[(automation_id, slot)],
-                }
-            )
-    for chunk in _chunks(messages):
-        conn.execute(messages_t.insert().values(list(chunk)))
-    if created:
+    statement = (
+        _insert(conn)(runs_t)
+        .on_conflict_do_nothing(index_elements=["automation_id", "schedule_slot"])
+        .returning(runs_t.c.id, runs_t.c.automation_id, runs_t.c.schedule_slot)
+    )
+    created = []
+    messages = []
+    for run_id, automation_id, slot in conn.execute(statement, rows):
+        created.append(run_id)
+        messages.append(
+            {
+                "run_id": run_id,
+                "created_at": now,
+                "level": MessageLevel.INFO.value,
+                "message": text_of[(automation_id, slot)],
+            }
+        )
+    if messages:
+        conn.execute(messages_t.insert(), messages)
         notify_new_runs(conn, created[-1])
     return sorted(created)
 
@@ -181,31 +193,31 @@ _STATE_FIELDS = ("fingerprint", "seen_modified_at", "since", "next_slot", "last_
 def save_schedule_states(
     conn: Connection, now: int, states: Sequence[tuple[int, ScheduleState]]
 ) -> None:
-    """Upsert the scheduler's memory for these automations (multi-row, in id order)."""
-    insert = _insert(conn)
-    ordered = sorted(states, key=lambda item: item[0])
-    for chunk in _chunks(ordered, CHUNK // 2):
-        statement = insert(schedule_states).values(
-            [
-                {
-                    "automation_id": automation_id,
-                    "fingerprint": state.fingerprint,
-                    "seen_modified_at": state.seen_modified_at,
-                    "since": state.since,
-                    "next_slot": state.next_slot,
-                    "last_slot": state.last_slot,
-                    "updated_at": now,
-                }
-                for automation_id, state in chunk
-            ]
-        )
-        excluded = statement.excluded
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["automation_id"],
-                set_={name: excluded[name] for name in _STATE_FIELDS},
-            )
-        )
+    """Upsert the scheduler's memory for these automations: one statement, many rows,
+    in id order (so concurrent schedulers lock rows in the same order)."""
+    if not states:
+        return
+    statement = _insert(conn)(schedule_states)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["automation_id"],
+        set_={name: excluded[name] for name in _STATE_FIELDS},
+    )
+    conn.execute(
+        statement,
+        [
+            {
+                "automation_id": automation_id,
+                "fingerprint": state.fingerprint,
+                "seen_modified_at": state.seen_modified_at,
+                "since": state.since,
+                "next_slot": state.next_slot,
+                "last_slot": state.last_slot,
+                "updated_at": now,
+            }
+            for automation_id, state in sorted(states, key=lambda item: item[0])
+        ],
+    )
 
 
 # ------------------------------------------------------------- triggered runs
@@ -349,12 +361,9 @@ def add_watch_root(conn: Connection, root: str, files: Sequence[FileState], now:
         .values(path=root, since=now)
         .on_conflict_do_nothing(index_elements=["path"])
     )
-    for chunk in _chunks(list(files)):
-        conn.execute(
-            insert(watched_files)
-            .values(_file_rows(chunk, now))
-            .on_conflict_do_nothing(index_elements=["path"])
-        )
+    if files:
+        statement = insert(watched_files).on_conflict_do_nothing(index_elements=["path"])
+        conn.execute(statement, _file_rows(files, now))
 
 
 def covers(outer: str, inner: str) -> bool:
@@ -380,23 +389,22 @@ def claim_present(conn: Connection, files: Sequence[FileState], now: int) -> set
     A path already recorded with the same size, mtime and inode is not
     returned: another watcher got there first, or nothing changed.
     """
-    insert = _insert(conn)
-    claimed: set[str] = set()
-    for chunk in _chunks(list({f.path: f for f in files}.values())):
-        statement = insert(watched_files).values(_file_rows(chunk, now))
-        new = statement.excluded
-        current = watched_files.c
-        statement = statement.on_conflict_do_update(
-            index_elements=["path"],
-            set_={name: new[name] for name in ("size", "mtime_ns", "inode", "seen_at")},
-            where=or_(
-                current.size != new.size,
-                current.mtime_ns != new.mtime_ns,
-                current.inode != new.inode,
-            ),
-        ).returning(current.path)
-        claimed.update(row[0] for row in conn.execute(statement))
-    return claimed
+    unique = list({f.path: f for f in files}.values())
+    if not unique:
+        return set()
+    statement = _insert(conn)(watched_files)
+    new = statement.excluded
+    current = watched_files.c
+    statement = statement.on_conflict_do_update(
+        index_elements=["path"],
+        set_={name: new[name] for name in ("size", "mtime_ns", "inode", "seen_at")},
+        where=or_(
+            current.size != new.size,
+            current.mtime_ns != new.mtime_ns,
+            current.inode != new.inode,
+        ),
+    ).returning(current.path)
+    return {row[0] for row in conn.execute(statement, _file_rows(unique, now))}
 
 
 def claim_absent(conn: Connection, paths: Sequence[str]) -> set[str]:
