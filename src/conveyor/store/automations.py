@@ -156,14 +156,13 @@ def list_automations(conn: Connection, user: User, query: AutomationListQuery) -
         conditions.append(automations.c.disabled.is_(query.disabled))
     if query.automation is not None:
         conditions.append(automations.c.automation == query.automation)
-    sort_column = automations.c[query.sort.field] if query.sort.field else None
     return keyset_page(
         conn,
         columns=SELECT_COLUMNS,
-        id_column=automations.c.id,
-        sort_column=sort_column,
-        sort_index=_COLUMNS.index(query.sort.field) if query.sort.field else None,
+        table_columns=automations.c,
+        read_field=query.sort.field,
         descending=query.sort.descending,
+        key_index=_COLUMNS.index(query.sort.field) if query.sort.field else None,
         scope=conditions,
         cursor=query.cursor,
         per_page=query.per_page,

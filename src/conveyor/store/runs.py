@@ -7,19 +7,19 @@ made concurrently by another worker fails loudly instead of being lost.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, union_all, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
-from conveyor.domain.listing import Cursor, RunListQuery, Sort
+from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
+from conveyor.store.keyset import KeysetPage, keyset_page
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_messages as messages_t
@@ -205,129 +205,31 @@ def read_messages(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    rows: list[RunRow]
-    next_cursor: Cursor | None
-    prev_cursor: Cursor | None
+Page = KeysetPage
 
-
-_SORT_COLUMNS = {None: None, "created_at": runs_t.c.created_at, "status": runs_t.c.status}
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
 
 
-def _key_of(row: RunRow, sort: Sort) -> tuple[Any, int]:
-    index = _KEY_INDEX[sort.field]
-    return (None if index is None else row[index]), row[0]
-
-
-def _read_order(query: RunListQuery) -> Sort:
-    """The order rows are read in: with filter[status], sorting by status is sorting
-    by id (one status), which ix_runs_automation_status_id serves without a sort step."""
-    if query.status is not None and query.sort.field == "status":
-        return Sort(field=None, descending=query.sort.descending)
-    return query.sort
-
-
-def _beyond(
-    sort: Sort,
-    cursor_key: Any,
-    cursor_id: int,
-    forward: bool,
-    dialect: str,
-    *,
-    inclusive: bool = False,
-) -> list[ColumnElement[bool]]:
-    """Rows after (forward) or before the anchor in the sort's order, as a union of
-    conditions each of which is one index range; `inclusive` adds the anchor itself.
-
-    PostgreSQL bounds an index range by the whole row value `(key, id) > (?, ?)`.
-    SQLite bounds it by the row value's first column only when the second is the
-    rowid, so it would scan the anchor's whole tie group (for a status sort, every
-    earlier run of that status) on each page; there the condition is split into
-    `key = ? AND id > ?` and `key > ?`, two exact ranges. docs/indexes.md shows both.
-    """
-    column = _SORT_COLUMNS[sort.field]
-    up = forward != sort.descending
-
-    def past(left: Any, right: Any, strict: bool) -> ColumnElement[bool]:
-        compare = (
-            (operator.gt if strict else operator.ge)
-            if up
-            else (operator.lt if strict else operator.le)
-        )
-        condition: ColumnElement[bool] = compare(left, right)
-        return condition
-
-    if column is None:
-        return [past(runs_t.c.id, cursor_id, not inclusive)]
-    if dialect != "sqlite":
-        return [past(tuple_(column, runs_t.c.id), tuple_(cursor_key, cursor_id), not inclusive)]
-    return [
-        and_(column == cursor_key, past(runs_t.c.id, cursor_id, not inclusive)),
-        past(column, cursor_key, True),
-    ]
-
-
-def _order(sort: Sort, forward: bool, columns: Any = runs_t.c) -> list[Any]:
-    """ORDER BY for reading in `sort` (reversed when walking back); `columns` is the
-    table's or, for a union, the union's own column collection."""
-    descending = sort.descending == forward
-    names = [name for name in (sort.field, "id") if name is not None]
-    return [columns[n].desc() if descending else columns[n].asc() for n in names]
-
-
 def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1).
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
 
-    An empty page (only possible past records that went away) has no cursors.
-    A page is `per_page + 1` rows read from the index in the requested order,
-    starting strictly after (or before) the cursor's anchor record; the extra
-    row tells whether another page exists in that direction. Whether one
-    exists the other way is one indexed EXISTS probe from the anchor.
+    With filter[status], sorting by status is sorting by id (one status), which
+    ix_runs_automation_status_id serves without a sort step.
     """
-    scope = [runs_t.c.automation_id == query.automation_id]
+    scope: list[ColumnElement[bool]] = [runs_t.c.automation_id == query.automation_id]
     if query.status is not None:
         scope.append(runs_t.c.status == query.status.value)
-    cursor = query.cursor
-    order = _read_order(query)
-    forward = cursor is None or cursor.direction == "next"
-    dialect = conn.dialect.name
-    if cursor is None:
-        statement: Any = select(*RUN_COLUMNS).where(and_(*scope)).order_by(*_order(order, forward))
-    else:
-        arms = [
-            select(*RUN_COLUMNS).where(and_(*scope, condition))
-            for condition in _beyond(order, cursor.key, cursor.id, forward, dialect)
-        ]
-        if len(arms) == 1:
-            statement = arms[0].order_by(*_order(order, forward))
-        else:
-            # The ranges are disjoint and each is read in index order, so the
-            # database merges them without sorting (SQLite: MERGE (UNION ALL)).
-            statement = union_all(*arms)
-            statement = statement.order_by(*_order(order, forward, statement.selected_columns))
-    rows = list(conn.execute(statement.limit(query.per_page + 1)))
-    more = len(rows) > query.per_page
-    rows = rows[: query.per_page]
-    if not forward:
-        rows.reverse()
-    # Is there anything on the other side of the anchor (the side we came from)?
-    behind = False
-    if cursor is not None:
-        probes = _beyond(order, cursor.key, cursor.id, not forward, dialect, inclusive=True)
-        behind = bool(
-            conn.execute(
-                select(or_(*(exists().where(and_(*scope, probe)) for probe in probes)))
-            ).scalar()
-        )
-    has_next, has_prev = (more, behind) if forward else (behind, more)
-    next_cursor = prev_cursor = None
-    if rows:
-        if has_next:
-            key, last_id = _key_of(rows[-1], query.sort)
-            next_cursor = Cursor("next", key, last_id)
-        if has_prev:
-            key, first_id = _key_of(rows[0], query.sort)
-            prev_cursor = Cursor("prev", key, first_id)
-    return Page(rows, next_cursor, prev_cursor)
+    read_field = query.sort.field
+    if query.status is not None and read_field == "status":
+        read_field = None
+    return keyset_page(
+        conn,
+        columns=RUN_COLUMNS,
+        table_columns=runs_t.c,
+        read_field=read_field,
+        descending=query.sort.descending,
+        key_index=_KEY_INDEX[query.sort.field],
+        scope=scope,
+        cursor=query.cursor,
+        per_page=query.per_page,
+    )
