@@ -99,8 +99,10 @@ def main() -> None:
             for client in clients.values():
                 for _ in range(20):
                     client.get(path).raise_for_status()  # warm-up
-            for _ in range(args.rounds):
-                for variant, client in clients.items():
+            for round_number in range(args.rounds):
+                # Alternate which server goes first, so neither always follows the other.
+                order = list(clients.items())
+                for variant, client in order if round_number % 2 else reversed(order):
                     started = time.perf_counter()
                     for _ in range(REQUESTS):
                         client.get(path)
