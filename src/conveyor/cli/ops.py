@@ -17,7 +17,6 @@ import typer
 
 from conveyor.cli import server
 from conveyor.config import Settings
-from conveyor.store import backup as backups
 
 config_app = typer.Typer(help="Configuration commands.", no_args_is_help=True)
 
@@ -89,6 +88,8 @@ def _postgres_help(settings: Settings, action: str) -> None:
 
 def db_backup(path: Path = typer.Argument(..., help="The new file to write the copy to.")) -> None:
     """Copy the SQLite database to PATH while Conveyor runs (SQLite's online backup)."""
+    from conveyor.store import backup as backups  # Alembic: not loaded for other commands
+
     settings = server.load_settings()
     if not settings.is_sqlite:
         _postgres_help(settings, "backup")
@@ -107,6 +108,8 @@ def db_restore(
     path: Path = typer.Argument(..., help="A file made by `conveyor db backup`."),
 ) -> None:
     """Replace the SQLite database with the backup at PATH; Conveyor must be stopped."""
+    from conveyor.store import backup as backups
+
     settings = server.load_settings()
     if not settings.is_sqlite:
         _postgres_help(settings, "restore")

@@ -1,19 +1,23 @@
-"""Server-side commands: serve, db, api-keys. They talk to the database directly."""
+"""Server-side commands: serve, db, api-keys. They talk to the database directly.
+
+The API app, SQLAlchemy, Alembic and the engine are imported inside the
+commands that use them: `conveyor` loads this module for every command, and
+client commands should not pay a second of imports they never use.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from conveyor.api.app import Service
 from conveyor.clock import SystemClock
 from conveyor.config import ConfigError, Settings
-from conveyor.engine.retention import retention_service
-from conveyor.observability.process import setup as setup_process
-from conveyor.store import migrate, users
-from conveyor.store.database import Database
-from conveyor.store.schema import users as users_table
+
+if TYPE_CHECKING:
+    from conveyor.api.app import Service
+    from conveyor.store.database import Database
 
 
 def load_settings() -> Settings:
@@ -25,6 +29,8 @@ def load_settings() -> Settings:
 
 
 def open_database(settings: Settings) -> Database:
+    from conveyor.store.database import Database
+
     if settings.is_sqlite:
         settings.home.mkdir(parents=True, exist_ok=True)
     return Database(settings.database_url)
@@ -33,6 +39,9 @@ def open_database(settings: Settings) -> Database:
 def first_start_key(db: Database) -> str | None:
     """On a database with no users, create the admin user and return its first key."""
     from sqlalchemy import func, select
+
+    from conveyor.store import users
+    from conveyor.store.schema import users as users_table
 
     with db.write() as conn:
         if conn.execute(select(func.count()).select_from(users_table)).scalar_one():
@@ -51,6 +60,9 @@ def serve(
 
     from conveyor.api.app import create_app
     from conveyor.api.errors import FilesComHttpProtocol
+    from conveyor.engine.retention import retention_service
+    from conveyor.observability.process import setup as setup_process
+    from conveyor.store import migrate
 
     settings = load_settings()
     host = host or settings.host
@@ -90,12 +102,15 @@ def worker(
 ) -> None:
     """Run only the engine (planners and executors) against CONVEYOR_DATABASE_URL."""
     from conveyor.engine.service import run_worker_process
+    from conveyor.observability.process import setup as setup_process
+    from conveyor.store import migrate
 
     settings = load_settings()
     db = open_database(settings)
     if not migrate.is_current(db):
-        typer.echo("conveyor: the database schema is not current; run `conveyor db upgrade`",
-                   err=True)
+        typer.echo(
+            "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
+        )
         raise typer.Exit(2)
     setup_process(settings, db, worker=True)
     raise typer.Exit(
@@ -127,6 +142,8 @@ db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest migration."""
+    from conveyor.store import migrate
+
     settings = load_settings()
     db = open_database(settings)
     before = migrate.current_revision(db)
@@ -144,6 +161,8 @@ def api_keys_create(
     admin: bool = typer.Option(False, "--admin", help="Make the user an admin."),
 ) -> None:
     """Create an API key and print only the key on stdout."""
+    from conveyor.store import migrate, users
+
     settings = load_settings()
     db = open_database(settings)
     migrate.upgrade(db)
@@ -157,6 +176,8 @@ def api_keys_create(
 @keys_app.command("revoke")
 def api_keys_revoke(key: str = typer.Argument(..., help="The key to revoke.")) -> None:
     """Revoke an API key; it stops working at once."""
+    from conveyor.store import users
+
     settings = load_settings()
     db = open_database(settings)
     with db.write() as conn:
