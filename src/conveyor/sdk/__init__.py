@@ -5,6 +5,9 @@
     sdk.set_api_key(KEY)
     for run in sdk.automation_run.list({"automation_id": 1}).auto_paging_iter():
         print(run.id, run.status)
+    run = sdk.automation.manual_run(1)
+    for line in sdk.automation_run.follow(run.id):
+        print(line)
 
 Module-level calls share one default `Client`, rebuilt when `base_url`, the
 API key, `timeout` or `max_network_retries` change. Use `Client(...)` for
@@ -15,18 +18,28 @@ from __future__ import annotations
 
 import threading
 
-from conveyor.sdk import automation_run, error
+from conveyor.sdk import automation, automation_run, error
 from conveyor.sdk.client import Client
 from conveyor.sdk.error import *  # noqa: F403  (the exceptions, listed in error.__all__)
 from conveyor.sdk.http import DEFAULT_BASE_URL
 from conveyor.sdk.page import ListObj
-from conveyor.sdk.records import AUTOMATION_RUN_FIELDS, AutomationRun
+from conveyor.sdk.records import (
+    AUTOMATION_FIELDS,
+    AUTOMATION_RUN_FIELDS,
+    Automation,
+    AutomationRun,
+)
+from conveyor.sdk.run_log import RunLogFollower
 
 __all__ = [
+    "AUTOMATION_FIELDS",
     "AUTOMATION_RUN_FIELDS",
+    "Automation",
     "AutomationRun",
     "Client",
     "ListObj",
+    "RunLogFollower",
+    "automation",
     "automation_run",
     "base_url",
     "close",

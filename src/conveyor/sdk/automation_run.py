@@ -5,14 +5,16 @@ They use `conveyor.sdk.base_url` and the key from `conveyor.sdk.set_api_key()`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from conveyor.sdk.page import ListObj
 from conveyor.sdk.records import AutomationRun
 from conveyor.sdk.resources import AutomationRunResource
+from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower
 
-__all__ = ["all", "find", "get", "list"]
+__all__ = ["all", "find", "follow", "get", "list", "log"]
 
 
 def _resource() -> AutomationRunResource:
@@ -40,3 +42,18 @@ def find(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
 def get(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
     """The same as find()."""
     return find(id, params)
+
+
+def log(id: int) -> str:
+    """The run's status messages as plain text; see `AutomationRunResource.log`."""
+    return _resource().log(id)
+
+
+def follow(
+    id: int,
+    interval: float = DEFAULT_FOLLOW_INTERVAL,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunLogFollower:
+    """The run's log lines as they are written, until it finishes; see
+    `AutomationRunResource.follow`."""
+    return _resource().follow(id, interval, sleep)

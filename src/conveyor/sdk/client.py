@@ -10,7 +10,7 @@ from types import TracebackType
 import httpx
 
 from conveyor.sdk.http import DEFAULT_BASE_URL, HttpSession, RetryPolicy
-from conveyor.sdk.resources import AutomationRunResource
+from conveyor.sdk.resources import AutomationResource, AutomationRunResource
 
 __all__ = ["Client"]
 
@@ -55,6 +55,7 @@ class Client:
             jitter=jitter,
         )
         self.automation_run = AutomationRunResource(self._session)
+        self.automation = AutomationResource(self._session)
 
     @property
     def base_url(self) -> str:

@@ -125,16 +125,57 @@ class HttpSession:
             self._client.close()
 
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        """Send `method` to `path` (below /api/rest/v1) and return a 2xx response, or raise."""
+        """Send `method` to `path` (below /api/rest/v1) and return a 2xx response, or raise.
+
+        `params` go in the query string; `json` is the body (as the Files.com
+        SDKs send create and update parameters).
+        """
         url = f"{self.base_url}{API_PATH}{path}"
         query = tuple(encode_params(params))
+        if json is None:
+            return self._send(method, url, query, self._headers, None, self.base_url)
+        headers = {**self._headers, "Content-Type": "application/json"}
+        return self._send(method, url, query, headers, orjson.dumps(json), self.base_url)
+
+    def get_url(self, url: str) -> httpx.Response:
+        """GET an absolute link the server handed out (a signed status-messages URL).
+
+        The link carries its own signature, so the API key is not sent: it may
+        name another host (the server's public URL) and needs no key there.
+        """
+        headers = {name: value for name, value in self._headers.items() if name != "X-FilesAPI-Key"}
+        try:
+            link = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise APIConnectionError(f"The server handed out an unusable link {url!r}") from exc
+        if link.scheme not in ("http", "https"):
+            raise APIConnectionError(f"The server handed out a link that is not http(s): {url!r}")
+        origin = f"{link.scheme}://{link.netloc.decode('ascii')}"
+        return self._send("GET", url, None, headers, None, origin)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        query: tuple[tuple[str, str], ...] | None,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        where: str,
+    ) -> httpx.Response:
         retried = method in _RETRIED_METHODS
         retry = 0
         while True:
             try:
-                response = self._client.request(method, url, params=query, headers=self._headers)
+                response = self._client.request(
+                    method, url, params=query, headers=headers, content=content
+                )
             except httpx.TransportError as exc:
                 if retried and retry < self.retry.max_retries and not isinstance(exc, _NOT_RETRIED):
                     self._sleep(self.retry.backoff(retry, self._jitter()))
@@ -142,7 +183,7 @@ class HttpSession:
                     continue
                 attempts = f" after {retry + 1} attempts" if retry else ""
                 raise APIConnectionError(
-                    f"Could not get an answer from {self.base_url}{attempts}: "
+                    f"Could not get an answer from {where}{attempts}: "
                     f"{type(exc).__name__}: {exc or 'no detail'}"
                 ) from exc
             status = response.status_code

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "AUTOMATION_FIELDS",
     "AUTOMATION_RUN_FIELDS",
+    "Automation",
     "AutomationRun",
     "format_datetime",
     "parse_datetime",
@@ -112,3 +114,106 @@ class AutomationRun:
             "failed_operations": self.failed_operations,
             "status_messages_url": self.status_messages_url,
         }
+
+
+# The fields of an automation in the order the API sends them.
+AUTOMATION_FIELDS = (
+    "id",
+    "automation",
+    "name",
+    "description",
+    "disabled",
+    "deleted",
+    "path",
+    "source",
+    "destinations",
+    "destination_replace_from",
+    "destination_replace_to",
+    "exclude_pattern",
+    "flatten_destination_structure",
+    "overwrite_files",
+    "always_overwrite_size_matching_files",
+    "path_time_zone",
+    "trigger",
+    "interval",
+    "recurring_day",
+    "schedule_days_of_week",
+    "schedule_times_of_day",
+    "schedule_time_zone",
+    "human_readable_schedule",
+    "trigger_actions",
+    "webhook_url",
+    "user_id",
+    "last_modified_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Automation:
+    """An automation, with the Files.com field names.
+
+    `automation` is its type (``create_folder``, ``copy_file``, ``move_file``,
+    ``delete_file``); `trigger` one of ``manual``, ``daily``,
+    ``custom_schedule``, ``webhook``, ``action``. List fields are tuples, so
+    the record stays immutable; `to_json()` gives them back as lists.
+    `schedule_days_of_week` counts 0 (Sunday) to 6 (Saturday);
+    `schedule_times_of_day` are ``HH:MM``. `webhook_url` is set for webhook
+    triggers only, and `last_modified_at` changes with every change of
+    behaviour (not for name or description).
+    """
+
+    id: int
+    automation: str
+    name: str | None
+    description: str | None
+    disabled: bool
+    deleted: bool
+    path: str | None
+    source: str | None
+    destinations: tuple[str, ...]
+    destination_replace_from: str | None
+    destination_replace_to: str | None
+    exclude_pattern: str | None
+    flatten_destination_structure: bool
+    overwrite_files: bool
+    always_overwrite_size_matching_files: bool
+    path_time_zone: str | None
+    trigger: str
+    interval: str | None
+    recurring_day: int | None
+    schedule_days_of_week: tuple[int, ...]
+    schedule_times_of_day: tuple[str, ...]
+    schedule_time_zone: str | None
+    human_readable_schedule: str | None
+    trigger_actions: tuple[str, ...]
+    webhook_url: str | None
+    user_id: int
+    last_modified_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Automation:
+        """Build from one decoded JSON object; raises KeyError/TypeError/ValueError if malformed."""
+        values = {name: data[name] for name in AUTOMATION_FIELDS}
+        for name in _AUTOMATION_LISTS:
+            found = values[name]
+            if not isinstance(found, list):
+                raise TypeError(f"{name} is not a list")
+            values[name] = tuple(found)
+        values["last_modified_at"] = parse_datetime(values["last_modified_at"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the API sends it (field order and date-time form included)."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in AUTOMATION_FIELDS}
+        for name in _AUTOMATION_LISTS:
+            data[name] = list(data[name])
+        data["last_modified_at"] = format_datetime(self.last_modified_at)
+        return data
+
+
+_AUTOMATION_LISTS = (
+    "destinations",
+    "schedule_days_of_week",
+    "schedule_times_of_day",
+    "trigger_actions",
+)

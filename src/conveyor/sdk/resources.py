@@ -1,4 +1,5 @@
-"""Resource operations bound to one client: `client.automation_run.list(...)`, `.find(id)`.
+"""Resource operations bound to one client: `client.automation_run.list(...)`, `.find(id)`,
+`client.automation.create({...})`, `.manual_run(id)`.
 
 Parameters are sent as given, in the Files.com wire form; the server is the
 one place that validates them, so its errors (with their exact types) reach
@@ -8,6 +9,7 @@ the caller unchanged.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -16,9 +18,10 @@ import httpx
 from conveyor.sdk.error import APIConnectionError
 from conveyor.sdk.http import HttpSession, path_id
 from conveyor.sdk.page import ListObj
-from conveyor.sdk.records import AutomationRun
+from conveyor.sdk.records import Automation, AutomationRun
+from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower, read_log
 
-__all__ = ["AutomationRunResource"]
+__all__ = ["AutomationResource", "AutomationRunResource"]
 
 R = TypeVar("R")
 
@@ -103,3 +106,87 @@ class AutomationRunResource:
     def get(self, id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
         """The same as find()."""
         return self.find(id, params)
+
+    def log(self, id: int) -> str:
+        """The run's status messages as plain text, one line per message, read through its
+        signed `status_messages_url` (found with this client's key, read without it)."""
+        return read_log(self._session, self.find(id))
+
+    def follow(
+        self,
+        id: int,
+        interval: float = DEFAULT_FOLLOW_INTERVAL,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> RunLogFollower:
+        """Iterate the run's log lines as they are written, each once, until the run is
+        finished; `interval` (0.05 to 60 s) is the wait between polls."""
+        return RunLogFollower(
+            lambda: self.find(id), lambda run: read_log(self._session, run), interval, sleep
+        )
+
+
+class AutomationResource:
+    """Automations (Files.com's Automation resource, SPEC 2.4).
+
+    Create and update parameters are the Files.com field names, sent as a
+    JSON body: `automation` (create_folder, copy_file, move_file,
+    delete_file), `name`, `description`, `path`, `source`, `destinations`,
+    `trigger`, `interval`, `recurring_day`, `schedule_days_of_week`,
+    `schedule_times_of_day`, `schedule_time_zone`, `trigger_actions`,
+    `overwrite_files`, `disabled`, ... These requests are never retried.
+    """
+
+    def __init__(self, session: HttpSession) -> None:
+        self._session = session
+
+    def list(self, params: Mapping[str, Any] | None = None) -> ListObj[Automation]:
+        """List the automations the key may see, by id unless sorted.
+
+        Parameters: `per_page` (1..10,000, server default 1,000), `cursor`,
+        `sort_by` ({"name": "asc"}; fields name, automation,
+        last_modified_at, disabled), `filter` ({"disabled": True}; fields
+        disabled, automation).
+        """
+        return list_pages(self._session, "/automations", params, Automation.from_json)
+
+    def all(self, params: Mapping[str, Any] | None = None) -> ListObj[Automation]:
+        """The same as list()."""
+        return self.list(params)
+
+    def find(self, id: int, params: Mapping[str, Any] | None = None) -> Automation:
+        """Show one automation by id."""
+        response = self._session.request("GET", f"/automations/{path_id(id)}", params)
+        return decode_one(self._session, response, Automation.from_json)
+
+    def get(self, id: int, params: Mapping[str, Any] | None = None) -> Automation:
+        """The same as find()."""
+        return self.find(id, params)
+
+    def create(self, params: Mapping[str, Any] | None = None) -> Automation:
+        """Create an automation; the server validates every field."""
+        response = self._session.request("POST", "/automations", json=dict(params or {}))
+        return decode_one(self._session, response, Automation.from_json)
+
+    def update(self, id: int, params: Mapping[str, Any] | None = None) -> Automation:
+        """Change the given fields of an automation; the others keep their values."""
+        response = self._session.request(
+            "PATCH", f"/automations/{path_id(id)}", json=dict(params or {})
+        )
+        return decode_one(self._session, response, Automation.from_json)
+
+    def delete(self, id: int, params: Mapping[str, Any] | None = None) -> None:
+        """Delete an automation; its runs stay readable."""
+        self._session.request("DELETE", f"/automations/{path_id(id)}", params)
+
+    def destroy(self, id: int, params: Mapping[str, Any] | None = None) -> None:
+        """The same as delete(), the official SDK's other name."""
+        self.delete(id, params)
+
+    def manual_run(self, id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
+        """Run the automation now; returns the created run (queued_for_planning)."""
+        response = self._session.request(
+            "POST",
+            f"/automations/{path_id(id)}/manual_run",
+            json=None if params is None else dict(params),
+        )
+        return decode_one(self._session, response, AutomationRun.from_json)
