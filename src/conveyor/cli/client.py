@@ -5,6 +5,7 @@ The server and key come from `--url`/`--api-key` or CONVEYOR_URL/CONVEYOR_API_KE
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -125,6 +126,35 @@ def get_run(
     with make_client(url, api_key) as client, client_errors():
         run = client.automation_run.find(run_id)
         write_record(run.to_json(), sdk.AUTOMATION_RUN_FIELDS, fmt)
+
+
+@runs_app.command("log")
+def run_log(
+    run_id: Annotated[int, typer.Argument(metavar="ID", help="The run's id.")],
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new lines until the run is finished."),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(min=0.05, max=60.0, help="Seconds between polls with --follow."),
+    ] = 1.0,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Print a run's status messages, one `TIME [LEVEL] message` line each.
+
+    With --follow, print each new line once as the run writes it and exit 0
+    when the run is finished (whatever its status).
+    """
+    out = sys.stdout
+    with make_client(url, api_key) as client, client_errors():
+        if not follow:
+            out.write(client.automation_run.log(run_id))
+            return
+        for line in client.automation_run.follow(run_id, interval):
+            out.write(line + "\n")
+            out.flush()  # a reader at the other end of a pipe sees each line as it comes
 
 
 def register(app: typer.Typer) -> None:

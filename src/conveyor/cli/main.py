@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli import automations_schedule, client, ops, server
+from conveyor.cli import automations, automations_schedule, client, ops, server
 
 app = typer.Typer(
     help="Conveyor: self-hosted file automations with a Files.com-compatible API.",
@@ -14,7 +14,8 @@ app = typer.Typer(
 server.register(app)
 ops.register(app)  # db backup/restore join server's `db` group; `config show`
 client.register(app)
-automations_schedule.register(app)  # after client: joins its `automations` group
+automations.register(app)
+automations_schedule.register(app)  # after automations: joins its `automations` group
 
 
 if __name__ == "__main__":  # pragma: no cover
