@@ -71,6 +71,12 @@ def backends(args: argparse.Namespace) -> list[str]:
     return ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the shared machine was."""
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
 def print_machine() -> None:
     """The facts docs/benchmarks.md records with each figure."""
     cpu = "unknown"
@@ -84,7 +90,7 @@ def print_machine() -> None:
         for line in info:
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average {load_average()}")
     print(
         f"machine: {os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
@@ -337,7 +343,9 @@ def signed_cursor(db: Seeded, anchor: tuple[int, int], per_page: int) -> str:
 class ServerProcess:
     """`bench/servers.py KIND` in a subprocess on 127.0.0.1; its pid is the server's."""
 
-    def __init__(self, kind: str, db: Seeded, home: Path) -> None:
+    def __init__(
+        self, kind: str, db: Seeded, home: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.kind = kind
         self.port = free_port()
         home.mkdir(parents=True, exist_ok=True)
@@ -350,6 +358,7 @@ class ServerProcess:
             # Without per-key rate limits (default 50/s), which would answer the load with 429s.
             "CONVEYOR_RATE_LIMIT_RATE": "0",
             "CONVEYOR_PORT": str(self.port),
+            **(extra_env or {}),
         }
         # The access log stays on, as by default; it goes to a file, not to the figures.
         self.log = open(home / f"{kind}.log", "wb")  # noqa: SIM115 (closed in stop)

@@ -31,6 +31,7 @@ from common import (
     anchor_at,
     arguments,
     backends,
+    load_average,
     print_machine,
     require,
     seeded,
@@ -116,12 +117,13 @@ def wrk(server: ServerProcess, script: Path, seconds: int) -> tuple[int, float]:
     return int(found.group(1)), took
 
 
-def measure(db: Seeded, seconds: int, rounds: int) -> None:
+def measure(db: Seeded, seconds: int, rounds: int, gc_freeze: bool) -> None:
+    env = {"BENCH_GC_FREEZE": "1"} if gc_freeze else {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         with (
-            ServerProcess("conveyor", db, home / "c") as ours,
-            ServerProcess("baseline", db, home / "b") as base,
+            ServerProcess("conveyor", db, home / "c", env) as ours,
+            ServerProcess("baseline", db, home / "b", env) as base,
         ):
             for per_page in PAGE_SIZES:
                 urls, base_urls = paths(db, per_page)
@@ -165,16 +167,23 @@ def main() -> None:
         __doc__.splitlines()[0],
         seconds={"type": int, "default": 6, "help": "length of each timed wrk run"},
         rounds={"type": int, "default": 3, "help": "timed wrk runs per server and page size"},
+        gc_freeze={
+            "action": "store_true",
+            "help": "experiment: both servers call gc.freeze() after start-up",
+        },
     )
     require("wrk", "install it with `apt-get install -y wrk`")
     print_machine()
+    if args.gc_freeze:
+        print("experiment: both servers call gc.collect(); gc.freeze() after start-up")
     print(
         f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.rounds} x {args.seconds} s "
         "per server and page size, servers taking turns"
     )
     for backend in backends(args):
         with seeded(backend, args.runs) as db:
-            measure(db, args.seconds, args.rounds)
+            measure(db, args.seconds, args.rounds, args.gc_freeze)
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

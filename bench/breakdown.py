@@ -1,0 +1,153 @@
+"""Where a list page's time goes: Conveyor's layers against the baseline's, in one process.
+
+Calls each layer directly (no network, no load generator), a page of 1,000
+and of 10,000 runs from the first page, and prints the best CPU time of N calls
+of each: the raw SQL, the store's `list_runs`, the encoder, the whole handler,
+the whole ASGI app with its middleware; and the baseline's SQL + encoding and
+its whole ASGI app. Differences between the lines are the cost of each layer.
+This explains figure 2 (throughput.py); it is not itself a goal.
+
+    .venv/bin/python bench/breakdown.py --backend sqlite
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from common import (
+    SECRET,
+    Seeded,
+    arguments,
+    backends,
+    list_sql,
+    load_average,
+    print_machine,
+    seeded,
+)
+
+
+def best_ms(work: Callable[[], object], repeat: int) -> float:
+    """Best CPU time of the process (all threads) over `repeat` calls: CPU time, not
+    wall time, because on a shared machine a call may wait for a core."""
+    work()
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+def asgi_get(app: Any, path: str, query: str, key: str) -> Callable[[], None]:
+    """One GET through an ASGI app on a private event loop, body discarded."""
+    loop = asyncio.new_event_loop()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"127.0.0.1:8080"), (b"x-filesapi-key", key.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    def call() -> None:
+        loop.run_until_complete(app(dict(scope, state={}), receive, send))
+
+    return call
+
+
+def measure(db: Seeded, repeat: int) -> None:
+    os.environ.update(
+        {
+            "CONVEYOR_HOME": tempfile.mkdtemp(prefix="conveyor-bench-"),
+            "CONVEYOR_DATABASE_URL": db.url,
+            "CONVEYOR_SECRET_KEY": SECRET,
+            "CONVEYOR_EMBEDDED_WORKERS": "0",
+            "CONVEYOR_RATE_LIMIT_RATE": "0",
+            "CONVEYOR_ACCESS_LOG": "false",
+        }
+    )
+    from conveyor.api.encode import RunEncoder
+    from conveyor.config import Settings
+    from conveyor.domain.listing import RUN_DEFAULT_SORT, RunListQuery
+    from conveyor.domain.signing import UrlSigner
+    from conveyor.store import runs as runs_store
+    from conveyor.store.database import Database
+    from servers import Baseline, conveyor_app
+
+    settings = Settings.from_env()
+    app = conveyor_app(settings)
+    baseline = Baseline(settings.database_url)
+    database = Database(settings.database_url)
+    raw = db.connect()
+    first = list_sql(db.url, keyset=False)
+    encoder = RunEncoder("http://127.0.0.1:8080", UrlSigner(SECRET.encode()), 1_700_000_000)
+
+    def layers(per_page: int) -> dict[str, float]:
+        query = RunListQuery(db.automation_id, per_page, RUN_DEFAULT_SORT, None, None)
+        params = f"automation_id={db.automation_id}&per_page={per_page}"
+        values = first.params(db.automation_id, per_page, None)
+        lines = {
+            "raw SQL (sqlite3/psycopg fetchall)": best_ms(
+                lambda: raw.execute(first.sql, values).fetchall(), repeat
+            )
+        }
+        with database.read() as conn:
+            rows = runs_store.list_runs(conn, query).rows
+            lines["store.runs.list_runs (SQLAlchemy Core)"] = best_ms(
+                lambda: runs_store.list_runs(conn, query), repeat
+            )
+        plain = [tuple(row) for row in rows]
+        lines["baseline encoding (dicts + orjson)"] = best_ms(
+            lambda: baseline.encode(plain), repeat
+        )
+        lines["RunEncoder.runs (+ signed URL per run)"] = best_ms(
+            lambda: encoder.runs(rows), repeat
+        )
+        lines["baseline ASGI app, whole request"] = best_ms(
+            asgi_get(baseline, "/", params, db.api_key), repeat
+        )
+        lines["Conveyor ASGI app, whole request"] = best_ms(
+            asgi_get(app, "/api/rest/v1/automation_runs", params, db.api_key), repeat
+        )
+        return lines
+
+    for per_page in (1000, 10_000):
+        for label, ms in layers(per_page).items():
+            print(f"{db.backend:<10} per_page {per_page:>6,}  {label:<42} {ms:8.2f} ms")
+    raw.close()
+    database.dispose()
+
+
+def main() -> None:
+    args = arguments(
+        __doc__.splitlines()[0],
+        repeat={"type": int, "default": 40, "help": "calls of each layer; the best is shown"},
+    )
+    print_machine()
+    for backend in backends(args):
+        with seeded(backend, args.runs) as db:
+            measure(db, args.repeat)
+    print(f"load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
