@@ -114,7 +114,7 @@ def measure(db: Seeded, rounds: int, offset_rounds: int) -> None:
 def main() -> None:
     args = arguments(
         __doc__.splitlines()[0],
-        rounds={"type": int, "default": 30, "help": "timed calls of each keyset case"},
+        rounds={"type": int, "default": 50, "help": "timed calls of each keyset case"},
         offset_rounds={"type": int, "default": 7, "help": "timed calls of each OFFSET case"},
     )
     print_machine()
