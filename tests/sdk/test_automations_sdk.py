@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,7 +251,7 @@ def test_manual_run_returns_the_created_run(
 def test_invalid_automations_raise_their_class_and_create_nothing(
     conveyor: sdk.Client, api: ServerThread, seed: Seeder
 ) -> None:
-    cases: list[tuple[dict[str, Any], type[sdk.APIError], str]] = [
+    cases: list[tuple[dict[str, Any], type[sdk.APIError], str | None]] = [
         (
             {"automation": "as2_send"},
             sdk.RequestParamsInvalidError,
@@ -447,7 +447,7 @@ def test_only_reads_are_retried(conveyor: sdk.Client, alice: Account) -> None:
     """
     port = free_port()
     with sdk.Client(f"http://127.0.0.1:{port}", alice.key, sleep=lambda _: None) as down:
-        calls = [
+        calls: list[tuple[Callable[[], object], str]] = [
             (lambda: down.automation.create(folder_body("x", "x")), ""),
             (lambda: down.automation.update(1, {"name": "x"}), ""),
             (lambda: down.automation.delete(1), ""),
