@@ -184,3 +184,11 @@ def test_url_expires_after_the_ttl(settings: Settings, db: Database) -> None:
         # A fresh fetch of the run gives a fresh, working URL.
         fresh = messages_url(server.url, alice.key, run.id)
         assert fresh != url and read(fresh).text.endswith("[info] started\n")
+
+
+def test_a_message_is_always_one_line(server: ServerThread, seed: Seeder) -> None:
+    """Line breaks inside a message are escaped, so one entry never looks like several."""
+    alice = seed.account("alice")
+    run = seed.run(seed.automation(alice), messages=["first\nsecond\r\nthird \\n"])
+    lines = read(messages_url(server.url, alice.key, run.id)).text.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["[info] first\\nsecond\\r\\nthird \\\\n"]

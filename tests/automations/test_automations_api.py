@@ -8,6 +8,7 @@ from typing import Any
 import files_sdk
 import files_sdk.error as sdk_errors
 import httpx
+import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -313,3 +314,22 @@ def test_schedules_are_described(sdk: None) -> None:
         }
     )
     assert monthly.human_readable_schedule == "Every month on its 1st day at 00:00 (UTC)"
+
+
+def test_oversized_body_is_refused_without_creating_anything(
+    server: ServerThread, alice: Account, db: Database
+) -> None:
+    before = counts(db)
+    padding = "x" * 1_100_000
+    for headers in ({}, {"Transfer-Encoding": "chunked"}):
+        body = orjson.dumps({**COPY, "description": padding})
+        content: Any = body if not headers else iter([body[:500_000], body[500_000:]])
+        response = httpx.post(
+            f"{server.url}/api/rest/v1/automations",
+            content=content,
+            headers={"X-FilesAPI-Key": alice.key, "Content-Type": "application/json", **headers},
+        )
+        assert response.status_code == 400
+        assert response.json()["type"] == "bad-request/request-params-invalid"
+        assert "exceeds" in response.json()["error"]
+    assert counts(db) == before

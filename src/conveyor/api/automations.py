@@ -87,9 +87,19 @@ def _respond(data: Any, status: int = 200) -> Response:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise errors.RequestParamsInvalid(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    """The JSON object sent, read no further than MAX_BODY_BYTES."""
+    too_large = errors.RequestParamsInvalid(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return {}
     try:

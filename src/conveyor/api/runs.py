@@ -67,6 +67,10 @@ def find_automation_run(run_id: str, request: Request) -> Response:
     return Response(orjson.dumps(encoder_for(context, request).run(row)), media_type=JSON)
 
 
+def _one_line(message: str) -> str:
+    return message.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+
+
 @router.get("/automation_runs/{run_id}/status_messages", **STATUS_MESSAGES_DOC)
 def status_messages(run_id: str, request: Request) -> Response:
     """The run's log as plain text, readable with the signed URL alone (no API key)."""
@@ -89,8 +93,11 @@ def status_messages(run_id: str, request: Request) -> Response:
         if runs_store.get_run(conn, parsed) is None:
             raise errors.NotFound(f"Automation Run {parsed} not found.")
         lines = runs_store.read_messages(conn, parsed, limit=1_000_000)
+    # One message is one line: a line break inside a message is shown as "\n",
+    # so a reader (or `log --follow`, which counts lines) never mistakes it for a new entry.
     text = "".join(
-        f"{to_rfc3339(created)} [{level}] {message}\n" for _, created, level, message in lines
+        f"{to_rfc3339(created)} [{level}] {_one_line(message)}\n"
+        for _, created, level, message in lines
     )
     return Response(
         text,
