@@ -10,7 +10,7 @@ page-render time / API-page time is the figure; the goal is <= 3.
 The runs are bulk-loaded (executemany on SQLite, COPY on PostgreSQL) from
 states the domain's lifecycle functions produce (common.lifecycle_rows),
 spread over the last 30 days so that the chart has every day to count.
-Three more automations have as many runs each: their pages' first renders
+Five more automations have as many runs each: their pages' first renders
 are the uncached samples.
 
     .venv/bin/python bench/ui_render.py            # recorded: 100,000 runs, both databases
@@ -52,9 +52,9 @@ DAYS = 30
 UI_PAGE = 25  # the automation page's default page size
 PAIRS = ((25, 25), (100, 100), (25, 1000))  # (UI per_page, API per_page); 1000 is the API default
 GOAL = 3.0
-# The measured automation and three more with as many runs each, whose first renders
+# The measured automation and five more with as many runs each, whose first renders
 # are the cold samples (the chart's counts of past days not cached yet).
-AUTOMATIONS = 4
+AUTOMATIONS = 6
 
 
 def run_rows(runs: int, owners: list[int], now: int) -> Iterator[tuple[Any, ...]]:
