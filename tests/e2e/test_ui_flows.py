@@ -45,9 +45,9 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     url = database_url
-    # 1 s between planning and its commit, 0.25 s per operation: a run of six
+    # 1 s between planning and its commit, 0.4 s per operation: a run of six
     # operations takes seconds, long enough to be watched, short for a test.
-    monkeypatch.setenv(ENGINE_DELAYS, "plan=1.0,operation=0.25")
+    monkeypatch.setenv(ENGINE_DELAYS, "plan=1.0,operation=0.4")
     settings = Settings.from_env(
         {
             "CONVEYOR_HOME": str(tmp_path / "home"),
