@@ -19,6 +19,7 @@ from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine import leases
 from conveyor.engine.executor import execute_run
 from conveyor.engine.hooks import Hooks
+from conveyor.engine.planner import plan_run
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
 from conveyor.store.engine import LeaseLost
@@ -188,6 +189,35 @@ def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> N
             "Copied in/f01.txt to out/f01.txt (14 bytes).": 1,
         }
     )
+    assert world.files("out") == expected_out(2)
+
+
+def test_a_planner_that_lost_its_lease_commits_nothing(world: World) -> None:
+    run_id = world.run(copy_automation(world, 2))
+    stale_engine = world.engine()
+    stale = leases.claim_next(stale_engine, "stale")
+    assert stale is not None and stale.stage is RunStage.PLANNING
+    world.clock.advance(world.settings.lease_seconds + 1)
+    fresh = leases.claim_next(world.engine(), "fresh")
+    assert fresh is not None and fresh.resumed
+
+    plan_run(stale_engine, stale)
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.PLANNING
+    assert view.operations == []
+    assert view.log == [
+        "Planning started (worker stale).",
+        "The lease of worker stale ran out during planning (lease loss 1 of at most 3); "
+        "worker fresh takes over and plans again from scratch (nothing of the earlier plan "
+        "was saved).",
+    ]
+    assert view.lease.lease_owner == "fresh"
+
+    plan_run(world.engine(), fresh)
+    assert world.worker("fresh").drain() == 1
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert sum(line.startswith("Planned #") for line in view.log) == 2
     assert world.files("out") == expected_out(2)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from conveyor.clock import Clock
 from conveyor.config import Settings
+from conveyor.engine.heartbeat import Heartbeat, LeaseKeeper
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.storage import Storage
 from conveyor.store.database import Database
@@ -21,6 +22,15 @@ class EngineContext:
     hooks: Hooks = field(default_factory=Hooks)
     # Set when the process is shutting down: workers finish their step and stop.
     stop: threading.Event = field(default_factory=threading.Event)
+    keeper: LeaseKeeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The bound method reads `self.clock` at each beat, so a swapped clock is honoured.
+        self.keeper = LeaseKeeper(self.db, self.lease_until, self.settings.lease_seconds / 3)
+
+    def heartbeat(self, run_id: int, worker_id: str) -> Heartbeat:
+        """Keep the lease of a run this worker holds alive until the block ends."""
+        return self.keeper.hold(run_id, worker_id)
 
     @property
     def lease_us(self) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
 from conveyor.engine.context import EngineContext
-from conveyor.engine.leases import Claim, Heartbeat, release
+from conveyor.engine.leases import Claim, release
 from conveyor.engine.operations import Operation, Outcome, perform
 from conveyor.engine.planner import check_automation
 from conveyor.store import engine as engine_store
@@ -26,7 +26,7 @@ log = logging.getLogger("conveyor.engine")
 
 def execute_run(engine: EngineContext, claim: Claim) -> None:
     """The executing stage for a claimed run."""
-    with Heartbeat(engine, claim) as heartbeat:
+    with engine.heartbeat(claim.run_id, claim.worker_id) as heartbeat:
         # A run that waited in the queue re-checks its automation; one already
         # executing (resumed) carries on with what it started.
         if not claim.resumed and check_automation(engine, claim) is None:
@@ -82,7 +82,6 @@ def _record(
 
 def _finish(conn: Connection, engine: EngineContext, claim: Claim) -> None:
     now = engine.clock.now()
-    engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
     run = run_store.get_run(conn, claim.run_id)
     assert run is not None
     status = lifecycle.final_status(run.successful_operations, run.failed_operations)
@@ -101,4 +100,4 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim) -> None:
         )
     )
     run_store.finish_run(conn, claim.run_id, now, message=message, level=level)
-    engine_store.clear_lease(conn, claim.run_id)
+    engine_store.end_lease(conn, claim.run_id, claim.worker_id)

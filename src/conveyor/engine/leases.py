@@ -1,4 +1,4 @@
-"""Claims as leases: taking a run from the queue or from a dead worker, and heartbeats.
+"""Claims as leases: taking a run from the queue or from a dead worker, and giving it back.
 
 A claim is one write transaction: find the oldest claimable run, move it
 into its working stage through the lifecycle, write the lease and a log
@@ -9,7 +9,6 @@ line. A run whose lease ran out is taken over, and the loss counted; past
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -64,7 +63,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
             else:
                 pending = engine_store.count_operations(conn, found.id, "pending")
                 text = f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
-            run_store.append_message(conn, found.id, now, text)
+            engine_store.insert_messages(conn, found.id, now, [(MessageLevel.INFO, text)])
             return Claim(found.id, found.automation_id, stage, worker_id, resumed=False)
 
         lost = found.lease_owner is not None
@@ -98,9 +97,8 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
             )
         else:
             text = f"Worker {worker_id} picks up the run its previous worker released and {rest}."
-        run_store.append_message(
-            conn, found.id, now, text, MessageLevel.WARNING if lost else MessageLevel.INFO
-        )
+        level = MessageLevel.WARNING if lost else MessageLevel.INFO
+        engine_store.insert_messages(conn, found.id, now, [(level, text)])
         return Claim(found.id, found.automation_id, found.run_stage, worker_id, resumed=True)
 
 
@@ -112,45 +110,3 @@ def release(engine: EngineContext, claim: Claim) -> None:
         )
     except SQLAlchemyError:
         log.exception("could not release automation run %s; its lease will expire", claim.run_id)
-
-
-class Heartbeat:
-    """Extends a claim's lease every third of its length, on a thread, while work goes on.
-
-    `lost` is set when the extension finds the lease gone (another worker
-    took the run over); the work loop checks it between operations.
-    """
-
-    def __init__(self, engine: EngineContext, claim: Claim) -> None:
-        self.engine = engine
-        self.claim = claim
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{claim.run_id}", daemon=True
-        )
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        interval = self.engine.settings.lease_seconds / 3
-        claim = self.claim
-        while not self._stop.wait(interval):
-            try:
-                held = self.engine.db.run_write(
-                    lambda conn: engine_store.extend_lease(
-                        conn, claim.run_id, claim.worker_id, self.engine.lease_until()
-                    )
-                )
-            except SQLAlchemyError:
-                log.warning("heartbeat of automation run %s failed; retrying", claim.run_id)
-                continue
-            if not held:
-                self.lost.set()
-                return

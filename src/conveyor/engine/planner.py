@@ -16,7 +16,7 @@ from conveyor.domain.automations import Automation, AutomationType, check_path
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
-from conveyor.engine.leases import Claim, Heartbeat
+from conveyor.engine.leases import Claim
 from conveyor.engine.operations import Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob, format_date_pattern
 from conveyor.engine.storage import PathEscape, Storage
@@ -255,7 +255,7 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
 
 def plan_run(engine: EngineContext, claim: Claim) -> None:
     """The planning stage for a claimed run: plan, then commit plan and stage change at once."""
-    with Heartbeat(engine, claim):
+    with engine.heartbeat(claim.run_id, claim.worker_id):
         automation = check_automation(engine, claim)
         if automation is None:
             return
@@ -282,7 +282,7 @@ def _commit(
 ) -> None:
     now = engine.clock.now()
     run_id = claim.run_id
-    engine_store.hold_lease(conn, run_id, claim.worker_id, now + engine.lease_us)
+    worker = claim.worker_id
     if plan is None:
         run_store.finish_run(
             conn,
@@ -292,7 +292,7 @@ def _commit(
             message=f"{failure} Run finished with status failure.",
             level=MessageLevel.ERROR,
         )
-        engine_store.clear_lease(conn, run_id)
+        engine_store.end_lease(conn, run_id, worker)
         return
     lines = [(MessageLevel.INFO, text) for text in plan.summary]
     if not plan.operations:
@@ -301,7 +301,7 @@ def _commit(
         run_store.finish_run(
             conn, run_id, now, message="Run finished with status success: 0 operations."
         )
-        engine_store.clear_lease(conn, run_id)
+        engine_store.end_lease(conn, run_id, worker)
         return
     lines += [(MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in plan.operations]
     engine_store.insert_operations(
@@ -320,4 +320,4 @@ def _commit(
     )
     engine_store.insert_messages(conn, run_id, now, lines)
     run_store.advance_stage(conn, run_id, RunStage.QUEUED_FOR_EXECUTION)
-    engine_store.clear_lease(conn, run_id, RunStage.QUEUED_FOR_EXECUTION, now)
+    engine_store.end_lease(conn, run_id, worker, RunStage.QUEUED_FOR_EXECUTION, now)

@@ -154,6 +154,30 @@ def clear_lease(
     conn.execute(update(runs_t).where(runs_t.c.id == run_id).values(**values))
 
 
+def end_lease(
+    conn: Connection,
+    run_id: int,
+    worker_id: str,
+    stage_started: RunStage | None = None,
+    now: int | None = None,
+) -> None:
+    """Give up the lease as the last write of a transaction that moved the run on.
+
+    Guarded on the owner: if another worker took the run over meanwhile,
+    LeaseLost rolls the whole transaction back.
+    """
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if stage_started is not None:
+        values[STAGE_STARTED[stage_started].name] = now
+    result = conn.execute(
+        update(runs_t)
+        .where(runs_t.c.id == run_id, runs_t.c.lease_owner == worker_id)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
+
+
 def release_lease(conn: Connection, run_id: int, worker_id: str) -> bool:
     """Give a run back without finishing it (worker stopping): the next claim is no loss."""
     result = conn.execute(
