@@ -408,3 +408,16 @@ def test_unexpected_failure_is_a_page_without_a_stack_trace(site: Site) -> None:
     assert "Something went wrong on the server." in response.text
     assert "secret internals" not in response.text and "Traceback" not in response.text
     assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_run_of_a_deleted_automation_stays_readable(site: Site) -> None:
+    client, alice = signed_in(site)
+    automation = site.seed.automation(alice, "Gone soon")
+    run = site.seed.run(automation, outcome=(1, 0))
+    with site.db.write() as conn:
+        automations_store.delete_automation(conn, automation, NOW)
+    html = client.get(f"/runs/{run.id}").text
+    assert f'Gone soon <span class="muted">#{automation} (deleted)</span>' in html
+    assert f'href="/automations/{automation}"' not in html
+    assert client.get(f"/automations/{automation}").status_code == 404
+    assert "Gone soon" not in client.get("/automations").text
