@@ -21,7 +21,9 @@ from triggers_world import RunSeen, World
 from conveyor.clock import SystemClock
 from conveyor.config import Settings
 from conveyor.domain.automations import Automation, AutomationType, Trigger
+from conveyor.engine.planner import make_plan
 from conveyor.engine.service import WorkerPool, make_engine
+from conveyor.engine.storage import Storage
 from conveyor.engine.watcher import Change, Watcher, compare, events_for, minimal_roots
 from conveyor.store.database import Database
 from conveyor.store.schema import run_operations
@@ -344,3 +346,26 @@ def test_minimal_roots() -> None:
     assert minimal_roots(["a/b", "a", "c/d", "c/de", "a/b/c"]) == ["a", "c/d", "c/de"]
     assert minimal_roots(["x", ""]) == [""]
     assert minimal_roots([]) == []
+
+
+def test_the_planner_acts_on_exactly_the_listed_files_that_still_match(tmp_path: Path) -> None:
+    for name in ("in/a.csv", "in/b.csv", "in/c.txt", "in/sub/d.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    automation = Automation(
+        id=1,
+        user_id=1,
+        automation=AutomationType.COPY_FILE,
+        trigger=Trigger.ACTION,
+        path="in",
+        source="*.csv",
+        destinations=("out/",),
+        trigger_actions=("create",),
+    )
+    listed = ["in/a.csv", "in/c.txt", "in/gone.csv", "other/x.csv", "in/sub/d.csv"]
+    plan = make_plan(automation, 0, Storage(tmp_path), only=listed)
+    # b.csv matches but was not listed; c.txt does not match; gone.csv is gone;
+    # other/x.csv is outside the path; sub/d.csv is deeper than `*` reaches.
+    assert [(op.source, op.destination) for op in plan.operations] == [("in/a.csv", "out/a.csv")]
+    everything = make_plan(automation, 0, Storage(tmp_path))
+    assert [op.source for op in everything.operations] == ["in/a.csv", "in/b.csv"]
