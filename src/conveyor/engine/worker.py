@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from conveyor.domain.runs import RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.engine.executor import execute_run
@@ -62,7 +60,8 @@ class Worker:
             wakeup.clear()
             try:
                 worked = self.step()
-            except SQLAlchemyError:
+            except Exception:
+                # Database down, a lost race: never let the thread die; try again later.
                 log.exception(
                     "worker %s: claiming failed; retrying after the poll interval", self.id
                 )
