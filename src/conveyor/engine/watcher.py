@@ -569,7 +569,15 @@ class Watcher:
 
 
 def start_watcher(context: AppContext) -> Callable[[], None]:
-    """The app-lifespan service: a file watcher over the storage root in this process."""
+    """The app-lifespan service: a file watcher over the storage root in this process.
+
+    Only in a `conveyor serve` that runs embedded workers (the single-machine
+    default): API-only processes may run on machines whose disk is not the
+    storage, where a watcher would report every file as gone. There,
+    `conveyor worker --watcher` on the storage's machine watches.
+    """
+    if context.settings.embedded_workers == 0:
+        return lambda: None
     watcher = Watcher(
         context.db,
         context.clock,
