@@ -333,3 +333,15 @@ def test_oversized_body_is_refused_without_creating_anything(
         assert response.json()["type"] == "bad-request/request-params-invalid"
         assert "exceeds" in response.json()["error"]
     assert counts(db) == before
+
+
+def test_switching_away_from_webhook_revokes_its_url(sdk: None, server: ServerThread) -> None:
+    hook = files_sdk.automation.create({**COPY, "trigger": "webhook"})
+    assert httpx.post(hook.webhook_url).status_code == 201
+    manual = files_sdk.automation.update(hook.id, {"trigger": "manual"})
+    assert manual.webhook_url is None
+    assert httpx.post(hook.webhook_url).status_code == 404
+    again = files_sdk.automation.update(hook.id, {"trigger": "webhook"})
+    assert again.webhook_url not in (None, hook.webhook_url)
+    assert httpx.post(hook.webhook_url).status_code == 404
+    assert httpx.post(again.webhook_url).status_code == 201

@@ -114,8 +114,11 @@ def update_automation(
     row = _to_db(changed)
     if changed and not set(changed) <= COSMETIC_FIELDS:
         row["last_modified_at"] = now
-    if changed.get("trigger") == Trigger.WEBHOOK.value and not current.webhook_secret:
-        row["webhook_secret"] = secrets.token_hex(24)
+    if "trigger" in changed:
+        # A webhook URL lives exactly as long as the webhook trigger: switching
+        # away revokes it, and switching back issues a new one.
+        is_webhook = changed["trigger"] == Trigger.WEBHOOK.value
+        row["webhook_secret"] = secrets.token_hex(24) if is_webhook else None
     if row:
         conn.execute(update(automations).where(automations.c.id == current.id).values(**row))
     updated = get_automation(conn, current.id)
