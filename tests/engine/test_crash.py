@@ -10,7 +10,7 @@ planning, right after an execution was claimed, or after the victim
 committed d (1..12) more operations of its run; kills land before, between
 and inside operations. Every run a dead victim's workers held is a kill
 point; a new victim replaces each dead one and takes over runs whose lease
-ran out. After 22 distinct kill points in both stages, plain workers
+ran out. After 22 distinct kill points, at least 3 in planning, plain workers
 finish the rest. For every run the test checks: finished with success,
 counts equal to the 50 files, every destination file byte-identical, no
 temp file left, every outcome logged exactly once, the plan logged once,
@@ -40,9 +40,10 @@ RUNS = 30
 MIN_KILL_POINTS = 20
 SEED = 20240216
 VICTIMS = 3
+MIN_PLANNING_KILLS = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class KillPoint:
     run_id: int
     stage: str
@@ -109,10 +110,12 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
 
     # Kill targets: a random moment of planning; as soon as an execution is
     # claimed; or after the victim committed d more operations of its run.
-    targets: list[tuple[str, float]] = [("planning", rng.uniform(0.0, 0.35)) for _ in range(8)]
-    targets += [("executing", 0.0)] * 3
-    targets += [("executing", float(rng.randint(1, 12))) for _ in range(35)]
-    rng.shuffle(targets)
+    targets: list[tuple[str, float]] = [("planning", rng.uniform(0.0, 0.35)) for _ in range(4)]
+    more = [("planning", rng.uniform(0.0, 0.35)) for _ in range(4)]
+    more += [("executing", 0.0)] * 3
+    more += [("executing", float(rng.randint(1, 12))) for _ in range(35)]
+    rng.shuffle(more)
+    targets += more  # planning first, while there is still planning to kill
     points: list[KillPoint] = []
     # Three victims live at once, so new ones start up while the others work;
     # each has two workers, and a kill hits every run either of them holds.
@@ -120,7 +123,8 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
     first_seen: dict[tuple[str, int], int] = {}
     started = time.monotonic()
     for stage, value in targets:
-        if len(set(points)) >= MIN_KILL_POINTS + 2:
+        planned_kills = sum(p.stage == "planning" for p in set(points))
+        if len(set(points)) >= MIN_KILL_POINTS + 2 and planned_kills >= MIN_PLANNING_KILLS:
             break
         chosen: list[WorkerProcess] = []
 
@@ -173,7 +177,7 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
 
     print(f"{len(points)} kill points ({len(set(points))} distinct): {sorted(set(points))}")
     assert len(set(points)) >= MIN_KILL_POINTS, points
-    assert {p.stage for p in points} == {"planning", "executing"}
+    assert sum(p.stage == "planning" for p in set(points)) >= MIN_PLANNING_KILLS, points
     assert len({p.committed for p in points if p.stage == "executing"}) >= 10, points
     kills = Counter(p.run_id for p in points)
     for index, run_id in enumerate(run_ids):

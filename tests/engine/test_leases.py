@@ -17,8 +17,10 @@ from engine_world import World
 from conveyor.clock import SystemClock
 from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine import leases
+from conveyor.engine.context import EngineContext
 from conveyor.engine.executor import execute_run
 from conveyor.engine.hooks import Hooks
+from conveyor.engine.leases import Claim
 from conveyor.engine.planner import plan_run
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
@@ -56,6 +58,17 @@ def expected_out(count: int) -> dict[str, bytes]:
 
 def outcome_lines(log: list[str]) -> list[str]:
     return [line for line in log if line.startswith(("Copied ", "Skipped ", "Refused "))]
+
+
+def stale_and_fresh(world: World, stage: RunStage) -> tuple[EngineContext, Claim, Claim]:
+    """Worker "stale" claims the run, its lease runs out, worker "fresh" takes it over."""
+    stale_engine = world.engine()
+    stale = leases.claim_next(stale_engine, "stale")
+    assert stale is not None and stale.stage is stage
+    world.clock.advance(world.settings.lease_seconds + 1)
+    fresh = leases.claim_next(world.engine(), "fresh")
+    assert fresh is not None and fresh.resumed and fresh.stage is stage
+    return stale_engine, stale, fresh
 
 
 def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World) -> None:
@@ -149,12 +162,7 @@ def test_a_run_that_keeps_losing_its_lease_fails_after_the_limit(world: World) -
 def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> None:
     run_id = world.run(copy_automation(world, 2))
     assert world.worker("planner").step()
-    stale_engine = world.engine()
-    stale = leases.claim_next(stale_engine, "stale")
-    assert stale is not None and stale.stage is RunStage.EXECUTING
-    world.clock.advance(world.settings.lease_seconds + 1)
-    fresh = leases.claim_next(world.engine(), "fresh")
-    assert fresh is not None and fresh.resumed
+    stale_engine, stale, fresh = stale_and_fresh(world, RunStage.EXECUTING)
 
     with world.db.read() as conn:
         first = engine_store.pending_operations(conn, run_id)[0]
@@ -194,12 +202,7 @@ def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> N
 
 def test_a_planner_that_lost_its_lease_commits_nothing(world: World) -> None:
     run_id = world.run(copy_automation(world, 2))
-    stale_engine = world.engine()
-    stale = leases.claim_next(stale_engine, "stale")
-    assert stale is not None and stale.stage is RunStage.PLANNING
-    world.clock.advance(world.settings.lease_seconds + 1)
-    fresh = leases.claim_next(world.engine(), "fresh")
-    assert fresh is not None and fresh.resumed
+    stale_engine, stale, fresh = stale_and_fresh(world, RunStage.PLANNING)
 
     plan_run(stale_engine, stale)
     view = world.view(run_id)
