@@ -278,3 +278,38 @@ def test_the_heartbeat_keeps_a_slow_operation_s_lease(world: World) -> None:
     assert view.run.status is RunStatus.SUCCESS
     assert view.lease.lease_losses == 0
     assert not any("rival" in line for line in view.log)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected_log", "expected_files"),
+    [
+        (
+            "move_file",
+            [
+                "Already moved: in/f00.txt is gone and out/f00.txt has the planned size (7 bytes).",
+                "Moved in/f01.txt to out/f01.txt (14 bytes).",
+            ],
+            expected_out(2),
+        ),
+        ("delete_file", ["Already deleted: in/f00.txt was gone.", "Deleted in/f01.txt."], {}),
+    ],
+)
+def test_an_action_done_but_not_committed_is_recognised_on_resume(
+    world: World, kind: str, expected_log: list[str], expected_files: dict[str, bytes]
+) -> None:
+    for i in range(2):
+        world.write(f"in/f{i:02}.txt", f"file {i} " * (i + 1))
+    extra = {"destinations": ["out/"]} if kind == "move_file" else {}
+    automation = world.automation(kind, path="in", source="*.txt", **extra)
+    run_id = world.run(automation)
+    dead = world.worker("dead", hooks=crash_at_operation(1))
+    assert dead.drain() == 2  # planned, then died after operation 1's file action
+    assert world.view(run_id).run.successful_operations == 0
+    world.clock.advance(world.settings.lease_seconds + 1)
+    assert world.worker("w2").drain() == 1
+
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert (view.run.successful_operations, view.run.failed_operations) == (2, 0)
+    assert view.log[-3:-1] == expected_log
+    assert world.files() == expected_files
