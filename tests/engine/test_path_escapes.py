@@ -116,3 +116,22 @@ def test_an_automation_path_that_leaves_the_root_fails_planning(
         "Planning started (worker w1).",
         f"Planning failed: the automation's path 'in' {ESCAPE}. Run finished with status failure.",
     ]
+
+
+def test_links_that_stay_inside_the_root_are_followed(world: World) -> None:
+    world.write("real/a.txt", "via a link")
+    world.write("real/sub/b.txt", "nested")
+    (world.root / "alias").symlink_to(world.root / "real")
+    automation = world.automation(
+        "copy_file", path="alias", source="**/*.txt", destinations=["out/"]
+    )
+    run_id = world.run(automation)
+    world.worker().drain()
+
+    assert world.files("out") == {"out/a.txt": b"via a link", "out/sub/b.txt": b"nested"}
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.log[2:4] == [
+        "Planned #1: copy alias/a.txt -> out/a.txt.",
+        "Planned #2: copy alias/sub/b.txt -> out/sub/b.txt.",
+    ]

@@ -92,8 +92,9 @@ class Operation:
         if self.kind is Kind.DELETE:
             return f"delete {self.source}"
         if self.kind is Kind.REFUSE:
-            target = f" -> {self.destination}" if self.destination else ""
-            return f"refuse {self.source or ''}{target}: {self.reason}"
+            if self.source is None:
+                return f"refuse folder {self.destination}: {self.reason}"
+            return f"refuse {self.source} -> {self.destination}: {self.reason}"
         verb = self.kind.value
         if self.action is Action.SKIP:
             return f"skip {verb} {self.source} -> {self.destination} (same size exists)"

@@ -70,9 +70,6 @@ class Storage:
         parent, _, name = relative.rpartition("/")
         return self.resolve(parent) / name if parent else self.root / name
 
-    def relative(self, real: Path) -> str:
-        return real.relative_to(self.root).as_posix()
-
     def walk(self, folder: str, depth: int | None) -> Iterator[str]:
         """Paths (relative to the root) of the files under `folder`, at most `depth` levels down.
 
@@ -91,7 +88,9 @@ class Storage:
             dirs.sort()
             for name in sorted(files):
                 if not is_temp_name(name):
-                    yield Path(current, name).relative_to(self.root).as_posix()
+                    # Named under `folder` as given, even when `folder` is a link.
+                    below = Path(current, name).relative_to(top).as_posix()
+                    yield f"{folder}/{below}" if folder else below
 
     def size(self, relative: str) -> int | None:
         """Size of the regular file at `relative`; None if there is none (or a folder)."""
