@@ -32,9 +32,9 @@ from common import (
     backends,
     print_machine,
     seeded,
-    server_settings,
 )
 from conveyor.clock import ManualClock
+from conveyor.config import Settings
 from conveyor.domain.retention import DAY_US
 from conveyor.engine.retention import Pruner
 from conveyor.store.database import Database
@@ -112,7 +112,9 @@ def main() -> None:
                 shutil.copyfile(source.url.removeprefix("sqlite:///"), copy)
                 db = replace(source, url=f"sqlite:///{copy}")
             add_messages(db)
-            settings = server_settings(db, work_dir / "home")
+            settings = Settings.from_env(
+                {"CONVEYOR_HOME": str(work_dir / "home"), "CONVEYOR_DATABASE_URL": db.url}
+            )
             print(
                 f"\n== {backend}: {2 * db.runs:,} runs, retention {settings.retention_days} days, "
                 f"batches of {settings.retention_batch_size}, pause {settings.retention_pause} s =="
