@@ -7,6 +7,7 @@ client commands should not pay a second of imports they never use.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,11 @@ def serve(
     key = first_start_key(db)
     setup_process(settings)
     app = create_app(settings, db, services=[*_services(), retention_service])
+    # What start-up made (modules, the app, its routes) lives as long as the process;
+    # frozen, the cyclic collector's full passes stop walking it on every page of
+    # runs: a third less CPU for a page of 10,000 (docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     typer.echo(f"Conveyor serving on http://{host}:{port} (database: {_safe_url(settings)})")
     if key:
         typer.echo(f"First start: created user 'admin' with API key {key}")
