@@ -219,6 +219,7 @@ def test_two_scheduler_processes_create_each_slot_once(
     assert len(expected) == 4 * 25 + 8 * 24
     assert total == len(rows) == len(set(rows))
     assert set(rows) == expected
-    # Both processes did work: the slots were raced for, not handed to one.
+    # What each process reports creating adds up to the slots: none created twice.
+    # (How the slots split between them depends on scheduling; on a loaded
+    # machine one process can win every race, so no share is asserted.)
     assert sum(created_by) == len(expected)
-    assert all(count > 0 for count in created_by)

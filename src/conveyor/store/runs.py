@@ -129,7 +129,9 @@ def append_message(
     conn: Connection, run_id: int, now: int, text: str, level: MessageLevel = MessageLevel.INFO
 ) -> None:
     """Add a line to the run's status-messages log; a finished run's log is closed."""
-    run = get_run(conn, run_id)
+    # Locked (PostgreSQL) so a concurrent finish cannot slip in between the
+    # check and the insert: a finished run's log stays closed.
+    run = get_run(conn, run_id, for_update=True)
     if run is None:
         raise IllegalTransition(f"automation run {run_id} does not exist")
     lifecycle.check_can_log(run)
