@@ -1,8 +1,8 @@
 """Where a list page's time goes: Conveyor's layers against the baseline's, in one process.
 
 Calls each layer directly (no network, no load generator), a page of 1,000
-and of 10,000 runs from the first page, and prints the best CPU time of N calls
-of each: the raw SQL, the store's `list_runs`, the encoder, the whole handler,
+and of 10,000 runs from the first page, and prints the best and the mean CPU time
+of N calls of each: the raw SQL, the store's `list_runs`, the encoder, the whole handler,
 the whole ASGI app with its middleware; and the baseline's SQL + encoding and
 its whole ASGI app. Differences between the lines are the cost of each layer.
 This explains figure 2 (throughput.py); it is not itself a goal.
@@ -32,16 +32,20 @@ from common import (
 )
 
 
-def best_ms(work: Callable[[], object], repeat: int) -> float:
-    """Best CPU time of the process (all threads) over `repeat` calls: CPU time, not
-    wall time, because on a shared machine a call may wait for a core."""
+def cpu_ms(work: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(best, mean) CPU time of the process (all threads) over `repeat` calls, in ms.
+
+    CPU time, not wall time, because on a shared machine a call may wait for a
+    core. The best is the layer's own work; the mean also carries what comes
+    only now and then, such as the cyclic garbage collector's full passes.
+    """
     work()
-    best = float("inf")
+    times = []
     for _ in range(repeat):
         started = time.process_time()
         work()
-        best = min(best, time.process_time() - started)
-    return best * 1000
+        times.append(time.process_time() - started)
+    return min(times) * 1000, sum(times) / len(times) * 1000
 
 
 def asgi_get(app: Any, path: str, query: str, key: str) -> Callable[[], None]:
@@ -102,45 +106,44 @@ def measure(db: Seeded, repeat: int) -> None:
     first = list_sql(db.url, keyset=False)
     encoder = RunEncoder("http://127.0.0.1:8080", UrlSigner(SECRET.encode()), 1_700_000_000)
 
-    def layers(per_page: int) -> dict[str, float]:
+    def layers(per_page: int) -> dict[str, tuple[float, float]]:
         query = RunListQuery(db.automation_id, per_page, RUN_DEFAULT_SORT, None, None)
         params = f"automation_id={db.automation_id}&per_page={per_page}"
         values = first.params(db.automation_id, per_page, None)
         lines = {
-            "raw SQL (sqlite3/psycopg fetchall)": best_ms(
+            "raw SQL (sqlite3/psycopg fetchall)": cpu_ms(
                 lambda: raw.execute(first.sql, values).fetchall(), repeat
             )
         }
         with database.read() as conn:
             rows = runs_store.list_runs(conn, query).rows
-            lines["store.runs.list_runs (SQLAlchemy Core)"] = best_ms(
+            lines["store.runs.list_runs (SQLAlchemy Core)"] = cpu_ms(
                 lambda: runs_store.list_runs(conn, query), repeat
             )
         plain = [tuple(row) for row in rows]
-        lines["baseline encoding (dicts + orjson)"] = best_ms(
-            lambda: baseline.encode(plain), repeat
-        )
-        lines["RunEncoder.runs (+ signed URL per run)"] = best_ms(
-            lambda: encoder.runs(rows), repeat
-        )
-        lines["baseline ASGI app, whole request"] = best_ms(
+        lines["baseline encoding (dicts + orjson)"] = cpu_ms(lambda: baseline.encode(plain), repeat)
+        lines["RunEncoder.runs (+ signed URL per run)"] = cpu_ms(lambda: encoder.runs(rows), repeat)
+        lines["baseline ASGI app, whole request"] = cpu_ms(
             asgi_get(baseline, "/", params, db.api_key), repeat
         )
         conveyor_get = asgi_get(app, "/api/rest/v1/automation_runs", params, db.api_key)
         baseline_get = asgi_get(baseline, "/", params, db.api_key)
-        lines["Conveyor ASGI app, whole request"] = best_ms(conveyor_get, repeat)
+        lines["Conveyor ASGI app, whole request"] = cpu_ms(conveyor_get, repeat)
         # What the cyclic collector costs: the same requests with every object made
         # so far (the app, its modules) frozen out of its passes.
         gc.collect()
         gc.freeze()
-        lines["baseline ASGI app, after gc.freeze()"] = best_ms(baseline_get, repeat)
-        lines["Conveyor ASGI app, after gc.freeze()"] = best_ms(conveyor_get, repeat)
+        lines["baseline ASGI app, after gc.freeze()"] = cpu_ms(baseline_get, repeat)
+        lines["Conveyor ASGI app, after gc.freeze()"] = cpu_ms(conveyor_get, repeat)
         gc.unfreeze()
         return lines
 
     for per_page in (1000, 10_000):
-        for label, ms in layers(per_page).items():
-            print(f"{db.backend:<10} per_page {per_page:>6,}  {label:<42} {ms:8.2f} ms")
+        for label, (best, mean) in layers(per_page).items():
+            print(
+                f"{db.backend:<10} per_page {per_page:>6,}  {label:<42} "
+                f"best {best:7.2f} ms  mean {mean:7.2f} ms"
+            )
     raw.close()
     database.dispose()
 
@@ -148,7 +151,7 @@ def measure(db: Seeded, repeat: int) -> None:
 def main() -> None:
     args = arguments(
         __doc__.splitlines()[0],
-        repeat={"type": int, "default": 40, "help": "calls of each layer; the best is shown"},
+        repeat={"type": int, "default": 60, "help": "calls of each layer"},
     )
     print_machine()
     for backend in backends(args):

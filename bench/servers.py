@@ -37,13 +37,30 @@ BASELINE_THREADS = 8
 
 
 def serve(app: Any, settings: Settings) -> None:
-    """The uvicorn settings of `conveyor serve`, for both servers."""
-    uvicorn.run(app, host="127.0.0.1", port=settings.port, log_level="warning", access_log=False)
+    """How `conveyor serve` (cli/server.py) starts serving, for both servers."""
+    from conveyor.api.errors import FilesComHttpProtocol
+
+    if not os.environ.get("BENCH_NO_GC_FREEZE"):
+        gc.collect()
+        gc.freeze()
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        http=FilesComHttpProtocol,
+    )
 
 
 def conveyor_app(settings: Settings) -> Any:
+    """The app as `conveyor serve` builds it, without its background services (the
+    engine, the scheduler, retention: retention would prune the seeded 2023 runs)."""
     from conveyor.api.app import create_app
+    from conveyor.observability.process import setup as setup_process
 
+    setup_process(settings)
     return create_app(settings, Database(settings.database_url))
 
 
@@ -130,11 +147,6 @@ def main() -> None:
     kind = sys.argv[1]
     settings = Settings.from_env()
     app = conveyor_app(settings) if kind == "conveyor" else Baseline(settings.database_url)
-    if os.environ.get("BENCH_GC_FREEZE"):
-        # The experiment of `throughput.py --gc-freeze`: the objects made at start-up
-        # leave the cyclic collector's view, so its full passes no longer walk them.
-        gc.collect()
-        gc.freeze()
     serve(app, settings)
 
 

@@ -117,8 +117,8 @@ def wrk(server: ServerProcess, script: Path, seconds: int) -> tuple[int, float]:
     return int(found.group(1)), took
 
 
-def measure(db: Seeded, seconds: int, rounds: int, gc_freeze: bool) -> None:
-    env = {"BENCH_GC_FREEZE": "1"} if gc_freeze else {}
+def measure(db: Seeded, seconds: int, rounds: int, no_gc_freeze: bool) -> None:
+    env = {"BENCH_NO_GC_FREEZE": "1"} if no_gc_freeze else {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         with (
@@ -167,22 +167,22 @@ def main() -> None:
         __doc__.splitlines()[0],
         seconds={"type": int, "default": 6, "help": "length of each timed wrk run"},
         rounds={"type": int, "default": 3, "help": "timed wrk runs per server and page size"},
-        gc_freeze={
+        no_gc_freeze={
             "action": "store_true",
-            "help": "experiment: both servers call gc.freeze() after start-up",
+            "help": "both servers skip the gc.freeze() that `conveyor serve` does at start",
         },
     )
     require("wrk", "install it with `apt-get install -y wrk`")
     print_machine()
-    if args.gc_freeze:
-        print("experiment: both servers call gc.collect(); gc.freeze() after start-up")
+    if args.no_gc_freeze:
+        print("both servers without the gc.freeze() that `conveyor serve` does at start")
     print(
         f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.rounds} x {args.seconds} s "
         "per server and page size, servers taking turns"
     )
     for backend in backends(args):
         with seeded(backend, args.runs) as db:
-            measure(db, args.seconds, args.rounds, args.gc_freeze)
+            measure(db, args.seconds, args.rounds, args.no_gc_freeze)
     print(f"load average at end: {load_average()}")
 
 
