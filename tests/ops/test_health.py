@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
+from ops_support import Serve
 
-from conftest import Serve
 from conveyor.clock import ManualClock
 from conveyor.store import heartbeats, migrate
 from conveyor.store.database import Database

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
+from ops_support import Serve
 
-from conftest import Serve
 from conveyor.domain.runs import RunStage
 from conveyor.observability.logs import JsonFormatter
 from conveyor.store import runs

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ops_support import Serve, sample, scrape
 
-from conftest import Serve, sample, scrape
 from conveyor.clock import ManualClock
 from conveyor.domain.runs import RunStage
 from conveyor.observability import runevents

@@ -8,8 +8,8 @@ import math
 import files_sdk
 import httpx
 import pytest
+from ops_support import Serve, sample, scrape
 
-from conftest import Serve, sample, scrape
 from conveyor import sdk
 from conveyor.api.ratelimit import DatabaseLimiter, Limiter, MemoryLimiter
 from conveyor.clock import ManualClock

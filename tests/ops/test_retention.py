@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
+from ops_support import Serve
 from sqlalchemy import func, select
 
-from conftest import Serve
 from conveyor.clock import ManualClock, to_rfc3339
 from conveyor.config import Settings
 from conveyor.domain.retention import DAY_US

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-DATE_TIME = {"type": "string", "format": "date-time", "nullable": True}
+# OpenAPI 3.1 (what FastAPI serves) says "may be null" with a type list.
+DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
     "type": "object",
