@@ -97,7 +97,9 @@ class Storage:
         real = self.resolve(relative)
         try:
             info = real.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # NotADirectoryError: a parent is a file, so nothing can be here; acting
+            # on this path later fails that one operation with its reason.
             return None
         return info.st_size if real.is_file() else None
 
