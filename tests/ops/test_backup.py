@@ -43,13 +43,11 @@ def finished_ids(path: Path) -> set[int]:
         conn.close()
 
 
-@pytest.fixture
-def sqlite_only(backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("the online backup copies the embedded SQLite database")
+# The online backup copies the embedded SQLite database; PostgreSQL has pg_dump.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
 
-@pytest.mark.usefixtures("sqlite_only")
+@sqlite_only
 def test_backup_while_runs_are_written_holds_every_run_finished_before_it(
     settings: Settings, db: Database, seed: Seeder, tmp_path: Path
 ) -> None:
@@ -94,7 +92,7 @@ def test_backup_while_runs_are_written_holds_every_run_finished_before_it(
     assert again.returncode == 1 and "exists" in again.stderr
 
 
-@pytest.mark.usefixtures("sqlite_only")
+@sqlite_only
 def test_restore_refuses_while_the_database_is_open_then_restores(
     settings: Settings, db: Database, seed: Seeder, tmp_path: Path
 ) -> None:
@@ -132,7 +130,7 @@ def test_restore_refuses_while_the_database_is_open_then_restores(
     assert len(replaced) == 1 and later in finished_ids(replaced[0])
 
 
-@pytest.mark.usefixtures("sqlite_only")
+@sqlite_only
 def test_restore_refuses_files_that_are_not_good_backups(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -147,9 +145,8 @@ def test_restore_refuses_files_that_are_not_good_backups(
     assert cli(settings, "db", "restore", str(tmp_path / "missing.db")).returncode == 1
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
 def test_postgresql_backups_point_to_pg_dump(settings: Settings, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("the PostgreSQL message")
     for action in ("backup", "restore"):
         result = cli(settings, "db", action, "/tmp/never-written.dump")
         assert result.returncode == 2

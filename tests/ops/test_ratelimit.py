@@ -110,11 +110,10 @@ def test_429_with_retry_after_over_http(serve: Serve, seed: Seeder) -> None:
     assert httpx.get(url, headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])  # shared buckets live in PostgreSQL
 def test_limits_hold_across_api_processes_on_postgresql(
     serve: Serve, settings: Settings, seed: Seeder, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("shared buckets live in PostgreSQL")
     alice = seed.account("alice")
     automation = seed.automation(alice)
     clock = ManualClock()
