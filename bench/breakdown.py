@@ -88,6 +88,7 @@ def measure(db: Seeded, repeat: int) -> None:
             "CONVEYOR_EMBEDDED_WORKERS": "0",
             "CONVEYOR_RATE_LIMIT_RATE": "0",
             "CONVEYOR_ACCESS_LOG": "false",
+            "CONVEYOR_LOG_LEVEL": "warning",
         }
     )
     from conveyor.api.encode import RunEncoder
