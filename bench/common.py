@@ -15,9 +15,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -443,3 +444,243 @@ def require(tool: str, hint: str) -> str:
     if found is None:
         sys.exit(f"{tool} not found: {hint}")
     return found
+
+
+# ------------------------------------------- engine benchmarks: counted Conveyor processes
+
+# A Conveyor process started by `CountedProcess` counts every transaction its
+# SQLAlchemy engines commit or roll back, by thread role, and writes the
+# totals as JSON to this file on SIGUSR1.
+COUNTS_ENV = "BENCH_COMMIT_COUNTS"
+
+
+def thread_role(name: str) -> str:
+    """Which part of Conveyor a thread belongs to, from the names the code gives them."""
+    if name == "worker-heartbeat":
+        return "process heartbeat"
+    if name.startswith("worker-"):
+        return "engine worker"
+    if name == "heartbeat":
+        return "lease heartbeat"
+    if name == "MainThread" or name.startswith("AnyIO worker thread"):
+        return "api"
+    return name
+
+
+def install_commit_counter(path: str) -> None:
+    """Count transactions in this process by (thread role, write|read, commit|rollback, changed).
+
+    `write` is a transaction begun by `Database.write()`/`run_write()` (on SQLite
+    a `BEGIN IMMEDIATE`), `read` any other; `changed` means it changed a row (a
+    claim that found no work changed nothing): on SQLite from the driver's
+    `total_changes` at BEGIN and at COMMIT, elsewhere from the row counts of
+    its INSERT, UPDATE and DELETE statements.
+    Each committed write transaction also goes on a timeline as (role, began,
+    done, changed), `done` being when its connection went back to the pool,
+    after the COMMIT returned (time.time() seconds).
+    """
+    import json
+    import signal
+    import threading
+
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.pool import Pool
+
+    from conveyor.store.database import WRITE_OPTION
+
+    counts: dict[str, int] = {}
+    timeline: list[list[Any]] = []
+    lock = threading.Lock()
+
+    def role() -> str:
+        return thread_role(threading.current_thread().name)
+
+    def total_changes(conn: Connection) -> int | None:
+        return getattr(conn.connection.dbapi_connection, "total_changes", None)
+
+    def on_begin(conn: Connection) -> None:
+        conn.info["bench_began"] = time.time()
+        conn.info["bench_wrote"] = False
+        conn.info["bench_changes"] = total_changes(conn)
+
+    def after_execute(conn: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+        verb = statement.lstrip()[:6].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE") and cursor.rowcount > 0:
+            conn.info["bench_wrote"] = True
+
+    def bump(conn: Connection, end: str) -> None:
+        kind = "write" if conn.get_execution_options().get(WRITE_OPTION) else "read"
+        wrote = bool(conn.info.pop("bench_wrote", False))
+        before = conn.info.pop("bench_changes", None)
+        if before is not None:  # SQLite: exact, whatever the statements reported
+            wrote = total_changes(conn) != before
+        began = conn.info.pop("bench_began", None)
+        key = f"{role()}/{kind}/{end}/{'changed' if wrote else 'unchanged'}"
+        with lock:
+            counts[key] = counts.get(key, 0) + 1
+        if kind == "write" and end == "commit":
+            # Completed when the connection is checked in, after the COMMIT.
+            conn.connection.info["bench_pending"] = [role(), began, None, wrote]
+
+    def on_checkin(_dbapi: Any, record: Any) -> None:
+        entry = record.info.pop("bench_pending", None)
+        if entry is not None:
+            entry[2] = time.time()
+            with lock:
+                timeline.append(entry)
+
+    def on_checkout(*_args: object) -> None:
+        # On PostgreSQL each checkout runs the pool's pre-ping: one more (read) transaction.
+        key = f"{role()}/pool/checkout"
+        with lock:
+            counts[key] = counts.get(key, 0) + 1
+
+    event.listen(Pool, "checkout", on_checkout)
+    event.listen(Pool, "checkin", on_checkin)
+    event.listen(Engine, "begin", on_begin)
+    event.listen(Engine, "after_cursor_execute", after_execute)
+    event.listen(Engine, "commit", lambda conn: bump(conn, "commit"))
+    event.listen(Engine, "rollback", lambda conn: bump(conn, "rollback"))
+    requests = [0]
+
+    def dump(_signum: int, _frame: object) -> None:
+        requests[0] += 1
+        with lock:
+            snapshot = {"seq": requests[0], "counts": dict(counts), "timeline": list(timeline)}
+            timeline.clear()
+        partial = path + ".part"
+        with open(partial, "w") as out:
+            json.dump(snapshot, out)
+        os.replace(partial, path)
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+class CountedProcess:
+    """`conveyor serve` or `conveyor worker` in a subprocess, counting its transactions."""
+
+    def __init__(self, args: list[str], env: dict[str, str], home: Path, name: str) -> None:
+        self.counts_path = home / f"{name}.counts.json"
+        self.log = open(home / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [PYTHON, str(BENCH_DIR / "common.py"), "counted", *args],
+            env={**env, COUNTS_ENV: str(self.counts_path)},
+            cwd=BENCH_DIR,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._asked = 0
+        # The write transactions committed between the last two calls of counts().
+        self.timeline: list[list[Any]] = []
+
+    def counts(self, timeout: float = 10.0) -> dict[str, int]:
+        """The process's transaction counts now (it writes them when signalled)."""
+        import json
+        import signal
+
+        self._asked += 1
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(self.counts_path) as counts:
+                    snapshot = json.load(counts)
+                if snapshot["seq"] >= self._asked:
+                    self.timeline = snapshot["timeline"]
+                    return dict(snapshot["counts"])
+            except (FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"no transaction counts from {self.process.args}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def wait_healthy(url: str, process: CountedProcess, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.process.poll() is not None:
+            raise RuntimeError(f"{process.process.args} exited; see {process.log.name}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer /healthz")
+        time.sleep(0.1)
+
+
+@dataclass
+class Home:
+    """A fresh CONVEYOR_HOME with a migrated database, a user's API key and the server's env."""
+
+    path: Path
+    url: str  # SQLAlchemy URL
+    key: str
+    env: dict[str, str]  # CONVEYOR_HOME, CONVEYOR_DATABASE_URL, CONVEYOR_PORT over os.environ
+    port: int
+    admin_dsn: str | None  # PostgreSQL: the `postgres` database (server-wide statistics)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def conveyor_home(backend: str, prefix: str) -> Iterator[Home]:
+    """A temp home (SQLite in it, or a throwaway durable PostgreSQL), removed afterwards."""
+    from conveyor.clock import SystemClock
+
+    with ExitStack() as stack:
+        home = Path(tempfile.mkdtemp(prefix=f"{prefix}-{backend}-"))
+        stack.callback(shutil.rmtree, home, True)
+        admin_dsn = None
+        if backend == "postgresql":
+            server = PostgresServer(durable=True).start()
+            stack.callback(server.stop)
+            url = server.create_database("bench")
+            admin_dsn = server.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+        else:
+            url = f"sqlite:///{home / 'conveyor.db'}"
+        db = Database(url, null_pool=True)
+        migrate.upgrade(db)
+        now = SystemClock().now()
+        with db.write() as conn:
+            user = users.ensure_user(conn, "bench", False, now)
+            key = users.create_api_key(conn, user.id, now)
+        db.dispose()
+        port = free_port()
+        env = {
+            **os.environ,
+            "CONVEYOR_HOME": str(home),
+            "CONVEYOR_DATABASE_URL": url,
+            "CONVEYOR_PORT": str(port),
+        }
+        yield Home(home, url, key, env, port, admin_dsn)
+
+
+def count_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {key: after.get(key, 0) - before.get(key, 0) for key in after}
+
+
+def _counted_main(args: list[str]) -> None:
+    """`python bench/common.py counted serve|worker ...`: that command, counting commits."""
+    install_commit_counter(os.environ[COUNTS_ENV])
+    from conveyor.cli.main import app
+
+    sys.argv = ["conveyor", *args]
+    app()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["counted"]:
+    _counted_main(sys.argv[2:])

@@ -1,0 +1,602 @@
+"""Engine overhead: create_folder runs per second end to end, against the database's own ceiling.
+
+Conveyor runs as it is deployed, each process started through
+`common.py counted`, which counts every transaction its SQLAlchemy engines
+commit (by thread: API, engine worker, lease heartbeat, scheduler, ...):
+
+- SQLite: one `conveyor serve` with its default embedded workers (2);
+- PostgreSQL (a throwaway durable server, fsync on): one `conveyor serve`
+  with CONVEYOR_EMBEDDED_WORKERS=0 for the API, and 2 `conveyor worker`
+  processes (1 worker thread each), woken by LISTEN/NOTIFY.
+
+The client triggers `create_folder` automations (one destination each)
+with POST /api/rest/v1/automations/{id}/manual_run over HTTP on 127.0.0.1
+and learns that a run finished from a read-only connection that polls the
+run table every 5 ms. Each round, in turn:
+
+1. ceiling: single-row INSERT + COMMIT loops through the raw driver
+   (sqlite3 with WAL and synchronous=NORMAL as Conveyor sets them; psycopg
+   with PostgreSQL's default synchronous_commit) on a table in the same
+   database, with 1 and with 2 connections; the better is the ceiling;
+2. latency: runs one at a time, the workers idle before each: trigger to
+   finished, and the share of it the run waited for a worker (created_at to
+   planning_at, plus queued_for_execution_at to executing_at). Those stamps
+   are taken at the start of the transactions that hand the run over (the
+   API's that creates it, the planner's that commits the plan), so the
+   script also splits off the part after each hand-over's COMMIT, from the
+   processes' timelines of write transactions: the time a committed,
+   claimable run sat until a worker claimed it;
+3. throughput: `--clients` closed-loop clients (each triggers a run, waits
+   for it to finish, triggers the next) for `--seconds`.
+
+Figures: runs/s ÷ ceiling transactions/s per round and their median; write
+transactions per run (in-process counts; on PostgreSQL also the server's
+count of transactions that were assigned a transaction id, and
+pg_stat_database.xact_commit). Rate limits are off (CONVEYOR_RATE_LIMIT_RATE=0)
+so the client is never answered 429; on PostgreSQL the default limiter
+would add one write transaction per API request, which is the API's cost,
+not the engine's.
+
+    .venv/bin/python bench/engine_overhead.py                       # both databases, 3 rounds
+    .venv/bin/python bench/engine_overhead.py --backend sqlite --rounds 1 --seconds 3   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from common import CountedProcess, conveyor_home, count_delta, print_machine, wait_healthy
+
+API = "/api/rest/v1"
+POLL_SECONDS = 0.005
+# PostgreSQL backends flush their statistics at most once a second and, when idle,
+# up to 10 s later: pg_stat_database is read this long after the work stopped.
+STATS_SETTLE = 11.0
+COMMAND = "bench/engine_overhead.py"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class Target:
+    """A running Conveyor: its API, its processes, and a way to read its database."""
+
+    backend: str
+    url: str  # SQLAlchemy URL
+    api: str
+    key: str
+    processes: list[CountedProcess]
+    automations: list[int] = field(default_factory=list)
+    admin_dsn: str | None = None  # PostgreSQL: the `postgres` database, for pg_stat_database
+    # Conveyor's committed write transactions between the last two calls of counts().
+    timeline: list[list[Any]] = field(default_factory=list)
+
+    @property
+    def dsn(self) -> str:
+        return self.url.replace("postgresql+psycopg://", "postgresql://")
+
+    def connect(self) -> Any:
+        """A raw, autocommit driver connection (each statement its own transaction)."""
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(
+                self.url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    @property
+    def mark(self) -> str:
+        return "?" if self.backend == "sqlite" else "%s"
+
+    def counts(self) -> dict[str, int]:
+        """Transaction counts summed over Conveyor's processes; `timeline` since the last call."""
+        total: dict[str, int] = defaultdict(int)
+        self.timeline = []
+        for process in self.processes:
+            for key, value in process.counts().items():
+                total[key] += value
+            self.timeline += process.timeline
+        return dict(total)
+
+
+# ------------------------------------------------------------------ ceiling
+
+
+def ceiling(target: Target, connections: int, seconds: float) -> float:
+    """Bare single-row INSERT + COMMIT transactions per second, `connections` at once."""
+    done = [0] * connections
+    stop_at = time.perf_counter() + seconds
+    barrier = threading.Barrier(connections + 1)
+
+    def loop(slot: int) -> None:
+        if target.backend == "sqlite":
+            conn = sqlite3.connect(target.url.removeprefix("sqlite:///"), isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # as conveyor.store.database sets it
+            conn.execute("PRAGMA busy_timeout=30000")
+            barrier.wait()
+            while time.perf_counter() < stop_at:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT INTO bench_ceiling (created_at, note) VALUES (?, ?)",
+                    (now_us(), "a bare write transaction"),
+                )
+                conn.execute("COMMIT")
+                done[slot] += 1
+        else:
+            conn = psycopg.connect(target.dsn)  # default synchronous_commit (on)
+            barrier.wait()
+            while time.perf_counter() < stop_at:
+                conn.execute(
+                    "INSERT INTO bench_ceiling (created_at, note) VALUES (%s, %s)",
+                    (now_us(), "a bare write transaction"),
+                )
+                conn.commit()
+                done[slot] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def make_ceiling_table(target: Target) -> None:
+    conn = target.connect()
+    key = "INTEGER PRIMARY KEY" if target.backend == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS bench_ceiling (id {key}, "
+        "created_at BIGINT NOT NULL, note TEXT NOT NULL)"
+    )
+    conn.close()
+
+
+# ------------------------------------------------------------------ runs
+
+
+class Finisher:
+    """One thread polling the run table for the runs the clients wait on."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.waiting: dict[int, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.queries = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self) -> Finisher:
+        self.conn = self.target.connect()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.conn.close()
+
+    def wait(self, run_id: int, timeout: float = 120.0) -> None:
+        event = threading.Event()
+        with self.lock:
+            self.waiting[run_id] = event
+        if not event.wait(timeout):
+            raise RuntimeError(f"run {run_id} did not finish within {timeout:.0f} s")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                ids = list(self.waiting)
+            if ids:
+                marks = ", ".join([self.target.mark] * len(ids))
+                rows = self.conn.execute(
+                    f"SELECT id FROM automation_runs WHERE id IN ({marks}) "
+                    "AND run_stage = 'finished'",
+                    ids,
+                ).fetchall()
+                self.queries += 1
+                with self.lock:
+                    for (run_id,) in rows:
+                        self.waiting.pop(run_id).set()
+            time.sleep(POLL_SECONDS)
+
+
+@dataclass
+class Triggered:
+    run_id: int
+    sent: float  # time.time() when the POST started
+
+
+def trigger(client: httpx.Client, automation: int) -> Triggered:
+    sent = time.time()
+    reply = client.post(f"{API}/automations/{automation}/manual_run")
+    if reply.status_code != 201:
+        raise RuntimeError(f"manual_run answered {reply.status_code}: {reply.text[:200]}")
+    return Triggered(reply.json()["id"], sent)
+
+
+@dataclass
+class Phase:
+    runs: list[Triggered]
+    started: float
+    counts: dict[str, int]  # transactions committed by Conveyor's processes meanwhile
+    stages: dict[int, Any] = field(default_factory=dict)
+    xids: int | None = None  # PostgreSQL: write transactions, from the server
+    # PostgreSQL: transactions the bench itself made in the database during the phase
+    # (each connection's start-up counts one, each autocommit statement one).
+    own_transactions: int = 0
+    # Conveyor's committed write transactions: (role, began, done, changed).
+    timeline: list[list[Any]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        last = max(row[5] for row in self.stages.values()) / 1e6
+        return last - self.started
+
+    @property
+    def rate(self) -> float:
+        return len(self.runs) / self.seconds
+
+    def latencies(self) -> list[float]:
+        return [self.stages[r.run_id][5] / 1e6 - r.sent for r in self.runs]
+
+    def wait_shares(self) -> list[float]:
+        shares = []
+        for run in self.runs:
+            _, created, planning, queued, executing, completed, _ = self.stages[run.run_id]
+            waited = (planning - created) + (executing - queued)
+            shares.append(waited / 1e6 / (completed / 1e6 - run.sent))
+        return shares
+
+    def waits_ms(self, part: str = "both") -> list[float]:
+        """Per run, ms waited for a worker: before planning, before executing, or both."""
+        waits = []
+        for _, created, planning, queued, executing, _, _ in self.stages.values():
+            before_plan, before_exec = planning - created, executing - queued
+            wait = {"plan": before_plan, "exec": before_exec}.get(part, before_plan + before_exec)
+            waits.append(wait / 1000)
+        return waits
+
+    def handovers(self) -> tuple[list[tuple[float, float]], int]:
+        """Per run (one at a time), seconds from a hand-over's COMMIT to the next claim.
+
+        The run's write transactions that changed rows, in order: the API's that
+        created it, then the engine's claim for planning, plan, claim for
+        execution, outcome, finish. Returned: (created committed -> planning_at,
+        plan committed -> executing_at) per run, and how many runs did not show
+        exactly that sequence (left out).
+        """
+        gaps = []
+        odd = 0
+        ordered = sorted(self.runs, key=lambda r: r.sent)
+        for number, run in enumerate(ordered):
+            end = ordered[number + 1].sent if number + 1 < len(ordered) else float("inf")
+            mine = sorted(
+                (e for e in self.timeline if e[3] and run.sent <= e[2] < end), key=lambda e: e[2]
+            )
+            api = [e for e in mine if e[0] == "api"]
+            engine = [e for e in mine if e[0] == "engine worker"]
+            if len(api) != 1 or len(engine) != 5:
+                odd += 1
+                continue
+            _, _, planning, _, executing, _, _ = self.stages[run.run_id]
+            gaps.append((planning / 1e6 - api[0][2], executing / 1e6 - engine[1][2]))
+        return gaps, odd
+
+    def per_run(self, predicate: str) -> float:
+        matching = sum(v for k, v in self.counts.items() if predicate_match(k, predicate))
+        return matching / len(self.runs)
+
+
+def predicate_match(key: str, predicate: str) -> bool:
+    """`key` is role/kind/end[/changed]; `predicate` fields are ANDed, `*` matches anything."""
+    parts = key.split("/")
+    wanted = predicate.split("/")
+    return all(w == "*" or (i < len(parts) and parts[i] == w) for i, w in enumerate(wanted))
+
+
+def read_stages(target: Target, ids: list[int]) -> dict[int, Any]:
+    conn = target.connect()
+    marks = ", ".join([target.mark] * len(ids))
+    rows = conn.execute(
+        "SELECT id, created_at, planning_at, queued_for_execution_at, executing_at, "
+        f"completed_at, status FROM automation_runs WHERE id IN ({marks})",
+        ids,
+    ).fetchall()
+    conn.close()
+    failed = [row for row in rows if row[6] != "success"]
+    if failed or len(rows) != len(ids):
+        raise RuntimeError(f"{len(failed)} runs did not succeed: {failed[:3]}")
+    return {row[0]: row for row in rows}
+
+
+def xid_now(target: Target) -> int:
+    """The next transaction id PostgreSQL hands out (this probe takes one itself)."""
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def run_phase(target: Target, clients: int, *, count: int = 0, seconds: float = 0.0) -> Phase:
+    """`clients` closed-loop clients: `count` runs one at a time (clients=1), or for `seconds`."""
+    runs: list[Triggered] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    xid_before = xid_now(target) if target.backend == "postgresql" else None
+    before = target.counts()
+    started = time.time()
+    stop_at = time.monotonic() + seconds
+
+    with Finisher(target) as finisher:
+
+        def client_loop(number: int) -> None:
+            automation = target.automations[number]
+            headers = {"X-FilesAPI-Key": target.key}
+            try:
+                with httpx.Client(base_url=target.api, headers=headers, timeout=60) as client:
+                    done = 0
+                    while (count and done < count) or (seconds and time.monotonic() < stop_at):
+                        if count:
+                            time.sleep(0.1)  # every worker idle again, waiting for a wakeup
+                        made = trigger(client, automation)
+                        finisher.wait(made.run_id)
+                        with lock:
+                            runs.append(made)
+                        done += 1
+            except BaseException as exc:  # reported by the caller
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    phase = Phase(runs, started, count_delta(before, target.counts()))
+    phase.timeline = target.timeline
+    if xid_before is not None:
+        # Two probes: the one before took xid_before, the one after takes the last.
+        phase.xids = xid_now(target) - xid_before - 1
+    phase.stages = read_stages(target, [r.run_id for r in runs])
+    # Two xid probes and the stage read (a connection and a statement each), the
+    # finisher's connection and its polls.
+    phase.own_transactions = 2 * 2 + 2 + 1 + finisher.queries
+    return phase
+
+
+def pg_xact(target: Target) -> tuple[int, int]:
+    assert target.admin_dsn is not None
+    with psycopg.connect(target.admin_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = 'bench'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+# ------------------------------------------------------------------ setup
+
+
+def create_automations(target: Target, count: int) -> None:
+    headers = {"X-FilesAPI-Key": target.key}
+    with httpx.Client(base_url=target.api, headers=headers, timeout=30) as client:
+        for n in range(count):
+            reply = client.post(
+                f"{API}/automations",
+                json={
+                    "automation": "create_folder",
+                    "name": f"overhead {n}",
+                    "destinations": [f"made/overhead-{n}"],
+                },
+            )
+            reply.raise_for_status()
+            target.automations.append(reply.json()["id"])
+
+
+def wait_worker_started(process: CountedProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    log = Path(process.log.name)
+    while b"Conveyor worker started" not in log.read_bytes():
+        if process.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"conveyor worker did not start; see {log}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def conveyor(backend: str, clients: int) -> Iterator[Target]:
+    with ExitStack() as stack:
+        home = stack.enter_context(conveyor_home(backend, "conveyor-overhead"))
+        env = {**home.env, "CONVEYOR_RATE_LIMIT_RATE": "0"}
+        processes = []
+        # SQLite: the default embedded workers; PostgreSQL: none, the API only.
+        serve_env = {**env, "CONVEYOR_EMBEDDED_WORKERS": "0"} if backend == "postgresql" else env
+        serve = CountedProcess(["serve"], serve_env, home.path, "serve")
+        stack.callback(serve.stop)
+        processes.append(serve)
+        wait_healthy(home.api, serve)
+        if backend == "postgresql":
+            for n in range(2):
+                worker = CountedProcess(["worker"], env, home.path, f"worker-{n}")
+                stack.callback(worker.stop)
+                wait_worker_started(worker)
+                processes.append(worker)
+        target = Target(backend, home.url, home.api, home.key, processes, admin_dsn=home.admin_dsn)
+        create_automations(target, clients)
+        make_ceiling_table(target)
+        yield target
+
+
+# ------------------------------------------------------------------ report
+
+
+def describe_counts(counts: dict[str, int], runs: int) -> list[str]:
+    """One line per (role, kind, end, changed) with its count per run."""
+    lines = []
+    for key in sorted(counts):
+        if counts[key]:
+            lines.append(f"    {key:<52} {counts[key]:>6}  {counts[key] / runs:6.2f}/run")
+    return lines
+
+
+def measure(backend: str, args: argparse.Namespace) -> None:
+    print(f"\n== {backend} ==")
+    with conveyor(backend, args.clients) as target:
+        layout = (
+            "1 `conveyor serve`, 2 embedded workers"
+            if backend == "sqlite"
+            else "1 `conveyor serve` (0 embedded workers) + 2 `conveyor worker`"
+        )
+        print(f"{layout}; {args.clients} closed-loop clients for the throughput phase")
+        ratios: list[float] = []
+        writes: list[float] = []
+        latency_all: list[float] = []
+        shares_all: list[float] = []
+        waits_all: list[float] = []
+        gaps_all: list[tuple[float, float]] = []
+        idle_shares_all: list[float] = []
+        for round_number in range(1, args.rounds + 1):
+            one = ceiling(target, 1, args.ceiling_seconds)
+            two = ceiling(target, 2, args.ceiling_seconds)
+            best = max(one, two)
+            latency = run_phase(target, 1, count=args.latency_runs)
+            if backend == "postgresql":
+                time.sleep(STATS_SETTLE)
+                xact_before = pg_xact(target)
+                counts_before = target.counts()
+            load = run_phase(target, args.clients, seconds=args.seconds)
+            ratio = load.rate / best
+            ratios.append(ratio)
+            write_commits = load.per_run("*/write/commit")
+            writes.append(write_commits)
+            latency_all += latency.latencies()
+            shares_all += latency.wait_shares()
+            waits_all += latency.waits_ms()
+            gaps, odd = latency.handovers()
+            gaps_all += gaps
+            idle_shares_all += [
+                (plan + execute) / total
+                for (plan, execute), total in zip(gaps, latency.latencies(), strict=False)
+            ]
+            print(
+                f"round {round_number}: ceiling {one:,.0f} tx/s (1 connection), "
+                f"{two:,.0f} tx/s (2); {len(load.runs)} runs in {load.seconds:.2f} s = "
+                f"{load.rate:.1f} runs/s; runs/s / ceiling = {ratio:.5f} "
+                f"(1 run = {best / load.rate:,.0f} bare transactions' time)"
+            )
+            print(
+                f"  throughput phase, per run: {write_commits:.2f} write transactions "
+                f"committed ({load.per_run('engine worker/write/commit'):.2f} engine worker, "
+                f"{load.per_run('api/write/commit'):.2f} API), "
+                f"{load.per_run('*/read/commit'):.2f} read transactions, "
+                f"{load.per_run('*/write/rollback'):.2f} write rollbacks"
+            )
+            print(
+                "  of the write transactions, per run: changed rows "
+                f"{load.per_run('*/write/commit/changed'):.2f}, changed nothing (a claim "
+                f"that found no work) {load.per_run('*/write/commit/unchanged'):.2f}; "
+                f"pool checkouts {load.per_run('*/pool/checkout'):.2f}"
+            )
+            if load.xids is not None:
+                print(
+                    f"  server: {load.xids} transactions were assigned a transaction id "
+                    f"(wrote) = {load.xids / len(load.runs):.2f}/run"
+                )
+            if backend == "postgresql":
+                time.sleep(STATS_SETTLE)
+                xact_after = pg_xact(target)
+                settled = count_delta(counts_before, target.counts())
+                conveyor_commits = sum(
+                    v for k, v in settled.items() if predicate_match(k, "*/*/commit")
+                )
+                checkouts = sum(v for k, v in settled.items() if predicate_match(k, "*/pool"))
+                committed = xact_after[0] - xact_before[0]
+                print(
+                    f"  server: pg_stat_database xact_commit +{committed} "
+                    f"(xact_rollback +{xact_after[1] - xact_before[1]}) over the phase and "
+                    f"{STATS_SETTLE:.0f} s after it; less the bench's own "
+                    f"{load.own_transactions} (polls, probes): {committed - load.own_transactions}"
+                    f"; Conveyor's processes counted {conveyor_commits} commits (reads "
+                    f"included) and {checkouts} pool checkouts (each runs the pool's pre-ping, "
+                    "SELECT 1 in autocommit: one transaction more) in that window"
+                )
+            print(
+                f"  latency phase ({len(latency.runs)} runs one at a time): median "
+                f"{statistics.median(latency.latencies()) * 1000:.1f} ms trigger to finished, "
+                f"waiting for a worker {statistics.median(latency.waits_ms()):.1f} ms "
+                f"(before planning {statistics.median(latency.waits_ms('plan')):.1f}, before "
+                f"executing {statistics.median(latency.waits_ms('exec')):.1f}; median share "
+                f"{statistics.median(latency.wait_shares()) * 100:.1f} %); "
+                f"{latency.per_run('*/write/commit'):.2f} write transactions/run"
+            )
+            if gaps:
+                print(
+                    "  of those waits, from the COMMIT that handed the run over to the claim: "
+                    f"median {statistics.median(g[0] for g in gaps) * 1000:.2f} ms before "
+                    f"planning, {statistics.median(g[1] for g in gaps) * 1000:.2f} ms before "
+                    f"executing ({len(gaps)} runs; {odd} with another transaction sequence "
+                    "left out)"
+                )
+            if args.detail:
+                print("  throughput phase transactions by role/kind/end:")
+                print("\n".join(describe_counts(load.counts, len(load.runs))))
+                print("  latency phase transactions by role/kind/end:")
+                print("\n".join(describe_counts(latency.counts, len(latency.runs))))
+            sys.stdout.flush()
+        print(
+            f"{backend}: median runs/s / ceiling tx/s = {statistics.median(ratios):.5f}; "
+            f"median write transactions per run = {statistics.median(writes):.2f} (goal <= 8); "
+            f"trigger to finished: median {statistics.median(latency_all) * 1000:.1f} ms over "
+            f"{len(latency_all)} runs, waiting for a worker median "
+            f"{statistics.median(waits_all):.1f} ms = median share "
+            f"{statistics.median(shares_all) * 100:.1f} % (goal < 10 %)"
+        )
+        if gaps_all:
+            print(
+                f"{backend}: of the wait, after the hand-over's COMMIT: median "
+                f"{statistics.median(g[0] for g in gaps_all) * 1000:.2f} ms before planning + "
+                f"{statistics.median(g[1] for g in gaps_all) * 1000:.2f} ms before executing; "
+                f"median share of trigger to finished "
+                f"{statistics.median(idle_shares_all) * 100:.1f} % ({len(gaps_all)} runs)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput phase length")
+    parser.add_argument("--clients", type=int, default=4, help="closed-loop clients")
+    parser.add_argument("--latency-runs", type=int, default=15, help="one-at-a-time runs/round")
+    parser.add_argument("--ceiling-seconds", type=float, default=2.0)
+    parser.add_argument("--detail", action="store_true", help="transactions by thread role")
+    args = parser.parse_args()
+    print(f"command: .venv/bin/python {COMMAND} {' '.join(sys.argv[1:])}".rstrip())
+    print_machine()
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+        measure(backend, args)
+
+
+if __name__ == "__main__":
+    main()
