@@ -49,6 +49,7 @@ import httpx
 import psycopg
 
 from common import CountedProcess, conveyor_home, count_delta, print_machine, wait_healthy
+from conveyor.config import Settings
 from conveyor.engine.storage import Storage
 
 API = "/api/rest/v1"
@@ -93,7 +94,8 @@ def timed_cp(root: Path, name: str) -> float:
 def timed_storage_copy(root: Path, files: list[str], name: str) -> float:
     """The engine's own file action alone (`Storage.copy`: temp file, fsync, rename,
     fsync of the folder) over the tree, in this process: no database, no API."""
-    storage = Storage(root)
+    # The same durability setting the server runs with (CONVEYOR_DURABLE_WRITES).
+    storage = Storage(root, durable=Settings.from_env().durable_writes)
     started = time.perf_counter()
     for number, relative in enumerate(files):
         storage.copy(f"src/{relative}", f"{name}/{relative}", f"bench-{number}")

@@ -100,6 +100,7 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_lease_losses: int = 3
+    durable_writes: bool = False
     # Triggers (docs/triggers.md): scheduler pass interval, file-event debounce and rescan.
     scheduler_interval: float = 1.0
     watch_debounce: float = 1.0
@@ -143,6 +144,7 @@ class Settings:
             lease_seconds=_float(env, "CONVEYOR_LEASE_SECONDS", 30.0, minimum=0.1),
             poll_interval=_float(env, "CONVEYOR_POLL_INTERVAL", 1.0, minimum=0.01),
             max_lease_losses=_int(env, "CONVEYOR_MAX_LEASE_LOSSES", 3, minimum=1),
+            durable_writes=_bool(env, "CONVEYOR_DURABLE_WRITES", False),
             scheduler_interval=_float(env, "CONVEYOR_SCHEDULER_INTERVAL", 1.0, minimum=0.01),
             watch_debounce=_float(env, "CONVEYOR_WATCH_DEBOUNCE", 1.0, minimum=0.01),
             watch_rescan=_float(env, "CONVEYOR_WATCH_RESCAN", 300.0, minimum=1.0),

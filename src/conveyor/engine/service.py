@@ -102,7 +102,7 @@ def make_engine(settings: Settings, db: Database, clock: Clock | None = None) ->
         db=db,
         settings=settings,
         clock=clock or SystemClock(),
-        storage=Storage(settings.storage_root),
+        storage=Storage(settings.storage_root, durable=settings.durable_writes),
         hooks=Hooks.from_env(),
     )
 

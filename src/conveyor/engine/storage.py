@@ -3,8 +3,11 @@
 Every path an automation names is relative to the root. `resolve` follows
 symbolic links and refuses anything that lands outside the root, so no
 automation can read, write or delete a file elsewhere. Writes go to a temp
-file in the destination folder, are fsynced and renamed into place: a reader
-sees the old file or the whole new one, never half a file.
+file in the destination folder and are renamed into place: a reader sees the
+old file or the whole new one, never half a file, and a killed worker leaves
+nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
+and its folder are also fsynced before the outcome is recorded, so a finished
+operation survives a power loss too, at several times the cost per file.
 """
 
 from __future__ import annotations
@@ -39,8 +42,13 @@ def _fsync_folder(folder: Path) -> None:
 
 
 class Storage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, durable: bool = False) -> None:
         self.root = Path(os.path.realpath(root))
+        self.durable = durable
+
+    def _sync_folder(self, folder: Path) -> None:
+        if self.durable:
+            _fsync_folder(folder)
 
     def _inside(self, real: Path) -> bool:
         return real == self.root or real.is_relative_to(self.root)
@@ -119,7 +127,7 @@ class Storage:
             if real.is_dir():
                 return False  # made by someone else meanwhile: the goal holds
             raise
-        _fsync_folder(real.parent)
+        self._sync_folder(real.parent)
         return True
 
     def _clear_temps(self, folder: Path, tag: str) -> None:
@@ -128,7 +136,7 @@ class Storage:
             stale.unlink(missing_ok=True)
 
     def copy(self, source: str, destination: str, tag: str) -> int:
-        """Copy atomically (temp, fsync, rename); returns the bytes written.
+        """Copy atomically (temp, [fsync,] rename); returns the bytes written.
 
         `tag` names the operation, so a retry removes what a crashed attempt left.
         """
@@ -143,14 +151,15 @@ class Storage:
                 while chunk := reader.read(_CHUNK):
                     writer.write(chunk)
                     written += len(chunk)
-                writer.flush()
-                os.fsync(writer.fileno())
+                if self.durable:
+                    writer.flush()
+                    os.fsync(writer.fileno())
             shutil.copymode(src, temp)
             os.replace(temp, dst)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        _fsync_folder(dst.parent)
+        self._sync_folder(dst.parent)
         return written
 
     def move(self, source: str, destination: str, tag: str) -> None:
@@ -165,9 +174,9 @@ class Storage:
                 raise
             self.copy(source, destination, tag)
             src.unlink()
-        _fsync_folder(dst.parent)
+        self._sync_folder(dst.parent)
         if src.parent != dst.parent:
-            _fsync_folder(src.parent)
+            self._sync_folder(src.parent)
 
     def delete(self, relative: str) -> bool:
         """Delete the file (a link, not its target); False if it was already gone."""
@@ -176,5 +185,5 @@ class Storage:
             entry.unlink()
         except FileNotFoundError:
             return False
-        _fsync_folder(entry.parent)
+        self._sync_folder(entry.parent)
         return True
