@@ -70,6 +70,15 @@ def run_rows(runs: int, owners: list[int], now: int) -> Iterator[tuple[Any, ...]
             yield (automation_id, created + shift, runtime + shift, moved_completed, *rest)
 
 
+# The bulk load bypasses store.runs, which keeps run_daily_counts current for
+# the chart; the counts are then filled the way migration 0006 backfills them.
+BACKFILL_DAILY_COUNTS = (
+    "INSERT INTO run_daily_counts (automation_id, day, status, count) "
+    "SELECT automation_id, created_at / 86400000000, status, COUNT(*) FROM automation_runs "
+    "GROUP BY automation_id, created_at / 86400000000, status"
+)
+
+
 def prepare(url: str, now: int) -> tuple[list[int], str]:
     """Schema, owner, key and the automations, the store's way; all are scheduled, so
     their pages compute next times too. The first is the measured one; the others
@@ -112,6 +121,7 @@ def seeded(backend: str, runs: int, folder: Path) -> Iterator[Seeded]:
             f"INSERT INTO automation_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             run_rows(runs, ids, now),
         )
+        conn.execute(BACKFILL_DAILY_COUNTS)
         conn.execute("COMMIT")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -132,6 +142,7 @@ def seeded(backend: str, runs: int, folder: Path) -> Iterator[Seeded]:
             ):
                 for row in run_rows(runs, ids, now):
                     copy.write_row(row)
+            conn.execute(BACKFILL_DAILY_COUNTS)
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM (ANALYZE) automation_runs")
@@ -168,7 +179,7 @@ def measure(db: Seeded, rounds: int) -> None:
             return response
 
         # Checked once, outside the timing: the page shows the same runs as the API,
-        # and its chart counted every run of the automation in the 30 days.
+        # and its chart shows every run of the automation in the 30 days.
         first = page(UI_PAGE).text
         shown = [int(i) for i in re.findall(r'<tr data-run-id="(\d+)">', first)]
         assert shown == [r["id"] for r in api_page(UI_PAGE).json()], "UI and API disagree"
@@ -199,7 +210,7 @@ def measure(db: Seeded, rounds: int) -> None:
                 f"({verdict} the goal <= {GOAL:g})"
             )
         print(
-            f"{db.backend}: first render (chart counted, not cached), median of {len(cold)}: "
+            f"{db.backend}: first render (nothing cached), median of {len(cold)}: "
             f"{cold_s * 1000:.1f} ms / API page of {UI_PAGE} runs = {cold_ratio:.2f} "
             f"({'meets' if cold_ratio <= GOAL else 'misses'} the goal <= {GOAL:g})"
         )

@@ -1,4 +1,4 @@
-"""The numbers behind the pages: chart geometry, durations, runs per day and its cache,
+"""The numbers behind the pages: chart geometry, durations, runs per day as kept and recounted,
 the log's tail, on both databases where SQL is involved."""
 
 from __future__ import annotations
@@ -74,25 +74,35 @@ def test_runs_per_day_counts_by_utc_day_and_status(db: Database) -> None:
     ]
 
 
-def test_daily_counts_keep_past_days_for_a_minute_and_today_live(db: Database) -> None:
+def test_daily_counts_are_current_at_once_and_equal_the_recount(db: Database) -> None:
     clock = ManualClock(NOW)
     seed = Seeder(db, clock)
-    automation = seed.automation(seed.account("alice"))
+    alice = seed.account("alice")
+    automation, other = seed.automation(alice), seed.automation(alice)
     yesterday = seed.run(automation, created_at=NOW - DAY, stage=RunStage.EXECUTING)
-    cache = DailyCounts(ttl_seconds=60)
+    chart = DailyCounts()
 
     def counts() -> list[tuple[int, str, int]]:
         with db.read() as conn:
-            return sorted(cache.counts(conn, automation, TODAY, 30, clock.now()))
+            kept = sorted(chart.counts(conn, automation, TODAY, 30))
+            assert kept == sorted(run_views.runs_per_day(conn, automation, TODAY - 29, 30))
+            return kept
 
     assert counts() == [(TODAY - 1, "running", 1)]
     with db.write() as conn:
         runs_store.finish_run(conn, yesterday.id, clock.now())
     seed.run(automation, created_at=NOW, outcome=(1, 0))
-    # Today's new run shows at once; yesterday's finish once the minute is over.
-    assert counts() == [(TODAY - 1, "running", 1), (TODAY, "success", 1)]
-    clock.advance(60)
-    assert counts() == [(TODAY - 1, "success", 1), (TODAY, "success", 1)]
+    seed.run(automation, created_at=NOW, outcome=(1, 1))
+    seed.run(automation, created_at=NOW - 29 * DAY, outcome=(0, 1))  # first day of the chart
+    seed.run(automation, created_at=NOW - 30 * DAY, outcome=(0, 1))  # one day before it
+    seed.run(other, created_at=NOW, outcome=(1, 0))
+    # No cache: a past day's finish shows on the next read.
+    assert counts() == [
+        (TODAY - 29, "failure", 1),
+        (TODAY - 1, "success", 1),
+        (TODAY, "partial_failure", 1),
+        (TODAY, "success", 1),
+    ]
 
 
 def test_message_tail_keeps_the_last_lines_in_order(db: Database) -> None:

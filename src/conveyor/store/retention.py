@@ -3,12 +3,14 @@
 A batch is one short write transaction: up to N ids of finished runs whose
 retention has passed (found through the (automation_id, created_at, id)
 index: a run completed before the cutoff was also created before it), then
-their rows in every table that references runs, then the runs. Nothing
+their rows in every table that references runs, then the runs, taking
+them off the chart's per-day counts (run_daily_counts). Nothing
 reads or locks more than the batch, so the API and the engine interleave.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from conveyor.domain.retention import cutoff, log_expires_at, retention_days
 from conveyor.domain.runs import RunStage
+from conveyor.store.runs import DAY_US, add_daily_counts
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import metadata
@@ -81,10 +84,15 @@ def delete_runs(conn: Connection, ids: Sequence[int]) -> int:
         return 0
     for table, column in _children():
         conn.execute(delete(table).where(column.in_(finished)))
-    result = conn.execute(
-        delete(runs_t).where(runs_t.c.id.in_(finished), runs_t.c.run_stage == FINISHED)
-    )
-    return int(result.rowcount)
+    deleted = conn.execute(
+        delete(runs_t)
+        .where(runs_t.c.id.in_(finished), runs_t.c.run_stage == FINISHED)
+        .returning(runs_t.c.automation_id, runs_t.c.created_at, runs_t.c.status)
+    ).all()
+    # The chart's per-day counts lose exactly the deleted runs, in the same transaction.
+    gone = Counter((row.automation_id, row.created_at // DAY_US, row.status) for row in deleted)
+    add_daily_counts(conn, [(*key, -n) for key, n in sorted(gone.items())])
+    return len(deleted)
 
 
 def prune_batch(conn: Connection, now: int, default_days: int, limit: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
@@ -22,6 +23,7 @@ from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatu
 from conveyor.store.keyset import KeysetPage, keyset_page
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
+from conveyor.store.schema import run_daily_counts as daily_t
 from conveyor.store.schema import run_messages as messages_t
 from conveyor.store.users import User
 
@@ -44,6 +46,32 @@ RunRow = Any
 # or changed, inside the writer's transaction; conveyor.observability reports them.
 RunObserver = Callable[[Connection, AutomationRun | None, AutomationRun, dict[str, Any]], None]
 RUN_OBSERVERS: list[RunObserver] = []
+DAY_US = 86_400 * 1_000_000
+# Both dialects' insert() take on_conflict_do_update(index_elements=, set_=).
+_UPSERT_INSERTS: dict[str, Callable[..., Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def add_daily_counts(conn: Connection, changes: Sequence[tuple[int, int, str, int]]) -> None:
+    """Add (automation id, UTC day of created_at, status, delta) to run_daily_counts,
+    in the caller's transaction: one INSERT ... ON CONFLICT DO UPDATE (SQLite >= 3.24,
+    PostgreSQL). Counts that reach 0 stay as rows; readers skip them."""
+    if not changes:
+        return
+    statement = _UPSERT_INSERTS[conn.dialect.name](daily_t).values(
+        [
+            {"automation_id": automation_id, "day": day, "status": status, "count": delta}
+            for automation_id, day, status, delta in changes
+        ]
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[daily_t.c.automation_id, daily_t.c.day, daily_t.c.status],
+            set_={"count": daily_t.c.count + statement.excluded.count},
+        )
+    )
 
 
 def run_from_row(row: Sequence[Any]) -> AutomationRun:
@@ -76,6 +104,7 @@ def create_run(
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
     created = AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
+    add_daily_counts(conn, [(automation_id, created.created_at // DAY_US, created.status.value, 1)])
     for observer in RUN_OBSERVERS:
         observer(conn, None, created, extra)
     return created
@@ -115,6 +144,16 @@ def _apply(
         )
         if result.rowcount != 1:
             raise IllegalTransition(f"automation run {run_id} changed concurrently")
+        if before.status != after.status:
+            # Only finishing changes the status (running -> final); the counts move with it.
+            day = before.created_at // DAY_US
+            add_daily_counts(
+                conn,
+                [
+                    (before.automation_id, day, before.status.value, -1),
+                    (after.automation_id, day, after.status.value, 1),
+                ],
+            )
         for observer in RUN_OBSERVERS:
             observer(conn, before, after, {})
     return before, after

@@ -260,3 +260,16 @@ watched_files = Table(
     Column("inode", BigInteger, nullable=False),
     Column("seen_at", BigInteger, nullable=False),
 )
+
+# Runs per (automation, UTC day of created_at, status), kept current in the
+# transactions that create and finish runs and prune them (store.runs,
+# store.retention), so the automation page's chart reads at most 120 rows
+# instead of counting every run of 30 days. Rows may hold 0 (readers skip them).
+run_daily_counts = Table(
+    "run_daily_counts",
+    metadata,
+    Column("automation_id", ID, primary_key=True, autoincrement=False),
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -147,7 +147,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         page = runs_store.list_runs(conn, query)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         daily_counts: DailyCounts = request.app.state.web_daily_counts
-        per_day = daily_counts.counts(conn, target, today, CHART_DAYS, now)
+        per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
     next_url = prev_url = None
     if page.next_cursor is not None:
         token = context.codec.encode(query.scope, query.sort, page.next_cursor)
