@@ -23,12 +23,8 @@ from typing import Any
 from common import (
     SECRET,
     Seeded,
-    arguments,
-    backends,
     list_sql,
-    load_average,
-    print_machine,
-    seeded,
+    run_on_seeded,
 )
 
 
@@ -150,15 +146,11 @@ def measure(db: Seeded, repeat: int) -> None:
 
 
 def main() -> None:
-    args = arguments(
+    run_on_seeded(
         __doc__.splitlines()[0],
+        measure,
         repeat={"type": int, "default": 60, "help": "calls of each layer"},
     )
-    print_machine()
-    for backend in backends(args):
-        with seeded(backend, args.runs) as db:
-            measure(db, args.repeat)
-    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

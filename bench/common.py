@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import psycopg
 from sqlalchemy import event
@@ -371,18 +371,11 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{kind} server exited with {self.process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"{kind} server did not start") from None
-                time.sleep(0.05)
+        try:
+            wait_started(self.process, lambda: accepts(self.port), f"{kind} server")
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def pid(self) -> int:
@@ -603,21 +596,63 @@ class CountedProcess:
         self.log.close()
 
 
-def wait_healthy(url: str, process: CountedProcess, timeout: float = 60.0) -> None:
-    import httpx
+class Started(Protocol):
+    """A server subprocess and the file its output goes to."""
 
+    process: subprocess.Popen[Any]
+    log: IO[Any]
+
+
+def wait_started(
+    process: subprocess.Popen[Any], ready: Callable[[], bool], what: str, timeout: float = 60.0
+) -> None:
+    """Poll ready() until it holds; fail as soon as the process exits, or after timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        if process.process.poll() is not None:
-            raise RuntimeError(f"{process.process.args} exited; see {process.log.name}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        if ready():
+            return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer /healthz")
-        time.sleep(0.1)
+            raise RuntimeError(f"{what} did not start within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def healthy(url: str) -> bool:
+    """Whether the Conveyor server at url answers /healthz with 200."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_healthy(url: str, server: Started, timeout: float = 60.0) -> None:
+    what = f"{server.process.args} (log: {server.log.name})"
+    wait_started(server.process, lambda: healthy(url), what, timeout)
+
+
+def run_on_seeded(
+    description: str, measure: Callable[..., None], **options: dict[str, Any]
+) -> None:
+    """A benchmark's main: its options, the machine, then measure(db, *option values) on
+    each chosen backend's seeded database, in the order the options are given."""
+    args = arguments(description, **options)
+    print_machine()
+    for backend in backends(args):
+        with seeded(backend, args.runs) as db:
+            measure(db, *(getattr(args, name) for name in options))
+    print(f"load average at end: {load_average()}")
 
 
 @dataclass

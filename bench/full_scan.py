@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from common import Seeded, ServerProcess, arguments, backends, load_average, print_machine, seeded
+from common import Seeded, ServerProcess, run_on_seeded
 
 PER_PAGE = 10_000
 GOAL = 2.0
@@ -103,15 +103,11 @@ def measure(db: Seeded, walks: int) -> None:
 
 
 def main() -> None:
-    args = arguments(
+    run_on_seeded(
         __doc__.splitlines()[0],
+        measure,
         walks={"type": int, "default": 2, "help": "walks with each SDK, taking turns"},
     )
-    print_machine()
-    for backend in backends(args):
-        with seeded(backend, args.runs) as db:
-            measure(db, args.walks)
-    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

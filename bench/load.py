@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from common import print_machine
+from common import print_machine, wait_healthy
 from conveyor.store import migrate, users
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer, free_port
@@ -69,18 +69,7 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"conveyor serve exited; see {log}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("conveyor serve did not start")
-            time.sleep(0.1)
+        wait_healthy(self.url, self)
 
     def stop(self) -> None:
         self.process.terminate()

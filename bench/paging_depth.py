@@ -22,13 +22,9 @@ from common import (
     Seeded,
     ServerProcess,
     anchor_at,
-    arguments,
-    backends,
     interleaved_medians,
     list_sql,
-    load_average,
-    print_machine,
-    seeded,
+    run_on_seeded,
     signed_cursor,
 )
 
@@ -112,16 +108,12 @@ def measure(db: Seeded, rounds: int, offset_rounds: int) -> None:
 
 
 def main() -> None:
-    args = arguments(
+    run_on_seeded(
         __doc__.splitlines()[0],
+        measure,
         rounds={"type": int, "default": 50, "help": "timed calls of each keyset case"},
         offset_rounds={"type": int, "default": 7, "help": "timed calls of each OFFSET case"},
     )
-    print_machine()
-    for backend in backends(args):
-        with seeded(backend, args.runs) as db:
-            measure(db, args.rounds, args.offset_rounds)
-    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":
