@@ -25,15 +25,15 @@ from conveyor.cli.client import (
     ApiKeyOption,
     FormatOption,
     UrlOption,
+    list_params,
     make_client,
-    parse_sort,
 )
 from conveyor.cli.output import (
     EXIT_USAGE,
     OutputFormat,
     client_errors,
+    write_page,
     write_record,
-    write_records,
 )
 
 __all__ = ["AUTOMATION_TABLE_COLUMNS", "automations_app", "body_from_options", "register"]
@@ -256,11 +256,13 @@ def _table_ready(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_automation(automation: sdk.Automation, fmt: OutputFormat) -> None:
+def _record(automation: sdk.Automation, fmt: OutputFormat) -> dict[str, Any]:
     record = automation.to_json()
-    if fmt is OutputFormat.TABLE:
-        record = _table_ready(record)
-    write_record(record, sdk.AUTOMATION_FIELDS, fmt)
+    return _table_ready(record) if fmt is OutputFormat.TABLE else record
+
+
+def _write_automation(automation: sdk.Automation, fmt: OutputFormat) -> None:
+    write_record(_record(automation, fmt), sdk.AUTOMATION_FIELDS, fmt)
 
 
 @automations_app.command("create")
@@ -334,29 +336,22 @@ def list_automations(
 
     Without --all, one page is printed and the next page's cursor goes to stderr.
     """
-    params: dict[str, Any] = {}
-    if per_page is not None:
-        params["per_page"] = per_page
-    if cursor:
-        params["cursor"] = cursor
-    if sort_by:
-        params["sort_by"] = parse_sort(sort_by)
     filters: dict[str, Any] = {}
     if automation:
         filters["automation"] = automation
     if disabled is not None:
         filters["disabled"] = disabled
-    if filters:
-        params["filter"] = filters
     with make_client(url, api_key) as client, client_errors():
-        page = client.automation.list(params)
-        found = page.auto_paging_iter() if all_pages else iter(page)
-        records = (automation.to_json() for automation in found)
-        if fmt is OutputFormat.TABLE:
-            records = (_table_ready(record) for record in records)
-        write_records(records, sdk.AUTOMATION_FIELDS, fmt, AUTOMATION_TABLE_COLUMNS)
-        if not all_pages and page.next_cursor:
-            typer.echo(f"More automations follow: add --cursor {page.next_cursor}", err=True)
+        page = client.automation.list(list_params(per_page, cursor, sort_by, filters))
+        write_page(
+            page,
+            all_pages,
+            functools.partial(_record, fmt=fmt),
+            sdk.AUTOMATION_FIELDS,
+            fmt,
+            AUTOMATION_TABLE_COLUMNS,
+            "automations",
+        )
 
 
 @automations_app.command("get")

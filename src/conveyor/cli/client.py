@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from conveyor import sdk
-from conveyor.cli.output import OutputFormat, client_errors, write_record, write_records
+from conveyor.cli.output import OutputFormat, client_errors, write_page, write_record
 
 __all__ = ["DEFAULT_URL", "ApiKeyOption", "FormatOption", "UrlOption", "make_client", "register"]
 
@@ -61,6 +61,22 @@ def parse_sort(text: str) -> dict[str, str]:
     return {field: direction or "asc"}
 
 
+def list_params(
+    per_page: int | None, cursor: str | None, sort_by: str | None, filters: dict[str, Any]
+) -> dict[str, Any]:
+    """The paging, sort and filter parameters a list command sends; unset ones are left out."""
+    params: dict[str, Any] = {}
+    if per_page is not None:
+        params["per_page"] = per_page
+    if cursor:
+        params["cursor"] = cursor
+    if sort_by:
+        params["sort_by"] = parse_sort(sort_by)
+    if filters:
+        params["filter"] = filters
+    return params
+
+
 runs_app = typer.Typer(help="Automation runs on a Conveyor server.", no_args_is_help=True)
 
 
@@ -96,23 +112,21 @@ def list_runs(
 
     Without --all, one page is printed and the next page's cursor goes to stderr.
     """
-    params: dict[str, Any] = {"automation_id": automation_id}
-    if per_page is not None:
-        params["per_page"] = per_page
-    if cursor:
-        params["cursor"] = cursor
-    if sort_by:
-        params["sort_by"] = parse_sort(sort_by)
-    if status:
-        params["filter"] = {"status": status}
+    params = {
+        "automation_id": automation_id,
+        **list_params(per_page, cursor, sort_by, {"status": status} if status else {}),
+    }
     with make_client(url, api_key) as client, client_errors():
         page = client.automation_run.list(params)
-        runs = page.auto_paging_iter() if all_pages else iter(page)
-        write_records(
-            (run.to_json() for run in runs), sdk.AUTOMATION_RUN_FIELDS, fmt, RUN_TABLE_COLUMNS
+        write_page(
+            page,
+            all_pages,
+            sdk.AutomationRun.to_json,
+            sdk.AUTOMATION_RUN_FIELDS,
+            fmt,
+            RUN_TABLE_COLUMNS,
+            "runs",
         )
-        if not all_pages and page.next_cursor:
-            typer.echo(f"More runs follow: add --cursor {page.next_cursor}", err=True)
 
 
 @runs_app.command("get")

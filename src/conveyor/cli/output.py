@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import enum
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "client_errors",
     "error_line",
     "exit_code",
+    "write_page",
     "write_record",
     "write_records",
 ]
@@ -102,6 +103,23 @@ def write_records(
         for row in rows:
             table.add_row(*row)
         _print_table(table)
+
+
+def write_page(
+    page: sdk.ListObj[Any],
+    all_pages: bool,
+    to_record: Callable[[Any], Mapping[str, Any]],
+    fields: Sequence[str],
+    fmt: OutputFormat,
+    columns: Sequence[str],
+    noun: str,
+) -> None:
+    """Write a list command's records: the whole walk with `all_pages`, else this page and,
+    on stderr, the cursor that continues it."""
+    found = page.auto_paging_iter() if all_pages else iter(page)
+    write_records((to_record(item) for item in found), fields, fmt, columns)
+    if not all_pages and page.next_cursor:
+        typer.echo(f"More {noun} follow: add --cursor {page.next_cursor}", err=True)
 
 
 def write_record(record: Mapping[str, Any], fields: Sequence[str], fmt: OutputFormat) -> None:
