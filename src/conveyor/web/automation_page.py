@@ -16,9 +16,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from conveyor.api.context import ctx
-from conveyor.domain import errors
 from conveyor.domain.automations import Automation
-from conveyor.domain.listing import RunListQuery, Sort, parse_run_list_query, query_pairs
+from conveyor.domain.listing import (
+    Cursor,
+    RunListQuery,
+    Sort,
+    parse_run_list_query,
+    query_pairs,
+)
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import (
     human_readable_schedule,
@@ -26,12 +31,11 @@ from conveyor.domain.schedules import (
     schedule_of,
     upcoming_slots,
 )
-from conveyor.store import automations as automations_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
-from conveyor.web.automations_page import parse_id
+from conveyor.web.automations_page import parse_id, visible_automation
 from conveyor.web.daily_counts import DailyCounts
 from conveyor.web.templating import render
 
@@ -138,9 +142,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
     today = now // presentation.DAY_US
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
-        automation = automations_store.find_visible(conn, target, session.user)
-        if automation is None:
-            raise errors.NotFound(f"Automation {target} not found.")
+        automation = visible_automation(conn, target, session.user)
         query = parse_run_list_query(
             [("automation_id", str(target)), *pairs], context.codec, DEFAULT_PER_PAGE
         )
@@ -148,13 +150,13 @@ def automation_page(automation_id: str, request: Request) -> Response:
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         daily_counts: DailyCounts = request.app.state.web_daily_counts
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
-    next_url = prev_url = None
-    if page.next_cursor is not None:
-        token = context.codec.encode(query.scope, query.sort, page.next_cursor)
-        next_url = list_url(target, query, cursor=token)
-    if page.prev_cursor is not None:
-        token = context.codec.encode(query.scope, query.sort, page.prev_cursor)
-        prev_url = list_url(target, query, cursor=token)
+
+    def page_url(position: Cursor | None) -> str | None:
+        if position is None:
+            return None
+        token = context.codec.encode(query.scope, query.sort, position)
+        return list_url(target, query, cursor=token)
+
     durations = [
         (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
     ]
@@ -176,8 +178,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         runs=[run_line(row, now) for row in page.rows],
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
-        next_url=next_url,
-        prev_url=prev_url,
+        next_url=page_url(page.next_cursor),
+        prev_url=page_url(page.prev_cursor),
         reset_url=list_url(target, query, status=None),
         daily=daily,
         daily_svg=charts.daily_svg(daily),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,13 +13,14 @@ from starlette.responses import RedirectResponse, Response
 from conveyor.api.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation
-from conveyor.domain.listing import Sort
+from conveyor.domain.listing import Cursor, Sort
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as automations_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.runs import RunRow
+from conveyor.store.users import User
 from conveyor.web import session as cookies
 from conveyor.web.security import check_token, read_form
 from conveyor.web.templating import render
@@ -77,22 +78,19 @@ def automations_page(request: Request) -> Response:
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
         query = automations_store.AutomationListQuery(PER_PAGE, _SORT, None, None, None)
+        scope = query.scope(session.user)
         if token:
-            cursor = context.codec.decode(token, query.scope(session.user), _SORT, None)
-            query = automations_store.AutomationListQuery(PER_PAGE, _SORT, None, None, cursor)
+            query = replace(query, cursor=context.codec.decode(token, scope, _SORT, None))
         page = automations_store.list_automations(conn, session.user, query)
         found = [automations_store.automation_from_row(row) for row in page.rows]
         recent = run_views.recent_runs(conn, [a.id for a in found], STRIP_RUNS)
-    scope = query.scope(session.user)
-    next_url = prev_url = None
-    if page.next_cursor is not None:
-        next_url = "/automations?" + urlencode(
-            {"cursor": context.codec.encode(scope, _SORT, page.next_cursor)}
-        )
-    if page.prev_cursor is not None:
-        prev_url = "/automations?" + urlencode(
-            {"cursor": context.codec.encode(scope, _SORT, page.prev_cursor)}
-        )
+
+    def page_url(position: Cursor | None) -> str | None:
+        if position is None:
+            return None
+        return "/automations?" + urlencode({"cursor": context.codec.encode(scope, _SORT, position)})
+
+    next_url, prev_url = page_url(page.next_cursor), page_url(page.prev_cursor)
     return render(
         "automations.html",
         title="Automations",
@@ -104,6 +102,14 @@ def automations_page(request: Request) -> Response:
         prev_url=prev_url,
         strip_runs=STRIP_RUNS,
     )
+
+
+def visible_automation(conn: Any, automation_id: int, user: User) -> Automation:
+    """The automation `user` may see; a 404 page otherwise."""
+    found = automations_store.find_visible(conn, automation_id, user)
+    if found is None:
+        raise errors.NotFound(f"Automation {automation_id} not found.")
+    return found
 
 
 def parse_id(raw: str, what: str) -> int:
@@ -123,9 +129,7 @@ async def run_now(automation_id: str, request: Request) -> Response:
     def work(conn: Any) -> int:
         session = cookies.require_session(conn, request, context)
         check_token(form.get("csrf_token"), session.csrf_token)
-        found = automations_store.find_visible(conn, target, session.user)
-        if found is None:
-            raise errors.NotFound(f"Automation {target} not found.")
+        found = visible_automation(conn, target, session.user)
         if found.disabled:
             raise errors.AutomationDisabled(
                 f"Automation {target} is disabled; enable it before running it."
