@@ -163,7 +163,10 @@ def test_no_api_key_is_needed_and_none_leaks(
         assert response.status_code == 201
         assert alice.key not in response.text
         assert alice.key not in log_of(response.json())
-    for run in world.runs(hook["id"]):
+    runs = world.runs(hook["id"])
+    assert len(runs) == 3  # one per call: the stored requests below are the three calls
+    for run in runs:
+        assert run.payload is not None and run.payload["body"] == "plain words"
         assert alice.key not in json.dumps(run.payload)
     # The automation's own API answer is the only place the URL shows, and only to its owner.
     bob = Seeder(world.db).account("bob")

@@ -250,6 +250,29 @@ def test_run_page_shows_every_field_the_timeline_and_the_log(site: Site) -> None
         "<dt>Trigger</dt><dd>manual</dd>",
     ):
         assert text in html, text
+    # Every field, each under its own label (the seeded run was created, ran and
+    # finished in the same second).
+    shown = {
+        label: re.sub(r"<[^>]+>", "", value)
+        for label, value in re.findall(r"<dt>([^<]+)</dt><dd[^>]*>(.*?)</dd>", html, re.S)
+    }
+    at = "2023-11-14 22:11:50 UTC"
+    assert shown == {
+        "ID": str(run.id),
+        "Automation": f"Copier #{automation}",
+        "Status": "Partial failure partial_failure",
+        "Stage": "Finished finished",
+        "Created": at,
+        "Runtime": at,
+        "Completed": at,
+        "Duration": "0 ms",
+        "Trigger": "manual",
+        "Successful operations": "3",
+        "Failed operations": "1",
+        "Status messages": "Download the log (a signed link that works without signing in "
+        "until it expires)",
+    }
+    assert f'<a href="/automations/{automation}">Copier</a>' in html
     # User text is escaped, never markup.
     assert "Copied &lt;b&gt;a.txt&lt;/b&gt; &amp; more" in html
     # The finished page loads no script.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import httpx
@@ -10,6 +11,7 @@ from web_client import form_token
 from web_site import Site
 
 from conveyor.api.app import create_app
+from conveyor.domain.runs import RunStage
 from conveyor.store import users
 from conveyor.testing.server import ServerThread
 from conveyor.web.security import CSP
@@ -148,21 +150,30 @@ def test_signed_in_visit_to_sign_in_goes_on(site: Site) -> None:
 def test_security_headers_on_pages_static_files_and_errors(site: Site) -> None:
     alice = site.seed.account("alice")
     client = site.client()
+    running = site.seed.run(site.seed.automation(alice), stage=RunStage.EXECUTING)
     client.sign_in(alice.key)
     page = client.get("/automations")
+    run_page = client.get(f"/runs/{running.id}")  # an unfinished run's page loads a script
     css = client.get("/static/conveyor.css")
     missing = client.get("/no/such/page")
     sign_in = site.client().get("/sign-in")
-    for response in (page, css, missing, sign_in):
+    for response in (page, run_page, css, missing, sign_in):
         assert response.headers["content-security-policy"] == CSP
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
     assert "unsafe-inline" not in CSP and "unsafe-eval" not in CSP
     assert "script-src 'self'" in CSP and "frame-ancestors 'none'" in CSP
     assert page.headers["cache-control"] == "no-store"
-    # Pages load scripts only from files: no inline <script> body anywhere.
-    run_page_html = sign_in.text + page.text
-    assert "<script>" not in run_page_html
+    # Pages load scripts only from files: every <script> has a src and no body.
+    assert run_page.status_code == 200
+    html = sign_in.text + page.text + run_page.text + missing.text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I)
+    assert scripts, "the run page's live script is missing"
+    for attributes, body in scripts:
+        assert 'src="/static/' in attributes and body.strip() == "", (attributes, body)
+    assert html.lower().count("<script") == len(scripts)
+    assert re.search(r"\son[a-z]+\s*=", html, re.I) is None  # no inline event handlers
     # The API's own responses are left alone.
     api = client.get("/api/rest/v1/automation_runs")
     assert api.headers["content-type"] == "application/json"
