@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
-from conveyor.api.context import AppContext, ctx
+from conveyor.api.body import read_limited
+from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -22,7 +24,7 @@ from conveyor.domain.listing import (
     Sort,
     check_filter_fields,
     collect,
-    parse_int,
+    parse_id,
     parse_per_page,
     parse_sort,
     query_pairs,
@@ -88,18 +90,7 @@ def _respond(data: Any, status: int = 200) -> Response:
 
 async def _body(request: Request) -> dict[str, Any]:
     """The JSON object sent, read no further than MAX_BODY_BYTES."""
-    too_large = errors.RequestParamsInvalid(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_limited(request, MAX_BODY_BYTES, "The request body")
     if not raw.strip():
         return {}
     try:
@@ -111,13 +102,8 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _id(raw: str) -> int:
-    value = parse_int("id", raw, required=True)
-    assert value is not None
-    return value
-
-
-def _visible(context: AppContext, conn: Any, request: Request, automation_id: int) -> Automation:
+def visible_automation(conn: Connection, request: Request, automation_id: int) -> Automation:
+    """Authenticate, then the automation the caller may see; NotFound otherwise."""
     user = authenticate(conn, request)
     found = store.find_visible(conn, automation_id, user)
     if found is None:
@@ -182,18 +168,18 @@ async def create_automation(request: Request) -> Response:
 def find_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
-        found = _visible(context, conn, request, _id(automation_id))
+        found = visible_automation(conn, request, parse_id(automation_id))
     return _respond(encode_automation(found, context.base_url(request)))
 
 
 @router.patch("/automations/{automation_id}", summary="Update Automation")
 async def update_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
-    target = _id(automation_id)
+    target = parse_id(automation_id)
     body = await _body(request)
 
     def work(conn: Any) -> Automation:
-        current = _visible(context, conn, request, target)
+        current = visible_automation(conn, request, target)
         values = validate_fields(body, current)
         return store.update_automation(conn, current, values, context.clock.now())
 
@@ -204,10 +190,10 @@ async def update_automation(automation_id: str, request: Request) -> Response:
 @router.delete("/automations/{automation_id}", summary="Delete Automation", status_code=204)
 def delete_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
-    target = _id(automation_id)
+    target = parse_id(automation_id)
 
     def work(conn: Any) -> None:
-        _visible(context, conn, request, target)
+        visible_automation(conn, request, target)
         store.delete_automation(conn, target, context.clock.now())
 
     context.db.run_write(work)
@@ -220,10 +206,10 @@ def delete_automation(automation_id: str, request: Request) -> Response:
 def manual_run(automation_id: str, request: Request) -> Response:
     """Create a run now. Answers with the run (the official SDK ignores the body)."""
     context = ctx(request)
-    target = _id(automation_id)
+    target = parse_id(automation_id)
 
     def work(conn: Any) -> Any:
-        found = _visible(context, conn, request, target)
+        found = visible_automation(conn, request, target)
         if found.disabled:
             raise errors.AutomationDisabled(
                 f"Automation {target} is disabled; enable it before running it."

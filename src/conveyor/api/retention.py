@@ -16,14 +16,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
+from conveyor.api.automations import visible_automation
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY, AUTOMATION_RUN_SCHEMA, ERROR_SCHEMA
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import parse_int
+from conveyor.domain.listing import parse_id
 from conveyor.domain.retention import log_expires_at, retention_days
-from conveyor.store import automations as automations_store
 from conveyor.store import retention as store
 from conveyor.store import runs as runs_store
 
@@ -87,8 +87,7 @@ def find_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
         user = authenticate(conn, request)
-        parsed = parse_int("id", run_id, required=True)
-        assert parsed is not None
+        parsed = parse_id(run_id)
         row = runs_store.find_visible_run(conn, parsed, user)
         found = store.run_retention(conn, parsed) if row is not None else None
     if row is None or found is None:
@@ -120,12 +119,9 @@ def _retention_body(automation_id: int, override: int | None, default: int) -> b
 )
 def show_retention(automation_id: str, request: Request) -> Response:
     context = ctx(request)
-    target = parse_int("id", automation_id, required=True)
-    assert target is not None
+    target = parse_id(automation_id)
     with context.db.read() as conn:
-        user = authenticate(conn, request)
-        if automations_store.find_visible(conn, target, user) is None:
-            raise errors.NotFound(f"Automation {target} not found.")
+        visible_automation(conn, request, target)
         override = store.get_override(conn, target)
     body = _retention_body(target, override, context.settings.retention_days)
     return Response(body, media_type=JSON)
@@ -145,14 +141,11 @@ def show_retention(automation_id: str, request: Request) -> Response:
 )
 async def set_retention(automation_id: str, request: Request) -> Response:
     context = ctx(request)
-    target = parse_int("id", automation_id, required=True)
-    assert target is not None
+    target = parse_id(automation_id)
     days = _days(await request.body())
 
     def work(conn: Any) -> None:
-        user = authenticate(conn, request)
-        if automations_store.find_visible(conn, target, user) is None:
-            raise errors.NotFound(f"Automation {target} not found.")
+        visible_automation(conn, request, target)
         store.set_override(conn, target, days)
 
     context.db.run_write(work)

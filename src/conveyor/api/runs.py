@@ -16,7 +16,7 @@ from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import parse_int, parse_run_list_query, query_pairs
+from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
 from conveyor.store import automations as automations_store
 from conveyor.store import runs as runs_store
 
@@ -59,8 +59,7 @@ def find_automation_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
         user = authenticate(conn, request)
-        parsed = parse_int("id", run_id, required=True)
-        assert parsed is not None
+        parsed = parse_id(run_id)
         row = runs_store.find_visible_run(conn, parsed, user)
     if row is None:
         raise errors.NotFound(f"Automation Run {parsed} not found.")

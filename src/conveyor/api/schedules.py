@@ -12,14 +12,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.automations import visible_automation
 from conveyor.api.context import ctx
 from conveyor.api.runs import JSON
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import parse_int
+from conveyor.domain.listing import parse_id, parse_int
 from conveyor.domain.schedules import local_iso, schedule_of, upcoming_slots
-from conveyor.store import automations as store
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -36,18 +35,14 @@ def next_runs(
     count: str | None = Query(None, description=f"How many slots, 1..{MAX_COUNT} (default 10)."),
 ) -> Response:
     context = ctx(request)
-    target = parse_int("id", automation_id, required=True)
-    assert target is not None
+    target = parse_id(automation_id)
     wanted = parse_int("count", count, required=False)
     if wanted is None:
         wanted = 10
     if not 1 <= wanted <= MAX_COUNT:
         raise errors.RequestParamsInvalid(f"count must be between 1 and {MAX_COUNT}.")
     with context.db.read() as conn:
-        user = authenticate(conn, request)
-        automation = store.find_visible(conn, target, user)
-    if automation is None:
-        raise errors.NotFound(f"Automation {target} not found.")
+        automation = visible_automation(conn, request, target)
     schedule = None if automation.disabled else schedule_of(automation)
     slots = [] if schedule is None else upcoming_slots(schedule, context.clock.now(), wanted)
     body = [

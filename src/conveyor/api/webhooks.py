@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.domain import errors
@@ -39,20 +40,6 @@ LOG_QUERY_CHARS = 2_000
 
 def _not_found() -> errors.NotFound:
     return errors.NotFound("Webhook not found.")
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise errors.RequestParamsInvalid(f"The webhook body exceeds {MAX_BODY_BYTES} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.RequestParamsInvalid(f"The webhook body exceeds {MAX_BODY_BYTES} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _payload(request: Request, body: bytes) -> dict[str, Any]:
@@ -101,7 +88,7 @@ async def _trigger(secret: str, request: Request) -> Response:
     context = ctx(request)
     if not _SECRET.match(secret):
         raise _not_found()
-    body = await _read_body(request)
+    body = await read_limited(request, MAX_BODY_BYTES, "The webhook body")
     payload = _payload(request, body)
     client = request.client.host if request.client else None
 

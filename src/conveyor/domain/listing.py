@@ -122,6 +122,13 @@ def parse_int(
     return value
 
 
+def parse_id(raw: str) -> int:
+    """A record id from the URL path: a required positive integer."""
+    value = parse_int("id", raw, required=True)
+    assert value is not None
+    return value
+
+
 def parse_per_page(raw: str | None, default: int) -> int:
     if raw is None or raw == "":
         return default
