@@ -21,6 +21,7 @@ from conveyor.domain import errors
 from conveyor.domain.ratelimit import Bucket, decide
 from conveyor.store import ratelimit as store
 from conveyor.store.database import Database
+from conveyor.store.users import hash_key
 
 
 class Limiter(Protocol):
@@ -78,12 +79,13 @@ def make_limiter(settings: Settings, db: Database, clock: Clock) -> Limiter | No
     return DatabaseLimiter(db, clock, settings.rate_limit_rate, settings.rate_limit_burst)
 
 
-def enforce(request: Request, key_hash: str) -> None:
+def enforce(request: Request, api_key: str) -> None:
     """Raise TooManyRequests when the key's bucket is empty."""
     limiter: Limiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
         return
-    allowed, wait = limiter.take(key_hash)
+    # Buckets are keyed by the key's hash, so no raw key is kept (or stored).
+    allowed, wait = limiter.take(hash_key(api_key))
     if not allowed:
         raise errors.TooManyRequests(
             f"Too many requests for this API key; retry in {wait} s.", retry_after=wait
