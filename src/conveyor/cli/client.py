@@ -12,6 +12,11 @@ import typer
 
 from conveyor import sdk
 from conveyor.cli.output import OutputFormat, client_errors, write_page, write_record
+from conveyor.sdk.run_log import (
+    DEFAULT_FOLLOW_INTERVAL,
+    MAX_FOLLOW_INTERVAL,
+    MIN_FOLLOW_INTERVAL,
+)
 
 __all__ = ["DEFAULT_URL", "ApiKeyOption", "FormatOption", "UrlOption", "make_client", "register"]
 
@@ -151,8 +156,12 @@ def run_log(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option(min=0.05, max=60.0, help="Seconds between polls with --follow."),
-    ] = 1.0,
+        typer.Option(
+            min=MIN_FOLLOW_INTERVAL,
+            max=MAX_FOLLOW_INTERVAL,
+            help="Seconds between polls with --follow.",
+        ),
+    ] = DEFAULT_FOLLOW_INTERVAL,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
