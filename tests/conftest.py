@@ -7,25 +7,26 @@ fail with a message saying what to install.
 
 from __future__ import annotations
 
-import itertools
-import shutil
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import files_sdk
 import pytest
 
 from conveyor.api.app import create_app
+from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.store import migrate
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
+from suite_support import make_database_url, suite_settings
 
 BACKENDS = ["sqlite", "postgresql"]
-_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -52,20 +53,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, migrated database of the given backend for one test."""
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "conveyor.db"
-        shutil.copyfile(template, path)
-        return f"sqlite:///{path}"
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    name = f"test_{next(_names)}"
-    url = server.create_database(name, template="conveyor_template")
-    request.addfinalizer(lambda: server.drop_database(name))
-    return url
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -85,15 +72,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings.from_env(
-        {
-            "CONVEYOR_HOME": str(tmp_path / "home"),
-            "CONVEYOR_DATABASE_URL": database_url,
-            "CONVEYOR_EMBEDDED_WORKERS": "0",
-            # Suites send bursts faster than any client should; tests/ops tests the limits.
-            "CONVEYOR_RATE_LIMIT_RATE": "0",
-        }
-    )
+    return suite_settings(tmp_path / "home", database_url)
 
 
 @pytest.fixture
@@ -102,10 +81,28 @@ def seed(db: Database) -> Seeder:
 
 
 @pytest.fixture
-def server(settings: Settings, db: Database) -> Iterator[ServerThread]:
+def serve(settings: Settings, db: Database) -> Iterator[Callable[..., ServerThread]]:
+    """Start Conveyor's app over real HTTP on 127.0.0.1 with settings changed by keyword,
+    e.g. `serve(rate_limit_rate=1.0, clock=ManualClock())`; stopped after the test."""
+    started: list[ServerThread] = []
+
+    def start(
+        clock: Clock | None = None, database: Database | None = None, **changes: Any
+    ) -> ServerThread:
+        app = create_app(dataclasses.replace(settings, **changes), database or db, clock=clock)
+        server = ServerThread(app).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(serve: Callable[..., ServerThread]) -> ServerThread:
     """Conveyor's API served over real HTTP on 127.0.0.1."""
-    with ServerThread(create_app(settings, db)) as running:
-        yield running
+    return serve()
 
 
 # The official Files.com SDK keeps its settings in module globals; the `files`

@@ -7,7 +7,6 @@ times and every status, so each sort and filter has something to prove.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conveyor.clock import ManualClock
@@ -38,19 +37,6 @@ class World:
 
     def __repr__(self) -> str:
         return f"World({self.url}, {self.db.url.split(':')[0]})"
-
-
-def world_settings(home: Path, database_url: str, **env: str) -> Settings:
-    return Settings.from_env(
-        {
-            "CONVEYOR_HOME": str(home),
-            "CONVEYOR_DATABASE_URL": database_url,
-            "CONVEYOR_EMBEDDED_WORKERS": "0",
-            # Suites send bursts faster than any client should; tests/ops tests the limits.
-            "CONVEYOR_RATE_LIMIT_RATE": "0",
-            **env,
-        }
-    )
 
 
 def seed_world(url: str, db: Database, clock: ManualClock, settings: Settings) -> World:

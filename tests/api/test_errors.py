@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from api_http import API, Reply, assert_error, fetch, snapshot
-from api_world import World, world_settings
+from api_world import World
 
 from conveyor.api.app import create_app
 from conveyor.config import Settings
@@ -21,6 +21,7 @@ from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
+from suite_support import suite_settings
 
 UNKNOWN_KEY = "0" * 64
 MISSING_ID = 9_000_000
@@ -243,7 +244,7 @@ def test_what_is_hidden_from_others_is_visible_to_owner_and_admin(world: World) 
 
 def test_cursor_signed_under_another_secret_is_invalid(world: World, tmp_path: Path) -> None:
     """A second server on the same database, with its own CONVEYOR_SECRET_KEY."""
-    other = world_settings(tmp_path, world.settings.database_url, CONVEYOR_SECRET_KEY="another")
+    other = suite_settings(tmp_path, world.settings.database_url, CONVEYOR_SECRET_KEY="another")
     query = f"automation_id={world.a}&per_page=2"
     with ServerThread(create_app(other, world.db, clock=world.clock)) as second:
         reply = fetch(second.url, runs_url(query), world.alice.key)

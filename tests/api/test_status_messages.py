@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from api_http import API, Reply, assert_error, fetch, snapshot
-from api_world import World, world_settings
+from api_world import World
 
 from conveyor.api.app import create_app
 from conveyor.clock import ManualClock
@@ -17,6 +17,7 @@ from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
+from suite_support import suite_settings
 
 NOT_AUTHORIZED = "not-authorized/not-authorized"
 
@@ -78,7 +79,7 @@ def test_log_is_plain_text_readable_without_a_key(world: World) -> None:
 
 
 def test_configured_public_url_is_the_origin(world: World, tmp_path: Path) -> None:
-    public = world_settings(
+    public = suite_settings(
         tmp_path, world.settings.database_url, CONVEYOR_PUBLIC_URL="https://runs.example.com/"
     )
     run = world.runs[world.a][0]
@@ -130,7 +131,7 @@ def test_bad_signature_is_403(world: World, case: str) -> None:
 
 
 def test_signature_from_another_secret_is_403(world: World, tmp_path: Path) -> None:
-    other = world_settings(tmp_path, world.settings.database_url, CONVEYOR_SECRET_KEY="another")
+    other = suite_settings(tmp_path, world.settings.database_url, CONVEYOR_SECRET_KEY="another")
     run = world.runs[world.a][0]
     with ServerThread(create_app(other, world.db, clock=world.clock)) as second:
         foreign = messages_url(second.url, world.alice.key, run.id)

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from cli_world import CliWorld, seed_cli_world
 
-from conveyor.api.app import create_app
 from conveyor.clock import ManualClock
-from conveyor.config import Settings
-from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
 
 
 @pytest.fixture
-def api(settings: Settings, db: Database) -> Iterator[ServerThread]:
+def api(serve: Callable[..., ServerThread]) -> ServerThread:
     """The API over real HTTP; its clock never moves, so every answer signs URLs the same way
     and the CLI's output can be compared with the API's own answer byte for byte."""
-    with ServerThread(create_app(settings, db, clock=ManualClock())) as running:
-        yield running
+    return serve(clock=ManualClock())
 
 
 @pytest.fixture
