@@ -22,6 +22,12 @@ from conveyor.store import runs as run_store
 from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
+# The level of a run's last log line follows its final status.
+_LEVELS = {
+    lifecycle.RunStatus.SUCCESS: lifecycle.MessageLevel.INFO,
+    lifecycle.RunStatus.PARTIAL_FAILURE: lifecycle.MessageLevel.WARNING,
+    lifecycle.RunStatus.FAILURE: lifecycle.MessageLevel.ERROR,
+}
 
 
 def execute_run(engine: EngineContext, claim: Claim) -> None:
@@ -90,14 +96,5 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim) -> None:
         f"operation{'' if run.successful_operations == 1 else 's'} succeeded, "
         f"{run.failed_operations} failed."
     )
-    level = (
-        lifecycle.MessageLevel.INFO
-        if run.failed_operations == 0
-        else (
-            lifecycle.MessageLevel.WARNING
-            if run.successful_operations
-            else lifecycle.MessageLevel.ERROR
-        )
-    )
-    run_store.finish_run(conn, claim.run_id, now, message=message, level=level)
+    run_store.finish_run(conn, claim.run_id, now, message=message, level=_LEVELS[status])
     engine_store.end_lease(conn, claim.run_id, claim.worker_id)

@@ -73,7 +73,6 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         )
         if lost:
             runevents.lease_lost(conn)
-        pending = engine_store.count_operations(conn, found.id, "pending")
         if lost and losses > limit:
             engine_store.abort_run(
                 conn,
@@ -88,6 +87,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         if found.run_stage is RunStage.PLANNING:
             rest = "plans again from scratch (nothing of the earlier plan was saved)"
         else:
+            pending = engine_store.count_operations(conn, found.id, "pending")
             rest = f"resumes with the {_ops(pending)} not yet done"
         if lost:
             text = (

@@ -422,7 +422,6 @@ class Watcher:
             return []
         threshold = time.time_ns() - int(self.debounce * 1e9)
         disk: dict[str, FileState] = {}
-        unsettled: set[str] = set()
         subtrees: list[str] = list(folders)
         exact: list[str] = []
         for path in sorted(paths):
@@ -441,12 +440,10 @@ class Watcher:
             for state, temp in walk(self.root, folder):
                 if not temp:
                     disk[state.path] = state
-        disk_unsettled: dict[str, FileState] = {}
-        for path, state in list(disk.items()):
-            if state.mtime_ns > threshold:
-                # Written less than a debounce interval ago: look again later.
-                unsettled.add(path)
-                disk_unsettled[path] = disk.pop(path)
+        # Written less than a debounce interval ago: look again later.
+        unsettled = {p: s for p, s in disk.items() if s.mtime_ns > threshold}
+        for path in unsettled:
+            del disk[path]
         if unsettled:
             self.note(unsettled)
         automations = self.automations
@@ -462,7 +459,7 @@ class Watcher:
                 seen.pop(path, None)
             # A file renamed right after it was written: keep its old path for
             # later too, so the two halves are compared together (a `move`).
-            young = {s.inode for p, s in disk_unsettled.items()}
+            young = {s.inode for s in unsettled.values()}
             for path in [p for p, s in seen.items() if s.inode in young and p not in disk]:
                 seen.pop(path)
                 self.note([path])
