@@ -11,8 +11,7 @@ from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
-from conveyor.web import presentation
-from conveyor.web.daily_counts import DailyCounts
+from conveyor.web import daily_counts, presentation
 
 DAY = presentation.DAY_US
 TODAY = NOW // DAY
@@ -80,11 +79,10 @@ def test_daily_counts_are_current_at_once_and_equal_the_recount(db: Database) ->
     alice = seed.account("alice")
     automation, other = seed.automation(alice), seed.automation(alice)
     yesterday = seed.run(automation, created_at=NOW - DAY, stage=RunStage.EXECUTING)
-    chart = DailyCounts()
 
     def counts() -> list[tuple[int, str, int]]:
         with db.read() as conn:
-            kept = sorted(chart.counts(conn, automation, TODAY, 30))
+            kept = sorted(daily_counts.counts(conn, automation, TODAY, 30))
             assert kept == sorted(run_views.runs_per_day(conn, automation, TODAY - 29, 30))
             return kept
 

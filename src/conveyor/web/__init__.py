@@ -12,7 +12,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from conveyor.web import automation_page, automations_page, run_page, sign_in
-from conveyor.web.daily_counts import DailyCounts
 from conveyor.web.error_pages import error_page
 from conveyor.web.security import SECURITY_HEADERS, SecurityHeadersMiddleware
 from conveyor.web.session import SignInRequired, sign_in_url
@@ -28,7 +27,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
     app.state.html_error_page = error_page
-    app.state.web_daily_counts = DailyCounts()
 
     @app.exception_handler(SignInRequired)
     async def _sign_in_first(request: Request, exc: SignInRequired) -> Response:

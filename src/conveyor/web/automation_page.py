@@ -33,10 +33,9 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
-from conveyor.web import charts, presentation
+from conveyor.web import charts, daily_counts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id, visible_automation
-from conveyor.web.daily_counts import DailyCounts
 from conveyor.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -148,7 +147,6 @@ def automation_page(automation_id: str, request: Request) -> Response:
         )
         page = runs_store.list_runs(conn, query)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
-        daily_counts: DailyCounts = request.app.state.web_daily_counts
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 
     def page_url(position: Cursor | None) -> str | None:

@@ -12,11 +12,8 @@ from sqlalchemy.engine import Connection
 from conveyor.store.run_views import kept_runs_per_day
 
 
-class DailyCounts:
-    """One per app (app.state); it holds nothing, the counts live in the database."""
-
-    def counts(
-        self, conn: Connection, automation_id: int, today: int, days: int
-    ) -> list[tuple[int, str, int]]:
-        """(day, status, runs) for the `days` days ending today; only non-zero counts."""
-        return kept_runs_per_day(conn, automation_id, today - days + 1, days)
+def counts(
+    conn: Connection, automation_id: int, today: int, days: int
+) -> list[tuple[int, str, int]]:
+    """(day, status, runs) for the `days` days ending today; only non-zero counts."""
+    return kept_runs_per_day(conn, automation_id, today - days + 1, days)
