@@ -134,6 +134,10 @@ def test_log_expires_at_in_conveyors_own_api(serve: Serve, seed: Seeder) -> None
         reply = httpx.put(url, headers=key, json=bad)
         assert reply.status_code == 400, bad
     assert httpx.put(url, headers=key, content=b"{").status_code == 400
+    oversized = httpx.put(url, headers=key, content=b'{"retention_days": 1' + b" " * 10_000 + b"}")
+    assert oversized.status_code == 400
+    assert oversized.json()["error"] == "The request body exceeds 4096 bytes."
+    assert show(finished.id)["log_expires_at"] is None  # the refused body changed nothing
     other = {"X-FilesAPI-Key": bob.key}
     assert httpx.get(url, headers=other).status_code == 404
     assert (

@@ -17,6 +17,7 @@ from web_site import NOW, Site
 
 from conveyor.domain.runs import RunStage
 from conveyor.store import automations as automations_store
+from conveyor.store import retention as retention_store
 from conveyor.store import runs as runs_store
 from conveyor.testing.seed import Account
 
@@ -269,6 +270,8 @@ def test_run_page_shows_every_field_the_timeline_and_the_log(site: Site) -> None
         "Trigger": "manual",
         "Successful operations": "3",
         "Failed operations": "1",
+        # Retention's default of 90 days after completion (CONVEYOR_RETENTION_DAYS).
+        "Log kept until": "2024-02-12 22:11:50 UTC",
         "Status messages": "Download the log (a signed link that works without signing in "
         "until it expires)",
     }
@@ -444,3 +447,18 @@ def test_run_of_a_deleted_automation_stays_readable(site: Site) -> None:
     assert f'href="/automations/{automation}"' not in html
     assert client.get(f"/automations/{automation}").status_code == 404
     assert "Gone soon" not in client.get("/automations").text
+
+
+def test_run_page_shows_when_the_log_expires_only_once_known(site: Site) -> None:
+    client, alice = signed_in(site)
+    automation = site.seed.automation(alice, "Keeper")
+    running = site.seed.run(automation, stage=RunStage.EXECUTING)
+    assert "Log kept until" not in client.get(f"/runs/{running.id}").text
+    finished = site.seed.run(automation, created_at=NOW - 90 * SECOND, outcome=(1, 0))
+    with site.seed.db.write() as conn:
+        retention_store.set_override(conn, automation, 0)  # keep this automation's runs forever
+    html = client.get(f"/runs/{finished.id}").text
+    assert (
+        '<dt>Log kept until</dt><dd data-field="log_expires_at">forever (retention off)</dd>'
+        in (html)
+    )

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
 from conveyor.api.automations import visible_automation
+from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY, AUTOMATION_RUN_SCHEMA, ERROR_SCHEMA
 from conveyor.api.runs import JSON, encoder_for
@@ -60,6 +61,10 @@ RETENTION_BODY: dict[str, Any] = {
     "required": ["retention_days"],
     "properties": {"retention_days": {**_NULLABLE_INT, "maximum": MAX_RETENTION_DAYS}},
 }
+
+
+# A retention body is one small JSON object.
+MAX_BODY_BYTES = 4096
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -142,7 +147,7 @@ def show_retention(automation_id: str, request: Request) -> Response:
 async def set_retention(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(automation_id)
-    days = _days(await request.body())
+    days = _days(await read_limited(request, MAX_BODY_BYTES, "The request body"))
 
     def work(conn: Any) -> None:
         visible_automation(conn, request, target)

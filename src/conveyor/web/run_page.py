@@ -20,6 +20,7 @@ from conveyor.api.runs import encoder_for
 from conveyor.domain import errors
 from conveyor.domain.runs import RunStage
 from conveyor.store import automations as automations_store
+from conveyor.store import retention as retention_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.web import presentation
@@ -120,6 +121,7 @@ def run_page(run_id: str, request: Request) -> Response:
         automation = automations_store.get_automation(conn, row[1])
         times = run_views.stage_times(conn, target)
         lines, truncated = run_views.message_tail(conn, target, LOG_LINES)
+        log_expires_at = retention_store.log_expiry(conn, target, context.settings.retention_days)
     now = context.clock.now()
     fields = run_fields(row, now)
     return render(
@@ -137,6 +139,7 @@ def run_page(run_id: str, request: Request) -> Response:
         truncated=truncated,
         last_message_id=lines[-1][0] if lines else 0,
         log_url=encoder_for(context, request).status_messages_url(target),
+        log_expires_at=log_expires_at,
         poll_ms=int(POLL_SECONDS * 1000),
         max_lines=LOG_LINES,
     )
