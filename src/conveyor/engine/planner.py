@@ -320,4 +320,7 @@ def _commit(
     )
     engine_store.insert_messages(conn, run_id, now, lines)
     run_store.advance_stage(conn, run_id, RunStage.QUEUED_FOR_EXECUTION)
-    engine_store.end_lease(conn, run_id, worker, RunStage.QUEUED_FOR_EXECUTION, now)
+    # Stamped after the plan's rows are written: the run waits for a worker from
+    # (about) here, not from the start of this transaction.
+    queued_at = engine.clock.now()
+    engine_store.end_lease(conn, run_id, worker, RunStage.QUEUED_FOR_EXECUTION, queued_at)
