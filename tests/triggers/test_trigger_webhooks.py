@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -175,6 +175,32 @@ def test_no_api_key_is_needed_and_none_leaks(
     )
     assert hidden.status_code == 404
     assert hook["webhook_url"].rsplit("/", 1)[1] not in hidden.text
+
+
+def test_each_webhook_has_its_own_rate_limit(
+    serve: Callable[..., ServerThread], alice: Account, world: World, clock: ManualClock
+) -> None:
+    # Webhook calls carry no API key; each automation's webhook has a token bucket of its own.
+    live = serve(clock=clock, rate_limit_rate=0.5, rate_limit_burst=2)
+    first = create(live, alice, trigger="webhook")
+    second = create(live, alice, trigger="webhook")
+    answers = [httpx.post(first["webhook_url"]) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    refused = answers[2]
+    assert refused.headers["Retry-After"] == "2"  # one token at 0.5 per second
+    body = refused.json()
+    assert set(body) == ERROR_KEYS
+    assert body["type"] == "rate-limited/too-many-requests"
+    assert body["error"] == "Too many requests for this webhook; retry in 2 s."
+    assert body["instance"] == refused.headers["X-Request-Id"]
+    assert len(world.runs(first["id"])) == 2, "the refused call created no run"
+    # Another webhook is not affected; made-up secrets are still 404, never 429.
+    assert httpx.post(second["webhook_url"]).status_code == 201
+    for _ in range(3):
+        assert_not_found(httpx.post(f"{live.url}{API}/webhooks/{'0' * 48}"))
+    clock.advance(2)
+    assert httpx.post(first["webhook_url"]).status_code == 201
+    assert len(world.runs(first["id"])) == 3
 
 
 def test_binary_and_oversized_bodies(live: ServerThread, alice: Account, world: World) -> None:

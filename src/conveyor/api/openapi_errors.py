@@ -22,6 +22,8 @@ ERROR_ANSWERS = {
     "429": "Rate limited; see Retry-After",
 }
 KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
+# Keyless operations that still have a token bucket (one per automation's webhook).
+RATE_LIMITED_KEYLESS = ("/api/rest/v1/webhooks/",)
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -39,7 +41,10 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             responses = operation["responses"]
             responses.pop("422", None)
-            for code, description in (KEYLESS_ANSWERS if keyless else ERROR_ANSWERS).items():
+            answers = KEYLESS_ANSWERS if keyless else ERROR_ANSWERS
+            if path.startswith(RATE_LIMITED_KEYLESS):
+                answers = {**answers, "429": ERROR_ANSWERS["429"]}
+            for code, description in answers.items():
                 responses.setdefault(code, _error(description))
             if not keyless:
                 operation.setdefault("security", API_KEY)

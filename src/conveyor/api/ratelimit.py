@@ -1,4 +1,5 @@
-"""Per-API-key rate limits: a token bucket per key, checked right after authentication.
+"""Rate limits: a token bucket per API key, checked right after authentication, and one
+per automation's webhook, checked once its secret matched.
 
 Two limiters follow the same arithmetic (conveyor.domain.ratelimit):
 `MemoryLimiter` keeps buckets in this process (the SQLite deployment, one
@@ -26,7 +27,8 @@ from conveyor.store.users import hash_key
 
 class Limiter(Protocol):
     def take(self, key: str) -> tuple[bool, int]:
-        """Take a token for `key` (the API key's hash): (allowed, Retry-After seconds)."""
+        """Take a token for `key` (an API key's hash, or a webhook's bucket name):
+        (allowed, Retry-After seconds)."""
         ...
 
 
@@ -81,12 +83,26 @@ def make_limiter(settings: Settings, db: Database, clock: Clock) -> Limiter | No
 
 def enforce(request: Request, api_key: str) -> None:
     """Raise TooManyRequests when the key's bucket is empty."""
+    # Buckets are keyed by the key's hash, so no raw key is kept (or stored).
+    _take(request, hash_key(api_key), "this API key")
+
+
+def enforce_webhook(request: Request, automation_id: int) -> None:
+    """Raise TooManyRequests when the automation's webhook bucket is empty.
+
+    Webhook calls carry no API key: each automation's webhook has a bucket of
+    its own (same rate and burst), taken only once the secret has matched, so
+    calls with made-up secrets create no buckets.
+    """
+    _take(request, f"webhook:{automation_id}", "this webhook")
+
+
+def _take(request: Request, bucket: str, whose: str) -> None:
     limiter: Limiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
         return
-    # Buckets are keyed by the key's hash, so no raw key is kept (or stored).
-    allowed, wait = limiter.take(hash_key(api_key))
+    allowed, wait = limiter.take(bucket)
     if not allowed:
         raise errors.TooManyRequests(
-            f"Too many requests for this API key; retry in {wait} s.", retry_after=wait
+            f"Too many requests for {whose}; retry in {wait} s.", retry_after=wait
         )

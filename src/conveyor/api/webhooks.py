@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from conveyor.api import ratelimit
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
@@ -96,6 +97,7 @@ async def _trigger(secret: str, request: Request) -> Response:
         automation = store.find_webhook_automation(conn, secret)
         if automation is None or automation.disabled:
             raise _not_found()
+        ratelimit.enforce_webhook(request, automation.id)
         run_id = store.create_triggered_run(
             conn,
             automation.id,
