@@ -24,7 +24,7 @@ from conveyor.engine.leases import Claim
 from conveyor.engine.planner import plan_run
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
-from conveyor.store.engine import LeaseLost
+from conveyor.store.engine import LeaseLost, OperationOutcome
 
 
 class Crash(Exception):
@@ -103,9 +103,10 @@ def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World
 
 def test_execution_resumes_with_only_the_pending_operations(world: World) -> None:
     run_id = world.run(copy_automation(world, 6))
-    dead = world.worker("dead", hooks=crash_at_operation(3))
+    # Batches of 2: operations 1 and 2 commit together; 3 is copied but not committed.
+    dead = world.worker("dead", hooks=crash_at_operation(3), outcome_batch_size=2)
     assert dead.step()  # plan
-    assert dead.step()  # execute: operations 1 and 2 commit; 3 is copied but not committed
+    assert dead.step()  # execute, until it dies after operation 3's copy
     view = world.view(run_id)
     assert view.run.run_stage is RunStage.EXECUTING
     assert (view.run.successful_operations, view.lease.lease_owner) == (2, "dead")
@@ -167,16 +168,12 @@ def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> N
     with world.db.read() as conn:
         first = engine_store.pending_operations(conn, run_id)[0]
     with pytest.raises(LeaseLost), world.db.write() as conn:
-        engine_store.complete_operation(
+        engine_store.complete_operations(
             conn,
             run_id,
-            first.id,
             "stale",
             world.clock.now() + 10**6,
-            state="done",
-            succeeded=True,
-            now=world.clock.now(),
-            message="should not appear",
+            [OperationOutcome(first.id, "done", True, world.clock.now(), "should not appear")],
         )
     with world.db.write() as conn:
         assert not engine_store.extend_lease(conn, run_id, "stale", world.clock.now())
