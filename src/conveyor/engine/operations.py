@@ -164,7 +164,7 @@ def _perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None
 def _copy(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:
     src, dst = op.source, op.destination
     assert src is not None and dst is not None
-    real_dst = storage.resolve(dst)  # refuse an escaping destination even when skipping
+    real_dst = storage.real(dst)  # refuse an escaping destination even when skipping
     gone = Outcome(State.FAILED, f"Could not copy {src} to {dst}: {src} no longer exists.")
     if op.action is Action.SKIP:
         if storage.size(src) is None:
@@ -174,7 +174,7 @@ def _copy(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -
             f"Skipped copying {src}: {dst} already exists with the same size "
             f"({_bytes(op.old_size)}).",
         )
-    written = storage.copy_resolved(storage.resolve(src), real_dst, tag, folders)
+    written = storage.copy_resolved(storage.real(src), real_dst, tag, folders)
     if written is None:
         return gone
     if op.action is Action.OVERWRITE:

@@ -12,6 +12,7 @@ operation survives a power loss too, at several times the cost per file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -138,7 +139,7 @@ class Storage:
             else os.path.realpath
         )
 
-    def _sync_folder(self, folder: Path, later: set[str] | None = None) -> None:
+    def _sync_folder(self, folder: Path | str, later: set[str] | None = None) -> None:
         """When durable: fsync `folder` now, or add it to `later` for `sync_folders`."""
         if self.durable:
             if later is None:
@@ -161,6 +162,10 @@ class Storage:
         Folders that do not exist yet resolve lexically, which is where they
         will be created.
         """
+        return Path(self.real(relative))
+
+    def real(self, relative: str) -> str:
+        """`resolve`, as a string (no Path built: for the per-file work of a run)."""
         if relative.startswith("/") or ".." in relative.split("/"):
             raise PathEscape(f"'{relative}' is not a path inside the storage root")
         real = self._realpath(f"{self._prefix}{relative}" if relative else self._root)
@@ -168,7 +173,7 @@ class Storage:
             raise PathEscape(
                 f"'{relative}' resolves outside the storage root (through a symbolic link)"
             )
-        return Path(real)
+        return real
 
     def entry(self, relative: str) -> Path:
         """The directory entry itself (a link stays a link), after checking where it points.
@@ -284,13 +289,13 @@ class Storage:
         `tag` names the operation (a retry's temp file never collides with an
         earlier attempt's). `folders`: see `copy_resolved`.
         """
-        written = self.copy_resolved(self.resolve(source), self.resolve(destination), tag, folders)
+        written = self.copy_resolved(self.real(source), self.real(destination), tag, folders)
         if written is None:
             raise FileNotFoundError(errno.ENOENT, "No such file", source)
         return written
 
     def copy_resolved(
-        self, src: Path, dst: Path, tag: str, folders: set[str] | None = None
+        self, src: str, dst: str, tag: str, folders: set[str] | None = None
     ) -> int | None:
         """Copy the regular file at real path `src` to real path `dst`; None if `src` is
         not a regular file (gone, a folder, ...).
@@ -311,11 +316,12 @@ class Storage:
             info = os.fstat(reader)
             if not stat.S_ISREG(info.st_mode):
                 return None
-            temp = dst.parent / f"{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+            folder = os.path.dirname(dst)
+            temp = f"{folder}/{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
             try:
                 writer = os.open(temp, _CREATE_FLAGS, 0o600)
             except (FileNotFoundError, NotADirectoryError):
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                Path(folder).mkdir(parents=True, exist_ok=True)
                 writer = os.open(temp, _CREATE_FLAGS, 0o600)
             try:
                 try:
@@ -327,11 +333,12 @@ class Storage:
                     os.close(writer)
                 os.replace(temp, dst)
             except BaseException:
-                temp.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
                 raise
         finally:
             os.close(reader)
-        self._sync_folder(dst.parent, folders)
+        self._sync_folder(folder, folders)
         return written
 
     def move(
