@@ -310,3 +310,35 @@ def test_an_action_done_but_not_committed_is_recognised_on_resume(
     assert (view.run.successful_operations, view.run.failed_operations) == (2, 0)
     assert view.log[-3:-1] == expected_log
     assert world.files() == expected_files
+
+
+def test_a_batch_with_an_operation_already_recorded_records_nothing(world: World) -> None:
+    """The pending guard holds for a whole batch: one outcome already recorded
+    (by the worker that took over) rolls back all of them, counts and log lines."""
+    run_id = world.run(copy_automation(world, 3))
+    assert world.worker("planner").step()
+    claim = leases.claim_next(world.engine(), "w1")
+    assert claim is not None and claim.stage is RunStage.EXECUTING
+    with world.db.read() as conn:
+        first, second, _third = engine_store.pending_operations(conn, run_id)
+    now = world.clock.now()
+    with world.db.write() as conn:
+        engine_store.complete_operations(
+            conn, run_id, "w1", now + 10**6, [OperationOutcome(second.id, "done", True, now, "two")]
+        )
+    with pytest.raises(LeaseLost, match="already recorded"), world.db.write() as conn:
+        engine_store.complete_operations(
+            conn,
+            run_id,
+            "w1",
+            now + 10**6,
+            [
+                OperationOutcome(first.id, "done", True, now, "one"),
+                OperationOutcome(second.id, "failed", False, now, "two again"),
+            ],
+        )
+    view = world.view(run_id)
+    assert (view.run.successful_operations, view.run.failed_operations) == (1, 0)
+    assert [op[4] for op in view.operations] == ["pending", "done", "pending"]
+    assert "one" not in view.log and "two again" not in view.log
+    assert view.log.count("two") == 1
