@@ -101,6 +101,10 @@ class Settings:
     poll_interval: float = 1.0
     max_lease_losses: int = 3
     durable_writes: bool = False
+    # Outcomes of a run's operations are committed in batches of at most this
+    # many, or whatever was done in this many seconds, whichever comes first.
+    outcome_batch_size: int = 128
+    outcome_batch_seconds: float = 0.2
     # Triggers (docs/triggers.md): scheduler pass interval, file-event debounce and rescan.
     scheduler_interval: float = 1.0
     watch_debounce: float = 1.0
@@ -145,6 +149,8 @@ class Settings:
             poll_interval=_float(env, "CONVEYOR_POLL_INTERVAL", 1.0, minimum=0.01),
             max_lease_losses=_int(env, "CONVEYOR_MAX_LEASE_LOSSES", 3, minimum=1),
             durable_writes=_bool(env, "CONVEYOR_DURABLE_WRITES", False),
+            outcome_batch_size=_int(env, "CONVEYOR_OUTCOME_BATCH_SIZE", 128, minimum=1),
+            outcome_batch_seconds=_float(env, "CONVEYOR_OUTCOME_BATCH_SECONDS", 0.2, minimum=0.0),
             scheduler_interval=_float(env, "CONVEYOR_SCHEDULER_INTERVAL", 1.0, minimum=0.01),
             watch_debounce=_float(env, "CONVEYOR_WATCH_DEBOUNCE", 1.0, minimum=0.01),
             watch_rescan=_float(env, "CONVEYOR_WATCH_RESCAN", 300.0, minimum=1.0),

@@ -4,17 +4,19 @@ Design (docs/engine.md, "The crash test"): 30 copy automations of the same
 50 files, each to its own folder, are queued. Three "victim" worker
 processes (two workers each) work on them with test pauses
 (CONVEYOR_TEST_ENGINE_DELAYS): 0.4 s between computing a plan and committing
-it, 10 ms between each copy and the commit of its outcome. The test watches
-the database and SIGKILLs a victim at a drawn point: a random moment of
-planning, right after an execution was claimed, or after the victim
-committed d (1..12) more operations of its run; kills land before, between
-and inside operations. Every run a dead victim's workers held is a kill
-point; a new victim replaces each dead one and takes over runs whose lease
-ran out. After 22 distinct kill points, at least 3 in planning, plain workers
-finish the rest. For every run the test checks: finished with success,
-counts equal to the 50 files, every destination file byte-identical, no
-temp file left, every outcome logged exactly once, the plan logged once,
-and one lease loss (and one takeover line) per kill that hit the run.
+it, 10 ms after each copy; they commit outcomes in batches of 1, 2, 3 or 5
+(each victim its own size, in turn). The test watches the database and
+SIGKILLs a victim at a drawn point: a random moment of planning, right after
+an execution was claimed, or after the victim committed d (1..12) more
+operations of its run; kills land before, between and inside operations,
+and inside batches (copies made, not committed). Every run a dead victim's
+workers held is a kill point; a new victim replaces each dead one and takes
+over runs whose lease ran out. After 22 distinct kill points, at least 3 in
+planning, plain workers finish the rest. For every run the test checks:
+finished with success, counts equal to the 50 files, every destination file
+byte-identical, no temp file left, every outcome logged exactly once, the
+plan logged once, and one lease loss (and one takeover line) per kill that
+hit the run.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ MIN_KILL_POINTS = 20
 SEED = 20240216
 VICTIMS = 3
 MIN_PLANNING_KILLS = 3
+BATCH_SIZES = (1, 2, 3, 5)
 
 
 @dataclass(frozen=True, order=True)
@@ -107,6 +110,16 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
         max_lease_losses="20",
     )
     victim_env = {**env, "CONVEYOR_TEST_ENGINE_DELAYS": "plan=0.4,operation=0.01"}
+    started_victims = 0
+
+    def new_victim() -> WorkerProcess:
+        # Victims commit outcomes in batches of 1, 2, 3 or 5 in turn, so kills land
+        # inside batches (copies made, not committed) at many different commit
+        # counts; the finishers use the default batches.
+        nonlocal started_victims
+        size = BATCH_SIZES[started_victims % len(BATCH_SIZES)]
+        started_victims += 1
+        return WorkerProcess({**victim_env, "CONVEYOR_OUTCOME_BATCH_SIZE": str(size)}, 2)
 
     # Kill targets: a random moment of planning; as soon as an execution is
     # claimed; or after the victim committed d more operations of its run.
@@ -119,7 +132,7 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
     points: list[KillPoint] = []
     # Three victims live at once, so new ones start up while the others work;
     # each has two workers, and a kill hits every run either of them holds.
-    victims = [WorkerProcess(victim_env, concurrency=2) for _ in range(VICTIMS)]
+    victims = [new_victim() for _ in range(VICTIMS)]
     first_seen: dict[tuple[str, int], int] = {}
     started = time.monotonic()
     for stage, value in targets:
@@ -159,7 +172,7 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
         victim.kill()
         print(f"{time.monotonic() - started:6.1f}s kill {stage} {value:.2f}", flush=True)
         victims.remove(victim)
-        victims.append(WorkerProcess(victim_env, concurrency=2))
+        victims.append(new_victim())
         for owner in victim.worker_ids:
             held = held_by(world, owner)  # still held after death: this kill hit that run
             if held is not None:

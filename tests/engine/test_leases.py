@@ -24,7 +24,7 @@ from conveyor.engine.leases import Claim
 from conveyor.engine.planner import plan_run
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
-from conveyor.store.engine import LeaseLost
+from conveyor.store.engine import LeaseLost, OperationOutcome
 
 
 class Crash(Exception):
@@ -103,9 +103,10 @@ def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World
 
 def test_execution_resumes_with_only_the_pending_operations(world: World) -> None:
     run_id = world.run(copy_automation(world, 6))
-    dead = world.worker("dead", hooks=crash_at_operation(3))
+    # Batches of 2: operations 1 and 2 commit together; 3 is copied but not committed.
+    dead = world.worker("dead", hooks=crash_at_operation(3), outcome_batch_size=2)
     assert dead.step()  # plan
-    assert dead.step()  # execute: operations 1 and 2 commit; 3 is copied but not committed
+    assert dead.step()  # execute, until it dies after operation 3's copy
     view = world.view(run_id)
     assert view.run.run_stage is RunStage.EXECUTING
     assert (view.run.successful_operations, view.lease.lease_owner) == (2, "dead")
@@ -167,16 +168,12 @@ def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> N
     with world.db.read() as conn:
         first = engine_store.pending_operations(conn, run_id)[0]
     with pytest.raises(LeaseLost), world.db.write() as conn:
-        engine_store.complete_operation(
+        engine_store.complete_operations(
             conn,
             run_id,
-            first.id,
             "stale",
             world.clock.now() + 10**6,
-            state="done",
-            succeeded=True,
-            now=world.clock.now(),
-            message="should not appear",
+            [OperationOutcome(first.id, "done", True, world.clock.now(), "should not appear")],
         )
     with world.db.write() as conn:
         assert not engine_store.extend_lease(conn, run_id, "stale", world.clock.now())
@@ -313,3 +310,35 @@ def test_an_action_done_but_not_committed_is_recognised_on_resume(
     assert (view.run.successful_operations, view.run.failed_operations) == (2, 0)
     assert view.log[-3:-1] == expected_log
     assert world.files() == expected_files
+
+
+def test_a_batch_with_an_operation_already_recorded_records_nothing(world: World) -> None:
+    """The pending guard holds for a whole batch: one outcome already recorded
+    (by the worker that took over) rolls back all of them, counts and log lines."""
+    run_id = world.run(copy_automation(world, 3))
+    assert world.worker("planner").step()
+    claim = leases.claim_next(world.engine(), "w1")
+    assert claim is not None and claim.stage is RunStage.EXECUTING
+    with world.db.read() as conn:
+        first, second, _third = engine_store.pending_operations(conn, run_id)
+    now = world.clock.now()
+    with world.db.write() as conn:
+        engine_store.complete_operations(
+            conn, run_id, "w1", now + 10**6, [OperationOutcome(second.id, "done", True, now, "two")]
+        )
+    with pytest.raises(LeaseLost, match="already recorded"), world.db.write() as conn:
+        engine_store.complete_operations(
+            conn,
+            run_id,
+            "w1",
+            now + 10**6,
+            [
+                OperationOutcome(first.id, "done", True, now, "one"),
+                OperationOutcome(second.id, "failed", False, now, "two again"),
+            ],
+        )
+    view = world.view(run_id)
+    assert (view.run.successful_operations, view.run.failed_operations) == (1, 0)
+    assert [op[4] for op in view.operations] == ["pending", "done", "pending"]
+    assert "one" not in view.log and "two again" not in view.log
+    assert view.log.count("two") == 1

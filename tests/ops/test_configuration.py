@@ -83,7 +83,12 @@ def test_every_variable_is_read_from_the_environment(tmp_path: Path) -> None:
         for f in dataclasses.fields(Settings)
         if f.type in ("int", "float", "bool") or f.name in ("log_level", "rate_limit_store")
     ]
-    + [("CONVEYOR_RETENTION_DAYS", "-1"), ("CONVEYOR_PUBLIC_URL", "ftp://x")],
+    + [
+        ("CONVEYOR_RETENTION_DAYS", "-1"),
+        ("CONVEYOR_PUBLIC_URL", "ftp://x"),
+        ("CONVEYOR_OUTCOME_BATCH_SIZE", "0"),
+        ("CONVEYOR_OUTCOME_BATCH_SECONDS", "-0.1"),
+    ],
 )
 def test_invalid_values_name_their_variable(name: str, raw: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -116,6 +116,19 @@ def count_operation(run: AutomationRun, succeeded: bool) -> AutomationRun:
     return replace(run, failed_operations=run.failed_operations + 1)
 
 
+def count_operations(run: AutomationRun, succeeded: int, failed: int) -> AutomationRun:
+    """Count several outcomes at once (a batch the engine commits together)."""
+    if run.run_stage is not RunStage.EXECUTING:
+        raise IllegalTransition(f"a run in {run.run_stage} cannot count operations")
+    if succeeded < 0 or failed < 0:
+        raise ValueError("operation counts only grow")
+    return replace(
+        run,
+        successful_operations=run.successful_operations + succeeded,
+        failed_operations=run.failed_operations + failed,
+    )
+
+
 def finish(run: AutomationRun, now: int, planning_failed: bool = False) -> AutomationRun:
     """Finish the run: final status from the counts, completed_at set exactly now."""
     check_transition(run.run_stage, RunStage.FINISHED)

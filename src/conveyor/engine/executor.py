@@ -1,25 +1,31 @@
-"""Execution: perform a run's pending operations one by one, committing each outcome, then finish.
+"""Execution: perform a run's pending operations, commit their outcomes in batches, then finish.
 
-Each outcome commits in one transaction with the run's count, the log line
-and the operation's new state, guarded on the lease; a resumed run only sees
-the operations still pending, so nothing is counted or logged twice.
+A batch's outcomes commit in one transaction, guarded on the lease: for each
+operation its new state, its count and its log line. A batch is committed
+when it holds `outcome_batch_size` outcomes or is `outcome_batch_seconds`
+old, before an operation that removes or replaces a file that existed when
+the run was planned, and before the worker stops; the last batch commits
+with the finish. A worker that dies loses at most its uncommitted batch,
+whose operations are still pending and are performed again (every action is
+idempotent), so nothing is counted or logged twice.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim, release
-from conveyor.engine.operations import Operation, Outcome, perform
+from conveyor.engine.operations import Action, Kind, Operation, Outcome, perform
 from conveyor.engine.planner import check_automation
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
-from conveyor.store.engine import LeaseLost
+from conveyor.store.engine import LeaseLost, OperationOutcome
 
 log = logging.getLogger("conveyor.engine")
 # The level of a run's last log line follows its final status.
@@ -28,6 +34,105 @@ _LEVELS = {
     lifecycle.RunStatus.PARTIAL_FAILURE: lifecycle.MessageLevel.WARNING,
     lifecycle.RunStatus.FAILURE: lifecycle.MessageLevel.ERROR,
 }
+
+
+def _changes_existing(op: Operation) -> bool:
+    """Whether performing `op` may remove or replace a file that existed when planned.
+
+    Only such an operation can change what an earlier operation of the same
+    batch read or wrote (a copy's source moved away, a destination replaced),
+    so that redoing the earlier one after a crash would give another result.
+    Everything else only creates what did not exist at planning, or nothing.
+    """
+    if op.kind is Kind.DELETE:
+        return True
+    if op.kind is Kind.MOVE:
+        return op.action is not Action.SKIP
+    return op.kind is Kind.COPY and op.action is Action.OVERWRITE
+
+
+@dataclass
+class _Batch:
+    """Outcomes performed but not yet committed, and the folders to fsync before they are."""
+
+    engine: EngineContext
+    claim: Claim
+    outcomes: list[OperationOutcome] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)
+    started: float = 0.0
+    # True while every operation in the batch is a delete (or a refusal): deletes
+    # of distinct files never affect each other, so they share a batch.
+    only_deletes: bool = True
+
+    def add(self, op: Operation, outcome: Outcome, at: int) -> None:
+        if not self.outcomes:
+            self.started = time.monotonic()
+        self.only_deletes = self.only_deletes and op.kind in (Kind.DELETE, Kind.REFUSE)
+        self.outcomes.append(
+            OperationOutcome(op.id, outcome.state.value, outcome.succeeded, at, outcome.message)
+        )
+
+    def must_commit_before(self, op: Operation) -> bool:
+        if not self.outcomes or not _changes_existing(op):
+            return False
+        return not (op.kind is Kind.DELETE and self.only_deletes)
+
+    def full(self) -> bool:
+        settings = self.engine.settings
+        return (
+            len(self.outcomes) >= settings.outcome_batch_size
+            or time.monotonic() - self.started >= settings.outcome_batch_seconds
+        )
+
+    def record(self, conn: Connection) -> None:
+        """Commit the outcomes in the caller's transaction (after the files are durable)."""
+        now = self.engine.clock.now()
+        engine_store.complete_operations(
+            conn,
+            self.claim.run_id,
+            self.claim.worker_id,
+            now + self.engine.lease_us,
+            self.outcomes,
+        )
+
+    def sync(self) -> None:
+        """With durable writes: fsync the folders of the batch's files before committing."""
+        self.engine.storage.sync_folders(self.folders)
+
+    def flush(self) -> bool:
+        """Commit the batch; False if the lease was lost (nothing was recorded)."""
+        if not self.outcomes:
+            return True
+        self.sync()
+        try:
+            self.engine.db.run_write(self.record)
+        except LeaseLost:
+            log.warning(
+                "automation run %s: lease lost; outcomes of %s operations left to the "
+                "worker that took over",
+                self.claim.run_id,
+                len(self.outcomes),
+            )
+            return False
+        self.outcomes = []
+        self.only_deletes = True
+        return True
+
+
+def _clear_stale_temps(engine: EngineContext, run_id: int, pending: list[Operation]) -> None:
+    """Remove the temp files interrupted attempts of this run's operations left behind.
+
+    A temp file of an operation exists only until its rename, so any left is
+    from an attempt that never committed: the operation is pending and will be
+    performed again. One listing per destination folder, once per resumption.
+    """
+    folders = {
+        op.destination.rpartition("/")[0]
+        for op in pending
+        if op.kind in (Kind.COPY, Kind.MOVE) and op.destination is not None
+    }
+    for folder in sorted(folders):
+        engine.storage.clear_temps(folder, f"r{run_id}-o")
 
 
 def execute_run(engine: EngineContext, claim: Claim) -> None:
@@ -42,52 +147,37 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 Operation.from_row(row)
                 for row in engine_store.pending_operations(conn, claim.run_id)
             ]
+        if claim.resumed:
+            _clear_stale_temps(engine, claim.run_id, pending)
+        batch = _Batch(engine, claim)
         for op in pending:
             if engine.stop.is_set():
-                release(engine, claim)
+                if batch.flush():
+                    release(engine, claim)
                 return
             if heartbeat.lost.is_set():
                 log.warning("automation run %s: lease lost; stopping its execution", claim.run_id)
                 return
-            outcome = perform(op, engine.storage, tag=f"r{claim.run_id}-o{op.seq}")
-            engine.hooks.after_operation(claim.run_id, op.seq)
-            try:
-                engine.db.run_write(
-                    partial(_record, engine=engine, claim=claim, op=op, outcome=outcome)
-                )
-            except LeaseLost:
-                log.warning(
-                    "automation run %s: lease lost; outcome of operation %s left to "
-                    "the worker that took over",
-                    claim.run_id,
-                    op.seq,
-                )
+            if batch.must_commit_before(op) and not batch.flush():
                 return
+            outcome = perform(op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders)
+            at = engine.clock.now()
+            engine.hooks.after_operation(claim.run_id, op.seq)
+            batch.add(op, outcome, at)
+            if batch.full() and not batch.flush():
+                return
+        batch.sync()
         try:
-            engine.db.run_write(lambda conn: _finish(conn, engine, claim))
+            engine.db.run_write(lambda conn: _finish(conn, engine, claim, batch))
         except LeaseLost:
             log.warning("automation run %s: lease lost before finishing", claim.run_id)
 
 
-def _record(
-    conn: Connection, *, engine: EngineContext, claim: Claim, op: Operation, outcome: Outcome
-) -> None:
+def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch) -> None:
+    """Commit the last batch (if any) and finish the run, in one transaction."""
     now = engine.clock.now()
-    engine_store.complete_operation(
-        conn,
-        claim.run_id,
-        op.id,
-        claim.worker_id,
-        now + engine.lease_us,
-        state=outcome.state.value,
-        succeeded=outcome.succeeded,
-        now=now,
-        message=outcome.message,
-    )
-
-
-def _finish(conn: Connection, engine: EngineContext, claim: Claim) -> None:
-    now = engine.clock.now()
+    if batch.outcomes:
+        batch.record(conn)  # guarded on the lease; end_lease below guards the finish
     run = run_store.get_run(conn, claim.run_id)
     assert run is not None
     status = lifecycle.final_status(run.successful_operations, run.failed_operations)

@@ -117,13 +117,15 @@ def _bytes(size: int | None) -> str:
     return "1 byte" if size == 1 else f"{size} bytes"
 
 
-def perform(op: Operation, storage: Storage, tag: str) -> Outcome:
+def perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None = None) -> Outcome:
     """Do the operation on the storage and say what happened; never raises for file errors.
 
     `tag` is unique to the operation (run and seq), for naming its temp files.
+    `folders`: with durable writes, the folders to fsync are added to it for the
+    caller to fsync before it records the outcome (None: fsynced right away).
     """
     try:
-        return _perform(op, storage, tag)
+        return _perform(op, storage, tag, folders)
     except PathEscape as exc:
         return Outcome(State.FAILED, f"Refused to {op.describe()}: {exc}.")
     except OSError as exc:
@@ -131,7 +133,7 @@ def perform(op: Operation, storage: Storage, tag: str) -> Outcome:
         return Outcome(State.FAILED, f"Could not {op.describe()}: {reason}.")
 
 
-def _perform(op: Operation, storage: Storage, tag: str) -> Outcome:
+def _perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:
     if op.kind is Kind.REFUSE:
         what = f"{op.source} -> {op.destination}" if op.source else f"{op.destination}"
         return Outcome(State.FAILED, f"Refused {what}: {op.reason}.")
@@ -143,35 +145,38 @@ def _perform(op: Operation, storage: Storage, tag: str) -> Outcome:
                 State.FAILED,
                 f"Could not create folder {op.destination}: a file exists at that path.",
             )
-        if storage.make_folder(op.destination):
+        if storage.make_folder(op.destination, folders):
             return Outcome(State.DONE, f"Created folder {op.destination}.")
         return Outcome(State.DONE, f"Folder {op.destination} already exists.")
     if op.kind is Kind.DELETE:
         assert op.source is not None
         if storage.is_folder(op.source):
             return Outcome(State.FAILED, f"Could not delete {op.source}: it is a folder.")
-        if storage.delete(op.source):
+        if storage.delete(op.source, folders):
             return Outcome(State.DONE, f"Deleted {op.source}.")
         return Outcome(State.DONE, f"Already deleted: {op.source} was gone.")
     assert op.source is not None and op.destination is not None
     if op.kind is Kind.COPY:
-        return _copy(op, storage, tag)
-    return _move(op, storage, tag)
+        return _copy(op, storage, tag, folders)
+    return _move(op, storage, tag, folders)
 
 
-def _copy(op: Operation, storage: Storage, tag: str) -> Outcome:
+def _copy(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:
     src, dst = op.source, op.destination
     assert src is not None and dst is not None
-    storage.resolve(dst)  # refuse an escaping destination even when skipping
-    if storage.size(src) is None:
-        return Outcome(State.FAILED, f"Could not copy {src} to {dst}: {src} no longer exists.")
+    real_dst = storage.real(dst)  # refuse an escaping destination even when skipping
+    gone = Outcome(State.FAILED, f"Could not copy {src} to {dst}: {src} no longer exists.")
     if op.action is Action.SKIP:
+        if storage.size(src) is None:
+            return gone
         return Outcome(
             State.SKIPPED,
             f"Skipped copying {src}: {dst} already exists with the same size "
             f"({_bytes(op.old_size)}).",
         )
-    written = storage.copy(src, dst, tag)
+    written = storage.copy_resolved(storage.real(src), real_dst, tag, folders)
+    if written is None:
+        return gone
     if op.action is Action.OVERWRITE:
         return Outcome(
             State.DONE,
@@ -181,7 +186,7 @@ def _copy(op: Operation, storage: Storage, tag: str) -> Outcome:
     return Outcome(State.DONE, f"Copied {src} to {dst} ({_bytes(written)}).")
 
 
-def _move(op: Operation, storage: Storage, tag: str) -> Outcome:
+def _move(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:
     src, dst = op.source, op.destination
     assert src is not None and dst is not None
     storage.resolve(dst)
@@ -201,7 +206,7 @@ def _move(op: Operation, storage: Storage, tag: str) -> Outcome:
                 f"Already moved: {src} is gone and {dst} has the planned size ({_bytes(op.size)}).",
             )
         return Outcome(State.FAILED, f"Could not move {src} to {dst}: {src} no longer exists.")
-    storage.move(src, dst, tag)
+    storage.move(src, dst, tag, folders)
     if op.action is Action.OVERWRITE:
         return Outcome(
             State.DONE,

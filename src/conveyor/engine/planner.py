@@ -8,6 +8,7 @@ plans again from scratch.
 from __future__ import annotations
 
 import logging
+import stat
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -157,6 +158,7 @@ def _plan_files(
 
     ops = []
     taken: dict[str, str] = {}
+    folders: dict[str, str] = {}  # real paths of the folders looked at, for this plan
     for relative in matched:
         source = f"{automation.path}/{relative}" if automation.path else relative
         for index, destination in enumerate(destinations):
@@ -165,7 +167,9 @@ def _plan_files(
             op_kind = Kind.MOVE if kind is AutomationType.MOVE_FILE and last else Kind.COPY
             target = _target(destination, relative, automation)
             ops.append(
-                _file_operation(len(ops) + 1, op_kind, source, target, automation, storage, taken)
+                _file_operation(
+                    len(ops) + 1, op_kind, source, target, automation, storage, taken, folders
+                )
             )
     verb = "move" if kind is AutomationType.MOVE_FILE else "copy"
     return Plan(
@@ -185,6 +189,7 @@ def _file_operation(
     automation: Automation,
     storage: Storage,
     taken: dict[str, str],
+    folders: dict[str, str],
 ) -> Operation:
     """One copy or move, with the skip/overwrite decision taken from what is on disk now."""
 
@@ -201,12 +206,14 @@ def _file_operation(
         return refuse(f"{taken[target]} already goes to {target} in this run")
     taken[target] = source
     try:
-        size = storage.size(source)
-        if storage.is_folder(target):
-            return refuse("a folder exists at the destination")
-        old_size = storage.size(target)
+        found = storage.lookup(source, folders)
+        existing = storage.lookup(target, folders)
     except PathEscape as exc:
         return refuse(str(exc))
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        return refuse("a folder exists at the destination")
+    size = found.st_size if found is not None and stat.S_ISREG(found.st_mode) else None
+    old_size = existing.st_size if existing is not None and stat.S_ISREG(existing.st_mode) else None
     if size is None:
         return refuse(f"{source} disappeared while the run was being planned")
     if old_size is None:

@@ -12,10 +12,11 @@ operation survives a power loss too, at several times the cost per file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
-import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,21 @@ from pathlib import Path
 TEMP_PREFIX = ".conveyor-"
 TEMP_SUFFIX = ".tmp"
 _CHUNK = 1 << 20
+_KERNEL_CHUNK = 1 << 30
+# O_NONBLOCK: opening a FIFO must not hang (it is refused as not a regular file).
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+# copy_file_range errors that mean "not here" (another file system, an old
+# kernel, a file system without it): the copy goes on with read and write.
+_NO_KERNEL_COPY = {
+    errno.EXDEV,
+    errno.ENOSYS,
+    errno.EINVAL,
+    errno.EOPNOTSUPP,
+    errno.ENOTSUP,
+    errno.EBADF,
+    errno.EPERM,
+}
 
 
 class PathEscape(Exception):
@@ -33,7 +49,7 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
-def _fsync_folder(folder: Path) -> None:
+def _fsync_folder(folder: Path | str) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -41,17 +57,104 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+_O_PATH = getattr(os, "O_PATH", 0)
+_DELETED = " (deleted)"
+
+
+def _kernel_realpath(path: str) -> str | None:
+    """`os.path.realpath(path)` for an existing path, from the kernel (Linux): open it with
+    O_PATH (symbolic links followed, nothing read) and read back its name in /proc.
+    None when that cannot answer (no such path, no /proc, a name the kernel marks
+    as deleted): the caller then falls back to `os.path.realpath`."""
+    try:
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not real.startswith("/") or real.endswith(_DELETED):
+        return None
+    return real
+
+
+def _fast_realpath(path: str) -> str:
+    """`os.path.realpath(path)`, with the kernel resolving what exists.
+
+    realpath (not strict) resolves the existing part of a path and appends the
+    rest: so does this. A path that does not exist is its parent's real path
+    plus its name, unless the name is a (dangling) symbolic link, which
+    realpath follows.
+    """
+    if ".." in path.split("/"):
+        return os.path.realpath(path)
+    path = os.path.normpath(path)  # "." and empty parts are nothing to realpath either
+    real = _kernel_realpath(path)
+    if real is not None:
+        return real
+    parent, name = os.path.split(path)
+    if not name or not parent or parent == path or os.path.islink(path):
+        return os.path.realpath(path)
+    return os.path.join(_fast_realpath(parent), name)
+
+
+def _copy_data(reader: int, writer: int) -> int:
+    """Copy from the reader's position to its end; returns the bytes copied."""
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while count := os.copy_file_range(reader, writer, _KERNEL_CHUNK):
+                copied += count
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+        else:
+            if copied:
+                return copied  # it copied up to the end
+    # What the kernel did not copy: all of it without copy_file_range, the rest
+    # if it stopped with an error, or everything if it copied nothing (an empty
+    # file, or a file system that answers 0 instead of an error).
+    while chunk := os.read(reader, _CHUNK):
+        view = memoryview(chunk)
+        while view:
+            count = os.write(writer, view)
+            copied += count
+            view = view[count:]
+    return copied
+
+
 class Storage:
     def __init__(self, root: Path, durable: bool = False) -> None:
         self.root = Path(os.path.realpath(root))
         self.durable = durable
+        self._root = str(self.root)
+        self._prefix = self._root.rstrip("/") + "/"
+        # The kernel's answer is used only where it agrees with realpath's on the root.
+        self._realpath = (
+            _fast_realpath
+            if _O_PATH and _kernel_realpath(self._root) == self._root
+            else os.path.realpath
+        )
 
-    def _sync_folder(self, folder: Path) -> None:
+    def _sync_folder(self, folder: Path | str, later: set[str] | None = None) -> None:
+        """When durable: fsync `folder` now, or add it to `later` for `sync_folders`."""
         if self.durable:
-            _fsync_folder(folder)
+            if later is None:
+                _fsync_folder(folder)
+            else:
+                later.add(str(folder))
 
-    def _inside(self, real: Path) -> bool:
-        return real == self.root or real.is_relative_to(self.root)
+    def sync_folders(self, folders: set[str]) -> None:
+        """fsync each folder that file actions collected (durable writes), once."""
+        for folder in sorted(folders):
+            try:
+                _fsync_folder(folder)
+            except FileNotFoundError:
+                continue  # removed since: nothing in it left to keep
+        folders.clear()
 
     def resolve(self, relative: str) -> Path:
         """The real absolute path of `relative`, symlinks followed; PathEscape if outside.
@@ -59,10 +162,14 @@ class Storage:
         Folders that do not exist yet resolve lexically, which is where they
         will be created.
         """
+        return Path(self.real(relative))
+
+    def real(self, relative: str) -> str:
+        """`resolve`, as a string (no Path built: for the per-file work of a run)."""
         if relative.startswith("/") or ".." in relative.split("/"):
             raise PathEscape(f"'{relative}' is not a path inside the storage root")
-        real = Path(os.path.realpath(self.root / relative))
-        if not self._inside(real):
+        real = self._realpath(f"{self._prefix}{relative}" if relative else self._root)
+        if real != self._root and not real.startswith(self._prefix):
             raise PathEscape(
                 f"'{relative}' resolves outside the storage root (through a symbolic link)"
             )
@@ -84,21 +191,48 @@ class Storage:
         Symbolic links to folders are not descended into; links to files are
         listed (and checked when acted on). Conveyor's temp files are hidden.
         """
-        top = self.resolve(folder) if folder else self.root
-        if not top.is_dir():
+        top = str(self.resolve(folder)) if folder else self._root
+        if not os.path.isdir(top):
             return
-        top_parts = len(top.parts)
+        skip = len(top.rstrip("/")) + 1
         for current, dirs, files in os.walk(top):
-            # Files directly in `current` are this many levels below `top`.
-            level = len(Path(current).parts) - top_parts + 1
+            # `current` is `top` or `top/<below>`; files in it are this many levels below `top`.
+            below = current[skip:]
+            level = below.count("/") + 2 if below else 1
             if depth is not None and level >= depth:
                 dirs[:] = []
             dirs.sort()
+            # Named under `folder` as given, even when `folder` is a link.
+            prefix = "/".join(part for part in (folder, below) if part)
+            prefix = prefix + "/" if prefix else ""
             for name in sorted(files):
                 if not is_temp_name(name):
-                    # Named under `folder` as given, even when `folder` is a link.
-                    below = Path(current, name).relative_to(top).as_posix()
-                    yield f"{folder}/{below}" if folder else below
+                    yield prefix + name
+
+    def lookup(self, relative: str, folders: dict[str, str]) -> os.stat_result | None:
+        """`relative`'s stat (symbolic links followed), None if nothing is there; PathEscape
+        as `resolve`. For planning many paths at once: `folders` keeps the real path
+        of each folder resolved so far, so a file costs one `lstat` when its name is
+        not a link (a link is resolved in full). Execution checks every path again.
+        """
+        if relative.startswith("/") or ".." in relative.split("/"):
+            raise PathEscape(f"'{relative}' is not a path inside the storage root")
+        parent, _, name = relative.rpartition("/")
+        real_parent = folders.get(parent)
+        if real_parent is None and name not in ("", "."):
+            try:
+                real_parent = folders[parent] = str(self.resolve(parent))
+            except PathEscape:
+                real_parent = None  # the full path may still lead back inside
+        try:
+            if real_parent is None or name in ("", "."):
+                return os.stat(self.resolve(relative))
+            info = os.lstat(f"{real_parent}/{name}")
+            if stat.S_ISLNK(info.st_mode):
+                return os.stat(self.resolve(relative))
+            return info
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def size(self, relative: str) -> int | None:
         """Size of the regular file at `relative`; None if there is none (or a folder)."""
@@ -116,7 +250,7 @@ class Storage:
 
     # ------------------------------------------------------------- actions
 
-    def make_folder(self, relative: str) -> bool:
+    def make_folder(self, relative: str, folders: set[str] | None = None) -> bool:
         """Create the folder and its parents; False if it already existed."""
         real = self.resolve(relative)
         if real.is_dir():
@@ -127,42 +261,89 @@ class Storage:
             if real.is_dir():
                 return False  # made by someone else meanwhile: the goal holds
             raise
-        self._sync_folder(real.parent)
+        self._sync_folder(real.parent, folders)
         return True
 
-    def _clear_temps(self, folder: Path, tag: str) -> None:
-        """Remove temp files an earlier, interrupted attempt of the same operation left."""
-        for stale in folder.glob(f"{TEMP_PREFIX}{tag}-*{TEMP_SUFFIX}"):
-            stale.unlink(missing_ok=True)
+    def clear_temps(self, folder: str, prefix: str) -> int:
+        """Remove temp files named `.conveyor-<prefix>...` in `folder` (relative to the root):
+        what interrupted attempts left there. Returns how many were removed."""
+        try:
+            real = self.resolve(folder) if folder else self.root
+            entries = list(os.scandir(real))
+        except (OSError, PathEscape):
+            return 0
+        start = TEMP_PREFIX + prefix
+        removed = 0
+        for entry in entries:
+            if entry.name.startswith(start) and entry.name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
-    def copy(self, source: str, destination: str, tag: str) -> int:
+    def copy(self, source: str, destination: str, tag: str, folders: set[str] | None = None) -> int:
         """Copy atomically (temp, [fsync,] rename); returns the bytes written.
 
-        `tag` names the operation, so a retry removes what a crashed attempt left.
+        `tag` names the operation (a retry's temp file never collides with an
+        earlier attempt's). `folders`: see `copy_resolved`.
         """
-        src = self.resolve(source)
-        dst = self.resolve(destination)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        self._clear_temps(dst.parent, tag)
-        temp = dst.parent / f"{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        written = 0
-        try:
-            with open(src, "rb") as reader, open(temp, "xb") as writer:
-                while chunk := reader.read(_CHUNK):
-                    writer.write(chunk)
-                    written += len(chunk)
-                if self.durable:
-                    writer.flush()
-                    os.fsync(writer.fileno())
-            shutil.copymode(src, temp)
-            os.replace(temp, dst)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        self._sync_folder(dst.parent)
+        written = self.copy_resolved(self.real(source), self.real(destination), tag, folders)
+        if written is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file", source)
         return written
 
-    def move(self, source: str, destination: str, tag: str) -> None:
+    def copy_resolved(
+        self, src: str, dst: str, tag: str, folders: set[str] | None = None
+    ) -> int | None:
+        """Copy the regular file at real path `src` to real path `dst`; None if `src` is
+        not a regular file (gone, a folder, ...).
+
+        The data goes to a temp file in `dst`'s folder, in the kernel where it
+        can (`copy_file_range`), and the temp file is renamed over `dst`, so a
+        reader sees the old file or the whole new one. The permission bits are
+        the source's. When durable, the temp file is fsynced before the rename;
+        its folder is fsynced right after it, or, if `folders` is given, added
+        to it for the caller to fsync (once per folder) before it records the
+        outcome.
+        """
+        try:
+            reader = os.open(src, _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            info = os.fstat(reader)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            folder = os.path.dirname(dst)
+            temp = f"{folder}/{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+            try:
+                writer = os.open(temp, _CREATE_FLAGS, 0o600)
+            except (FileNotFoundError, NotADirectoryError):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                writer = os.open(temp, _CREATE_FLAGS, 0o600)
+            try:
+                try:
+                    written = _copy_data(reader, writer)
+                    os.fchmod(writer, stat.S_IMODE(info.st_mode))
+                    if self.durable:
+                        os.fsync(writer)
+                finally:
+                    os.close(writer)
+                os.replace(temp, dst)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                raise
+        finally:
+            os.close(reader)
+        self._sync_folder(folder, folders)
+        return written
+
+    def move(
+        self, source: str, destination: str, tag: str, folders: set[str] | None = None
+    ) -> None:
         """Rename into place; across file systems, copy atomically then remove the source."""
         src = self.entry(source)
         dst = self.resolve(destination)
@@ -172,18 +353,18 @@ class Storage:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            self.copy(source, destination, tag)
+            self.copy(source, destination, tag, folders)
             src.unlink()
-        self._sync_folder(dst.parent)
+        self._sync_folder(dst.parent, folders)
         if src.parent != dst.parent:
-            self._sync_folder(src.parent)
+            self._sync_folder(src.parent, folders)
 
-    def delete(self, relative: str) -> bool:
+    def delete(self, relative: str, folders: set[str] | None = None) -> bool:
         """Delete the file (a link, not its target); False if it was already gone."""
         entry = self.entry(relative)
         try:
             entry.unlink()
         except FileNotFoundError:
             return False
-        self._sync_folder(entry.parent)
+        self._sync_folder(entry.parent, folders)
         return True

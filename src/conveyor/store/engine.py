@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
@@ -273,6 +273,61 @@ def complete_operation(
     if result.rowcount != 1:
         raise LeaseLost(f"operation {op_id} of automation run {run_id} was already recorded")
     return run_store.record_operation(conn, run_id, succeeded, now, message)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationOutcome:
+    """One performed operation's outcome, to be committed with others of its batch."""
+
+    op_id: int
+    state: str
+    succeeded: bool
+    finished_at: int
+    message: str
+
+
+_COMPLETE = (
+    update(ops_t)
+    .where(
+        ops_t.c.id == bindparam("b_id"),
+        ops_t.c.run_id == bindparam("b_run"),
+        ops_t.c.state == "pending",
+    )
+    .values(state=bindparam("b_state"), finished_at=bindparam("b_at"))
+)
+
+
+def complete_operations(
+    conn: Connection,
+    run_id: int,
+    worker_id: str,
+    lease_until: int,
+    outcomes: Sequence[OperationOutcome],
+) -> AutomationRun:
+    """Commit a batch of outcomes: each operation's state, the run's counts and one log
+    line per operation, in the caller's transaction.
+
+    Guarded like `complete_operation`: the worker must hold the lease (checked
+    and extended first) and every operation must still be pending; otherwise
+    LeaseLost, and the caller's transaction rolls back with nothing recorded.
+    """
+    hold_lease(conn, run_id, worker_id, lease_until)
+    if not outcomes:
+        run = run_store.get_run(conn, run_id)
+        assert run is not None
+        return run
+    result = conn.execute(
+        _COMPLETE,
+        [
+            {"b_id": o.op_id, "b_run": run_id, "b_state": o.state, "b_at": o.finished_at}
+            for o in outcomes
+        ],
+    )
+    if result.rowcount != len(outcomes):
+        raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
+    return run_store.record_operations(
+        conn, run_id, [(o.succeeded, o.finished_at, o.message) for o in outcomes]
+    )
 
 
 def abandon_operations(conn: Connection, run_id: int, now: int) -> int:

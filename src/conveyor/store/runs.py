@@ -196,6 +196,33 @@ def record_operation(
     return after
 
 
+def record_operations(
+    conn: Connection, run_id: int, outcomes: Sequence[tuple[bool, int, str]]
+) -> AutomationRun:
+    """Count a batch of outcomes (succeeded, at, message) and log each message, in the
+    caller's transaction: one UPDATE of the run and one multi-row INSERT of the log."""
+    succeeded = sum(1 for ok, _at, _text in outcomes if ok)
+    _, after = _apply(
+        conn,
+        run_id,
+        lambda run: lifecycle.count_operations(run, succeeded, len(outcomes) - succeeded),
+    )
+    if outcomes:
+        conn.execute(
+            messages_t.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "created_at": at,
+                    "level": (MessageLevel.INFO if ok else MessageLevel.ERROR).value,
+                    "message": text,
+                }
+                for ok, at, text in outcomes
+            ],
+        )
+    return after
+
+
 def finish_run(
     conn: Connection,
     run_id: int,
