@@ -36,11 +36,19 @@ class RunEncoder:
     def _records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
         # One loop with everything in locals: this runs once per listed run.
         prefix, suffix, sign, rfc3339 = self._prefix, self._suffix, self._sign, to_rfc3339
-        records = []
+        records: list[dict[str, Any]] = []
         append = records.append
-        for run_id, automation_id, completed_at, created_at, runtime, status, stage, ok, failed in (
-            rows
-        ):
+        for (
+            run_id,
+            automation_id,
+            completed_at,
+            created_at,
+            runtime,
+            status,
+            stage,
+            ok,
+            failed,
+        ) in rows:
             created = rfc3339(created_at)
             append(
                 {
