@@ -24,6 +24,7 @@ from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.context import AppContext
+from conveyor.api.fastpath import RunReadsFastPath
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
 from conveyor.clock import Clock, SystemClock
@@ -80,6 +81,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = context
+    # Innermost: the two run reads skip FastAPI's routing (conveyor.api.fastpath).
+    app.add_middleware(RunReadsFastPath)
     app.add_middleware(RequestIdMiddleware)
     # Outside the request id middleware, so the access log sees the id it set.
     app.add_middleware(
