@@ -1,7 +1,9 @@
 """Automation Runs endpoints (SPEC 2.1-2.3, seed document).
 
-List and find are sync handlers (run in the server's thread pool) that use
-one read transaction for authentication, visibility and the query.
+List and find are sync handlers (run in the server's thread pool). Their reads
+(the caller and visibility, then the page and its probe) need no common
+snapshot, so on PostgreSQL each is a statement of its own, without
+transaction round trips (`Database.reads`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def list_automation_runs(request: Request) -> Response:
         query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
     except errors.ConveyorError as exc:
         invalid = exc
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         if invalid is not None:
             authenticate(conn, request)  # 401 and 429 come before a parameter's 400
             raise invalid
@@ -74,7 +76,7 @@ def list_automation_runs(request: Request) -> Response:
 @router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
 def find_automation_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         user = authenticate(conn, request)
         parsed = parse_id(run_id)
         row = runs_store.find_visible_run(conn, parsed, user)
