@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp
 
 from conveyor import web
 from conveyor.api import (
@@ -46,6 +47,21 @@ def load_secret(db: Database, settings: Settings) -> bytes:
         return secrets.get_or_create_secret(conn)
 
 
+class ConveyorApp(FastAPI):
+    """FastAPI, with the two run reads dispatched ahead of it (conveyor.api.fastpath)
+    through the same user middleware as every other request."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        rest = super().build_middleware_stack()
+
+        def wrap(handler: ASGIApp) -> ASGIApp:
+            for cls, args, kwargs in reversed(self.user_middleware):
+                handler = cls(handler, *args, **kwargs)
+            return handler
+
+        return RunReadsFastPath(rest, wrap)
+
+
 def create_app(
     settings: Settings,
     db: Database,
@@ -71,7 +87,7 @@ def create_app(
             for stop in reversed(stops):
                 stop()
 
-    app = FastAPI(
+    app = ConveyorApp(
         title="Conveyor",
         version="0.1.0",
         description="Files.com-compatible API for file automations and their runs.",
@@ -81,8 +97,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = context
-    # Innermost: the two run reads skip FastAPI's routing (conveyor.api.fastpath).
-    app.add_middleware(RunReadsFastPath)
     app.add_middleware(RequestIdMiddleware)
     # Outside the request id middleware, so the access log sees the id it set.
     app.add_middleware(
