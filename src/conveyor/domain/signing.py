@@ -45,7 +45,10 @@ class UrlSigner:
         """True when the signature is this server's for this run and has not expired."""
         if expires < now_s:
             return False
-        return hmac.compare_digest(self.sign(run_id, expires), signature)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
+        return hmac.compare_digest(
+            self.sign(run_id, expires).encode(), signature.encode("utf-8", "replace")
+        )
 
     @staticmethod
     def expiry(now_s: int, ttl: int) -> int:
