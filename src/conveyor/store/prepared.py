@@ -22,24 +22,33 @@ from sqlalchemy.engine import Connection, Dialect
 
 @dataclass(frozen=True, slots=True)
 class DriverSql:
-    """A statement compiled for one dialect: its SQL text, and the names of its
-    parameters in order (positional drivers) or None (named: a dict is passed)."""
+    """A statement compiled for one dialect: its SQL text and the names of its
+    parameters (in order, repeated as they appear, for a positional driver)."""
 
     sql: str
-    positions: tuple[str, ...] | None
+    names: tuple[str, ...]
+    positional: bool
     defaults: dict[str, Any]
 
     @classmethod
     def of(cls, statement: Any, dialect: Dialect) -> DriverSql:
         compiled = statement.compile(dialect=dialect)
-        positions = tuple(compiled.positiontup) if compiled.positional else None
+        if compiled.positional:
+            names = tuple(compiled.positiontup)
+        else:
+            names = tuple(dict.fromkeys(compiled.bind_names.values()))
         defaults = {k: v for k, v in compiled.params.items() if v is not None}
-        return cls(compiled.string, positions, defaults)
+        return cls(compiled.string, names, compiled.positional, defaults)
 
     def rows(self, conn: Connection, values: dict[str, Any]) -> list[Any]:
-        """The result's rows as the driver's tuples (no Row objects)."""
+        """The result's rows as the driver's tuples (no Row objects); `values` may hold
+        more names than the statement uses."""
         merged = {**self.defaults, **values} if self.defaults else values
-        params: Any = merged if self.positions is None else tuple(merged[n] for n in self.positions)
+        params: Any
+        if self.positional:
+            params = tuple(merged[name] for name in self.names)
+        else:
+            params = {name: merged[name] for name in self.names}
         result = conn.exec_driver_sql(self.sql, params)
         try:
             rows = cast(list[Any], result.cursor.fetchall())
