@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
 from conveyor import web
@@ -49,15 +50,17 @@ def load_secret(db: Database, settings: Settings) -> bytes:
 
 class ConveyorApp(FastAPI):
     """FastAPI, with the two run reads dispatched ahead of it (conveyor.api.fastpath)
-    through the same user middleware as every other request."""
+    through the same user middleware as every other request, inside the same
+    server-error layer (an exception escaping a middleware is still a Files.com 500)."""
 
     def build_middleware_stack(self) -> ASGIApp:
         rest = super().build_middleware_stack()
+        error_handler = self.exception_handlers.get(500) or self.exception_handlers.get(Exception)
 
         def wrap(handler: ASGIApp) -> ASGIApp:
             for cls, args, kwargs in reversed(self.user_middleware):
                 handler = cls(handler, *args, **kwargs)
-            return handler
+            return ServerErrorMiddleware(handler, handler=error_handler, debug=self.debug)
 
         return RunReadsFastPath(rest, wrap)
 

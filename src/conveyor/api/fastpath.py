@@ -4,11 +4,11 @@
 are matched first, before any layer of FastAPI, and served by their handlers
 in `conveyor.api.runs`, in the thread pool FastAPI would use, through the
 app's own middleware (request id, access log and metrics, security headers:
-the very stack `app.add_middleware` built). What they skip is only FastAPI's
-share of a request: its outer server-error, exception-telemetry and body-limit
-layers, walking the router's routes, the exception and exit-stack layers, and
-solving the (empty) dependencies. Everything else stays, each from its one
-implementation:
+the very stack `app.add_middleware` built, inside the same server-error
+layer). What they skip is only FastAPI's share of a request: its
+exception-telemetry and body-limit layers, walking the router's routes, the
+exception and exit-stack layers, and solving the (empty) dependencies.
+Everything else stays, each from its one implementation:
 
 - the handlers are the routes' own functions (authentication, rate limits,
   parameters, visibility, cursors, encoding);
