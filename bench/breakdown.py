@@ -114,7 +114,7 @@ def measure(db: Seeded, repeat: int) -> None:
         }
         with database.read() as conn:
             rows = runs_store.list_runs(conn, query).rows
-            lines["store.runs.list_runs (SQLAlchemy Core)"] = cpu_ms(
+            lines["store.runs.list_runs (driver tuples)"] = cpu_ms(
                 lambda: runs_store.list_runs(conn, query), repeat
             )
         plain = [tuple(row) for row in rows]

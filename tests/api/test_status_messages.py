@@ -107,6 +107,7 @@ def bad_urls(world: World) -> dict[str, str]:
         "no-expiry": log(first.id, f"signature={signature}"),
         "expiry-not-a-number": log(first.id, f"expires=soon&signature={signature}"),
         "run-id-not-a-number": log("abc", f"expires={expires}&signature={signature}"),
+        "signature-not-ascii": log(first.id, f"expires={expires}&signature=%C3%A9{signature[2:]}"),
     }
 
 
@@ -120,6 +121,7 @@ def bad_urls(world: World) -> dict[str, str]:
         "no-expiry",
         "expiry-not-a-number",
         "run-id-not-a-number",
+        "signature-not-ascii",
     ],
 )
 def test_bad_signature_is_403(world: World, case: str) -> None:

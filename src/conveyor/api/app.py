@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import ASGIApp
 
 from conveyor import web
 from conveyor.api import (
@@ -24,6 +26,7 @@ from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.context import AppContext
+from conveyor.api.fastpath import RunReadsFastPath
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
 from conveyor.clock import Clock, SystemClock
@@ -43,6 +46,23 @@ def load_secret(db: Database, settings: Settings) -> bytes:
         return settings.secret_key.encode("utf-8")
     with db.write() as conn:
         return secrets.get_or_create_secret(conn)
+
+
+class ConveyorApp(FastAPI):
+    """FastAPI, with the two run reads dispatched ahead of it (conveyor.api.fastpath)
+    through the same user middleware as every other request, inside the same
+    server-error layer (an exception escaping a middleware is still a Files.com 500)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        rest = super().build_middleware_stack()
+        error_handler = self.exception_handlers.get(500) or self.exception_handlers.get(Exception)
+
+        def wrap(handler: ASGIApp) -> ASGIApp:
+            for cls, args, kwargs in reversed(self.user_middleware):
+                handler = cls(handler, *args, **kwargs)
+            return ServerErrorMiddleware(handler, handler=error_handler, debug=self.debug)
+
+        return RunReadsFastPath(rest, wrap)
 
 
 def create_app(
@@ -70,7 +90,7 @@ def create_app(
             for stop in reversed(stops):
                 stop()
 
-    app = FastAPI(
+    app = ConveyorApp(
         title="Conveyor",
         version="0.1.0",
         description="Files.com-compatible API for file automations and their runs.",

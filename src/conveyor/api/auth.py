@@ -10,18 +10,30 @@ from conveyor.domain import errors
 from conveyor.store.users import User, user_for_key
 
 API_KEY_HEADER = "x-filesapi-key"
+MAX_KEY_LENGTH = 256
 
 
-def authenticate(conn: Connection, request: Request) -> User:
+def api_key(request: Request) -> str:
+    """The request's API key; AuthenticationRequired when there is none."""
     key = request.headers.get(API_KEY_HEADER)
     if not key:
         raise errors.AuthenticationRequired(
             "Authentication required: send your API key in the X-FilesAPI-Key header."
         )
-    user = user_for_key(conn, key) if len(key) <= 256 else None
+    return key
+
+
+def admit(request: Request, key: str, user: User | None) -> User:
+    """The caller `user` found for `key` (None: unknown or revoked), once the key's
+    rate limit allows the request."""
     if user is None:
         raise errors.InvalidCredentials("The API key is unknown or has been revoked.")
     # The access log names the user (conveyor.api.accesslog reads it back).
     request.scope.setdefault("state", {})["user_id"] = user.id
     ratelimit.enforce(request, key)
     return user
+
+
+def authenticate(conn: Connection, request: Request) -> User:
+    key = api_key(request)
+    return admit(request, key, user_for_key(conn, key) if len(key) <= MAX_KEY_LENGTH else None)

@@ -1,7 +1,8 @@
 """Rows to Files.com JSON, without validation models on the hot path.
 
-Runs are encoded straight from database rows with orjson; the OpenAPI schema
-still describes them (conveyor.api.openapi).
+Runs are encoded straight from database rows (tuples in `store.runs.RUN_COLUMNS`
+order) with orjson; the OpenAPI schema still describes them
+(conveyor.api.openapi).
 """
 
 from __future__ import annotations
@@ -21,26 +22,47 @@ class RunEncoder:
     def __init__(self, base_url: str, signer: UrlSigner, expires: int) -> None:
         self._prefix = f"{base_url}/api/rest/v1/automation_runs/"
         self._suffix = f"/status_messages?expires={expires}&signature="
-        self._signer = signer
-        self._expires = expires
+        self._sign = signer.signer_for(expires)
 
     def status_messages_url(self, run_id: int) -> str:
-        return f"{self._prefix}{run_id}{self._suffix}{self._signer.sign(run_id, self._expires)}"
+        return f"{self._prefix}{run_id}{self._suffix}{self._sign(run_id)}"
 
     def run(self, row: Any) -> dict[str, Any]:
-        run_id, automation_id, completed_at, created_at, runtime, status, stage, ok, failed = row
-        return {
-            "id": run_id,
-            "automation_id": automation_id,
-            "completed_at": to_rfc3339(completed_at),
-            "created_at": to_rfc3339(created_at),
-            "runtime": to_rfc3339(runtime),
-            "status": status,
-            "run_stage": stage,
-            "successful_operations": ok,
-            "failed_operations": failed,
-            "status_messages_url": self.status_messages_url(run_id),
-        }
+        return self._records((row,))[0]
 
     def runs(self, rows: Iterable[Any]) -> bytes:
-        return orjson.dumps([self.run(row) for row in rows])
+        return orjson.dumps(self._records(rows))
+
+    def _records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        # One loop with everything in locals: this runs once per listed run.
+        prefix, suffix, sign, rfc3339 = self._prefix, self._suffix, self._sign, to_rfc3339
+        records: list[dict[str, Any]] = []
+        append = records.append
+        for (
+            run_id,
+            automation_id,
+            completed_at,
+            created_at,
+            runtime,
+            status,
+            stage,
+            ok,
+            failed,
+        ) in rows:
+            created = rfc3339(created_at)
+            append(
+                {
+                    "id": run_id,
+                    "automation_id": automation_id,
+                    "completed_at": None if completed_at is None else rfc3339(completed_at),
+                    "created_at": created,
+                    # A run not scheduled for a slot runs at its creation time.
+                    "runtime": created if runtime == created_at else rfc3339(runtime),
+                    "status": status,
+                    "run_stage": stage,
+                    "successful_operations": ok,
+                    "failed_operations": failed,
+                    "status_messages_url": f"{prefix}{run_id}{suffix}{sign(run_id)}",
+                }
+            )
+        return records

@@ -76,12 +76,25 @@ def _respond(request: Request, exc: errors.ConveyorError) -> Response:
     return error_response(exc, rid)
 
 
+def domain_error(request: Request, exc: errors.ConveyorError) -> Response:
+    """The answer to a ConveyorError raised by a handler."""
+    if exc.http_status >= 500:
+        log.error("request %s failed: %s", request_id(request), exc.message)
+    return _respond(request, exc)
+
+
+def unexpected_error(request: Request, _exc: Exception) -> Response:
+    """The answer to any other exception: logged with its stack, a bare 500 to the client."""
+    log.exception("unexpected error in request %s", request_id(request))
+    return _respond(
+        request, errors.InternalServerError("An unexpected error occurred; it has been logged.")
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ConveyorError)
     async def _domain(request: Request, exc: errors.ConveyorError) -> Response:
-        if exc.http_status >= 500:
-            log.error("request %s failed: %s", request_id(request), exc.message)
-        return _respond(request, exc)
+        return domain_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -100,10 +113,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error in request %s", request_id(request))
-        return _respond(
-            request, errors.InternalServerError("An unexpected error occurred; it has been logged.")
-        )
+        return unexpected_error(request, exc)
 
 
 class FilesComHttpProtocol(HttpToolsProtocol):

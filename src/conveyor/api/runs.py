@@ -1,7 +1,9 @@
 """Automation Runs endpoints (SPEC 2.1-2.3, seed document).
 
-List and find are sync handlers (run in the server's thread pool) that use
-one read transaction for authentication, visibility and the query.
+List and find are sync handlers (run in the server's thread pool). Their reads
+(the caller and visibility, then the page and its probe) need no common
+snapshot, so on PostgreSQL each is a statement of its own, without
+transaction round trips (`Database.reads`).
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import MAX_KEY_LENGTH, admit, api_key, authenticate
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
-from conveyor.store import automations as automations_store
 from conveyor.store import runs as runs_store
+from conveyor.store.automations import may_see
+from conveyor.store.users import user_and_automation_owner
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -35,10 +38,26 @@ def encoder_for(context: AppContext, request: Request) -> RunEncoder:
 def list_automation_runs(request: Request) -> Response:
     context = ctx(request)
     pairs = query_pairs(request.scope.get("query_string", b""))
-    with context.db.read() as conn:
-        user = authenticate(conn, request)
+    key = api_key(request)
+    # The parameters are checked after authentication (a 401 comes first), but read
+    # before it: the caller, its key's user and the automation's owner are then
+    # found in one statement.
+    invalid: errors.ConveyorError | None = None
+    try:
         query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
-        if automations_store.visible_automation(conn, query.automation_id, user) is None:
+    except errors.ConveyorError as exc:
+        invalid = exc
+    with context.db.reads() as conn:
+        if invalid is not None:
+            authenticate(conn, request)  # 401 and 429 come before a parameter's 400
+            raise invalid
+        found, owner_id = (
+            user_and_automation_owner(conn, key, query.automation_id)
+            if len(key) <= MAX_KEY_LENGTH
+            else (None, None)
+        )
+        user = admit(request, key, found)
+        if owner_id is None or not may_see(user, owner_id):
             raise errors.NotFound(f"Automation {query.automation_id} not found.")
         page = runs_store.list_runs(conn, query)
     headers = {}
@@ -57,7 +76,7 @@ def list_automation_runs(request: Request) -> Response:
 @router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
 def find_automation_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         user = authenticate(conn, request)
         parsed = parse_id(run_id)
         row = runs_store.find_visible_run(conn, parsed, user)

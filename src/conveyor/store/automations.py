@@ -101,7 +101,7 @@ def get_automation(conn: Connection, automation_id: int) -> Automation | None:
 def find_visible(conn: Connection, automation_id: int, user: User) -> Automation | None:
     """The automation if it exists, is not deleted, and `user` may see it."""
     found = get_automation(conn, automation_id)
-    if found is None or found.deleted or not (user.is_admin or found.user_id == user.id):
+    if found is None or found.deleted or not may_see(user, found.user_id):
         return None
     return found
 
@@ -180,6 +180,11 @@ class AutomationOwner:
     deleted: bool
 
 
+def may_see(user: User, owner_id: int) -> bool:
+    """The visibility rule: users see their own automations (and their runs); admins all."""
+    return user.is_admin or owner_id == user.id
+
+
 def visible_automation(conn: Connection, automation_id: int, user: User) -> AutomationOwner | None:
     """The automation if it exists and `user` may see it (admins see all).
 
@@ -190,6 +195,6 @@ def visible_automation(conn: Connection, automation_id: int, user: User) -> Auto
             automations.c.id, automations.c.user_id, automations.c.disabled, automations.c.deleted
         ).where(automations.c.id == automation_id)
     ).first()
-    if row is None or not (user.is_admin or row.user_id == user.id):
+    if row is None or not may_see(user, row.user_id):
         return None
     return AutomationOwner(row.id, row.user_id, bool(row.disabled), bool(row.deleted))

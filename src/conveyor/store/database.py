@@ -56,6 +56,23 @@ class Database:
             yield conn
 
     @contextmanager
+    def reads(self) -> Iterator[Connection]:
+        """A connection for reads that need not share one snapshot.
+
+        On PostgreSQL each statement runs on its own (autocommit), which saves the
+        BEGIN and COMMIT round trips of a transaction; one statement still reads
+        one consistent snapshot. On SQLite, where a transaction costs no round
+        trip, this is `read()`.
+        """
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed on exit, rolled back on error."""
         with self.engine.connect() as conn:

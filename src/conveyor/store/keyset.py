@@ -5,19 +5,37 @@ A page is `per_page + 1` rows read in the requested order, strictly after
 exists that way. Whether one exists the other way is one EXISTS probe.
 An empty page (only possible past records that went away) has no cursors.
 Runs and automations are both listed through `keyset_page`.
+
+A caller whose scope is written with bind parameters (`bindparam`) may give a
+`cache_key`: the page and probe statements of each shape (sort, direction,
+way, cursor or not, dialect) are then built and compiled to driver SQL once,
+run with `exec_driver_sql` (so engine events still see them) and read as the
+driver's plain tuples. The runs list, on every API page, takes that path.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    exists,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.listing import Cursor
+from conveyor.store.prepared import DriverSql
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +96,54 @@ def order(field: str | None, descending: bool, forward: bool, columns: Any) -> l
     return [columns[n].desc() if desc else columns[n].asc() for n in names]
 
 
+_STATEMENTS: dict[Hashable, tuple[DriverSql, DriverSql | None]] = {}
+
+
+def _statements(
+    *,
+    columns: Sequence[Any],
+    table_columns: Any,
+    read_field: str | None,
+    descending: bool,
+    scope: Sequence[ColumnElement[bool]],
+    cursor: Cursor | None,
+    key: Any,
+    anchor_id: Any,
+    forward: bool,
+    dialect: str,
+) -> tuple[Any, Any | None]:
+    """The page statement (without its LIMIT) and the EXISTS probe (None without a
+    cursor); `key` and `anchor_id` are the anchor's values or bind parameters."""
+    if cursor is None:
+        statement: Any = (
+            select(*columns)
+            .where(and_(*scope))
+            .order_by(*order(read_field, descending, forward, table_columns))
+        )
+        return statement, None
+    arms = [
+        select(*columns).where(and_(*scope, condition))
+        for condition in beyond(
+            table_columns, read_field, descending, key, anchor_id, forward, dialect
+        )
+    ]
+    if len(arms) == 1:
+        statement = arms[0].order_by(*order(read_field, descending, forward, table_columns))
+    else:
+        # The ranges are disjoint and each is read in index order, so the
+        # database merges them without sorting (SQLite: MERGE (UNION ALL)).
+        statement = union_all(*arms)
+        statement = statement.order_by(
+            *order(read_field, descending, forward, statement.selected_columns)
+        )
+    # Is there anything on the other side of the anchor (the side we came from)?
+    probes = beyond(
+        table_columns, read_field, descending, key, anchor_id, not forward, dialect, inclusive=True
+    )
+    probe = select(or_(*(exists().where(and_(*scope, p)) for p in probes)))
+    return statement, probe
+
+
 def keyset_page(
     conn: Connection,
     *,
@@ -89,61 +155,71 @@ def keyset_page(
     scope: Sequence[ColumnElement[bool]],
     cursor: Cursor | None,
     per_page: int,
+    params: dict[str, Any] | None = None,
+    cache_key: Hashable | None = None,
 ) -> KeysetPage:
     """One page. Rows have the id at position 0; a cursor's key is `row[key_index]`.
 
     `read_field` is the column rows are read in order of (None: the id alone);
     it may differ from the sort the cursor names when the scope makes them the
     same order (one status: sorting by status is sorting by id).
+
+    With `cache_key`, `scope` must hold bind parameters only, their values in
+    `params`, and the same cache key must always come with the same scope and
+    columns; rows are then plain tuples.
     """
     forward = cursor is None or cursor.direction == "next"
     dialect = conn.dialect.name
-    if cursor is None:
-        statement: Any = (
-            select(*columns)
-            .where(and_(*scope))
-            .order_by(*order(read_field, descending, forward, table_columns))
+    if cache_key is None:
+        statement, probe = _statements(
+            columns=columns,
+            table_columns=table_columns,
+            read_field=read_field,
+            descending=descending,
+            scope=scope,
+            cursor=cursor,
+            key=None if cursor is None else cursor.key,
+            anchor_id=None if cursor is None else cursor.id,
+            forward=forward,
+            dialect=dialect,
         )
+        # fetchall: one driver call for the page instead of one per row (13 % of the read).
+        rows = list(conn.execute(statement.limit(per_page + 1)).fetchall())
+        behind = probe is not None and bool(conn.execute(probe).scalar())
     else:
-        arms = [
-            select(*columns).where(and_(*scope, condition))
-            for condition in beyond(
-                table_columns, read_field, descending, cursor.key, cursor.id, forward, dialect
+        shape = (cache_key, read_field, descending, forward, cursor is not None, dialect)
+        compiled = _STATEMENTS.get(shape)
+        if compiled is None:
+            key_type = table_columns[read_field].type if read_field is not None else BigInteger()
+            statement, probe = _statements(
+                columns=columns,
+                table_columns=table_columns,
+                read_field=read_field,
+                descending=descending,
+                scope=scope,
+                cursor=cursor,
+                key=bindparam("keyset_key", type_=key_type),
+                anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
+                forward=forward,
+                dialect=dialect,
             )
-        ]
-        if len(arms) == 1:
-            statement = arms[0].order_by(*order(read_field, descending, forward, table_columns))
-        else:
-            # The ranges are disjoint and each is read in index order, so the
-            # database merges them without sorting (SQLite: MERGE (UNION ALL)).
-            statement = union_all(*arms)
-            statement = statement.order_by(
-                *order(read_field, descending, forward, statement.selected_columns)
+            statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
+            compiled = (
+                DriverSql.of(statement, conn.dialect),
+                None if probe is None else DriverSql.of(probe, conn.dialect),
             )
-    # fetchall: one driver call for the page instead of one per row (13 % of the read).
-    rows = list(conn.execute(statement.limit(per_page + 1)).fetchall())
+            _STATEMENTS[shape] = compiled
+        values = dict(params or {}, keyset_limit=per_page + 1)
+        if cursor is not None:
+            values["keyset_key"] = cursor.key
+            values["keyset_id"] = cursor.id
+        page_sql, probe_sql = compiled
+        rows = page_sql.rows(conn, values)
+        behind = probe_sql is not None and bool(probe_sql.rows(conn, values)[0][0])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if not forward:
         rows.reverse()
-    # Is there anything on the other side of the anchor (the side we came from)?
-    behind = False
-    if cursor is not None:
-        probes = beyond(
-            table_columns,
-            read_field,
-            descending,
-            cursor.key,
-            cursor.id,
-            not forward,
-            dialect,
-            inclusive=True,
-        )
-        behind = bool(
-            conn.execute(
-                select(or_(*(exists().where(and_(*scope, probe)) for probe in probes)))
-            ).scalar()
-        )
     has_next, has_prev = (more, behind) if forward else (behind, more)
 
     def key(row: Any) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -282,11 +282,15 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
     """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
 
     With filter[status], sorting by status is sorting by id (one status), which
-    ix_runs_automation_status_id serves without a sort step.
+    ix_runs_automation_status_id serves without a sort step. The statements are
+    built and compiled once per shape (keyset's `cache_key`); rows are the
+    driver's tuples in RUN_COLUMNS order.
     """
-    scope: list[ColumnElement[bool]] = [runs_t.c.automation_id == query.automation_id]
+    scope = [runs_t.c.automation_id == _AUTOMATION_ID]
+    params: dict[str, Any] = {"automation_id": query.automation_id}
     if query.status is not None:
-        scope.append(runs_t.c.status == query.status.value)
+        scope.append(runs_t.c.status == _STATUS)
+        params["status"] = query.status.value
     read_field = query.sort.field
     if query.status is not None and read_field == "status":
         read_field = None
@@ -300,4 +304,10 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
         scope=scope,
         cursor=query.cursor,
         per_page=query.per_page,
+        params=params,
+        cache_key=("automation_runs", query.status is not None),
     )
+
+
+_AUTOMATION_ID = bindparam("automation_id", type_=runs_t.c.automation_id.type)
+_STATUS = bindparam("status", type_=runs_t.c.status.type)

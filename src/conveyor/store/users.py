@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from conveyor.store.schema import api_keys, users
+from conveyor.store.prepared import Prepared
+from conveyor.store.schema import api_keys, automations, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,46 @@ def revoke_api_key(conn: Connection, key: str, now: int) -> bool:
     return result.rowcount > 0
 
 
-def user_for_key(conn: Connection, key: str) -> User | None:
-    """The user owning an active key, or None for an unknown or revoked key."""
-    row = conn.execute(
+def _user_for_key() -> object:
+    return (
         select(users.c.id, users.c.name, users.c.is_admin)
         .select_from(api_keys.join(users, users.c.id == api_keys.c.user_id))
-        .where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
-    ).first()
-    return None if row is None else User(row.id, row.name, bool(row.is_admin))
+        .where(
+            api_keys.c.key_hash == bindparam("key_hash", type_=api_keys.c.key_hash.type),
+            api_keys.c.revoked_at.is_(None),
+        )
+    )
+
+
+_USER_FOR_KEY = Prepared(_user_for_key)
+
+
+def user_for_key(conn: Connection, key: str) -> User | None:
+    """The user owning an active key, or None for an unknown or revoked key."""
+    row = _USER_FOR_KEY.first(conn, key_hash=hash_key(key))
+    return None if row is None else User(row[0], row[1], bool(row[2]))
+
+
+def _caller_and_owner() -> object:
+    owner = (
+        select(automations.c.user_id)
+        .where(automations.c.id == bindparam("automation_id", type_=automations.c.id.type))
+        .scalar_subquery()
+    )
+    statement: Any = _user_for_key()
+    return statement.add_columns(owner)
+
+
+_CALLER_AND_OWNER = Prepared(_caller_and_owner)
+
+
+def user_and_automation_owner(
+    conn: Connection, key: str, automation_id: int
+) -> tuple[User | None, int | None]:
+    """`user_for_key` and the owner of an automation (None: no such automation) in
+    one statement: what every list of an automation's records asks first."""
+    row = _CALLER_AND_OWNER.first(conn, key_hash=hash_key(key), automation_id=automation_id)
+    if row is None:
+        return None, None
+    user_id, name, is_admin, owner_id = row
+    return User(user_id, name, bool(is_admin)), owner_id
