@@ -12,7 +12,8 @@ operations of its run; kills land before, between and inside operations,
 and inside batches (copies made, not committed). Every run a dead victim's
 workers held is a kill point; a new victim replaces each dead one and takes
 over runs whose lease ran out. After 22 distinct kill points, at least 3 in
-planning, plain workers finish the rest. For every run the test checks:
+planning and 10 distinct commit counts among the executing ones, plain
+workers finish the rest. For every run the test checks:
 finished with success, counts equal to the 50 files, every destination file
 byte-identical, no temp file left, every outcome logged exactly once, the
 plan logged once, and one lease loss (and one takeover line) per kill that
@@ -43,6 +44,9 @@ MIN_KILL_POINTS = 20
 SEED = 20240216
 VICTIMS = 3
 MIN_PLANNING_KILLS = 3
+# Distinct commit counts among the executing kill points: kills spread over the runs'
+# progress, not bunched where batches happen to end.
+MIN_EXECUTING_COUNTS = 10
 BATCH_SIZES = (1, 2, 3, 5)
 
 
@@ -126,7 +130,7 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
     targets: list[tuple[str, float]] = [("planning", rng.uniform(0.0, 0.35)) for _ in range(4)]
     more = [("planning", rng.uniform(0.0, 0.35)) for _ in range(4)]
     more += [("executing", 0.0)] * 3
-    more += [("executing", float(rng.randint(1, 12))) for _ in range(35)]
+    more += [("executing", float(rng.randint(1, 12))) for _ in range(50)]
     rng.shuffle(more)
     targets += more  # planning first, while there is still planning to kill
     points: list[KillPoint] = []
@@ -137,7 +141,12 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
     started = time.monotonic()
     for stage, value in targets:
         planned_kills = sum(p.stage == "planning" for p in set(points))
-        if len(set(points)) >= MIN_KILL_POINTS + 2 and planned_kills >= MIN_PLANNING_KILLS:
+        counts = {p.committed for p in points if p.stage == "executing"}
+        if (
+            len(set(points)) >= MIN_KILL_POINTS + 2
+            and planned_kills >= MIN_PLANNING_KILLS
+            and len(counts) >= MIN_EXECUTING_COUNTS
+        ):
             break
         chosen: list[WorkerProcess] = []
 
@@ -191,7 +200,9 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(
     print(f"{len(points)} kill points ({len(set(points))} distinct): {sorted(set(points))}")
     assert len(set(points)) >= MIN_KILL_POINTS, points
     assert sum(p.stage == "planning" for p in set(points)) >= MIN_PLANNING_KILLS, points
-    assert len({p.committed for p in points if p.stage == "executing"}) >= 10, points
+    assert len({p.committed for p in points if p.stage == "executing"}) >= MIN_EXECUTING_COUNTS, (
+        points
+    )
     kills = Counter(p.run_id for p in points)
     for index, run_id in enumerate(run_ids):
         folder = f"dest{index:02}"
