@@ -18,6 +18,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -170,18 +171,21 @@ def keyset_page(
     """
     forward = cursor is None or cursor.direction == "next"
     dialect = conn.dialect.name
+    build = partial(
+        _statements,
+        columns=columns,
+        table_columns=table_columns,
+        read_field=read_field,
+        descending=descending,
+        scope=scope,
+        cursor=cursor,
+        forward=forward,
+        dialect=dialect,
+    )
     if cache_key is None:
-        statement, probe = _statements(
-            columns=columns,
-            table_columns=table_columns,
-            read_field=read_field,
-            descending=descending,
-            scope=scope,
-            cursor=cursor,
+        statement, probe = build(
             key=None if cursor is None else cursor.key,
             anchor_id=None if cursor is None else cursor.id,
-            forward=forward,
-            dialect=dialect,
         )
         # fetchall: one driver call for the page instead of one per row (13 % of the read).
         rows = list(conn.execute(statement.limit(per_page + 1)).fetchall())
@@ -191,17 +195,9 @@ def keyset_page(
         compiled = _STATEMENTS.get(shape)
         if compiled is None:
             key_type = table_columns[read_field].type if read_field is not None else BigInteger()
-            statement, probe = _statements(
-                columns=columns,
-                table_columns=table_columns,
-                read_field=read_field,
-                descending=descending,
-                scope=scope,
-                cursor=cursor,
+            statement, probe = build(
                 key=bindparam("keyset_key", type_=key_type),
                 anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
-                forward=forward,
-                dialect=dialect,
             )
             statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
             compiled = (
