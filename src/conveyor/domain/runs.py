@@ -109,11 +109,7 @@ def advance(run: AutomationRun, target: RunStage) -> AutomationRun:
 
 def count_operation(run: AutomationRun, succeeded: bool) -> AutomationRun:
     """Count one operation's outcome. Only an executing run performs operations."""
-    if run.run_stage is not RunStage.EXECUTING:
-        raise IllegalTransition(f"a run in {run.run_stage} cannot count operations")
-    if succeeded:
-        return replace(run, successful_operations=run.successful_operations + 1)
-    return replace(run, failed_operations=run.failed_operations + 1)
+    return count_operations(run, 1 if succeeded else 0, 0 if succeeded else 1)
 
 
 def count_operations(run: AutomationRun, succeeded: int, failed: int) -> AutomationRun:

@@ -247,34 +247,6 @@ def count_operations(conn: Connection, run_id: int, state: str | None = None) ->
     return int(conn.execute(query).scalar_one())
 
 
-def complete_operation(
-    conn: Connection,
-    run_id: int,
-    op_id: int,
-    worker_id: str,
-    lease_until: int,
-    *,
-    state: str,
-    succeeded: bool,
-    now: int,
-    message: str,
-) -> AutomationRun:
-    """Commit one operation's outcome: its state, the run's count and its log line together.
-
-    Guarded twice: the worker must hold the lease, and the operation must
-    still be pending, so an outcome is never counted twice.
-    """
-    hold_lease(conn, run_id, worker_id, lease_until)
-    result = conn.execute(
-        update(ops_t)
-        .where(ops_t.c.id == op_id, ops_t.c.run_id == run_id, ops_t.c.state == "pending")
-        .values(state=state, finished_at=now)
-    )
-    if result.rowcount != 1:
-        raise LeaseLost(f"operation {op_id} of automation run {run_id} was already recorded")
-    return run_store.record_operation(conn, run_id, succeeded, now, message)
-
-
 @dataclass(frozen=True, slots=True)
 class OperationOutcome:
     """One performed operation's outcome, to be committed with others of its batch."""
@@ -307,9 +279,10 @@ def complete_operations(
     """Commit a batch of outcomes: each operation's state, the run's counts and one log
     line per operation, in the caller's transaction.
 
-    Guarded like `complete_operation`: the worker must hold the lease (checked
-    and extended first) and every operation must still be pending; otherwise
-    LeaseLost, and the caller's transaction rolls back with nothing recorded.
+    Guarded twice: the worker must hold the lease (checked and extended first)
+    and every operation must still be pending, so an outcome is never counted
+    twice; otherwise LeaseLost, and the caller's transaction rolls back with
+    nothing recorded.
     """
     hold_lease(conn, run_id, worker_id, lease_until)
     if not outcomes:

@@ -189,10 +189,9 @@ def record_operation(
     conn: Connection, run_id: int, succeeded: bool, now: int, message: str | None = None
 ) -> AutomationRun:
     """Count one operation's outcome and log it, in the caller's transaction."""
-    _, after = _apply(conn, run_id, lambda run: lifecycle.count_operation(run, succeeded))
     if message is not None:
-        level = MessageLevel.INFO if succeeded else MessageLevel.ERROR
-        _insert_message(conn, run_id, now, message, level)
+        return record_operations(conn, run_id, [(succeeded, now, message)])
+    _, after = _apply(conn, run_id, lambda run: lifecycle.count_operation(run, succeeded))
     return after
 
 
