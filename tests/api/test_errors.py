@@ -17,6 +17,7 @@ from api_world import World
 
 from conveyor.api.app import create_app
 from conveyor.config import Settings
+from conveyor.store import automations as automations_store
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer
 from conveyor.testing.seed import Seeder
@@ -238,6 +239,20 @@ def test_what_is_hidden_from_others_is_visible_to_owner_and_admin(world: World) 
         listed = fetch(world.url, runs_url(f"automation_id={world.b}"), key)
         assert listed.status == 200
         assert [r["id"] for r in listed.json()] == [r.id for r in reversed(world.runs[world.b])]
+        found = fetch(world.url, f"{API}/automation_runs/{run.id}", key)
+        assert found.status == 200 and found.json()["id"] == run.id
+
+
+def test_a_deleted_automations_runs_are_found_by_id_but_not_listed(world: World) -> None:
+    """Deleting an automation hides it, as the Automations API does: listing its runs is a
+    404 for everyone; each run stays readable by id (run history outlives the automation)."""
+    run = world.runs[world.b][0]
+    with world.db.write() as conn:
+        automations_store.delete_automation(conn, world.b, world.clock.now())
+    for key in (world.bob.key, world.admin.key):
+        listed = fetch(world.url, runs_url(f"automation_id={world.b}"), key)
+        assert_error(listed, 404, "not-found/not-found")
+        assert listed.json()["error"] == f"Automation {world.b} not found."
         found = fetch(world.url, f"{API}/automation_runs/{run.id}", key)
         assert found.status == 200 and found.json()["id"] == run.id
 

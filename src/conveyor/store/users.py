@@ -99,7 +99,10 @@ def user_for_key(conn: Connection, key: str) -> User | None:
 def _caller_and_owner() -> object:
     owner = (
         select(automations.c.user_id)
-        .where(automations.c.id == bindparam("automation_id", type_=automations.c.id.type))
+        .where(
+            automations.c.id == bindparam("automation_id", type_=automations.c.id.type),
+            automations.c.deleted.is_(False),
+        )
         .scalar_subquery()
     )
     statement: Any = _user_for_key()
@@ -112,8 +115,9 @@ _CALLER_AND_OWNER = Prepared(_caller_and_owner)
 def user_and_automation_owner(
     conn: Connection, key: str, automation_id: int
 ) -> tuple[User | None, int | None]:
-    """`user_for_key` and the owner of an automation (None: no such automation) in
-    one statement: what every list of an automation's records asks first."""
+    """`user_for_key` and the owner of an automation (None: no such automation, or
+    a deleted one) in one statement: what every list of an automation's records
+    asks first."""
     row = _CALLER_AND_OWNER.first(conn, key_hash=hash_key(key), automation_id=automation_id)
     if row is None:
         return None, None
