@@ -341,6 +341,16 @@ def signed_cursor(db: Seeded, anchor: tuple[int, int], per_page: int) -> str:
 # ------------------------------------------------------------------ servers
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class ServerProcess:
     """`bench/servers.py KIND` in a subprocess on 127.0.0.1; its pid is the server's."""
 
@@ -396,12 +406,7 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=20)
         self.log.close()
 
     def __enter__(self) -> ServerProcess:
@@ -587,12 +592,7 @@ class CountedProcess:
         raise RuntimeError(f"no transaction counts from {self.process.args}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

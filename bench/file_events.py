@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
-from common import print_machine
+from common import print_machine, stop_process
 from conveyor.clock import SystemClock
 from conveyor.domain.automations import validate_fields
 from conveyor.store import automations, migrate, users
@@ -72,8 +72,7 @@ def serve(url: str, home: Path, root: Path, debounce: float) -> Iterator[None]:
         try:
             yield
         finally:
-            process.terminate()
-            process.wait(timeout=60)
+            stop_process(process)
 
 
 def finished_run_for(db: Database, path: str) -> tuple[int, int] | None:

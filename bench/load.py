@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from common import print_machine, wait_healthy
+from common import print_machine, stop_process, wait_healthy
 from conveyor.store import migrate, users
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer, free_port
@@ -72,12 +72,7 @@ class ServeProcess:
         wait_healthy(self.url, self)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

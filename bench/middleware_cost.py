@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from common import BENCH_DIR, arguments, free_port, print_machine, seed_sqlite
+from common import BENCH_DIR, arguments, free_port, print_machine, seed_sqlite, stop_process
 
 ROUNDS = 15
 REQUESTS = 200
@@ -119,8 +119,7 @@ def main() -> None:
         print(f"access-log lines written by the full server: {lines:,}")
     finally:
         for process, _url in servers.values():
-            process.terminate()
-            process.wait()
+            stop_process(process)
         Path(home / "access.log").unlink(missing_ok=True)
 
 

@@ -22,7 +22,9 @@ import typer
 from conveyor import sdk
 from conveyor.cli.client import (
     DEFAULT_URL,
+    AllPagesOption,
     ApiKeyOption,
+    CursorOption,
     FormatOption,
     UrlOption,
     list_params,
@@ -324,10 +326,8 @@ def list_automations(
     per_page: Annotated[
         int | None, typer.Option(help="Automations per page, 1..10000 (server default 1000).")
     ] = None,
-    cursor: Annotated[
-        str | None, typer.Option(help="Continue from a cursor a previous page printed.")
-    ] = None,
-    all_pages: Annotated[bool, typer.Option("--all", help="Walk every page to the end.")] = False,
+    cursor: CursorOption = None,
+    all_pages: AllPagesOption = False,
     fmt: FormatOption = OutputFormat.TABLE,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,

@@ -18,7 +18,16 @@ from conveyor.sdk.run_log import (
     MIN_FOLLOW_INTERVAL,
 )
 
-__all__ = ["DEFAULT_URL", "ApiKeyOption", "FormatOption", "UrlOption", "make_client", "register"]
+__all__ = [
+    "DEFAULT_URL",
+    "AllPagesOption",
+    "ApiKeyOption",
+    "CursorOption",
+    "FormatOption",
+    "UrlOption",
+    "make_client",
+    "register",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -38,6 +47,11 @@ ApiKeyOption = Annotated[
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", help="Output format: table, json or csv.")
 ]
+# The paging options every list command takes.
+CursorOption = Annotated[
+    str | None, typer.Option(help="Continue from a cursor a previous page printed.")
+]
+AllPagesOption = Annotated[bool, typer.Option("--all", help="Walk every page to the end.")]
 
 # The table leaves out status_messages_url (long, and expiring); JSON and CSV carry it.
 RUN_TABLE_COLUMNS = (
@@ -105,10 +119,8 @@ def list_runs(
     per_page: Annotated[
         int | None, typer.Option(help="Runs per page, 1..10000 (server default 1000).")
     ] = None,
-    cursor: Annotated[
-        str | None, typer.Option(help="Continue from a cursor a previous page printed.")
-    ] = None,
-    all_pages: Annotated[bool, typer.Option("--all", help="Walk every page to the end.")] = False,
+    cursor: CursorOption = None,
+    all_pages: AllPagesOption = False,
     fmt: FormatOption = OutputFormat.TABLE,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
