@@ -15,18 +15,16 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
 from conveyor.api.automations import visible_automation
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY, AUTOMATION_RUN_SCHEMA, ERROR_SCHEMA
-from conveyor.api.runs import JSON, encoder_for
+from conveyor.api.runs import JSON, encoder_for, visible_run
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id
 from conveyor.domain.retention import log_expires_at, retention_days
 from conveyor.store import retention as store
-from conveyor.store import runs as runs_store
 
 router = APIRouter(prefix="/api/conveyor/v1")
 MAX_RETENTION_DAYS = 100_000
@@ -91,12 +89,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def find_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
-        user = authenticate(conn, request)
-        parsed = parse_id(run_id)
-        row = runs_store.find_visible_run(conn, parsed, user)
-        found = store.run_retention(conn, parsed) if row is not None else None
-    if row is None or found is None:
-        raise errors.NotFound(f"Automation Run {parsed} not found.")
+        row = visible_run(conn, request, run_id)
+        found = store.run_retention(conn, row[0])
+    if found is None:
+        raise errors.NotFound(f"Automation Run {row[0]} not found.")
     default = context.settings.retention_days
     body = encoder_for(context, request).run(row)
     body["log_expires_at"] = to_rfc3339(

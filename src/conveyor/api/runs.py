@@ -8,8 +8,11 @@ transaction round trips (`Database.reads`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request
+from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
 from conveyor.api.auth import MAX_KEY_LENGTH, admit, api_key, authenticate
@@ -77,12 +80,19 @@ def list_automation_runs(request: Request) -> Response:
 def find_automation_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.reads() as conn:
-        user = authenticate(conn, request)
-        parsed = parse_id(run_id)
-        row = runs_store.find_visible_run(conn, parsed, user)
+        row = visible_run(conn, request, run_id)
+    return Response(orjson.dumps(encoder_for(context, request).run(row)), media_type=JSON)
+
+
+def visible_run(conn: Connection, request: Request, run_id: str) -> Any:
+    """The caller's run row (id first): authenticate, parse the id, check visibility;
+    404 for a run that does not exist or that the caller may not see."""
+    user = authenticate(conn, request)
+    parsed = parse_id(run_id)
+    row = runs_store.find_visible_run(conn, parsed, user)
     if row is None:
         raise errors.NotFound(f"Automation Run {parsed} not found.")
-    return Response(orjson.dumps(encoder_for(context, request).run(row)), media_type=JSON)
+    return row
 
 
 def _one_line(message: str) -> str:
