@@ -108,6 +108,10 @@ def bad_urls(world: World) -> dict[str, str]:
         "expiry-not-a-number": log(first.id, f"expires=soon&signature={signature}"),
         "run-id-not-a-number": log("abc", f"expires={expires}&signature={signature}"),
         "signature-not-ascii": log(first.id, f"expires={expires}&signature=%C3%A9{signature[2:]}"),
+        # Numbers a signature's 64-bit fields cannot hold: refused, never a 500.
+        "run-id-negative": log(-1, f"expires={expires}&signature={signature}"),
+        "run-id-beyond-64-bits": log(2**64 + first.id, f"expires={expires}&signature={signature}"),
+        "expiry-beyond-64-bits": log(first.id, f"expires={2**64 + expires}&signature={signature}"),
     }
 
 
@@ -122,6 +126,9 @@ def bad_urls(world: World) -> dict[str, str]:
         "expiry-not-a-number",
         "run-id-not-a-number",
         "signature-not-ascii",
+        "run-id-negative",
+        "run-id-beyond-64-bits",
+        "expiry-beyond-64-bits",
     ],
 )
 def test_bad_signature_is_403(world: World, case: str) -> None:

@@ -7,13 +7,13 @@ order) with orjson; the OpenAPI schema still describes them
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from conveyor.clock import to_rfc3339
-from conveyor.domain.signing import UrlSigner
+from conveyor.domain.signing import HEX_LENGTH, UrlSigner
 
 
 class RunEncoder:
@@ -22,20 +22,25 @@ class RunEncoder:
     def __init__(self, base_url: str, signer: UrlSigner, expires: int) -> None:
         self._prefix = f"{base_url}/api/rest/v1/automation_runs/"
         self._suffix = f"/status_messages?expires={expires}&signature="
-        self._sign = signer.signer_for(expires)
+        self._signer = signer
+        self._expires = expires
 
     def status_messages_url(self, run_id: int) -> str:
-        return f"{self._prefix}{run_id}{self._suffix}{self._sign(run_id)}"
+        signature = self._signer.sign(run_id, self._expires)
+        return f"{self._prefix}{run_id}{self._suffix}{signature}"
 
     def run(self, row: Any) -> dict[str, Any]:
         return self._records((row,))[0]
 
-    def runs(self, rows: Iterable[Any]) -> bytes:
+    def runs(self, rows: Sequence[Any]) -> bytes:
         return orjson.dumps(self._records(rows))
 
-    def _records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
-        # One loop with everything in locals: this runs once per listed run.
-        prefix, suffix, sign, rfc3339 = self._prefix, self._suffix, self._sign, to_rfc3339
+    def _records(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        # All the page's signatures in one call, then one loop with everything in
+        # locals: this runs once per listed run.
+        signatures = self._signer.signatures(self._expires, [row[0] for row in rows])
+        at = 0
+        prefix, suffix, rfc3339 = self._prefix, self._suffix, to_rfc3339
         records: list[dict[str, Any]] = []
         append = records.append
         for (
@@ -62,7 +67,10 @@ class RunEncoder:
                     "run_stage": stage,
                     "successful_operations": ok,
                     "failed_operations": failed,
-                    "status_messages_url": f"{prefix}{run_id}{suffix}{sign(run_id)}",
+                    "status_messages_url": (
+                        f"{prefix}{run_id}{suffix}{signatures[at : at + HEX_LENGTH]}"
+                    ),
                 }
             )
+            at += HEX_LENGTH
         return records
