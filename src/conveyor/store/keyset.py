@@ -9,7 +9,7 @@ Runs and automations are both listed through `keyset_page`.
 A caller whose scope is written with bind parameters (`bindparam`) may give a
 `cache_key`: the page and probe statements of each shape (sort, direction,
 way, cursor or not, dialect) are then built and compiled to driver SQL once,
-run with `exec_driver_sql` (so engine events still see them) and read as the
+run on the driver's cursor (`store.prepared.DriverSql`) and read as the
 driver's plain tuples. The runs list, on every API page, takes that path.
 """
 

@@ -3,9 +3,20 @@
 SQLAlchemy builds a statement, derives its cache key and finds its compiled
 form on every execution, then makes a `Row` per row: about as much CPU as the
 database's own work for the API's list page (docs/benchmarks.md, figure 2).
-A `DriverSql` is compiled once and run with `Connection.exec_driver_sql` (so
-engine events, such as the SQLite BEGIN hook and statement capture in tests,
-still see it), and its rows are the driver's plain tuples.
+A `DriverSql` is compiled once and run on the connection's own driver cursor:
+its rows are the driver's plain tuples, and none of SQLAlchemy's per-execution
+work (execution context, result metadata) is done.
+
+What that leaves out, and how it is kept:
+- Engine events see every statement when anyone listens for them (tests and
+  benchmarks capture statements that way): with a `before_cursor_execute` or
+  `after_cursor_execute` listener, the statement goes through
+  `Connection.exec_driver_sql` like any other.
+- Driver errors are raised as SQLAlchemy's (`sqlalchemy.exc.OperationalError`
+  ...), as `exec_driver_sql` would raise them, and a lost connection is
+  invalidated so the pool does not hand it out again.
+- Transactions are the connection's: SQLAlchemy begins them (the SQLite BEGIN
+  hook runs on `Connection.begin`); these are only ever SELECTs.
 
 Only for statements whose columns need no result conversion (integers and
 text): a Boolean on SQLite, for one, would come back as 0 or 1.
@@ -18,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +61,30 @@ class DriverSql:
             params = tuple(merged[name] for name in self.names)
         else:
             params = {name: merged[name] for name in self.names}
-        result = conn.exec_driver_sql(self.sql, params)
+        if conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute:
+            result = conn.exec_driver_sql(self.sql, params)
+            try:
+                return cast(list[Any], result.cursor.fetchall())
+            finally:
+                result.close()
+        cursor = conn.connection.cursor()
         try:
-            rows = cast(list[Any], result.cursor.fetchall())
+            cursor.execute(self.sql, params)
+            return cast(list[Any], cursor.fetchall())
+        except conn.dialect.loaded_dbapi.Error as exc:
+            lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                self.sql,
+                params,
+                exc,
+                conn.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
+            ) from exc
         finally:
-            result.close()
-        return rows
+            cursor.close()
 
 
 class Prepared:
