@@ -528,7 +528,8 @@ def install_commit_counter(path: str) -> None:
                 timeline.append(entry)
 
     def on_checkout(*_args: object) -> None:
-        # On PostgreSQL each checkout runs the pool's pre-ping: one more (read) transaction.
+        # A checkout pings the server only when its socket shows the connection ended
+        # (store.database._check_alive): no transaction of its own under load.
         key = f"{role()}/pool/checkout"
         with lock:
             counts[key] = counts.get(key, 0) + 1

@@ -544,8 +544,7 @@ def measure(backend: str, args: argparse.Namespace) -> None:
                     f"{STATS_SETTLE:.0f} s after it; less the bench's own "
                     f"{load.own_transactions} (polls, probes): {committed - load.own_transactions}"
                     f"; Conveyor's processes counted {conveyor_commits} commits (reads "
-                    f"included) and {checkouts} pool checkouts (each runs the pool's pre-ping, "
-                    "SELECT 1 in autocommit: one transaction more) in that window"
+                    f"included) and {checkouts} pool checkouts in that window"
                 )
             print(
                 f"  latency phase ({len(latency.runs)} runs one at a time): median "

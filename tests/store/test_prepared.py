@@ -11,6 +11,7 @@ from sqlalchemy import column, event, literal_column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from conveyor.observability import runevents
 from conveyor.store.database import Database
 from conveyor.store.prepared import Prepared
 
@@ -55,6 +56,7 @@ def test_a_driver_error_is_raised_as_sqlalchemys(db: Database) -> None:
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_lost_connection_is_invalidated_and_the_next_read_works(db: Database) -> None:
+    runevents.install()  # as the app does: its rollback listener must bear a lost connection
     with db.reads() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         with db.write() as admin:  # another pooled connection ends this one's server process

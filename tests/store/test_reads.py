@@ -3,6 +3,9 @@ SQLite; the pooled connection is transactional again for the next `read()`."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
+import psycopg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
@@ -22,3 +25,21 @@ def test_reads_run_outside_a_transaction_on_postgresql_only(db: Database) -> Non
         with db.read() as conn:
             conn.exec_driver_sql("SAVEPOINT inside")
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_pooled_connections_whose_server_process_ended_are_replaced(db: Database) -> None:
+    """A restart of PostgreSQL, or `pg_terminate_backend`, ends every pooled connection's
+    server process while the connections idle in the pool; the next checkouts see it on
+    the socket and hand out new connections: no request meets a dead one."""
+    with ExitStack() as held:  # fill the pool: eight connections at once
+        conns = [held.enter_context(db.engine.connect()) for _ in range(8)]
+        pids = {conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() for conn in conns}
+    with psycopg.connect(db.url.replace("postgresql+psycopg://", "postgresql://")) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+    seen = set()
+    for n in range(30):
+        with db.reads() if n % 3 == 0 else db.read() if n % 3 == 1 else db.write() as conn:
+            seen.add(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+    assert seen and not seen & pids

@@ -42,7 +42,10 @@ def _committed(conn: Connection) -> None:
 
 
 def _rolled_back(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
+    # An invalidated connection (lost to a disconnect) took its info, and the
+    # actions noted in it, with it; reading it would raise over the real error.
+    if not conn.invalidated:
+        conn.info.pop(_PENDING, None)
 
 
 def _seconds(start: int | None, end: int | None) -> float | None:

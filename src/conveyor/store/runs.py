@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
@@ -285,10 +286,10 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
     built and compiled once per shape (keyset's `cache_key`); rows are the
     driver's tuples in RUN_COLUMNS order.
     """
-    scope = [runs_t.c.automation_id == _AUTOMATION_ID]
     params: dict[str, Any] = {"automation_id": query.automation_id}
+    scope = _AUTOMATION_SCOPE
     if query.status is not None:
-        scope.append(runs_t.c.status == _STATUS)
+        scope = _AUTOMATION_STATUS_SCOPE
         params["status"] = query.status.value
     read_field = query.sort.field
     if query.status is not None and read_field == "status":
@@ -310,3 +311,6 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
 
 _AUTOMATION_ID = bindparam("automation_id", type_=runs_t.c.automation_id.type)
 _STATUS = bindparam("status", type_=runs_t.c.status.type)
+# Built once: the statements are compiled once per shape anyway (keyset's cache_key).
+_AUTOMATION_SCOPE: tuple[ColumnElement[bool], ...] = (runs_t.c.automation_id == _AUTOMATION_ID,)
+_AUTOMATION_STATUS_SCOPE = (*_AUTOMATION_SCOPE, runs_t.c.status == _STATUS)
