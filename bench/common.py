@@ -259,6 +259,7 @@ _SENTINELS = {
     7_000_000_000_000_000_002: "key",
     7_000_000_000_000_000_003: "id",
     70_001: "limit",
+    70_002: "limit from anchor",  # a page after a cursor also reads the anchor's row
     0: "offset",
 }
 
@@ -277,7 +278,12 @@ class ListSql:
     def params(
         self, automation_id: int, per_page: int, anchor: tuple[int, int] | None, offset: int = 0
     ) -> Any:
-        values = {"automation_id": automation_id, "limit": per_page + 1, "offset": offset}
+        values = {
+            "automation_id": automation_id,
+            "limit": per_page + 1,
+            "limit from anchor": per_page + 2,
+            "offset": offset,
+        }
         if anchor is not None:
             values.update(key=anchor[0], id=anchor[1])
         if isinstance(self.roles, dict):

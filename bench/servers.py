@@ -99,8 +99,10 @@ class Baseline:
         query = self.first if anchor is None else self.keyset
         parameters = query.params(automation_id, per_page, anchor)
         records = self.connection().execute(query.sql, parameters).fetchall()
-        more = len(records) > per_page
-        records = records[:per_page]
+        # Conveyor's SQL reads a page after a cursor from the anchor's own row on.
+        start = 1 if anchor and records and records[0][0] == anchor[1] else 0
+        more = len(records) - start > per_page
+        records = records[start : start + per_page]
         body = self.encode(records)
         cursor = f"{records[-1][3]},{records[-1][0]}".encode() if more else None
         return body, cursor

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from store_support import CODEC, T0, make_runs, new_automations
+from store_support import CODEC, T0, delete_runs, make_runs, new_automations
 
 from conveyor.domain.listing import RunListQuery, parse_run_list_query
 from conveyor.domain.runs import RunStatus
@@ -145,6 +145,20 @@ def list_statements(
     assert second.prev_cursor is not None
     token = CODEC.encode(query.scope, query.sort, second.prev_cursor)
     page("previous page", [("cursor", token)])
+    # The anchors' runs gone (as when retention prunes them; it prunes finished runs
+    # only, so the rows are deleted here, inside a savepoint): a page cannot see its
+    # anchor and asks the EXISTS probe whether anything lies the way it came from.
+    gone = conn.begin_nested()
+    delete_runs(conn, [first.next_cursor.id, second.prev_cursor.id])
+    for purpose, cursor in (
+        ("next page, anchor gone", first.next_cursor),
+        ("previous page, anchor gone", second.prev_cursor),
+    ):
+        page(purpose, [("cursor", CODEC.encode(query.scope, query.sort, cursor))])
+    gone.rollback()
+    # A page that found its anchor asked nothing more; one that did not, probed.
+    probed = {statement.purpose for statement in statements if statement.probe}
+    assert probed == {"next page, anchor gone", "previous page, anchor gone"}, probed
     return statements
 
 

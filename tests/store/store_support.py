@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.listing import Cursor, CursorCodec, RunListQuery, parse_run_list_query
@@ -12,6 +13,7 @@ from conveyor.domain.runs import AutomationRun, RunStatus
 from conveyor.store import automations, runs, users
 from conveyor.store.database import Database
 from conveyor.store.runs import Page
+from conveyor.store.schema import automation_runs
 from conveyor.testing.seed import make_run
 
 T0 = 1_700_000_000_000_000
@@ -56,3 +58,12 @@ def follow(
 
 def records(page: Page) -> list[AutomationRun]:
     return [runs.run_from_row(row) for row in page.rows]
+
+
+def delete_runs(conn: Connection, ids: list[int]) -> None:
+    """The runs and the rows that reference them, whatever their stage."""
+    for table in automation_runs.metadata.sorted_tables:
+        for key in table.foreign_keys:
+            if key.column.table is automation_runs:
+                conn.execute(delete(table).where(key.parent.in_(ids)))
+    conn.execute(delete(automation_runs).where(automation_runs.c.id.in_(ids)))

@@ -7,7 +7,15 @@ import itertools
 
 import httpx
 import pytest
-from store_support import T0, follow, make_runs, new_automations, read_page, records
+from store_support import (
+    T0,
+    delete_runs,
+    follow,
+    make_runs,
+    new_automations,
+    read_page,
+    records,
+)
 
 from conveyor.domain.runs import AutomationRun, RunStatus
 from conveyor.store.database import Database
@@ -124,3 +132,34 @@ def test_walk_over_http_while_runs_are_created(server: ServerThread, seed: Seede
     # The new runs are there for a walk that starts now, ahead of the old ones.
     fresh = httpx.get(url, params={**params, "per_page": "100"}, headers=headers).json()
     assert [run["id"] for run in fresh] == [r.id for r in reversed(created)] + seen
+
+
+@pytest.mark.parametrize("field", ["created_at", "status", "automation_id"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_pages_whose_anchor_was_pruned(db: Database, field: str, direction: str) -> None:
+    """A page's run that a cursor is anchored on is pruned before the cursor is used:
+    the next (or previous) page still starts right after it, and says there is a page
+    the way the cursor came from exactly while runs remain that way."""
+    target, _, _ = existing_runs(db, 12)
+    pairs = [("automation_id", str(target)), ("per_page", "4"), (f"sort_by[{field}]", direction)]
+    query, first = read_page(db, pairs)
+    assert first.next_cursor is not None
+    second = read_page(db, follow(pairs, query, first.next_cursor))[1]
+    assert second.prev_cursor is not None
+    first_ids = [row[0] for row in first.rows]
+    second_ids = [row[0] for row in second.rows]
+    with db.write() as conn:  # the anchors: the last run of page 1, the first of page 2
+        delete_runs(conn, [first_ids[-1], second_ids[0]])
+    again = read_page(db, follow(pairs, query, first.next_cursor))[1]
+    assert [row[0] for row in again.rows] == second_ids[1:] + [
+        row[0] for row in read_page(db, follow(pairs, query, second.next_cursor))[1].rows
+    ][:1]
+    assert again.prev_cursor is not None  # page 1's other runs are still there
+    back = read_page(db, follow(pairs, query, second.prev_cursor))[1]
+    assert [row[0] for row in back.rows] == first_ids[:-1]
+    assert back.next_cursor is not None and back.prev_cursor is None
+    with db.write() as conn:  # page 1 entirely gone: nothing lies before page 2
+        delete_runs(conn, first_ids[:-1])
+    alone = read_page(db, follow(pairs, query, first.next_cursor))[1]
+    assert [row[0] for row in alone.rows][:3] == second_ids[1:]
+    assert alone.prev_cursor is None

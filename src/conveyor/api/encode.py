@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from conveyor.clock import to_rfc3339
+from conveyor.clock import HOUR_PREFIXES, MINUTES_SECONDS, hour_prefix, to_rfc3339
 from conveyor.domain.signing import HEX_LENGTH, UrlSigner
 
 
@@ -37,10 +37,13 @@ class RunEncoder:
 
     def _records(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
         # All the page's signatures in one call, then one loop with everything in
-        # locals: this runs once per listed run.
+        # locals: this runs once per listed run. `created_at` and `completed_at`
+        # are formatted here as `to_rfc3339` does (cached hour prefix, then the
+        # minutes-and-seconds table), without its call per value.
         signatures = self._signer.signatures(self._expires, [row[0] for row in rows])
         at = 0
         prefix, suffix, rfc3339 = self._prefix, self._suffix, to_rfc3339
+        cached_hour, hour_text, minutes_seconds = HOUR_PREFIXES.get, hour_prefix, MINUTES_SECONDS
         records: list[dict[str, Any]] = []
         append = records.append
         for (
@@ -54,12 +57,19 @@ class RunEncoder:
             ok,
             failed,
         ) in rows:
-            created = rfc3339(created_at)
+            seconds = created_at // 1_000_000
+            hour = seconds // 3600
+            created = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
+            completed = None
+            if completed_at is not None:
+                seconds = completed_at // 1_000_000
+                hour = seconds // 3600
+                completed = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
             append(
                 {
                     "id": run_id,
                     "automation_id": automation_id,
-                    "completed_at": None if completed_at is None else rfc3339(completed_at),
+                    "completed_at": completed,
                     "created_at": created,
                     # A run not scheduled for a slot runs at its creation time.
                     "runtime": created if runtime == created_at else rfc3339(runtime),

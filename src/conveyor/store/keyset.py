@@ -113,8 +113,9 @@ def _statements(
     forward: bool,
     dialect: str,
 ) -> tuple[Any, Any | None]:
-    """The page statement (without its LIMIT) and the EXISTS probe (None without a
-    cursor); `key` and `anchor_id` are the anchor's values or bind parameters."""
+    """The page statement (without its LIMIT; from the anchor on, the anchor included)
+    and the EXISTS probe at or behind the anchor (None without a cursor); `key` and
+    `anchor_id` are the anchor's values or bind parameters."""
     if cursor is None:
         statement: Any = (
             select(*columns)
@@ -122,10 +123,12 @@ def _statements(
             .order_by(*order(read_field, descending, forward, table_columns))
         )
         return statement, None
+    # From the anchor itself on: when the anchor's run is still there, the page's
+    # first row is that run, which says there is a page the way we came from.
     arms = [
         select(*columns).where(and_(*scope, condition))
         for condition in beyond(
-            table_columns, read_field, descending, key, anchor_id, forward, dialect
+            table_columns, read_field, descending, key, anchor_id, forward, dialect, inclusive=True
         )
     ]
     if len(arms) == 1:
@@ -182,14 +185,25 @@ def keyset_page(
         forward=forward,
         dialect=dialect,
     )
+
+    def key(row: Any) -> Any:
+        return None if key_index is None else row[key_index]
+
+    # With a cursor, the page is read from the anchor on (`_statements`): one row
+    # more for the anchor, which is dropped. Only when the anchor's run is gone (or
+    # its key changed) does a probe ask whether anything lies the way we came from.
+    limit = per_page + 1 if cursor is None else per_page + 2
     if cache_key is None:
         statement, probe = build(
             key=None if cursor is None else cursor.key,
             anchor_id=None if cursor is None else cursor.id,
         )
         # fetchall: one driver call for the page instead of one per row (13 % of the read).
-        rows = list(conn.execute(statement.limit(per_page + 1)).fetchall())
-        behind = probe is not None and bool(conn.execute(probe).scalar())
+        rows = list(conn.execute(statement.limit(limit)).fetchall())
+
+        def behind_anchor() -> bool:
+            return probe is not None and bool(conn.execute(probe).scalar())
+
     else:
         shape = (cache_key, read_field, descending, forward, cursor is not None, dialect)
         compiled = _STATEMENTS.get(shape)
@@ -205,21 +219,28 @@ def keyset_page(
                 None if probe is None else DriverSql.of(probe, conn.dialect),
             )
             _STATEMENTS[shape] = compiled
-        values = dict(params or {}, keyset_limit=per_page + 1)
+        values = dict(params or {}, keyset_limit=limit)
         if cursor is not None:
             values["keyset_key"] = cursor.key
             values["keyset_id"] = cursor.id
         page_sql, probe_sql = compiled
         rows = page_sql.rows(conn, values)
-        behind = probe_sql is not None and bool(probe_sql.rows(conn, values)[0][0])
-    more = len(rows) > per_page
-    rows = rows[:per_page]
+
+        def behind_anchor() -> bool:
+            return probe_sql is not None and bool(probe_sql.rows(conn, values)[0][0])
+
+    start = 0
+    behind = False
+    if cursor is not None:
+        if rows and rows[0][0] == cursor.id and key(rows[0]) == cursor.key:
+            start, behind = 1, True  # the anchor's run: there is a page the way we came
+        else:
+            behind = behind_anchor()
+    more = len(rows) - start > per_page
+    rows = rows[start : start + per_page]
     if not forward:
         rows.reverse()
     has_next, has_prev = (more, behind) if forward else (behind, more)
-
-    def key(row: Any) -> Any:
-        return None if key_index is None else row[key_index]
 
     next_cursor = prev_cursor = None
     if rows:
