@@ -3,7 +3,9 @@ SQLite; the pooled connection is transactional again for the next `read()`."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,3 +45,27 @@ def test_pooled_connections_whose_server_process_ended_are_replaced(db: Database
         with db.reads() if n % 3 == 0 else db.read() if n % 3 == 1 else db.write() as conn:
             seen.add(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
     assert seen and not seen & pids
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_read_and_write_are_one_transaction_and_reads_are_not(db: Database) -> None:
+    """PostgreSQL's now() is the start of the transaction: equal across the statements
+    of read() and write() (Conveyor sends their BEGIN), apart in reads()."""
+
+    def starts(connection: Any) -> set[Any]:
+        seen = set()
+        with connection() as conn:
+            for _ in range(3):
+                seen.add(conn.exec_driver_sql("SELECT now()").scalar())
+                time.sleep(0.01)
+        return seen
+
+    assert len(starts(db.read)) == 1
+    assert len(starts(db.write)) == 1
+    assert len(starts(db.reads)) == 3
+    with pytest.raises(RuntimeError), db.write() as conn:  # rolled back: nothing stays
+        conn.exec_driver_sql("CREATE TABLE written_then_rolled_back (n int)")
+        raise RuntimeError
+    with db.read() as conn:
+        found = conn.exec_driver_sql("SELECT to_regclass('written_then_rolled_back')")
+        assert found.scalar() is None

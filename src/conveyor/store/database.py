@@ -23,6 +23,8 @@ from sqlalchemy.pool import NullPool
 T = TypeVar("T")
 
 WRITE_OPTION = "conveyor_write"
+# On PostgreSQL: a connection of `Database.reads()`, whose statements run each on its own.
+READS_OPTION = "conveyor_reads"
 LOCK_RETRIES = 12
 
 
@@ -46,11 +48,19 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            # The driver never begins a transaction by itself; Conveyor sends BEGIN
+            # when SQLAlchemy begins one (below), as on SQLite, so `reads()` need not
+            # switch a pooled connection in and out of autocommit.
+            kwargs["isolation_level"] = "AUTOCOMMIT"
         self.engine: Engine = create_engine(url, **kwargs)
+        self._reads_engine = self.engine.execution_options(**{READS_OPTION: True})
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
-        elif not null_pool:
-            event.listen(self.engine, "checkout", _check_alive)
+        else:
+            event.listen(self.engine, "begin", _begin_postgresql)
+            if not null_pool:
+                event.listen(self.engine, "checkout", _check_alive)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -71,8 +81,7 @@ class Database:
             with self.read() as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+        with self._reads_engine.connect() as conn:
             yield conn
 
     @contextmanager
@@ -105,6 +114,12 @@ class Database:
         self.engine.dispose()
 
 
+def _begin_postgresql(conn: Connection) -> None:
+    """BEGIN for a transaction SQLAlchemy begins, except on a `reads()` connection."""
+    if not conn.get_execution_options().get(READS_OPTION, False):
+        conn.exec_driver_sql("BEGIN")
+
+
 def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """A pooled PostgreSQL connection's liveness check at checkout, without a round trip.
 
@@ -122,10 +137,7 @@ def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     if not readable:
         return
     try:
-        in_transactions = not dbapi_conn.autocommit
-        dbapi_conn.autocommit = True  # the ping opens no transaction
-        dbapi_conn.execute("SELECT 1")
-        dbapi_conn.autocommit = not in_transactions
+        dbapi_conn.execute("SELECT 1")  # in autocommit, as every pooled connection is
     except Exception as exc:
         raise InvalidatePoolError(f"the pooled connection is gone: {exc}") from exc
 
