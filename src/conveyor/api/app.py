@@ -35,6 +35,7 @@ from conveyor.domain.listing import CursorCodec
 from conveyor.domain.signing import UrlSigner
 from conveyor.observability import runevents
 from conveyor.store import secrets
+from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.database import Database
 
 # A background service: started with the app, returns the function that stops it.
@@ -79,6 +80,7 @@ def create_app(
         clock=clock or SystemClock(),
         codec=CursorCodec(secret),
         signer=UrlSigner(secret),
+        read_pool=None if db.is_sqlite else AsyncReadPool(db.url),
     )
 
     @asynccontextmanager
@@ -89,6 +91,8 @@ def create_app(
         finally:
             for stop in reversed(stops):
                 stop()
+            if context.read_pool is not None:
+                await context.read_pool.close()
 
     app = ConveyorApp(
         title="Conveyor",

@@ -11,6 +11,7 @@ from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.domain.listing import CursorCodec
 from conveyor.domain.signing import UrlSigner
+from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.database import Database
 
 
@@ -24,6 +25,8 @@ class AppContext:
     # Called with a new run's id after its transaction commits; the engine
     # replaces it to wake its workers.
     on_run_created: Callable[[int], None] = field(default=lambda _run_id: None)
+    # PostgreSQL: connections for the run list read on the event loop (api.steps).
+    read_pool: AsyncReadPool | None = None
 
     def base_url(self, request: Request) -> str:
         """The absolute origin clients reach us at: configured, else from the request."""

@@ -2,7 +2,8 @@
 
 `GET /api/rest/v1/automation_runs` and `GET /api/rest/v1/automation_runs/{id}`
 are matched first, before any layer of FastAPI, and served by their handlers
-in `conveyor.api.runs`, in the thread pool FastAPI would use, through the
+in `conveyor.api.runs`, in the thread pool FastAPI would use (on PostgreSQL
+the list is read on the event loop instead: `conveyor.api.steps`), through the
 app's own middleware (request id, access log and metrics, security headers:
 the very stack `app.add_middleware` built, inside the same server-error
 layer). What they skip is only FastAPI's share of a request: its
@@ -26,17 +27,16 @@ A GET's body is never read, so the body limit has nothing to do on these two.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from starlette._utils import get_route_path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor.api import errors as error_rendering
 from conveyor.api import runs
+from conveyor.api.context import ctx
 from conveyor.domain import errors
 
 LIST_PATH = "/api/rest/v1/automation_runs"
@@ -75,13 +75,15 @@ class RunReadsFastPath:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        work: Callable[[], Response]
-        if scope["route"] is self._list_route:
-            work = partial(runs.list_automation_runs, request)
-        else:
-            work = partial(runs.find_automation_run, scope["path_params"]["run_id"], request)
+        read_pool = ctx(request).read_pool
         try:
-            response = await run_in_threadpool(work)
+            if scope["route"] is not self._list_route:
+                run_id = scope["path_params"]["run_id"]
+                response = await run_in_threadpool(runs.find_automation_run, run_id, request)
+            elif read_pool is not None:  # PostgreSQL: on the event loop (conveyor.api.steps)
+                response = await runs.list_automation_runs_async(read_pool, request)
+            else:
+                response = await run_in_threadpool(runs.list_automation_runs, request)
         except errors.ConveyorError as exc:
             response = error_rendering.domain_error(request, exc)
         except Exception as exc:

@@ -1,9 +1,11 @@
 """Automation Runs endpoints (SPEC 2.1-2.3, seed document).
 
-List and find are sync handlers (run in the server's thread pool). Their reads
-(the caller and visibility, then the page and its probe) need no common
-snapshot, so on PostgreSQL each is a statement of its own, without
-transaction round trips (`Database.reads`).
+Their reads (the caller and visibility, then the page, rarely its probe) need
+no common snapshot, so on PostgreSQL each is a statement of its own, without
+transaction round trips (`Database.reads`). Find is a sync handler, run in the
+server's thread pool. The list is written once as steps (`conveyor.api.steps`):
+run in the thread pool on SQLite, and on the event loop over psycopg's asyncio
+driver on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
-from conveyor.api.auth import MAX_KEY_LENGTH, admit, api_key, authenticate
+from conveyor.api.auth import MAX_KEY_LENGTH, api_key, authenticate
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
+from conveyor.api.steps import Admit, Steps, run_steps, run_steps_async
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
 from conveyor.store import runs as runs_store
+from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
-from conveyor.store.users import user_and_automation_owner
+from conveyor.store.users import user_and_automation_owner_reads, user_for_key_reads
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -39,30 +43,39 @@ def encoder_for(context: AppContext, request: Request) -> RunEncoder:
 
 @router.get("/automation_runs", **LIST_RUNS_DOC)
 def list_automation_runs(request: Request) -> Response:
+    with ctx(request).db.reads() as conn:
+        return run_steps(conn, request, _list_steps(request))
+
+
+async def list_automation_runs_async(pool: AsyncReadPool, request: Request) -> Response:
+    """The same list on the event loop, on PostgreSQL (conveyor.api.steps)."""
+    return await run_steps_async(pool, request, _list_steps(request))
+
+
+def _list_steps(request: Request) -> Steps[Response]:
     context = ctx(request)
+    dialect = context.db.engine.dialect
     pairs = query_pairs(request.scope.get("query_string", b""))
     key = api_key(request)
+    known_length = len(key) <= MAX_KEY_LENGTH
     # The parameters are checked after authentication (a 401 comes first), but read
     # before it: the caller, its key's user and the automation's owner are then
     # found in one statement.
-    invalid: errors.ConveyorError | None = None
     try:
         query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
-    except errors.ConveyorError as exc:
-        invalid = exc
-    with context.db.reads() as conn:
-        if invalid is not None:
-            authenticate(conn, request)  # 401 and 429 come before a parameter's 400
-            raise invalid
-        found, owner_id = (
-            user_and_automation_owner(conn, key, query.automation_id)
-            if len(key) <= MAX_KEY_LENGTH
-            else (None, None)
-        )
-        user = admit(request, key, found)
-        if owner_id is None or not may_see(user, owner_id):
-            raise errors.NotFound(f"Automation {query.automation_id} not found.")
-        page = runs_store.list_runs(conn, query)
+    except errors.ConveyorError:
+        # 401 and 429 come before a parameter's 400.
+        yield Admit(key, (yield from user_for_key_reads(dialect, key)) if known_length else None)
+        raise
+    found, owner_id = (
+        (yield from user_and_automation_owner_reads(dialect, key, query.automation_id))
+        if known_length
+        else (None, None)
+    )
+    user = yield Admit(key, found)
+    if owner_id is None or not may_see(user, owner_id):
+        raise errors.NotFound(f"Automation {query.automation_id} not found.")
+    page = yield from runs_store.list_runs_reads(dialect, query)
     headers = {}
     if page.next_cursor is not None:
         headers["X-Files-Cursor-Next"] = context.codec.encode(

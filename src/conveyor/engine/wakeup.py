@@ -10,7 +10,8 @@ import logging
 import threading
 
 import psycopg
-from sqlalchemy.engine import make_url
+
+from conveyor.store.database import driver_conninfo
 
 log = logging.getLogger("conveyor.engine")
 
@@ -34,16 +35,11 @@ class Wakeup:
         self._event.wait(timeout)
 
 
-def _conninfo(database_url: str) -> str:
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
 def listen(database_url: str, wakeup: Wakeup, stop: threading.Event, retry: float) -> None:
     """Forward NOTIFYs on CHANNEL to `wakeup` until `stop` is set; reconnect on errors."""
     while not stop.is_set():
         try:
-            with psycopg.connect(_conninfo(database_url), autocommit=True) as conn:
+            with psycopg.connect(driver_conninfo(database_url), autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 # Runs created while we were not listening are found by this claim round.
                 wakeup.notify()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -114,6 +114,18 @@ class Database:
         self.engine.dispose()
 
 
+def driver_conninfo(database_url: str) -> str:
+    """A PostgreSQL URL as psycopg itself takes it (without SQLAlchemy's driver name)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def socket_readable(fileno: int) -> bool:
+    """Has the connection's socket something to read? An idle pooled connection has
+    not, unless its server process ended (`_check_alive`)."""
+    readable, _, _ = select.select([fileno], [], [], 0)
+    return bool(readable)
+
+
 def _begin_postgresql(conn: Connection) -> None:
     """BEGIN for a transaction SQLAlchemy begins, except on a `reads()` connection."""
     if not conn.get_execution_options().get(READS_OPTION, False):
@@ -133,8 +145,7 @@ def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     instead of a statement. What it cannot see, like `pool_pre_ping` until its
     TCP timeout, is a peer that vanished without closing the connection.
     """
-    readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
-    if not readable:
+    if not socket_readable(dbapi_conn.fileno()):
         return
     try:
         dbapi_conn.execute("SELECT 1")  # in autocommit, as every pooled connection is

@@ -1,16 +1,18 @@
 """Keyset pagination over any table: one sort column (or the id alone), id tie-break.
 
-A page is `per_page + 1` rows read in the requested order, strictly after
-(or before) the cursor's anchor; the extra row tells whether another page
-exists that way. Whether one exists the other way is one EXISTS probe.
-An empty page (only possible past records that went away) has no cursors.
-Runs and automations are both listed through `keyset_page`.
+A page is `per_page + 1` rows read in the requested order after (or before)
+the cursor's anchor; the extra row tells whether another page exists that way.
+After a cursor the read starts at the anchor itself, one row more: while the
+anchor's record is there, it says that a page exists the other way; only when
+it has gone does one EXISTS probe ask. An empty page (only possible past
+records that went away) has no cursors.
 
-A caller whose scope is written with bind parameters (`bindparam`) may give a
-`cache_key`: the page and probe statements of each shape (sort, direction,
-way, cursor or not, dialect) are then built and compiled to driver SQL once,
-run on the driver's cursor (`store.prepared.DriverSql`) and read as the
-driver's plain tuples. The runs list, on every API page, takes that path.
+Automations are listed through `keyset_page` (statements built per call, run
+through SQLAlchemy). Runs, on every API page, through `keyset_reads`: a
+reading generator whose scope is written with bind parameters, so the page
+and probe statements of each shape (sort, direction, way, cursor or not,
+dialect) are built and compiled to driver SQL once, and read as the driver's
+plain tuples (`store.prepared`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -33,10 +34,10 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.listing import Cursor
-from conveyor.store.prepared import DriverSql
+from conveyor.store.prepared import DriverSql, Read, Reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,88 +160,128 @@ def keyset_page(
     scope: Sequence[ColumnElement[bool]],
     cursor: Cursor | None,
     per_page: int,
-    params: dict[str, Any] | None = None,
-    cache_key: Hashable | None = None,
 ) -> KeysetPage:
-    """One page. Rows have the id at position 0; a cursor's key is `row[key_index]`.
+    """One page, its statements built for this call and run through SQLAlchemy (rows
+    are `Row`s, converted by their column types). Rows have the id at position 0; a
+    cursor's key is `row[key_index]`.
 
     `read_field` is the column rows are read in order of (None: the id alone);
     it may differ from the sort the cursor names when the scope makes them the
     same order (one status: sorting by status is sorting by id).
-
-    With `cache_key`, `scope` must hold bind parameters only, their values in
-    `params`, and the same cache key must always come with the same scope and
-    columns; rows are then plain tuples.
     """
     forward = cursor is None or cursor.direction == "next"
-    dialect = conn.dialect.name
-    build = partial(
-        _statements,
+    statement, probe = _statements(
         columns=columns,
         table_columns=table_columns,
         read_field=read_field,
         descending=descending,
         scope=scope,
         cursor=cursor,
+        key=None if cursor is None else cursor.key,
+        anchor_id=None if cursor is None else cursor.id,
         forward=forward,
-        dialect=dialect,
+        dialect=conn.dialect.name,
     )
+    # fetchall: one driver call for the page instead of one per row (13 % of the read).
+    rows = list(conn.execute(statement.limit(_limit(cursor, per_page))).fetchall())
+    found = _anchor_found(rows, cursor, key_index)
+    behind = found or (probe is not None and bool(conn.execute(probe).scalar()))
+    return _page(rows, found, behind, cursor, per_page, key_index)
 
-    def key(row: Any) -> Any:
-        return None if key_index is None else row[key_index]
 
-    # With a cursor, the page is read from the anchor on (`_statements`): one row
-    # more for the anchor, which is dropped. Only when the anchor's run is gone (or
-    # its key changed) does a probe ask whether anything lies the way we came from.
-    limit = per_page + 1 if cursor is None else per_page + 2
-    if cache_key is None:
-        statement, probe = build(
-            key=None if cursor is None else cursor.key,
-            anchor_id=None if cursor is None else cursor.id,
+def keyset_reads(
+    dialect: Dialect,
+    *,
+    columns: Sequence[Any],
+    table_columns: Any,
+    read_field: str | None,
+    descending: bool,
+    key_index: int | None,
+    scope: Sequence[ColumnElement[bool]],
+    cursor: Cursor | None,
+    per_page: int,
+    params: dict[str, Any],
+    cache_key: Hashable,
+) -> Reads[KeysetPage]:
+    """`keyset_page` as a reading generator (`store.prepared.Read`), for the hottest
+    lists: the page and probe statements of each shape are built and compiled once.
+
+    `scope` must hold bind parameters only, their values in `params`, and the same
+    `cache_key` must always come with the same scope and columns; rows are the
+    driver's plain tuples, so the columns must need no result conversion
+    (`store.prepared`).
+    """
+    forward = cursor is None or cursor.direction == "next"
+    shape = (cache_key, read_field, descending, forward, cursor is not None, dialect.name)
+    compiled = _STATEMENTS.get(shape)
+    if compiled is None:
+        key_type = table_columns[read_field].type if read_field is not None else BigInteger()
+        statement, probe = _statements(
+            columns=columns,
+            table_columns=table_columns,
+            read_field=read_field,
+            descending=descending,
+            scope=scope,
+            cursor=cursor,
+            key=bindparam("keyset_key", type_=key_type),
+            anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
+            forward=forward,
+            dialect=dialect.name,
         )
-        # fetchall: one driver call for the page instead of one per row (13 % of the read).
-        rows = list(conn.execute(statement.limit(limit)).fetchall())
-
-        def behind_anchor() -> bool:
-            return probe is not None and bool(conn.execute(probe).scalar())
-
-    else:
-        shape = (cache_key, read_field, descending, forward, cursor is not None, dialect)
-        compiled = _STATEMENTS.get(shape)
-        if compiled is None:
-            key_type = table_columns[read_field].type if read_field is not None else BigInteger()
-            statement, probe = build(
-                key=bindparam("keyset_key", type_=key_type),
-                anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
-            )
-            statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
-            compiled = (
-                DriverSql.of(statement, conn.dialect),
-                None if probe is None else DriverSql.of(probe, conn.dialect),
-            )
-            _STATEMENTS[shape] = compiled
-        values = dict(params or {}, keyset_limit=limit)
-        if cursor is not None:
-            values["keyset_key"] = cursor.key
-            values["keyset_id"] = cursor.id
-        page_sql, probe_sql = compiled
-        rows = page_sql.rows(conn, values)
-
-        def behind_anchor() -> bool:
-            return probe_sql is not None and bool(probe_sql.rows(conn, values)[0][0])
-
-    start = 0
-    behind = False
+        statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
+        compiled = (
+            DriverSql.of(statement, dialect),
+            None if probe is None else DriverSql.of(probe, dialect),
+        )
+        _STATEMENTS[shape] = compiled
+    values = dict(params, keyset_limit=_limit(cursor, per_page))
     if cursor is not None:
-        if rows and rows[0][0] == cursor.id and key(rows[0]) == cursor.key:
-            start, behind = 1, True  # the anchor's run: there is a page the way we came
-        else:
-            behind = behind_anchor()
+        values["keyset_key"] = cursor.key
+        values["keyset_id"] = cursor.id
+    page_sql, probe_sql = compiled
+    rows = yield Read(page_sql, values)
+    found = _anchor_found(rows, cursor, key_index)
+    behind = found or (probe_sql is not None and bool((yield Read(probe_sql, values))[0][0]))
+    return _page(rows, found, behind, cursor, per_page, key_index)
+
+
+# With a cursor, a page is read from the anchor on (`_statements`): one row more,
+# for the anchor, which is dropped. Only when the anchor's run is gone (or its key
+# changed) does the probe ask whether anything lies the way the cursor came from.
+
+
+def _limit(cursor: Cursor | None, per_page: int) -> int:
+    return per_page + 1 if cursor is None else per_page + 2
+
+
+def _anchor_found(rows: list[Any], cursor: Cursor | None, key_index: int | None) -> bool:
+    """Is the first row read the cursor's anchor itself (same id, same key)?"""
+    if cursor is None or not rows or rows[0][0] != cursor.id:
+        return False
+    return key_index is None or rows[0][key_index] == cursor.key
+
+
+def _page(
+    rows: list[Any],
+    anchor_found: bool,
+    behind: bool,
+    cursor: Cursor | None,
+    per_page: int,
+    key_index: int | None,
+) -> KeysetPage:
+    """The page from the rows read: the anchor dropped, the extra row telling whether
+    there is more, in the sort's order, with its cursors; `behind`: is there a page
+    the way the cursor came from."""
+    forward = cursor is None or cursor.direction == "next"
+    start = 1 if anchor_found else 0
     more = len(rows) - start > per_page
     rows = rows[start : start + per_page]
     if not forward:
         rows.reverse()
     has_next, has_prev = (more, behind) if forward else (behind, more)
+
+    def key(row: Any) -> Any:
+        return None if key_index is None else row[key_index]
 
     next_cursor = prev_cursor = None
     if rows:

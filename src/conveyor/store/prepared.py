@@ -24,9 +24,9 @@ text): a Boolean on SQLite, for one, would come back as 0 or 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
@@ -52,15 +52,17 @@ class DriverSql:
         defaults = {k: v for k, v in compiled.params.items() if v is not None}
         return cls(compiled.string, names, compiled.positional, defaults)
 
-    def rows(self, conn: Connection, values: dict[str, Any]) -> list[Any]:
-        """The result's rows as the driver's tuples (no Row objects); `values` may hold
-        more names than the statement uses."""
+    def parameters(self, values: dict[str, Any]) -> Any:
+        """The driver's parameters from `values` (which may hold more names than the
+        statement uses): a tuple for a positional driver, else a dict."""
         merged = {**self.defaults, **values} if self.defaults else values
-        params: Any
         if self.positional:
-            params = tuple(merged[name] for name in self.names)
-        else:
-            params = {name: merged[name] for name in self.names}
+            return tuple(merged[name] for name in self.names)
+        return {name: merged[name] for name in self.names}
+
+    def rows(self, conn: Connection, values: dict[str, Any]) -> list[Any]:
+        """The result's rows as the driver's tuples (no Row objects)."""
+        params = self.parameters(values)
         if conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute:
             result = conn.exec_driver_sql(self.sql, params)
             try:
@@ -94,13 +96,42 @@ class Prepared:
         self._build = build
         self._compiled: dict[str, DriverSql] = {}
 
-    def rows(self, conn: Connection, **values: Any) -> list[Any]:
-        compiled = self._compiled.get(conn.dialect.name)
+    def for_dialect(self, dialect: Dialect) -> DriverSql:
+        compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            compiled = DriverSql.of(self._build(), conn.dialect)
-            self._compiled[conn.dialect.name] = compiled
-        return compiled.rows(conn, values)
+            compiled = DriverSql.of(self._build(), dialect)
+            self._compiled[dialect.name] = compiled
+        return compiled
+
+    def rows(self, conn: Connection, **values: Any) -> list[Any]:
+        return self.for_dialect(conn.dialect).rows(conn, values)
 
     def first(self, conn: Connection, **values: Any) -> Any:
         rows = self.rows(conn, **values)
         return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One statement a read needs run: what a reading generator yields, to be sent
+    the statement's rows back. A read written as such a generator is run on a
+    `Connection` by `run_reads`, or on PostgreSQL's asyncio driver by
+    `conveyor.api.asyncreads`: one piece of logic for both."""
+
+    sql: DriverSql
+    values: dict[str, Any]
+
+
+T = TypeVar("T")
+Reads = Generator[Read, list[Any], T]
+
+
+def run_reads(conn: Connection, reads: Reads[T]) -> T:
+    """Run a reading generator on `conn`: each Read's rows are sent back into it."""
+    rows: list[Any] | None = None
+    while True:
+        try:
+            read = reads.send(rows) if rows is not None else next(reads)
+        except StopIteration as done:
+            return cast(T, done.value)
+        rows = read.sql.rows(conn, read.values)

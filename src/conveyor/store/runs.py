@@ -14,14 +14,15 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
-from conveyor.store.keyset import KeysetPage, keyset_page
+from conveyor.store.keyset import KeysetPage, keyset_reads
+from conveyor.store.prepared import Reads, run_reads
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -279,7 +280,12 @@ _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUM
 
 
 def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
+    return run_reads(conn, list_runs_reads(conn.dialect, query))
+
+
+def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
+    """`list_runs` as a reading generator (`store.prepared.Read`).
 
     With filter[status], sorting by status is sorting by id (one status), which
     ix_runs_automation_status_id serves without a sort step. The statements are
@@ -294,8 +300,8 @@ def list_runs(conn: Connection, query: RunListQuery) -> Page:
     read_field = query.sort.field
     if query.status is not None and read_field == "status":
         read_field = None
-    return keyset_page(
-        conn,
+    return keyset_reads(
+        dialect,
         columns=RUN_COLUMNS,
         table_columns=runs_t.c,
         read_field=read_field,

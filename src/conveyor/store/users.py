@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
-from conveyor.store.prepared import Prepared
+from conveyor.store.prepared import Prepared, Read, Reads, run_reads
 from conveyor.store.schema import api_keys, automations, users
 
 
@@ -92,8 +92,13 @@ _USER_FOR_KEY = Prepared(_user_for_key)
 
 def user_for_key(conn: Connection, key: str) -> User | None:
     """The user owning an active key, or None for an unknown or revoked key."""
-    row = _USER_FOR_KEY.first(conn, key_hash=hash_key(key))
-    return None if row is None else User(row[0], row[1], bool(row[2]))
+    return run_reads(conn, user_for_key_reads(conn.dialect, key))
+
+
+def user_for_key_reads(dialect: Dialect, key: str) -> Reads[User | None]:
+    """`user_for_key` as a reading generator (`store.prepared.Read`)."""
+    rows = yield Read(_USER_FOR_KEY.for_dialect(dialect), {"key_hash": hash_key(key)})
+    return User(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
 
 
 def _caller_and_owner() -> object:
@@ -118,8 +123,16 @@ def user_and_automation_owner(
     """`user_for_key` and the owner of an automation (None: no such automation, or
     a deleted one) in one statement: what every list of an automation's records
     asks first."""
-    row = _CALLER_AND_OWNER.first(conn, key_hash=hash_key(key), automation_id=automation_id)
-    if row is None:
+    return run_reads(conn, user_and_automation_owner_reads(conn.dialect, key, automation_id))
+
+
+def user_and_automation_owner_reads(
+    dialect: Dialect, key: str, automation_id: int
+) -> Reads[tuple[User | None, int | None]]:
+    """`user_and_automation_owner` as a reading generator (`store.prepared.Read`)."""
+    values = {"key_hash": hash_key(key), "automation_id": automation_id}
+    rows = yield Read(_CALLER_AND_OWNER.for_dialect(dialect), values)
+    if not rows:
         return None, None
-    user_id, name, is_admin, owner_id = row
+    user_id, name, is_admin, owner_id = rows[0]
     return User(user_id, name, bool(is_admin)), owner_id
