@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.api import ratelimit
 from conveyor.api.auth import admit
 from conveyor.store.asyncpool import AsyncReadPool
-from conveyor.store.prepared import Read
+from conveyor.store.prepared import Read, drive
 from conveyor.store.users import User
 
 T = TypeVar("T")
@@ -45,31 +45,24 @@ Steps = Generator[Read | Admit, Any, T]
 
 
 def run_steps(conn: Connection, request: Request, steps: Steps[T]) -> T:
-    reply: Any = None
-    first = True
-    while True:
-        try:
-            step = next(steps) if first else steps.send(reply)
-        except StopIteration as done:
-            return cast(T, done.value)
-        first = False
+    def perform(step: Read | Admit) -> Any:
         if isinstance(step, Read):
-            reply = step.sql.rows(conn, step.values)
-        else:
-            reply = admit(request, step.key, step.user)
+            return step.sql.rows(conn, step.values)
+        return admit(request, step.key, step.user)
+
+    return drive(steps, perform)
 
 
 async def run_steps_async(pool: AsyncReadPool, request: Request, steps: Steps[T]) -> T:
+    """`run_steps` on the event loop: the same loop as `store.prepared.drive`, awaiting."""
     limiter_writes = isinstance(request.app.state.rate_limiter, ratelimit.DatabaseLimiter)
     async with pool.connection() as conn:
         reply: Any = None
-        first = True
         while True:
             try:
-                step = next(steps) if first else steps.send(reply)
+                step = steps.send(reply)
             except StopIteration as done:
                 return cast(T, done.value)
-            first = False
             if isinstance(step, Read):
                 cursor = await conn.execute(step.sql.sql, step.sql.parameters(step.values))
                 reply = await cursor.fetchall()

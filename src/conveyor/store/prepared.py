@@ -123,15 +123,22 @@ class Read:
 
 
 T = TypeVar("T")
+S = TypeVar("S")
 Reads = Generator[Read, list[Any], T]
+
+
+def drive(steps: Generator[S, Any, T], perform: Callable[[S], Any]) -> T:
+    """Run a generator of steps: each step it yields is performed and the result
+    sent back, until it returns."""
+    reply: Any = None  # the first send(None) starts the generator
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return cast(T, done.value)
+        reply = perform(step)
 
 
 def run_reads(conn: Connection, reads: Reads[T]) -> T:
     """Run a reading generator on `conn`: each Read's rows are sent back into it."""
-    rows: list[Any] | None = None
-    while True:
-        try:
-            read = reads.send(rows) if rows is not None else next(reads)
-        except StopIteration as done:
-            return cast(T, done.value)
-        rows = read.sql.rows(conn, read.values)
+    return drive(reads, lambda read: read.sql.rows(conn, read.values))
