@@ -3,6 +3,9 @@ SQLite; the pooled connection is transactional again for the next `read()`."""
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -11,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from conveyor.store.database import Database
+from conveyor.store.database import Database, socket_readable
 
 
 def test_reads_run_outside_a_transaction_on_postgresql_only(db: Database) -> None:
@@ -69,3 +72,25 @@ def test_read_and_write_are_one_transaction_and_reads_are_not(db: Database) -> N
     with db.read() as conn:
         found = conn.exec_driver_sql("SELECT to_regclass('written_then_rolled_back')")
         assert found.scalar() is None
+
+
+def test_socket_readable_sees_data_and_close_on_any_descriptor() -> None:
+    """The liveness check's look at a socket, on descriptors select() would refuse too."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    ours, theirs = socket.socketpair()
+    try:
+        high = os.dup2(ours.fileno(), 1500) if max(soft, 2048) <= hard else ours.fileno()
+        assert not socket_readable(high)  # idle: nothing to read
+        theirs.sendall(b"x")
+        assert socket_readable(high)
+        ours.recv(1)
+        assert not socket_readable(high)
+        theirs.close()  # the other end went away: readable (end of file)
+        assert socket_readable(high)
+    finally:
+        if high != ours.fileno():
+            os.close(high)
+        ours.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -4,6 +4,9 @@ Reads use `Database.read()`; every write goes through `Database.write()` or
 `Database.run_write()`. On SQLite a write transaction starts with
 `BEGIN IMMEDIATE`, so two writers never deadlock on a lock upgrade, and
 `database is locked` is retried a bounded number of times with backoff.
+On PostgreSQL the driver's connections are in autocommit and Conveyor sends
+`BEGIN` when SQLAlchemy begins a transaction, so `reads()` (statements without
+a transaction) and the transactions share one pool without switching modes.
 """
 
 from __future__ import annotations
@@ -42,8 +45,6 @@ class Database:
         kwargs: dict[str, Any] = {}
         if null_pool:
             kwargs["poolclass"] = NullPool
-        elif self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
@@ -121,9 +122,11 @@ def driver_conninfo(database_url: str) -> str:
 
 def socket_readable(fileno: int) -> bool:
     """Has the connection's socket something to read? An idle pooled connection has
-    not, unless its server process ended (`_check_alive`)."""
-    readable, _, _ = select.select([fileno], [], [], 0)
-    return bool(readable)
+    not, unless its server process ended (`_check_alive`). poll(), not select(),
+    which refuses descriptors above 1023."""
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _begin_postgresql(conn: Connection) -> None:
