@@ -34,13 +34,26 @@ def context(server: ServerThread) -> AppContext:
     return ctx
 
 
-def test_more_requests_at_once_than_connections(server: ServerThread, seed: Seeder) -> None:
+def test_more_lists_and_finds_at_once_than_connections(server: ServerThread, seed: Seeder) -> None:
     alice = seed.account("alice")
     automation = seed.automation(alice)
     runs = [seed.run(automation).id for _ in range(5)]
+
+    def find(run_id: int) -> int:
+        response = httpx.get(
+            f"{server.url}/api/rest/v1/automation_runs/{run_id}",
+            headers={"X-FilesAPI-Key": alice.key},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        found: int = response.json()["id"]
+        return found
+
     with ThreadPoolExecutor(24) as pool:  # three times the pool's eight connections
         pages = list(pool.map(lambda _: listed(server, alice.key, automation), range(96)))
+        found = list(pool.map(find, runs * 10))
     assert all(page == runs[::-1] for page in pages)
+    assert found == runs * 10
     read_pool = context(server).read_pool
     assert read_pool is not None and 0 < read_pool.idle <= 8
 

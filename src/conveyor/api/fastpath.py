@@ -3,7 +3,7 @@
 `GET /api/rest/v1/automation_runs` and `GET /api/rest/v1/automation_runs/{id}`
 are matched first, before any layer of FastAPI, and served by their handlers
 in `conveyor.api.runs`, in the thread pool FastAPI would use (on PostgreSQL
-the list is read on the event loop instead: `conveyor.api.steps`), through the
+they are read on the event loop instead: `conveyor.api.steps`), through the
 app's own middleware (request id, access log and metrics, security headers:
 the very stack `app.add_middleware` built, inside the same server-error
 layer). What they skip is only FastAPI's share of a request: its
@@ -77,13 +77,18 @@ class RunReadsFastPath:
         request = Request(scope, receive)
         read_pool = ctx(request).read_pool
         try:
-            if scope["route"] is not self._list_route:
-                run_id = scope["path_params"]["run_id"]
-                response = await run_in_threadpool(runs.find_automation_run, run_id, request)
-            elif read_pool is not None:  # PostgreSQL: on the event loop (conveyor.api.steps)
-                response = await runs.list_automation_runs_async(read_pool, request)
+            # PostgreSQL: on the event loop (conveyor.api.steps); SQLite: in the thread pool.
+            if scope["route"] is self._list_route:
+                if read_pool is not None:
+                    response = await runs.list_automation_runs_async(read_pool, request)
+                else:
+                    response = await run_in_threadpool(runs.list_automation_runs, request)
             else:
-                response = await run_in_threadpool(runs.list_automation_runs, request)
+                run_id = scope["path_params"]["run_id"]
+                if read_pool is not None:
+                    response = await runs.find_automation_run_async(read_pool, run_id, request)
+                else:
+                    response = await run_in_threadpool(runs.find_automation_run, run_id, request)
         except errors.ConveyorError as exc:
             response = error_rendering.domain_error(request, exc)
         except Exception as exc:

@@ -1,11 +1,10 @@
 """Automation Runs endpoints (SPEC 2.1-2.3, seed document).
 
-Their reads (the caller and visibility, then the page, rarely its probe) need
-no common snapshot, so on PostgreSQL each is a statement of its own, without
-transaction round trips (`Database.reads`). Find is a sync handler, run in the
-server's thread pool. The list is written once as steps (`conveyor.api.steps`):
-run in the thread pool on SQLite, and on the event loop over psycopg's asyncio
-driver on PostgreSQL.
+Their reads (the caller and visibility, then the page, rarely its probe; or
+the run) need no common snapshot, so on PostgreSQL each is a statement of its
+own, without transaction round trips (`Database.reads`). List and find are
+written once as steps (`conveyor.api.steps`): run in the thread pool on
+SQLite, and on the event loop over psycopg's asyncio driver on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,18 +16,25 @@ from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
-from conveyor.api.auth import MAX_KEY_LENGTH, api_key, authenticate
+from conveyor.api.auth import MAX_KEY_LENGTH, api_key
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
-from conveyor.api.steps import Admit, Steps, run_steps, run_steps_async
+from conveyor.api.steps import (
+    Admit,
+    Steps,
+    authenticate_steps,
+    dialect_of,
+    run_steps,
+    run_steps_async,
+)
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
 from conveyor.store import runs as runs_store
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
-from conveyor.store.users import user_and_automation_owner_reads, user_for_key_reads
+from conveyor.store.users import user_and_automation_owner_reads
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -54,7 +60,7 @@ async def list_automation_runs_async(pool: AsyncReadPool, request: Request) -> R
 
 def _list_steps(request: Request) -> Steps[Response]:
     context = ctx(request)
-    dialect = context.db.engine.dialect
+    dialect = dialect_of(request)
     pairs = query_pairs(request.scope.get("query_string", b""))
     key = api_key(request)
     known_length = len(key) <= MAX_KEY_LENGTH
@@ -64,8 +70,7 @@ def _list_steps(request: Request) -> Steps[Response]:
     try:
         query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
     except errors.ConveyorError:
-        # 401 and 429 come before a parameter's 400.
-        yield Admit(key, (yield from user_for_key_reads(dialect, key)) if known_length else None)
+        yield from authenticate_steps(request)  # 401 and 429 come before a parameter's 400
         raise
     found, owner_id = (
         (yield from user_and_automation_owner_reads(dialect, key, query.automation_id))
@@ -91,18 +96,31 @@ def _list_steps(request: Request) -> Steps[Response]:
 
 @router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
 def find_automation_run(run_id: str, request: Request) -> Response:
-    context = ctx(request)
-    with context.db.reads() as conn:
-        row = visible_run(conn, request, run_id)
-    return Response(orjson.dumps(encoder_for(context, request).run(row)), media_type=JSON)
+    with ctx(request).db.reads() as conn:
+        return run_steps(conn, request, _find_steps(request, run_id))
+
+
+async def find_automation_run_async(pool: AsyncReadPool, run_id: str, request: Request) -> Response:
+    """The same find on the event loop, on PostgreSQL (conveyor.api.steps)."""
+    return await run_steps_async(pool, request, _find_steps(request, run_id))
+
+
+def _find_steps(request: Request, run_id: str) -> Steps[Response]:
+    row = yield from _visible_run_steps(request, run_id)
+    body = orjson.dumps(encoder_for(ctx(request), request).run(row))
+    return Response(body, media_type=JSON)
 
 
 def visible_run(conn: Connection, request: Request, run_id: str) -> Any:
     """The caller's run row (id first): authenticate, parse the id, check visibility;
     404 for a run that does not exist or that the caller may not see."""
-    user = authenticate(conn, request)
+    return run_steps(conn, request, _visible_run_steps(request, run_id))
+
+
+def _visible_run_steps(request: Request, run_id: str) -> Steps[Any]:
+    user = yield from authenticate_steps(request)
     parsed = parse_id(run_id)
-    row = runs_store.find_visible_run(conn, parsed, user)
+    row = yield from runs_store.find_visible_run_reads(dialect_of(request), parsed, user)
     if row is None:
         raise errors.NotFound(f"Automation Run {parsed} not found.")
     return row

@@ -11,7 +11,8 @@ result back:
 as every database is read. On PostgreSQL, `run_steps_async` runs it on the
 event loop over psycopg's asyncio driver (`store.asyncpool`), which saves the
 hand-over to a worker thread and back and SQLAlchemy's pool: together about a
-fifth of a list request's CPU (docs/benchmarks.md). Only the rate limit kept in
+fifth of a list request's CPU (docs/benchmarks.md). The run list and the run
+find are written this way. Only the rate limit kept in
 the database (`CONVEYOR_RATE_LIMIT_STORE=database`, PostgreSQL's default) is
 still taken on a worker thread, since it is a write through SQLAlchemy.
 """
@@ -23,14 +24,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from fastapi import Request
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api import ratelimit
-from conveyor.api.auth import admit
+from conveyor.api.auth import MAX_KEY_LENGTH, admit, api_key
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.prepared import Read, drive
-from conveyor.store.users import User
+from conveyor.store.users import User, user_for_key_reads
 
 T = TypeVar("T")
 
@@ -42,6 +43,24 @@ class Admit:
 
 
 Steps = Generator[Read | Admit, Any, T]
+
+
+def dialect_of(request: Request) -> Dialect:
+    """The dialect the app's statements are compiled for."""
+    dialect: Dialect = request.app.state.ctx.db.engine.dialect
+    return dialect
+
+
+def authenticate_steps(request: Request) -> Steps[User]:
+    """`conveyor.api.auth.authenticate` as steps: the API key's user, admitted."""
+    key = api_key(request)
+    found = (
+        (yield from user_for_key_reads(dialect_of(request), key))
+        if len(key) <= MAX_KEY_LENGTH
+        else None
+    )
+    user: User = yield Admit(key, found)
+    return user
 
 
 def run_steps(conn: Connection, request: Request, steps: Steps[T]) -> T:

@@ -22,7 +22,7 @@ from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
 from conveyor.store.keyset import KeysetPage, keyset_reads
-from conveyor.store.prepared import Reads, run_reads
+from conveyor.store.prepared import Prepared, Read, Reads, run_reads
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -249,13 +249,32 @@ def run_row(conn: Connection, run_id: int) -> RunRow | None:
 
 
 def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
-    """The run's row if it exists and the user may see its automation."""
-    query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
-    if not user.is_admin:
+    """The run's row (RUN_COLUMNS, the driver's tuple) if it exists and the user may
+    see its automation."""
+    return run_reads(conn, find_visible_run_reads(conn.dialect, run_id, user))
+
+
+def find_visible_run_reads(dialect: Dialect, run_id: int, user: User) -> Reads[RunRow | None]:
+    """`find_visible_run` as a reading generator (`store.prepared.Read`)."""
+    if user.is_admin:
+        rows = yield Read(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
+    else:
+        values = {"run_id": run_id, "user_id": user.id}
+        rows = yield Read(_FIND_OWNED_RUN.for_dialect(dialect), values)
+    return rows[0] if rows else None
+
+
+def _find_run(owned: bool) -> Any:
+    query = select(*RUN_COLUMNS).where(runs_t.c.id == bindparam("run_id", type_=runs_t.c.id.type))
+    if owned:
         query = query.join(automations, automations.c.id == runs_t.c.automation_id).where(
-            automations.c.user_id == user.id
+            automations.c.user_id == bindparam("user_id", type_=automations.c.user_id.type)
         )
-    return conn.execute(query).first()
+    return query
+
+
+_FIND_RUN = Prepared(lambda: _find_run(owned=False))
+_FIND_OWNED_RUN = Prepared(lambda: _find_run(owned=True))
 
 
 def read_messages(
