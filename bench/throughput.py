@@ -14,6 +14,12 @@ Needs wrk: `apt-get install -y wrk` (Debian).
 
     .venv/bin/python bench/throughput.py            # recorded size: 1,000,000 + 1,000,000 runs
     .venv/bin/python bench/throughput.py --runs 20000 --seconds 2 --backend sqlite   # quick
+    .venv/bin/python bench/throughput.py --rate-limits   # Conveyor with its rate limits on
+
+By default both servers run without rate limits, which would answer the load
+with 429s. `--rate-limits` turns Conveyor's on, at a rate the load never
+reaches, kept where `conveyor serve` keeps them by default (memory on SQLite,
+the database on PostgreSQL): what every request then also pays.
 """
 
 from __future__ import annotations
@@ -117,8 +123,15 @@ def wrk(server: ServerProcess, script: Path, seconds: int) -> tuple[int, float]:
     return int(found.group(1)), took
 
 
-def measure(db: Seeded, seconds: int, rounds: int, no_gc_freeze: bool) -> None:
+UNREACHED = str(10**9)  # requests per second and burst: a limit the load never meets
+
+
+def measure(
+    db: Seeded, seconds: int, rounds: int, no_gc_freeze: bool, rate_limits: bool = False
+) -> None:
     env = {"BENCH_NO_GC_FREEZE": "1"} if no_gc_freeze else {}
+    if rate_limits:  # the baseline has none to turn on
+        env.update(CONVEYOR_RATE_LIMIT_RATE=UNREACHED, CONVEYOR_RATE_LIMIT_BURST=UNREACHED)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         with (
@@ -171,18 +184,24 @@ def main() -> None:
             "action": "store_true",
             "help": "both servers skip the gc.freeze() that `conveyor serve` does at start",
         },
+        rate_limits={
+            "action": "store_true",
+            "help": "Conveyor with its rate limits on, at a rate the load never reaches",
+        },
     )
     require("wrk", "install it with `apt-get install -y wrk`")
     print_machine()
     if args.no_gc_freeze:
         print("both servers without the gc.freeze() that `conveyor serve` does at start")
+    if args.rate_limits:
+        print(f"Conveyor with rate limits on: {UNREACHED} requests/s, burst {UNREACHED}")
     print(
         f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.rounds} x {args.seconds} s "
         "per server and page size, servers taking turns"
     )
     for backend in backends(args):
         with seeded(backend, args.runs) as db:
-            measure(db, args.seconds, args.rounds, args.no_gc_freeze)
+            measure(db, args.seconds, args.rounds, args.no_gc_freeze, args.rate_limits)
     print(f"load average at end: {load_average()}")
 
 

@@ -22,6 +22,7 @@ from conveyor.domain import errors
 from conveyor.domain.ratelimit import Bucket, decide
 from conveyor.store import ratelimit as store
 from conveyor.store.database import Database
+from conveyor.store.prepared import Reads
 from conveyor.store.users import hash_key
 
 
@@ -97,11 +98,30 @@ def enforce_webhook(request: Request, automation_id: int) -> None:
     _take(request, f"webhook:{automation_id}", "this webhook")
 
 
+def enforce_steps(request: Request, api_key: str) -> Reads[None]:
+    """`enforce` as a reading generator (`store.prepared.Read`): a bucket in the
+    database is taken with one statement on the request's own connection (in
+    autocommit there, so it commits at once), not through the limiter's pool."""
+    limiter: Limiter | None = getattr(request.app.state, "rate_limiter", None)
+    if isinstance(limiter, DatabaseLimiter):
+        dialect = request.app.state.ctx.db.engine.dialect
+        now = limiter.clock.now()
+        decision = yield from store.take_reads(
+            dialect, hash_key(api_key), now, limiter.rate, limiter.burst
+        )
+        _refuse_unless(decision, "this API key")
+    elif limiter is not None:
+        _refuse_unless(limiter.take(hash_key(api_key)), "this API key")
+
+
 def _take(request: Request, bucket: str, whose: str) -> None:
     limiter: Limiter | None = getattr(request.app.state, "rate_limiter", None)
-    if limiter is None:
-        return
-    allowed, wait = limiter.take(bucket)
+    if limiter is not None:
+        _refuse_unless(limiter.take(bucket), whose)
+
+
+def _refuse_unless(decision: tuple[bool, int], whose: str) -> None:
+    allowed, wait = decision
     if not allowed:
         raise errors.TooManyRequests(
             f"Too many requests for {whose}; retry in {wait} s.", retry_after=wait

@@ -16,24 +16,18 @@ from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
-from conveyor.api.auth import MAX_KEY_LENGTH, api_key
+from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, api_key
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
-from conveyor.api.steps import (
-    Admit,
-    Steps,
-    authenticate_steps,
-    dialect_of,
-    run_steps,
-    run_steps_async,
-)
+from conveyor.api.steps import authenticate_steps, dialect_of, run_steps_async
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
 from conveyor.store import runs as runs_store
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
+from conveyor.store.prepared import Reads, run_reads
 from conveyor.store.users import user_and_automation_owner_reads
 
 router = APIRouter(prefix="/api/rest/v1")
@@ -50,15 +44,15 @@ def encoder_for(context: AppContext, request: Request) -> RunEncoder:
 @router.get("/automation_runs", **LIST_RUNS_DOC)
 def list_automation_runs(request: Request) -> Response:
     with ctx(request).db.reads() as conn:
-        return run_steps(conn, request, _list_steps(request))
+        return run_reads(conn, _list_steps(request))
 
 
 async def list_automation_runs_async(pool: AsyncReadPool, request: Request) -> Response:
     """The same list on the event loop, on PostgreSQL (conveyor.api.steps)."""
-    return await run_steps_async(pool, request, _list_steps(request))
+    return await run_steps_async(pool, _list_steps(request))
 
 
-def _list_steps(request: Request) -> Steps[Response]:
+def _list_steps(request: Request) -> Reads[Response]:
     context = ctx(request)
     dialect = dialect_of(request)
     pairs = query_pairs(request.scope.get("query_string", b""))
@@ -77,7 +71,7 @@ def _list_steps(request: Request) -> Steps[Response]:
         if known_length
         else (None, None)
     )
-    user = yield Admit(key, found)
+    user = yield from admit_steps(request, key, found)
     if owner_id is None or not may_see(user, owner_id):
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
     page = yield from runs_store.list_runs_reads(dialect, query)
@@ -97,15 +91,15 @@ def _list_steps(request: Request) -> Steps[Response]:
 @router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
 def find_automation_run(run_id: str, request: Request) -> Response:
     with ctx(request).db.reads() as conn:
-        return run_steps(conn, request, _find_steps(request, run_id))
+        return run_reads(conn, _find_steps(request, run_id))
 
 
 async def find_automation_run_async(pool: AsyncReadPool, run_id: str, request: Request) -> Response:
     """The same find on the event loop, on PostgreSQL (conveyor.api.steps)."""
-    return await run_steps_async(pool, request, _find_steps(request, run_id))
+    return await run_steps_async(pool, _find_steps(request, run_id))
 
 
-def _find_steps(request: Request, run_id: str) -> Steps[Response]:
+def _find_steps(request: Request, run_id: str) -> Reads[Response]:
     row = yield from _visible_run_steps(request, run_id)
     body = orjson.dumps(encoder_for(ctx(request), request).run(row))
     return Response(body, media_type=JSON)
@@ -114,10 +108,10 @@ def _find_steps(request: Request, run_id: str) -> Steps[Response]:
 def visible_run(conn: Connection, request: Request, run_id: str) -> Any:
     """The caller's run row (id first): authenticate, parse the id, check visibility;
     404 for a run that does not exist or that the caller may not see."""
-    return run_steps(conn, request, _visible_run_steps(request, run_id))
+    return run_reads(conn, _visible_run_steps(request, run_id))
 
 
-def _visible_run_steps(request: Request, run_id: str) -> Steps[Any]:
+def _visible_run_steps(request: Request, run_id: str) -> Reads[Any]:
     user = yield from authenticate_steps(request)
     parsed = parse_id(run_id)
     row = yield from runs_store.find_visible_run_reads(dialect_of(request), parsed, user)

@@ -11,37 +11,63 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, literal
+from sqlalchemy import BigInteger, Float, bindparam, case, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.ratelimit import US, retry_after
+from conveyor.store.prepared import Prepared, Read, Reads, run_reads
 from conveyor.store.schema import rate_limit_buckets as buckets_t
 
 
 def take(conn: Connection, key: str, now: int, rate: float, burst: int) -> tuple[bool, int]:
     """Take a token from `key`'s bucket: (allowed, Retry-After seconds when refused)."""
-    is_pg = conn.dialect.name == "postgresql"
-    least, greatest = (func.least, func.greatest) if is_pg else (func.min, func.max)
-    elapsed = greatest(literal(0), literal(now) - buckets_t.c.updated_at)
-    # The same float operations, in the same order, as domain.ratelimit.refill.
-    gained = elapsed * literal(float(rate)) / literal(float(US))
-    refilled: Any = least(literal(float(burst)), buckets_t.c.tokens + gained)
-    insert = (postgresql.insert if is_pg else sqlite.insert)(buckets_t).values(
-        key=key, tokens=float(burst) - 1.0, updated_at=now, allowed=True
-    )
-    statement = insert.on_conflict_do_update(
-        index_elements=[buckets_t.c.key],
-        set_={
-            "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
-            "updated_at": greatest(literal(now), buckets_t.c.updated_at),
-            "allowed": refilled >= 1.0,
-        },
-    ).returning(buckets_t.c.allowed, buckets_t.c.tokens)
-    allowed, tokens = conn.execute(statement).one()
+    return run_reads(conn, take_reads(conn.dialect, key, now, rate, burst))
+
+
+def take_reads(
+    dialect: Dialect, key: str, now: int, rate: float, burst: int
+) -> Reads[tuple[bool, int]]:
+    """`take` as a reading generator (`store.prepared.Read`): one statement, which on a
+    connection in autocommit is also its own transaction."""
+    statement = _TAKE[dialect.name].for_dialect(dialect)
+    values = {"key": key, "now": now, "rate": float(rate), "burst": float(burst)}
+    rows = yield Read(statement, values)
+    allowed, tokens = rows[0]
     if allowed:
         return True, 0
     return False, retry_after(float(tokens), rate)
+
+
+def _take_statement(is_pg: bool) -> Any:
+    least, greatest = (func.least, func.greatest) if is_pg else (func.min, func.max)
+    now = bindparam("now", type_=BigInteger())
+    rate = bindparam("rate", type_=Float())
+    burst = bindparam("burst", type_=Float())
+    elapsed = greatest(literal(0), now - buckets_t.c.updated_at)
+    # The same float operations, in the same order, as domain.ratelimit.refill.
+    gained = elapsed * rate / literal(float(US))
+    refilled: Any = least(burst, buckets_t.c.tokens + gained)
+    insert = (postgresql.insert if is_pg else sqlite.insert)(buckets_t).values(
+        key=bindparam("key", type_=buckets_t.c.key.type),
+        tokens=burst - literal(1.0),
+        updated_at=now,
+        allowed=True,
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[buckets_t.c.key],
+        set_={
+            "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
+            "updated_at": greatest(now, buckets_t.c.updated_at),
+            "allowed": refilled >= 1.0,
+        },
+    ).returning(buckets_t.c.allowed, buckets_t.c.tokens)
+
+
+_TAKE = {
+    "postgresql": Prepared(lambda: _take_statement(is_pg=True)),
+    "sqlite": Prepared(lambda: _take_statement(is_pg=False)),
+}
 
 
 def forget_all(conn: Connection) -> None:
