@@ -26,6 +26,10 @@ NUMBERS = Prepared(
 MISSING = Prepared(lambda: select(column("id")).select_from(table("no_such_table")))
 
 
+def rows(statement: Prepared, conn: Connection) -> list[Any]:
+    return statement.for_dialect(conn.dialect).rows(conn, {})
+
+
 def test_rows_are_the_drivers_tuples_with_or_without_a_listener(db: Database) -> None:
     seen: list[str] = []
 
@@ -33,10 +37,10 @@ def test_rows_are_the_drivers_tuples_with_or_without_a_listener(db: Database) ->
         seen.append(statement)
 
     with db.read() as conn:
-        direct = NUMBERS.rows(conn)
+        direct = rows(NUMBERS, conn)
         event.listen(conn, "before_cursor_execute", listen)
         try:
-            watched = NUMBERS.rows(conn)
+            watched = rows(NUMBERS, conn)
         finally:
             event.remove(conn, "before_cursor_execute", listen)
     assert direct == watched == [(2,), (3,)]
@@ -48,7 +52,7 @@ def test_rows_are_the_drivers_tuples_with_or_without_a_listener(db: Database) ->
 def test_a_driver_error_is_raised_as_sqlalchemys(db: Database) -> None:
     expected = OperationalError if db.is_sqlite else ProgrammingError
     with db.read() as conn, pytest.raises(expected, match="no_such_table") as raised:
-        MISSING.rows(conn)
+        rows(MISSING, conn)
     assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
     assert "no_such_table" in str(raised.value.statement)
     assert not raised.value.connection_invalidated
@@ -62,9 +66,9 @@ def test_a_lost_connection_is_invalidated_and_the_next_read_works(db: Database) 
         with db.write() as admin:  # another pooled connection ends this one's server process
             admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 10000)")
         with pytest.raises(OperationalError) as raised:
-            NUMBERS.rows(conn)
+            rows(NUMBERS, conn)
         assert raised.value.connection_invalidated
         assert conn.invalidated
     for _ in range(10):  # the pool hands out working connections only
         with db.reads() as conn:
-            assert NUMBERS.rows(conn) == [(2,), (3,)]
+            assert rows(NUMBERS, conn) == [(2,), (3,)]

@@ -103,13 +103,6 @@ class Prepared:
             self._compiled[dialect.name] = compiled
         return compiled
 
-    def rows(self, conn: Connection, **values: Any) -> list[Any]:
-        return self.for_dialect(conn.dialect).rows(conn, values)
-
-    def first(self, conn: Connection, **values: Any) -> Any:
-        rows = self.rows(conn, **values)
-        return rows[0] if rows else None
-
 
 @dataclass(frozen=True, slots=True)
 class Read:

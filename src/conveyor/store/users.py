@@ -117,19 +117,12 @@ def _caller_and_owner() -> object:
 _CALLER_AND_OWNER = Prepared(_caller_and_owner)
 
 
-def user_and_automation_owner(
-    conn: Connection, key: str, automation_id: int
-) -> tuple[User | None, int | None]:
-    """`user_for_key` and the owner of an automation (None: no such automation, or
-    a deleted one) in one statement: what every list of an automation's records
-    asks first."""
-    return run_reads(conn, user_and_automation_owner_reads(conn.dialect, key, automation_id))
-
-
 def user_and_automation_owner_reads(
     dialect: Dialect, key: str, automation_id: int
 ) -> Reads[tuple[User | None, int | None]]:
-    """`user_and_automation_owner` as a reading generator (`store.prepared.Read`)."""
+    """`user_for_key` and the owner of an automation (None: no such automation, or
+    a deleted one) in one statement, as a reading generator (`store.prepared.Read`):
+    what every list of an automation's records asks first."""
     values = {"key_hash": hash_key(key), "automation_id": automation_id}
     rows = yield Read(_CALLER_AND_OWNER.for_dialect(dialect), values)
     if not rows:
