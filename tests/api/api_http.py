@@ -78,7 +78,9 @@ def title_of(error_type: str) -> str:
     return " ".join(word.capitalize() for word in error_type.split("/")[-1].split("-"))
 
 
-def assert_error(reply: Reply, status: int, error_type: str) -> dict[str, Any]:
+def assert_error(
+    reply: Reply, status: int, error_type: str, title: str | None = None
+) -> dict[str, Any]:
     """The reply is exactly a Files.com error of this status and type; returns the body."""
     assert reply.status == status, (reply.status, reply.body[:300])
     assert reply.headers["content-type"] == "application/json"
@@ -86,7 +88,7 @@ def assert_error(reply: Reply, status: int, error_type: str) -> dict[str, Any]:
     assert set(body) == ERROR_FIELDS, body
     assert body["http-code"] == status
     assert body["type"] == error_type, body
-    assert body["title"] == title_of(error_type)
+    assert body["title"] == (title or title_of(error_type))
     assert isinstance(body["error"], str) and body["error"], body
     assert "Traceback" not in body["error"] and 'File "' not in body["error"]
     assert body["instance"] == reply.headers["x-request-id"]

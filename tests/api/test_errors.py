@@ -54,7 +54,7 @@ def flip_last(text: str) -> str:
 
 AUTH_REQUIRED = "not-authenticated/authentication-required"
 INVALID_CREDENTIALS = "not-authenticated/invalid-credentials"
-NOT_FOUND = "not-found/not-found"
+NOT_FOUND = "not-found"
 PARAMS_INVALID = "bad-request/request-params-invalid"
 INVALID_CURSOR = "bad-request/invalid-cursor"
 LIST_A = "/automation_runs?automation_id={a}"
@@ -251,7 +251,7 @@ def test_a_deleted_automations_runs_are_found_by_id_but_not_listed(world: World)
         automations_store.delete_automation(conn, world.b, world.clock.now())
     for key in (world.bob.key, world.admin.key):
         listed = fetch(world.url, runs_url(f"automation_id={world.b}"), key)
-        assert_error(listed, 404, "not-found/not-found")
+        assert_error(listed, 404, "not-found")
         assert listed.json()["error"] == f"Automation {world.b} not found."
         found = fetch(world.url, f"{API}/automation_runs/{run.id}", key)
         assert found.status == 200 and found.json()["id"] == run.id
@@ -297,6 +297,6 @@ def test_unexpected_failure_is_a_generic_500(
             pg.drop_database(db.url.rsplit("/", 1)[1])
         for target in (runs_url(f"automation_id={automation}"), f"{API}/automation_runs/1"):
             reply = fetch(server.url, target, alice.key)
-            body = assert_error(reply, 500, "internal-server-error/internal-server-error")
+            body = assert_error(reply, 500, "processing-failure", "Internal Server Error")
             assert body["error"] == "An unexpected error occurred; it has been logged."
             assert b"sqlite" not in reply.body.lower() and b"psycopg" not in reply.body.lower()

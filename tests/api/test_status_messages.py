@@ -19,7 +19,7 @@ from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
 from suite_support import suite_settings
 
-NOT_AUTHORIZED = "not-authorized/not-authorized"
+NOT_AUTHORIZED = "not-authorized"
 
 
 def run_json(base_url: str, key: str, run_id: int) -> dict[str, object]:

@@ -29,7 +29,7 @@ from conveyor.testing.seed import Account, Seeder
 from conveyor.testing.server import ServerThread
 
 RULE = "─"
-ERROR_LINE = re.compile(r"conveyor: ([a-z-]+/[a-z-]+): (.+) \(request id [0-9a-f]{16}\)\n")
+ERROR_LINE = re.compile(r"conveyor: ([a-z-]+(?:/[a-z-]+)?): (.+) \(request id [0-9a-f]{16}\)\n")
 REPORTS = [
     "--automation",
     "copy_file",
@@ -254,7 +254,7 @@ def test_delete_prints_nothing_and_the_automation_is_gone(cli: Cli) -> None:
         assert (code, out) == (EXIT_NOT_FOUND, "")
         matched = ERROR_LINE.fullmatch(err)
         assert matched is not None
-        assert matched.groups() == ("not-found/not-found", "Automation 2 not found.")
+        assert matched.groups() == ("not-found", "Automation 2 not found.")
     assert [
         row["id"] for row in csv.DictReader(io.StringIO(cli.ok("list", "--format", "csv")))
     ] == ["1"]
@@ -287,7 +287,7 @@ def test_run_prints_the_created_run(cli: Cli) -> None:
     assert (code, out) == (EXIT_BAD_REQUEST, "")
     matched = ERROR_LINE.fullmatch(err)
     assert matched is not None and matched.groups() == (
-        "bad-request/automation-disabled",
+        "processing-failure/automation-cannot-be-run-manually",
         "Automation 2 is disabled; enable it before running it.",
     )
 

@@ -53,7 +53,7 @@ CSV_HEADER = (
     "id,automation_id,completed_at,created_at,runtime,status,run_stage,"
     "successful_operations,failed_operations,status_messages_url"
 )
-ERROR_LINE = re.compile(r"conveyor: ([a-z-]+/[a-z-]+): (.+) \(request id [0-9a-f]{16}\)\n")
+ERROR_LINE = re.compile(r"conveyor: ([a-z-]+(?:/[a-z-]+)?): (.+) \(request id [0-9a-f]{16}\)\n")
 
 
 def runs_list(world: CliWorld, *args: str) -> list[str]:
@@ -237,7 +237,7 @@ def test_not_found_exits_5(world: CliWorld) -> None:
         result = invoke(args, world.env())
         assert (result.exit_code, result.stdout) == (EXIT_NOT_FOUND, "")
         matched = ERROR_LINE.fullmatch(result.stderr)
-        assert matched is not None and matched.group(1) == "not-found/not-found"
+        assert matched is not None and matched.group(1) == "not-found"
 
 
 def test_an_unreachable_server_exits_6_after_retries(world: CliWorld) -> None:
@@ -295,7 +295,7 @@ def test_the_installed_command_reads_url_and_key_from_the_environment(world: Cli
     assert (missing.returncode, missing.stdout) == (EXIT_NOT_FOUND, "")
     matched = ERROR_LINE.fullmatch(missing.stderr)
     assert matched is not None
-    assert matched.groups() == ("not-found/not-found", "Automation Run 424242 not found.")
+    assert matched.groups() == ("not-found", "Automation Run 424242 not found.")
 
 
 def test_api_keys_create_prints_only_a_key_that_works(

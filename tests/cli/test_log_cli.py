@@ -32,7 +32,7 @@ from conveyor.testing.live_run import LIVE_RUN_LOG, LiveRunDriver, ObservedLines
 from conveyor.testing.seed import Account, Seeder
 from conveyor.testing.server import ServerThread
 
-ERROR_LINE = re.compile(r"conveyor: ([a-z-]+/[a-z-]+): (.+) \(request id [0-9a-f]{16}\)\n")
+ERROR_LINE = re.compile(r"conveyor: ([a-z-]+(?:/[a-z-]+)?): (.+) \(request id [0-9a-f]{16}\)\n")
 
 
 def env_for(url: str, account: Account) -> dict[str, str | None]:
@@ -77,7 +77,7 @@ def test_log_errors_exit_with_their_code(api: ServerThread, seed: Seeder) -> Non
         result = invoke(args, env_for(api.url, alice))
         assert (result.exit_code, result.stdout) == (EXIT_NOT_FOUND, "")
         matched = ERROR_LINE.fullmatch(result.stderr)
-        assert matched is not None and matched.group(1) == "not-found/not-found"
+        assert matched is not None and matched.group(1) == "not-found"
 
     anonymous = invoke(
         ["automation-runs", "log", str(hidden.id)],

@@ -215,7 +215,7 @@ def test_each_bad_request_raises_the_matching_sdk_error(
         with pytest.raises(sdk_error.NotFoundError) as missing:
             call()
         assert missing.value.http_status == 404
-        assert missing.value.json_body["type"] == "not-found/not-found"
+        assert missing.value.json_body["type"] == "not-found"
 
 
 def test_unknown_and_revoked_keys_raise_invalid_credentials(

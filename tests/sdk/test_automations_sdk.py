@@ -237,10 +237,11 @@ def test_manual_run_returns_the_created_run(
     assert list(listed) == [run]
 
     conveyor.automation.update(automation.id, {"disabled": True})
-    with pytest.raises(sdk.BadRequestError) as caught:
+    with pytest.raises(sdk.AutomationCannotBeRunManuallyError) as caught:
         conveyor.automation.manual_run(automation.id)
-    assert (caught.value.error_type, caught.value.message) == (
-        "bad-request/automation-disabled",
+    assert (caught.value.http_status, caught.value.error_type, caught.value.message) == (
+        422,
+        "processing-failure/automation-cannot-be-run-manually",
         f"Automation {automation.id} is disabled; enable it before running it.",
     )
     assert [r.id for r in conveyor.automation_run.list({"automation_id": automation.id})] == [
@@ -426,7 +427,7 @@ def test_follow_outlives_expiring_links_and_stops_at_finished(
     assert texts == ["Planned 1 operation", "Created folder s", "Run finished"]
     assert waits == [2.5, 2.5, 2.5] and follower.polls == 4
     expired = httpx.get(first_link)  # the first link expired long ago
-    assert (expired.status_code, expired.json()["type"]) == (403, "not-authorized/not-authorized")
+    assert (expired.status_code, expired.json()["type"]) == (403, "not-authorized")
 
     # A finished run: one poll, its whole log, no wait.
     again = conveyor.automation_run.follow(run.id, sleep=waits.append)

@@ -228,20 +228,20 @@ def test_every_server_error_maps_to_its_class(
             400,
             "bad-request/request-params-invalid",
         ),
-        (lambda: runs.find(10**12), sdk.NotFoundError, 404, "not-found/not-found"),
+        (lambda: runs.find(10**12), sdk.NotFoundError, 404, "not-found"),
         (
             lambda: runs.list({"automation_id": 10**12}),
             sdk.NotFoundError,
             404,
-            "not-found/not-found",
+            "not-found",
         ),
         # Another user's run and automation are not visible: 404, not 403.
-        (lambda: runs.find(others.runs[0].id), sdk.NotFoundError, 404, "not-found/not-found"),
+        (lambda: runs.find(others.runs[0].id), sdk.NotFoundError, 404, "not-found"),
         (
             lambda: runs.list({"automation_id": others.automation_id}),
             sdk.NotFoundError,
             404,
-            "not-found/not-found",
+            "not-found",
         ),
         (
             lambda: make_client(None).automation_run.find(seeded.runs[0].id),

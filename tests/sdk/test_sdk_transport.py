@@ -192,7 +192,7 @@ def test_connection_refused_on_a_closed_port(harness: Harness) -> None:
     ("status", "error_type", "cls"),
     [
         (400, "bad-request/invalid-cursor", sdk.InvalidCursorError),
-        (404, "not-found/not-found", sdk.NotFoundError),
+        (404, "not-found", sdk.NotFoundError),
         (401, "not-authenticated/invalid-credentials", sdk.InvalidCredentialsError),
         (501, "internal-server-error/not-implemented", sdk.InternalServerError),
     ],
@@ -294,7 +294,12 @@ def test_an_error_without_a_files_com_body_maps_by_status(harness: Harness) -> N
         (400, "bad-request/some-new-check", sdk.BadRequestError),
         (409, "processing-failure/conflict", sdk.ConflictError),
         (409, "processing-failure/illegal-transition", sdk.ProcessingFailureError),
-        (500, "internal-server-error/internal-server-error", sdk.InternalServerError),
+        (
+            422,
+            "processing-failure/automation-cannot-be-run-manually",
+            sdk.AutomationCannotBeRunManuallyError,
+        ),
+        (500, "processing-failure", sdk.InternalServerError),
         (500, "internal-server-error", sdk.InternalServerError),
         (400, "bad-request/invalid-path", sdk.InvalidPathError),
         (403, None, sdk.NotAuthorizedError),
@@ -334,7 +339,7 @@ def test_a_failing_page_stops_the_walk_after_the_pages_before_it(
 ) -> None:
     batches = pages(runs(1, 2), runs(3, 4))
     walked: list[int] = []
-    not_found = answer(404, files_error(404, "not-found/not-found", "Not Found"))
+    not_found = answer(404, files_error(404, "not-found", "Not Found"))
     script = Script(lambda r: batches(r), not_found)  # page 1, then 404 for page 2
     page = harness.client(script).automation_run.list({"automation_id": 3})
     with pytest.raises(sdk.NotFoundError):

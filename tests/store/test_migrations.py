@@ -209,7 +209,7 @@ def test_serve_upgrades_an_empty_database_and_prints_the_first_key_once(
         anonymous = httpx.get(runs_url, params={"automation_id": 1})
         assert anonymous.json()["type"] == "not-authenticated/authentication-required"
         admin = httpx.get(runs_url, params={"automation_id": 1}, headers={"X-FilesAPI-Key": key})
-        assert (admin.status_code, admin.json()["type"]) == (404, "not-found/not-found")
+        assert (admin.status_code, admin.json()["type"]) == (404, "not-found")
     assert printed[0].startswith(f"Conveyor serving on http://127.0.0.1:{port} (database: ")
     assert printed[1:3] == [
         f"First start: created user 'admin' with API key {key}",

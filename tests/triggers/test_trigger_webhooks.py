@@ -59,7 +59,7 @@ def assert_not_found(response: httpx.Response) -> None:
     assert response.status_code == 404
     body = response.json()
     assert set(body) == ERROR_KEYS
-    assert body["type"] == "not-found/not-found"
+    assert body["type"] == "not-found"
     assert body["error"] == "Webhook not found."
 
 
@@ -303,4 +303,4 @@ def test_next_runs_through_the_api_and_the_cli(
     assert anonymous.status_code == 401
     not_found = next_runs_cli(live, alice, weekly["id"] + 100)
     assert not_found.returncode != 0
-    assert "not-found/not-found" in not_found.stderr
+    assert "not-found" in not_found.stderr

@@ -202,7 +202,22 @@ def test_invalid_sort_or_filter_field(pair: tuple[str, str], error: type[Excepti
 
 
 def test_unknown_plain_parameters_are_ignored() -> None:
-    assert parse(AID, ("page", "3"), ("action", "x")) == parse(AID)
+    assert parse(AID, ("action", "x")) == parse(AID)
+
+
+def test_page_must_be_the_page_the_cursor_leads_to() -> None:
+    """The JavaScript SDK sends page=N with the cursor of page N; page 1 has none."""
+    assert parse(AID, ("page", "1")) == parse(AID)
+    for wrong in ("2", "0", "x"):
+        with pytest.raises(errors.RequestParamsInvalid, match="page"):
+            parse(AID, ("page", wrong))
+    first = parse(AID)
+    token = CODEC.encode(first.scope, first.sort, Cursor("next", 5, 1), page=3)
+    with_cursor = parse(AID, ("cursor", token), ("page", "3"))
+    assert with_cursor.cursor == Cursor("next", 5, 1, 3)
+    assert with_cursor == parse(AID, ("cursor", token))
+    with pytest.raises(errors.RequestParamsInvalid, match="must be 3 with this cursor"):
+        parse(AID, ("cursor", token), ("page", "2"))
 
 
 # -------------------------------------------------------------------- cursors
@@ -357,7 +372,7 @@ def test_signed_cursor_with_an_id_that_is_not_an_integer(run_id: object) -> None
 
 def test_signed_cursor_of_another_format_version() -> None:
     class NextVersion(CursorCodec):
-        VERSION = 2
+        VERSION = 3
 
     token = NextVersion(b"server secret").encode(scope(), NEWEST_FIRST, Cursor("next", 5, 1))
     with pytest.raises(errors.InvalidCursor):

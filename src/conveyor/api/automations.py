@@ -6,6 +6,7 @@ may also be comma-delimited strings, as Files.com accepts.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from conveyor.api.auth import authenticate
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
+from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -23,9 +25,11 @@ from conveyor.domain.automations import Automation, Trigger, validate_fields
 from conveyor.domain.listing import (
     Sort,
     check_filter_fields,
+    check_page,
     collect,
     parse_id,
     parse_per_page,
+    parse_range_filters,
     parse_sort,
     query_pairs,
 )
@@ -120,29 +124,31 @@ def list_automations(request: Request) -> Response:
         per_page = parse_per_page(plain.get("per_page"), context.settings.default_per_page)
         sort = parse_sort(groups.get("sort_by"), plain, store.AUTOMATION_SORT_FIELDS, _DEFAULT_SORT)
         filters = check_filter_fields(
-            groups.get("filter"), plain, groups, store.AUTOMATION_FILTER_FIELDS
+            groups.get("filter"),
+            plain,
+            groups,
+            store.AUTOMATION_FILTER_FIELDS,
+            store.AUTOMATION_RANGE_FIELDS,
         )
+        ranges = parse_range_filters(groups, store.AUTOMATION_RANGE_FIELDS)
         disabled = None
         if "disabled" in filters:
             if filters["disabled"].lower() not in ("true", "false", "1", "0"):
                 raise errors.InvalidFilterParamValue("filter[disabled] must be true or false.")
             disabled = filters["disabled"].lower() in ("true", "1")
-        query = store.AutomationListQuery(per_page, sort, disabled, filters.get("automation"), None)
+        query = store.AutomationListQuery(
+            per_page, sort, disabled, filters.get("automation"), None, ranges
+        )
         token = plain.get("cursor")
         if token:
             cursor = context.codec.decode(token, query.scope(user), sort, _KEY_TYPES[sort.field])
-            query = store.AutomationListQuery(per_page, sort, disabled, query.automation, cursor)
+            query = replace(query, cursor=cursor)
+        check_page(plain.get("page"), query.cursor)
         page = store.list_automations(conn, user, query)
     base = context.base_url(request)
-    headers = {}
-    if page.next_cursor is not None:
-        headers["X-Files-Cursor-Next"] = context.codec.encode(
-            query.scope(user), sort, page.next_cursor
-        )
-    if page.prev_cursor is not None:
-        headers["X-Files-Cursor-Prev"] = context.codec.encode(
-            query.scope(user), sort, page.prev_cursor
-        )
+    headers = cursor_headers(
+        context.codec, query.scope(user), sort, query.cursor, page.next_cursor, page.prev_cursor
+    )
     body = [encode_automation(store.automation_from_row(row), base) for row in page.rows]
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
 
@@ -211,7 +217,7 @@ def manual_run(automation_id: str, request: Request) -> Response:
     def work(conn: Any) -> Any:
         found = visible_automation(conn, request, target)
         if found.disabled:
-            raise errors.AutomationDisabled(
+            raise errors.AutomationCannotBeRunManually(
                 f"Automation {target} is disabled; enable it before running it."
             )
         run = runs_store.create_run(conn, target, context.clock.now(), trigger="manual")

@@ -20,6 +20,7 @@ from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, api_key
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
+from conveyor.api.paging import cursor_headers
 from conveyor.api.steps import authenticate_steps, dialect_of, run_steps_async
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -75,15 +76,9 @@ def _list_steps(request: Request) -> Reads[Response]:
     if owner_id is None or not may_see(user, owner_id):
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
     page = yield from runs_store.list_runs_reads(dialect, query)
-    headers = {}
-    if page.next_cursor is not None:
-        headers["X-Files-Cursor-Next"] = context.codec.encode(
-            query.scope, query.sort, page.next_cursor
-        )
-    if page.prev_cursor is not None:
-        headers["X-Files-Cursor-Prev"] = context.codec.encode(
-            query.scope, query.sort, page.prev_cursor
-        )
+    headers = cursor_headers(
+        context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+    )
     body = encoder_for(context, request).runs(page.rows)
     return Response(body, media_type=JSON, headers=headers)
 

@@ -37,7 +37,7 @@ __all__ = [
 
 EXIT_API_ERROR = 1  # any other error answer: 5xx, rate limited after retries
 EXIT_USAGE = 2  # a flag or argument the command itself refuses (Click's code)
-EXIT_BAD_REQUEST = 3  # 400: the server refused a parameter, sort, filter or cursor
+EXIT_BAD_REQUEST = 3  # 400: a refused parameter, sort, filter or cursor; 422: a refused action
 EXIT_AUTH = 4  # 401/403: no key, unknown or revoked key, not allowed
 EXIT_NOT_FOUND = 5  # 404
 EXIT_CONNECTION = 6  # no usable answer: server down, timeout, not a Conveyor server
@@ -140,7 +140,7 @@ def write_record(record: Mapping[str, Any], fields: Sequence[str], fmt: OutputFo
 def exit_code(error: sdk.Error) -> int:
     if isinstance(error, sdk.APIConnectionError):
         return EXIT_CONNECTION
-    if isinstance(error, sdk.BadRequestError):
+    if isinstance(error, sdk.BadRequestError | sdk.AutomationCannotBeRunManuallyError):
         return EXIT_BAD_REQUEST
     if isinstance(error, sdk.NotAuthenticatedError | sdk.NotAuthorizedError):
         return EXIT_AUTH

@@ -1,8 +1,13 @@
 """Domain errors, each carrying its Files.com error type and HTTP status.
 
 Raise these anywhere; `conveyor.api.errors` is the one place that renders them
-as Files.com JSON. The official SDK maps the last segment of `type` to its
-exception class (``invalid-cursor`` -> ``InvalidCursorError``).
+as Files.com JSON. The official SDKs map `type` to their exception classes:
+the Python SDK by its last segment (``bad-request/invalid-cursor`` ->
+``InvalidCursorError``), the JavaScript SDK by the whole of it
+(``BadRequest_InvalidCursorError``; a one-part ``not-found`` ->
+``NotFoundError``; anything it lacks -> the generic ``FilesApiError``). So
+every type here names a class both SDKs have: a family alone (``not-found``)
+where Files.com has no specific type (tests/compat/test_error_classes.py).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ class ConveyorError(Exception):
     """Base of every error a client may see."""
 
     http_status = 500
-    error_type = "internal-server-error/internal-server-error"
+    # Neither official SDK has a class for a server error: ProcessingFailureError
+    # is the closest one both have.
+    error_type = "processing-failure"
     title = "Internal Server Error"
 
     def __init__(self, message: str | None = None) -> None:
@@ -22,7 +29,7 @@ class ConveyorError(Exception):
 
 class BadRequest(ConveyorError):
     http_status = 400
-    error_type = "bad-request/bad-request"
+    error_type = "bad-request"
     title = "Bad Request"
 
 
@@ -76,9 +83,12 @@ class InvalidBody(BadRequest):
     title = "Invalid Body"
 
 
-class AutomationDisabled(BadRequest):
-    error_type = "bad-request/automation-disabled"
-    title = "Automation Disabled"
+class AutomationCannotBeRunManually(ConveyorError):
+    """Files.com's answer to a manual run it cannot start (here: a disabled automation)."""
+
+    http_status = 422
+    error_type = "processing-failure/automation-cannot-be-run-manually"
+    title = "Automation Cannot Be Run Manually"
 
 
 class AuthenticationRequired(ConveyorError):
@@ -95,13 +105,13 @@ class InvalidCredentials(ConveyorError):
 
 class NotAuthorized(ConveyorError):
     http_status = 403
-    error_type = "not-authorized/not-authorized"
+    error_type = "not-authorized"
     title = "Not Authorized"
 
 
 class NotFound(ConveyorError):
     http_status = 404
-    error_type = "not-found/not-found"
+    error_type = "not-found"
     title = "Not Found"
 
 
@@ -109,12 +119,6 @@ class MethodNotAllowed(ConveyorError):
     http_status = 405
     error_type = "bad-request/method-not-allowed"
     title = "Method Not Allowed"
-
-
-class Conflict(ConveyorError):
-    http_status = 409
-    error_type = "processing-failure/conflict"
-    title = "Conflict"
 
 
 class TooManyRequests(ConveyorError):
@@ -135,5 +139,5 @@ class IllegalTransition(ConveyorError):
     """A lifecycle rule of SPEC 1.1 would be broken; a programming error, not user input."""
 
     http_status = 409
-    error_type = "processing-failure/illegal-transition"
+    error_type = "processing-failure"
     title = "Illegal Run Transition"

@@ -5,6 +5,11 @@ The wire form is Files.com's: `sort_by[FIELD]=asc|desc`, `filter[FIELD]=VALUE`,
 are ignored. Pagination is keyset: a cursor holds the sort key and id of the
 record a page ended (or began) at, and is bound by an HMAC to the query it
 came from, so it cannot be forged or replayed against another list.
+
+A cursor also holds the number of the page it leads to (the first page is 1),
+because the official JavaScript SDK, following `X-Files-Cursor`, sends
+`page=N` with the cursor: `page` is accepted when it is that number (or 1
+without a cursor) and refused otherwise, never ignored (`check_page`).
 """
 
 from __future__ import annotations
@@ -15,19 +20,35 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from conveyor.clock import from_datetime
 from conveyor.domain import errors
 from conveyor.domain.runs import RunStatus
 
 MAX_PER_PAGE = 10_000
 MAX_INT64 = 2**63 - 1
 MAX_PARAM_LENGTH = 4096
-# Files.com's range filters; none applies to the resources Conveyor lists, so
-# they are refused rather than silently ignored.
+# Files.com's range filters, `filter_gt[FIELD]=VALUE` and so on: accepted on the
+# fields a list names (date-times: `last_modified_at`, `created_at`), refused
+# with a 400 everywhere else (and `filter_prefix` everywhere), never ignored.
 RANGE_FILTER_PARAMS = ("filter_gt", "filter_gteq", "filter_lt", "filter_lteq", "filter_prefix")
+
+
+@dataclass(frozen=True, slots=True)
+class RangeFilter:
+    """`filter_{op}[field]=VALUE` of a date-time field; `value` in microseconds."""
+
+    field: str
+    op: str  # "gt", "gteq", "lt" or "lteq"
+    value: int
+
+    @property
+    def wire(self) -> list[Any]:
+        return [self.field, self.op, self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +70,7 @@ class Cursor:
     direction: str  # "next" or "prev"
     key: Any  # the sort field's value of the anchor record (None when sorting by id)
     id: int
+    page: int = 1  # the number of the page the cursor leads to (first page: 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +80,8 @@ class RunListQuery:
     sort: Sort
     status: RunStatus | None
     cursor: Cursor | None
+    # `user_id`: list as this user (an admin's choice; 0 or absent: the caller).
+    user_id: int | None = None
 
     @property
     def scope(self) -> list[Any]:
@@ -170,19 +194,29 @@ def check_filter_fields(
     plain: dict[str, str],
     groups: dict[str, dict[str, str]],
     fields: Sequence[str],
+    range_fields: Sequence[str] = (),
 ) -> dict[str, str]:
+    """The `filter[...]` group, its fields checked; refuses a range filter
+    (`filter_gt` ...) other than on `range_fields` (`parse_range_filters` reads those)."""
     if "filter" in plain:
         raise errors.InvalidFilterField(
             "filter must be given as filter[FIELD]=VALUE; valid fields are "
             + ", ".join(fields)
             + "."
         )
+    supported = "filter[" + "], filter[".join(fields) + "]"
+    if range_fields:
+        supported += " and filter_gt, filter_gteq, filter_lt, filter_lteq on " + ", ".join(
+            range_fields
+        )
     for name in RANGE_FILTER_PARAMS:
-        if name in groups or name in plain:
+        wrong = name in plain or (
+            name in groups
+            and (name == "filter_prefix" or any(f not in range_fields for f in groups[name]))
+        )
+        if wrong:
             raise errors.InvalidFilterField(
-                f"{name} is not supported here; valid filters are filter["
-                + "], filter[".join(fields)
-                + "]."
+                f"{name} is not supported here as sent; valid filters are {supported}."
             )
     group = group or {}
     for field in group:
@@ -191,6 +225,55 @@ def check_filter_fields(
                 f"Cannot filter by {field[:40]!r}; valid fields are " + ", ".join(fields) + "."
             )
     return group
+
+
+def parse_time(name: str, raw: str) -> int:
+    """An ISO 8601 date-time with a UTC offset (`Z` or `+HH:MM`), in microseconds."""
+    text = raw.strip()
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise errors.InvalidFilterParamValue(
+            f"{name} must be a date-time with a time zone, such as 2024-02-16T12:46:41Z; "
+            f"got {raw[:40]!r}."
+        )
+    return from_datetime(value)
+
+
+def parse_range_filters(
+    groups: dict[str, dict[str, str]], range_fields: Sequence[str]
+) -> tuple[RangeFilter, ...]:
+    """The `filter_gt`/`gteq`/`lt`/`lteq` of date-time `range_fields`, as checked by
+    `check_filter_fields`; a malformed date-time is a 400."""
+    found = []
+    for op in ("gt", "gteq", "lt", "lteq"):
+        for field, raw in sorted(groups.get(f"filter_{op}", {}).items()):
+            if field in range_fields:
+                found.append(RangeFilter(field, op, parse_time(f"filter_{op}[{field}]", raw)))
+    return tuple(found)
+
+
+def check_page(raw: str | None, cursor: Cursor | None) -> int:
+    """The number of the page asked for: the cursor's (1 without one). A `page`
+    parameter must name that same page; Conveyor pages by cursor only."""
+    current = cursor.page if cursor is not None else 1
+    if raw is None:
+        return current
+    page = parse_int("page", raw, required=True)
+    if page != current:
+        if cursor is None:
+            raise errors.RequestParamsInvalid(
+                f"Parameter page must be 1 without a cursor, got {page}: this list pages by "
+                "cursor; send the X-Files-Cursor-Next (or X-Files-Cursor) value of the "
+                "previous page as cursor."
+            )
+        raise errors.RequestParamsInvalid(
+            f"Parameter page must be {current} with this cursor (the page it leads to), "
+            f"got {page}; or leave page out."
+        )
+    return current
 
 
 RUN_SORT_FIELDS = ("automation_id", "created_at", "status")
@@ -227,11 +310,13 @@ def parse_run_list_query(
                 "filter[automation_id] must equal automation_id "
                 f"({automation_id}), got {filters['automation_id'][:40]!r}."
             )
-    query = RunListQuery(automation_id, per_page, sort, status, None)
+    user_id = parse_int("user_id", plain.get("user_id"), required=False, minimum=0) or None
+    query = RunListQuery(automation_id, per_page, sort, status, None, user_id)
     token = plain.get("cursor")
     if token:
         cursor = codec.decode(token, query.scope, sort, key_type=_RUN_KEY_TYPES[sort.field])
-        query = RunListQuery(automation_id, per_page, sort, status, cursor)
+        query = RunListQuery(automation_id, per_page, sort, status, cursor, user_id)
+    check_page(plain.get("page"), query.cursor)
     return query
 
 
@@ -252,7 +337,7 @@ def _unb64(text: str) -> bytes:
 class CursorCodec:
     """Signs and checks cursors with a key derived from the server secret."""
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, secret: bytes) -> None:
         self._key = hashlib.sha256(b"conveyor-cursor\x00" + secret).digest()
@@ -261,9 +346,10 @@ class CursorCodec:
         # hmac.digest: the one-call form (in C), the same HMAC-SHA256 as hmac.new.
         return hmac.digest(self._key, payload, "sha256")[:16]
 
-    def encode(self, scope: list[Any], sort: Sort, cursor: Cursor) -> str:
+    def encode(self, scope: list[Any], sort: Sort, cursor: Cursor, page: int = 1) -> str:
+        """The token for `cursor`, leading to page number `page`."""
         payload = orjson.dumps(
-            [self.VERSION, scope, sort.wire, cursor.direction[0], cursor.key, cursor.id]
+            [self.VERSION, scope, sort.wire, cursor.direction[0], cursor.key, cursor.id, page]
         )
         return _b64(payload) + "." + _b64(self._sign(payload))
 
@@ -286,7 +372,7 @@ class CursorCodec:
         if not hmac.compare_digest(given, self._sign(payload)):
             raise invalid
         try:
-            version, c_scope, c_sort, direction, key, run_id = orjson.loads(payload)
+            version, c_scope, c_sort, direction, key, run_id, page = orjson.loads(payload)
         except (orjson.JSONDecodeError, ValueError, TypeError):
             raise invalid from None
         if version != self.VERSION or c_scope != scope or direction not in ("n", "p"):
@@ -298,9 +384,11 @@ class CursorCodec:
             )
         if not isinstance(run_id, int) or isinstance(run_id, bool):
             raise invalid
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise invalid
         if key_type is None:
             if key is not None:
                 raise invalid
         elif not isinstance(key, key_type) or (isinstance(key, bool) and key_type is not bool):
             raise invalid
-        return Cursor("next" if direction == "n" else "prev", key, run_id)
+        return Cursor("next" if direction == "n" else "prev", key, run_id, page)

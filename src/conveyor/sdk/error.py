@@ -26,10 +26,11 @@ the first segment, then by the HTTP status. The hierarchy::
         ├── NotAuthorizedError        403
         ├── NotFoundError             404
         ├── ProcessingFailureError    409, 422
+        │   ├── AutomationCannotBeRunManuallyError
         │   └── ConflictError
         ├── RateLimitedError          429
         │   └── TooManyRequestsError
-        ├── InternalServerError       500 and other 5xx
+        ├── InternalServerError       500 and other 5xx (whatever their type)
         └── ServiceUnavailableError   503
 """
 
@@ -42,6 +43,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "AuthenticationRequiredError",
+    "AutomationCannotBeRunManuallyError",
     "BadRequestError",
     "ConflictError",
     "Error",
@@ -185,6 +187,10 @@ class ProcessingFailureError(APIError):
     type_segment = "processing-failure"
 
 
+class AutomationCannotBeRunManuallyError(ProcessingFailureError):
+    type_segment = "automation-cannot-be-run-manually"
+
+
 class ConflictError(ProcessingFailureError):
     type_segment = "conflict"
 
@@ -237,6 +243,10 @@ def _class_for(error_type: str | None, status: int) -> type[APIError]:
     if error_type:
         family, _, name = error_type.rpartition("/")
         found = _BY_SEGMENT.get(name) or _BY_SEGMENT.get(family.split("/", 1)[0])
+        # A server error: the server sends it as `processing-failure`, the class both
+        # official SDKs have; here it is an InternalServerError unless it says more.
+        if status >= 500 and found is not None and not issubclass(found, ServiceUnavailableError):
+            return InternalServerError
         if found is not None:
             return found
     if status in _BY_STATUS:

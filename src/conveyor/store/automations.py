@@ -21,8 +21,8 @@ from conveyor.domain.automations import (
     AutomationType,
     Trigger,
 )
-from conveyor.domain.listing import Cursor, Sort
-from conveyor.store.keyset import KeysetPage, keyset_page
+from conveyor.domain.listing import Cursor, RangeFilter, Sort
+from conveyor.store.keyset import KeysetPage, keyset_page, range_conditions
 from conveyor.store.schema import automations
 from conveyor.store.users import User
 
@@ -136,6 +136,7 @@ def delete_automation(conn: Connection, automation_id: int, now: int) -> None:
 
 AUTOMATION_SORT_FIELDS = ("name", "automation", "last_modified_at", "disabled")
 AUTOMATION_FILTER_FIELDS = ("disabled", "automation")
+AUTOMATION_RANGE_FIELDS = ("last_modified_at",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +146,12 @@ class AutomationListQuery:
     disabled: bool | None
     automation: str | None
     cursor: Cursor | None
+    ranges: tuple[RangeFilter, ...] = ()  # on last_modified_at
 
     def scope(self, user: User) -> list[Any]:
-        return ["automations", None if user.is_admin else user.id, self.disabled, self.automation]
+        scope = ["automations", None if user.is_admin else user.id, self.disabled, self.automation]
+        # Only with range filters, so cursors of lists without them keep their form.
+        return [*scope, [r.wire for r in self.ranges]] if self.ranges else scope
 
 
 def list_automations(conn: Connection, user: User, query: AutomationListQuery) -> KeysetPage:
@@ -159,6 +163,7 @@ def list_automations(conn: Connection, user: User, query: AutomationListQuery) -
         conditions.append(automations.c.disabled.is_(query.disabled))
     if query.automation is not None:
         conditions.append(automations.c.automation == query.automation)
+    conditions += range_conditions(automations.c, query.ranges)
     return keyset_page(
         conn,
         columns=SELECT_COLUMNS,

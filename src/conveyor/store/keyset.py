@@ -36,8 +36,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from conveyor.domain.listing import Cursor
+from conveyor.domain.listing import Cursor, RangeFilter
 from conveyor.store.prepared import DriverSql, Read, Reads
+
+_RANGE_OPERATORS = {"gt": operator.gt, "gteq": operator.ge, "lt": operator.lt, "lteq": operator.le}
+
+
+def range_conditions(
+    table_columns: Any, ranges: Sequence[RangeFilter]
+) -> list[ColumnElement[bool]]:
+    """The SQL conditions of `filter_gt[field]=...` and its kin (values in microseconds)."""
+    return [_RANGE_OPERATORS[r.op](table_columns[r.field], r.value) for r in ranges]
 
 
 @dataclass(frozen=True, slots=True)

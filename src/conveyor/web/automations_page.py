@@ -131,7 +131,7 @@ async def run_now(automation_id: str, request: Request) -> Response:
         check_token(form.get("csrf_token"), session.csrf_token)
         found = visible_automation(conn, target, session.user)
         if found.disabled:
-            raise errors.AutomationDisabled(
+            raise errors.AutomationCannotBeRunManually(
                 f"Automation {target} is disabled; enable it before running it."
             )
         return runs_store.create_run(conn, target, context.clock.now(), trigger="manual").id
