@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
@@ -25,6 +25,7 @@ from conveyor.api import (
 from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
+from conveyor.api.auth import authenticate_first
 from conveyor.api.context import AppContext
 from conveyor.api.fastpath import RunReadsFastPath
 from conveyor.api.openapi import SECURITY_SCHEMES
@@ -112,11 +113,15 @@ def create_app(
     app.state.rate_limiter = ratelimit.make_limiter(settings, db, context.clock)
     runevents.install()
     error_rendering.install(app)
+    # Routes with an API key authenticate before they read anything else (api.auth);
+    # the two run reads do so themselves (api.fastpath), the status-messages link and
+    # webhooks carry their credential in the URL.
+    first = [Depends(authenticate_first)]
     app.include_router(runs.router)
-    app.include_router(automations.router)
-    app.include_router(schedules.router)  # Conveyor extension: next planned runs
+    app.include_router(automations.router, dependencies=first)
+    app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
-    app.include_router(retention.router)
+    app.include_router(retention.router, dependencies=first)
     app.include_router(health.router)
     if settings.metrics:
         app.include_router(metrics_api.router)

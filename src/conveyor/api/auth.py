@@ -1,4 +1,11 @@
-"""API-key authentication: the `X-FilesAPI-Key` header, as the Files.com SDKs send it."""
+"""API-key authentication: the `X-FilesAPI-Key` header, as the Files.com SDKs send it.
+
+Authentication comes before anything else a request is checked for: without a
+key, or with a wrong one, every route with an API key answers 401 whatever its
+path, parameters or body. The routers of such routes carry `authenticate_first`
+as a dependency, which runs before the handler; the handler's own `authenticate`
+then returns the user admitted for this request (one rate-limit token a request).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,15 @@ from fastapi import Request
 from sqlalchemy.engine import Connection
 
 from conveyor.api import ratelimit
+from conveyor.api.context import ctx
 from conveyor.domain import errors
 from conveyor.store.prepared import Reads
 from conveyor.store.users import User, user_for_key
 
 API_KEY_HEADER = "x-filesapi-key"
 MAX_KEY_LENGTH = 256
+# Where the user admitted for a request is kept, in its scope's state.
+_ADMITTED = "conveyor_user"
 
 
 def api_key(request: Request) -> str:
@@ -47,6 +57,29 @@ def _known(request: Request, user: User | None) -> User:
     return user
 
 
+def admitted(request: Request) -> User | None:
+    """The user already admitted for this request, if any."""
+    user: User | None = request.scope.get("state", {}).get(_ADMITTED)
+    return user
+
+
+def remember(request: Request, user: User) -> User:
+    request.scope.setdefault("state", {})[_ADMITTED] = user
+    return user
+
+
 def authenticate(conn: Connection, request: Request) -> User:
+    """The caller: admitted once a request (`authenticate_first`), then remembered."""
+    known = admitted(request)
+    if known is not None:
+        return known
     key = api_key(request)
-    return admit(request, key, user_for_key(conn, key) if len(key) <= MAX_KEY_LENGTH else None)
+    found = user_for_key(conn, key) if len(key) <= MAX_KEY_LENGTH else None
+    return remember(request, admit(request, key, found))
+
+
+def authenticate_first(request: Request) -> None:
+    """Router dependency: authenticate (401, then 429) before the handler reads the
+    request's path, parameters or body."""
+    with ctx(request).db.read() as conn:
+        authenticate(conn, request)

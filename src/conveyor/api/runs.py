@@ -29,7 +29,7 @@ from conveyor.store import runs as runs_store
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
 from conveyor.store.prepared import Reads, run_reads
-from conveyor.store.users import user_and_automation_owner_reads
+from conveyor.store.users import user_and_automation_owner_reads, user_by_id_reads
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -73,7 +73,14 @@ def _list_steps(request: Request) -> Reads[Response]:
         else (None, None)
     )
     user = yield from admit_steps(request, key, found)
-    if owner_id is None or not may_see(user, owner_id):
+    viewer = user
+    if query.user_id is not None and query.user_id != user.id:
+        # Files.com's user_id: an admin lists as that user; anyone else only as themselves.
+        other = (yield from user_by_id_reads(dialect, query.user_id)) if user.is_admin else None
+        if other is None:
+            raise errors.NotFound(f"User {query.user_id} not found.")
+        viewer = other
+    if owner_id is None or not may_see(viewer, owner_id):
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
     page = yield from runs_store.list_runs_reads(dialect, query)
     headers = cursor_headers(

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 from fastapi import Request
 from sqlalchemy.engine import Dialect
 
-from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, api_key
+from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, admitted, api_key, remember
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.prepared import Reads
 from conveyor.store.users import User, user_for_key_reads
@@ -38,13 +38,16 @@ def dialect_of(request: Request) -> Dialect:
 
 def authenticate_steps(request: Request) -> Reads[User]:
     """`conveyor.api.auth.authenticate` as steps: the API key's user, admitted."""
+    known = admitted(request)
+    if known is not None:
+        return known
     key = api_key(request)
     found = (
         (yield from user_for_key_reads(dialect_of(request), key))
         if len(key) <= MAX_KEY_LENGTH
         else None
     )
-    return (yield from admit_steps(request, key, found))
+    return remember(request, (yield from admit_steps(request, key, found)))
 
 
 async def run_steps_async(pool: AsyncReadPool, steps: Reads[T]) -> T:

@@ -101,6 +101,19 @@ def user_for_key_reads(dialect: Dialect, key: str) -> Reads[User | None]:
     return User(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
 
 
+_USER_BY_ID = Prepared(
+    lambda: select(users.c.id, users.c.name, users.c.is_admin).where(
+        users.c.id == bindparam("user_id", type_=users.c.id.type)
+    )
+)
+
+
+def user_by_id_reads(dialect: Dialect, user_id: int) -> Reads[User | None]:
+    """The user of that id, or None, as a reading generator (`store.prepared.Read`)."""
+    rows = yield Read(_USER_BY_ID.for_dialect(dialect), {"user_id": user_id})
+    return User(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
+
+
 def _caller_and_owner() -> object:
     owner = (
         select(automations.c.user_id)
