@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from conveyor import web
 from conveyor.api import (
+    automation_logs,
     automations,
     health,
     openapi_errors,
@@ -119,6 +120,7 @@ def create_app(
     first = [Depends(authenticate_first)]
     app.include_router(runs.router)
     app.include_router(automations.router, dependencies=first)
+    app.include_router(automation_logs.router, dependencies=first)
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router, dependencies=first)

@@ -110,21 +110,34 @@ def _query(
     return param
 
 
+CURSOR_HEADERS: dict[str, Any] = {
+    "X-Files-Cursor-Next": {
+        "schema": {"type": "string"},
+        "description": "Cursor of the next page, if any",
+    },
+    "X-Files-Cursor": {
+        "schema": {"type": "string"},
+        "description": "The same cursor as X-Files-Cursor-Next (the header the JavaScript "
+        "SDK follows), if any",
+    },
+    "X-Files-Cursor-Prev": {
+        "schema": {"type": "string"},
+        "description": "Cursor of the previous page, if any",
+    },
+}
+PAGE_PARAMETER = _query(
+    "page",
+    {"type": "integer", "minimum": 1},
+    "The number of the page the cursor leads to, as the JavaScript SDK sends it "
+    "(1 without a cursor); any other number is refused: the list pages by cursor.",
+)
+
 LIST_RUNS_DOC: dict[str, Any] = {
     "summary": "List Automation Runs",
     "responses": {
         "200": {
             **_json({"type": "array", "items": AUTOMATION_RUN_SCHEMA}, "A page of runs"),
-            "headers": {
-                "X-Files-Cursor-Next": {
-                    "schema": {"type": "string"},
-                    "description": "Cursor of the next page, if any",
-                },
-                "X-Files-Cursor-Prev": {
-                    "schema": {"type": "string"},
-                    "description": "Cursor of the previous page, if any",
-                },
-            },
+            "headers": CURSOR_HEADERS,
         },
         **ERRORS,
     },
@@ -138,10 +151,18 @@ LIST_RUNS_DOC: dict[str, Any] = {
                 required=True,
             ),
             _query("cursor", {"type": "string"}, "Used for pagination."),
+            PAGE_PARAMETER,
             _query(
                 "per_page",
                 {"type": "integer", "minimum": 1, "maximum": 10000},
                 "Records per page (default 1,000, max 10,000).",
+            ),
+            _query(
+                "user_id",
+                {"type": "integer", "format": "int64", "minimum": 0},
+                "List as this user: an admin's choice; anyone else may name only "
+                "themselves (0: the caller). A user who may not see the automation "
+                "gets 404.",
             ),
             _query(
                 "sort_by",
@@ -163,6 +184,112 @@ LIST_RUNS_DOC: dict[str, Any] = {
                 },
                 "filter[FIELD]=VALUE on status and/or automation_id.",
                 style="deepObject",
+            ),
+        ],
+    },
+}
+
+AUTOMATION_LOG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "automation_id",
+        "automation_run_id",
+        "path",
+        "dest_path",
+        "operation",
+        "status",
+        "error_type",
+        "message",
+        "created_at",
+        "timestamp",
+    ],
+    "properties": {
+        "automation_id": {"type": "integer", "format": "int64"},
+        "automation_run_id": {"type": "integer", "format": "int64"},
+        "path": {
+            "type": ["string", "null"],
+            "description": "The file handled (the folder, for create_folder)",
+        },
+        "dest_path": {
+            "type": ["string", "null"],
+            "description": "Where a copy or move wrote the file",
+        },
+        "operation": {
+            "type": "string",
+            "enum": ["create_folder", "copy", "move", "delete", "refuse"],
+        },
+        "status": {"type": "string", "enum": ["success", "skipped", "failure", "abandoned"]},
+        "error_type": {
+            "type": ["string", "null"],
+            "enum": ["refused", "operation-failed", "abandoned", None],
+        },
+        "message": {"type": ["string", "null"], "description": "The outcome, as logged"},
+        "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it finished",
+        },
+        "timestamp": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Deprecated by Files.com: the same as created_at",
+        },
+    },
+}
+_RANGE = {"type": "object", "properties": {"created_at": {"type": "string", "format": "date-time"}}}
+
+AUTOMATION_LOG_LIST_DOC: dict[str, Any] = {
+    "summary": "List Automation Logs",
+    "description": "One entry per operation a run performed, newest first; only entries "
+    "of runs the caller may see.",
+    "responses": {
+        "200": {
+            **_json({"type": "array", "items": AUTOMATION_LOG_SCHEMA}, "A page of entries"),
+            "headers": CURSOR_HEADERS,
+        },
+        **ERRORS,
+    },
+    "openapi_extra": {
+        "security": API_KEY,
+        "parameters": [
+            _query("cursor", {"type": "string"}, "Used for pagination."),
+            PAGE_PARAMETER,
+            _query(
+                "per_page",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "Records per page (max 1,000).",
+            ),
+            _query(
+                "filter",
+                {
+                    "type": "object",
+                    "properties": {
+                        "automation_id": {"type": "integer"},
+                        "automation_run_id": {"type": "integer"},
+                        "path": {"type": "string"},
+                        "dest_path": {"type": "string"},
+                        "operation": {"type": "string"},
+                        "status": {"type": "string"},
+                        "error_type": {"type": "string"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "filter[FIELD]=VALUE, exact match.",
+                style="deepObject",
+            ),
+            *(
+                _query(
+                    f"filter_{op}",
+                    _RANGE,
+                    f"filter_{op}[created_at]=DATE-TIME: entries created {word} it.",
+                    style="deepObject",
+                )
+                for op, word in (
+                    ("gt", "after"),
+                    ("gteq", "at or after"),
+                    ("lt", "before"),
+                    ("lteq", "at or before"),
+                )
             ),
         ],
     },

@@ -43,6 +43,11 @@ class RequestParamsInvalid(BadRequest):
     title = "Request Params Invalid"
 
 
+class DoesNotSupportSorting(BadRequest):
+    error_type = "bad-request/does-not-support-sorting"
+    title = "Does Not Support Sorting"
+
+
 class InvalidSortField(BadRequest):
     error_type = "bad-request/invalid-sort-field"
     title = "Invalid Sort Field"

@@ -69,7 +69,14 @@ class _Batch:
             self.started = time.monotonic()
         self.only_deletes = self.only_deletes and op.kind in (Kind.DELETE, Kind.REFUSE)
         self.outcomes.append(
-            OperationOutcome(op.id, outcome.state.value, outcome.succeeded, at, outcome.message)
+            OperationOutcome(
+                op.id,
+                outcome.state.value,
+                outcome.succeeded,
+                at,
+                outcome.message,
+                op.detail(outcome.message),
+            )
         )
 
     def must_commit_before(self, op: Operation) -> bool:

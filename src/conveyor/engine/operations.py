@@ -60,12 +60,15 @@ class Operation:
     reason: str | None = None  # why a REFUSE operation fails
     id: int = 0
 
-    def detail(self) -> str:
+    def detail(self, message: str | None = None) -> str:
+        """The record kept with the operation: what planning decided and, once it
+        is performed, the outcome's log line (the AutomationLog's `message`)."""
         data: dict[str, Any] = {
             "action": self.action.value if self.action else None,
             "size": self.size,
             "old_size": self.old_size,
             "reason": self.reason,
+            "message": message,
         }
         return orjson.dumps({k: v for k, v in data.items() if v is not None}).decode()
 

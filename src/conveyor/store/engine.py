@@ -256,6 +256,9 @@ class OperationOutcome:
     succeeded: bool
     finished_at: int
     message: str
+    # The operation's record with its outcome message (the AutomationLog's `message`);
+    # None keeps the planned one.
+    detail: str | None = None
 
 
 _COMPLETE = (
@@ -265,7 +268,11 @@ _COMPLETE = (
         ops_t.c.run_id == bindparam("b_run"),
         ops_t.c.state == "pending",
     )
-    .values(state=bindparam("b_state"), finished_at=bindparam("b_at"))
+    .values(
+        state=bindparam("b_state"),
+        finished_at=bindparam("b_at"),
+        detail=func.coalesce(bindparam("b_detail", type_=ops_t.c.detail.type), ops_t.c.detail),
+    )
 )
 
 
@@ -292,7 +299,13 @@ def complete_operations(
     result = conn.execute(
         _COMPLETE,
         [
-            {"b_id": o.op_id, "b_run": run_id, "b_state": o.state, "b_at": o.finished_at}
+            {
+                "b_id": o.op_id,
+                "b_run": run_id,
+                "b_state": o.state,
+                "b_at": o.finished_at,
+                "b_detail": o.detail,
+            }
             for o in outcomes
         ],
     )
