@@ -151,3 +151,40 @@ def test_user_id_on_the_run_list(server: Any, seed: Seeder, alice: Account) -> N
     assert (unknown.status_code, unknown.json()["error"]) == (404, "User 9999999 not found.")
     bad = listed(alice, "x")
     assert (bad.status_code, bad.json()["type"]) == (400, "bad-request/request-params-invalid")
+
+
+def test_the_id_the_sdks_send_again_must_be_the_paths(
+    server: Any, seed: Seeder, alice: Account
+) -> None:
+    with seed.db.write() as conn:
+        automation = automations_store.create_automation(
+            conn, alice.user.id, T0, destinations=("made/",)
+        )
+    run = seed.run(automation, outcome=(1, 0))
+    headers = {"X-FilesAPI-Key": alice.key}
+    base = f"{server.url}{API}"
+    with httpx.Client(headers=headers) as client:
+        assert client.get(f"{base}/automations/{automation}?id={automation}").status_code == 200
+        assert client.get(f"{base}/automation_runs/{run.id}?id={run.id}").status_code == 200
+        renamed = client.patch(
+            f"{base}/automations/{automation}", json={"id": automation, "name": "x"}
+        )
+        assert (renamed.status_code, renamed.json().get("name")) == (200, "x"), renamed.text
+        refused = [
+            client.get(f"{base}/automations/{automation}?id={automation + 1}"),
+            client.get(f"{base}/automation_runs/{run.id}?id=abc"),
+            client.patch(f"{base}/automations/{automation}", json={"id": 999, "name": "y"}),
+            client.request("DELETE", f"{base}/automations/{automation}", json={"id": 999}),
+            client.request("DELETE", f"{base}/automations/{automation}", json={"force": True}),
+        ]
+        for reply in refused:
+            assert (reply.status_code, reply.json()["type"]) == (
+                400,
+                "bad-request/request-params-invalid",
+            ), reply.text
+        assert client.get(f"{base}/automations/{automation}").json()["name"] == "x"
+        deleted = client.request(
+            "DELETE", f"{base}/automations/{automation}", json={"id": automation}
+        )
+        assert deleted.status_code == 204
+        assert client.get(f"{base}/automations/{automation}").status_code == 404

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
@@ -26,6 +27,7 @@ from conveyor.domain.listing import (
     Sort,
     check_filter_fields,
     check_page,
+    check_sent_id,
     collect,
     parse_id,
     parse_per_page,
@@ -107,8 +109,10 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 def visible_automation(conn: Connection, request: Request, automation_id: int) -> Automation:
-    """Authenticate, then the automation the caller may see; NotFound otherwise."""
+    """Authenticate, then the automation the caller may see; NotFound otherwise.
+    A query's `id`, as the official SDKs send it, must be the path's."""
     user = authenticate(conn, request)
+    check_sent_id(automation_id, request.query_params.get("id"))
     found = store.find_visible(conn, automation_id, user)
     if found is None:
         raise errors.NotFound(f"Automation {automation_id} not found.")
@@ -183,6 +187,7 @@ async def update_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(automation_id)
     body = await _body(request)
+    check_sent_id(target, body.pop("id", None))
 
     def work(conn: Any) -> Automation:
         current = visible_automation(conn, request, target)
@@ -194,15 +199,23 @@ async def update_automation(automation_id: str, request: Request) -> Response:
 
 
 @router.delete("/automations/{automation_id}", summary="Delete Automation", status_code=204)
-def delete_automation(automation_id: str, request: Request) -> Response:
+async def delete_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(automation_id)
+    body = await _body(request)
+    check_sent_id(target, body.pop("id", None))
+    if body:
+        raise errors.RequestParamsInvalid(
+            "Delete Automation takes no parameters besides id; got "
+            + ", ".join(sorted(body))[:200]
+            + "."
+        )
 
     def work(conn: Any) -> None:
         visible_automation(conn, request, target)
         store.delete_automation(conn, target, context.clock.now())
 
-    context.db.run_write(work)
+    await run_in_threadpool(context.db.run_write, work)
     return Response(status_code=204)
 
 

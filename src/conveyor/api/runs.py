@@ -24,7 +24,7 @@ from conveyor.api.paging import cursor_headers
 from conveyor.api.steps import authenticate_steps, dialect_of, run_steps_async
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import parse_id, parse_run_list_query, query_pairs
+from conveyor.domain.listing import check_sent_id, parse_id, parse_run_list_query, query_pairs
 from conveyor.store import runs as runs_store
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
@@ -116,6 +116,7 @@ def visible_run(conn: Connection, request: Request, run_id: str) -> Any:
 def _visible_run_steps(request: Request, run_id: str) -> Reads[Any]:
     user = yield from authenticate_steps(request)
     parsed = parse_id(run_id)
+    check_sent_id(parsed, request.query_params.get("id"))
     row = yield from runs_store.find_visible_run_reads(dialect_of(request), parsed, user)
     if row is None:
         raise errors.NotFound(f"Automation Run {parsed} not found.")

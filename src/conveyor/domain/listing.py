@@ -153,6 +153,18 @@ def parse_id(raw: str) -> int:
     return value
 
 
+def check_sent_id(path_id: int, sent: object) -> None:
+    """The official SDKs send a record's id again as a parameter (`?id=` on a GET, `"id"`
+    in a body) beside the one in the path: accepted when it is that id, refused otherwise."""
+    if sent is None:
+        return
+    text = str(sent).strip() if isinstance(sent, str | int) and not isinstance(sent, bool) else ""
+    if not (text.isascii() and text.isdigit() and int(text) == path_id):
+        raise errors.RequestParamsInvalid(
+            f"Parameter id must be the id in the path ({path_id}), got {str(sent)[:40]!r}."
+        )
+
+
 def parse_per_page(raw: str | None, default: int) -> int:
     if raw is None or raw == "":
         return default
