@@ -18,6 +18,7 @@ from starlette.responses import Response
 from conveyor.api.auth import authenticate
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
+from conveyor.api.openapi import AUTOMATION_LIST_EXTRA
 from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
@@ -119,7 +120,7 @@ def visible_automation(conn: Connection, request: Request, automation_id: int) -
     return found
 
 
-@router.get("/automations", summary="List Automations")
+@router.get("/automations", summary="List Automations", openapi_extra=AUTOMATION_LIST_EXTRA)
 def list_automations(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))

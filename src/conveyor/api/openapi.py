@@ -189,6 +189,51 @@ LIST_RUNS_DOC: dict[str, Any] = {
     },
 }
 
+_MODIFIED_RANGE = {
+    "type": "object",
+    "properties": {"last_modified_at": {"type": "string", "format": "date-time"}},
+}
+AUTOMATION_LIST_EXTRA: dict[str, Any] = {
+    "parameters": [
+        _query("cursor", {"type": "string"}, "Used for pagination."),
+        PAGE_PARAMETER,
+        _query(
+            "per_page",
+            {"type": "integer", "minimum": 1, "maximum": 10000},
+            "Records per page (default 1,000, max 10,000).",
+        ),
+        _query(
+            "sort_by",
+            {"type": "object", "additionalProperties": {"type": "string", "enum": ["asc", "desc"]}},
+            "sort_by[FIELD]=asc|desc; FIELD is name, automation, last_modified_at or disabled.",
+            style="deepObject",
+        ),
+        _query(
+            "filter",
+            {
+                "type": "object",
+                "properties": {"disabled": {"type": "boolean"}, "automation": {"type": "string"}},
+            },
+            "filter[FIELD]=VALUE on disabled and/or automation.",
+            style="deepObject",
+        ),
+        *(
+            _query(
+                f"filter_{op}",
+                _MODIFIED_RANGE,
+                f"filter_{op}[last_modified_at]=DATE-TIME: automations last modified {word} it.",
+                style="deepObject",
+            )
+            for op, word in (
+                ("gt", "after"),
+                ("gteq", "at or after"),
+                ("lt", "before"),
+                ("lteq", "at or before"),
+            )
+        ),
+    ],
+}
+
 AUTOMATION_LOG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [

@@ -15,11 +15,24 @@ from conveyor.api.openapi import API_KEY, ERROR_SCHEMA
 
 # Operations reached without an API key: their URL carries the credential.
 NO_API_KEY = ("/api/rest/v1/webhooks/", "/api/rest/v1/automation_runs/{run_id}/status_messages")
+# Each names the Files.com types Conveyor sends with that status; every type names a
+# class both official SDKs have (docs/api.md, tests/compat/test_error_classes.py).
 ERROR_ANSWERS = {
-    "400": "Bad request (Files.com error body)",
-    "401": "Not authenticated",
-    "404": "Not found",
-    "429": "Rate limited; see Retry-After",
+    "400": "Bad request: type `bad-request/NAME` (request-params-required, "
+    "request-params-invalid, invalid-sort-field, does-not-support-sorting, "
+    "multiple-sort-params-not-allowed, invalid-filter-field, invalid-filter-param-value, "
+    "invalid-cursor, invalid-cursor-type-for-sort, invalid-path, method-not-allowed) "
+    "or `bad-request`",
+    "401": "Not authenticated, before anything else is checked: type "
+    "`not-authenticated/authentication-required` (no key) or "
+    "`not-authenticated/invalid-credentials` (unknown or revoked key)",
+    "404": "Not found, or not visible to the caller: type `not-found`",
+    "429": "Rate limited: type `rate-limited/too-many-requests`; see Retry-After",
+}
+# Operations that can refuse what they were asked with a processing failure.
+PROCESSING_FAILURES = {
+    "/api/rest/v1/automations/{automation_id}/manual_run": "The automation cannot be run "
+    "(it is disabled): type `processing-failure/automation-cannot-be-run-manually`",
 }
 KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
 # Keyless operations that still have a token bucket (one per automation's webhook).
@@ -44,6 +57,8 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
             answers = KEYLESS_ANSWERS if keyless else ERROR_ANSWERS
             if path.startswith(RATE_LIMITED_KEYLESS):
                 answers = {**answers, "429": ERROR_ANSWERS["429"]}
+            if path in PROCESSING_FAILURES:
+                answers = {**answers, "422": PROCESSING_FAILURES[path]}
             for code, description in answers.items():
                 responses.setdefault(code, _error(description))
             if not keyless:
