@@ -12,6 +12,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 from js_sdk import error_class, run_js, value
 
@@ -134,3 +135,69 @@ def test_javascript_sdk_page_beyond_the_cursor_is_refused_not_ignored(
     )
     assert error_class(answer) == "BadRequest_RequestParamsInvalidError"
     assert "page must be 1 without a cursor" in answer["error"]["message"]
+
+
+def test_javascript_sdk_raises_the_specific_class_of_each_error(
+    server: Any, seed: Seeder, history: tuple[Account, int, list[AutomationRun]]
+) -> None:
+    alice, automation, made = history
+    bobs = seed.automation(seed.account("carol"))
+    (page,) = run_js(
+        server.url,
+        alice.key,
+        {
+            "model": "AutomationRun",
+            "method": "list",
+            "args": [{"automation_id": automation, "per_page": 1}, {"autoPaginate": False}],
+        },
+    )
+    value(page)
+    cursor = httpx.get(
+        f"{server.url}/api/rest/v1/automation_runs",
+        params={"automation_id": automation, "per_page": 1},
+        headers={"X-FilesAPI-Key": alice.key},
+    ).headers["X-Files-Cursor"]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"cursor": "garbage"}, "BadRequest_InvalidCursorError"),
+        (
+            {"cursor": cursor, "sort_by": {"created_at": "asc"}},
+            "BadRequest_InvalidCursorTypeForSortError",
+        ),
+        ({"sort_by": {"id": "asc"}}, "BadRequest_InvalidSortFieldError"),
+        (
+            {"sort_by": {"created_at": "asc", "status": "asc"}},
+            "BadRequest_MultipleSortParamsNotAllowedError",
+        ),
+        ({"filter": {"run_stage": "finished"}}, "BadRequest_InvalidFilterFieldError"),
+        ({"filter": {"status": "nope"}}, "BadRequest_InvalidFilterParamValueError"),
+        ({"per_page": 10_001}, "BadRequest_RequestParamsInvalidError"),
+        ({"automation_id": bobs}, "NotFoundError"),
+        ({"automation_id": 9_000_000}, "NotFoundError"),
+        ({"user_id": 9_000_000}, "NotFoundError"),
+    ]
+    calls = [
+        {
+            "model": "AutomationRun",
+            "method": "list",
+            "args": [{"automation_id": automation, **extra}],
+        }
+        for extra, _ in cases
+    ]
+    answers = run_js(server.url, alice.key, *calls)
+    assert [error_class(a) for a in answers] == [name for _, name in cases]
+    assert answers[0]["error"]["type"] == "bad-request/invalid-cursor"
+    assert answers[0]["error"]["code"] == 400
+    wrong = run_js(
+        server.url,
+        "0" * 64,
+        {"model": "AutomationRun", "method": "list", "args": [{"automation_id": automation}]},
+        {"model": "AutomationRun", "method": "find", "args": [made[0].id]},
+    )
+    assert [error_class(a) for a in wrong] == ["NotAuthenticated_InvalidCredentialsError"] * 2
+    # Without a key the SDK refuses locally and sends nothing.
+    (keyless,) = run_js(
+        server.url,
+        None,
+        {"model": "AutomationRun", "method": "list", "args": [{"automation_id": automation}]},
+    )
+    assert error_class(keyless) == "ConfigurationError"
