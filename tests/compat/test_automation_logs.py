@@ -14,6 +14,8 @@ from js_sdk import error_class, run_js, value
 from log_world import Logged, logged_runs
 
 from conveyor.config import Settings
+from conveyor.store import engine as engine_store
+from conveyor.store import runs
 from conveyor.testing.seed import Seeder
 
 API = "/api/rest/v1"
@@ -265,3 +267,36 @@ def test_both_official_sdks_list_the_log(files: ModuleType, server: Any, logged:
     assert value(answers[0]) == mine
     assert value(answers[1]) == mine[4:]
     assert error_class(answers[2]) == "BadRequest_DoesNotSupportSortingError"
+
+
+def test_pending_operations_are_not_listed_and_abandoned_ones_say_so(
+    server: Any, seed: Seeder, logged: Logged
+) -> None:
+    later = 1_708_126_200_000_000 + 9 * 1_000_000  # 2024-02-16T23:30:09Z
+    with seed.db.write() as conn:
+        run = runs.create_run(conn, logged.copy, later, later).id
+        engine_store.insert_operations(
+            conn,
+            run,
+            [
+                {
+                    "seq": 0,
+                    "kind": "copy",
+                    "source": "in/z.txt",
+                    "destination": "out/z.txt",
+                    "detail": "{}",
+                }
+            ],
+        )
+    assert get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json() == []
+    with seed.db.write() as conn:
+        engine_store.abandon_operations(conn, run, later)
+    (abandoned,) = get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json()
+    assert (abandoned["status"], abandoned["error_type"], abandoned["created_at"]) == (
+        "abandoned",
+        "abandoned",
+        "2024-02-16T23:30:09Z",
+    )
+    assert abandoned["message"] == (
+        "Not performed: the run was finished before it reached this operation."
+    )

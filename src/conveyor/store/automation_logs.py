@@ -125,6 +125,9 @@ def list_logs(conn: Connection, user: User, query: LogQuery) -> KeysetPage:
 def entry(row: Any) -> LogEntry:
     """A row of `list_logs` as a log entry; the message is the outcome's log line."""
     detail = orjson.loads(row[8]) if row[8] else {}
+    message = detail.get("message") or detail.get("reason")
+    if message is None and row[6] == "abandoned":
+        message = "Not performed: the run was finished before it reached this operation."
     return LogEntry(
         id=row[0],
         automation_id=row[1],
@@ -134,6 +137,6 @@ def entry(row: Any) -> LogEntry:
         operation=row[5],
         status=row[6],
         error_type=row[7],
-        message=detail.get("message") or detail.get("reason"),
+        message=message,
         created_at=row[9],
     )
