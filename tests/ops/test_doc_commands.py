@@ -1,0 +1,173 @@
+"""Every shell block of README.md and docs/*.md runs, as written, against a live server.
+
+The server is a real `conveyor serve` process on a fresh CONVEYOR_HOME; each block
+runs in a new bash (`set -euo pipefail`), with real curl and the installed
+`conveyor` on PATH (as after `source .venv/bin/activate`), in a folder that sees
+this checkout's files. The environment holds what the docs take as given:
+CONVEYOR_HOME (the server's), CONVEYOR_URL, and alice's key as both
+CONVEYOR_API_KEY and KEY. Alice owns automations 1 to 12 (7 is a weekly copy,
+the rest make folders) and automation 1 has one finished run, id 1. The docs
+use the default address http://127.0.0.1:8080; the server listens on a free port
+and the blocks are run with that port instead.
+
+A block fails the test when it exits non-zero or prints an API error
+(`"http-code": 4xx/5xx`). A block that cannot run here is marked in the
+Markdown with its reason (tests/ops/doc_blocks.py) and reported as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from doc_blocks import Block, blocks, documents
+
+from conveyor.testing.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CONVEYOR = ROOT / ".venv" / "bin" / "conveyor"
+DEFAULT_ADDRESS = "127.0.0.1:8080"
+BLOCK_TIMEOUT = 60  # seconds; a block is a few commands against a local server
+API_ERROR = re.compile(r'"http-code"\s*:\s*[45]\d\d')
+BLOCKS = [block for document in documents(ROOT) for block in blocks(document)]
+
+
+@dataclass
+class Live:
+    url: str
+    port: int
+    env: dict[str, str]
+    workdir: Path
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{CONVEYOR.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def wait_for(check: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def seed(url: str, key: str) -> None:
+    """Automations 1..12 of alice's (7 a weekly copy) and one finished run of automation 1."""
+    with httpx.Client(base_url=url, headers={"X-FilesAPI-Key": key}, timeout=30) as api:
+        for number in range(1, 13):
+            body: dict[str, object] = {
+                "name": f"Automation {number}",
+                "automation": "create_folder",
+                "destinations": ["reports/%Y-%m-%d/", "reports/inbox/"],
+            }
+            if number == 7:
+                body = {
+                    "name": "Weekly copy",
+                    "automation": "copy_file",
+                    "source": "reports/*.csv",
+                    "destinations": ["archive/%Y-%m-%d/"],
+                    "trigger": "custom_schedule",
+                    "schedule_days_of_week": [1],
+                    "schedule_times_of_day": ["06:30"],
+                    "schedule_time_zone": "Europe/Paris",
+                }
+            made = api.post("/api/rest/v1/automations", json=body)
+            assert (made.status_code, made.json()["id"]) == (201, number), made.text
+        run = api.post("/api/rest/v1/automations/1/manual_run").json()
+        assert run["id"] == 1
+        wait_for(
+            lambda: api.get("/api/rest/v1/automation_runs/1").json()["run_stage"] == "finished",
+            "run 1 to finish",
+        )
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    base = tmp_path_factory.mktemp("doc-commands")
+    home, workdir, port = base / "home", base / "work", free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **base_env(),
+        "CONVEYOR_HOME": str(home),
+        "CONVEYOR_PORT": str(port),
+        "CONVEYOR_EMBEDDED_WORKERS": "1",
+        "CONVEYOR_POLL_INTERVAL": "0.2",
+    }
+    server = subprocess.Popen(
+        [CONVEYOR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, "conveyor serve")
+        created = subprocess.run(
+            [CONVEYOR, "api-keys", "create", "--user", "alice"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        key = created.stdout.strip()
+        seed(url, key)
+        # A folder that sees the checkout's files (scripts, bench, tests, .venv) and keeps
+        # what the blocks write away from it; automation.json is the file cli.md creates from.
+        workdir.mkdir()
+        for entry in ROOT.iterdir():
+            if entry.name not in {".git", "conveyor-data", "test-artifacts"}:
+                (workdir / entry.name).symlink_to(entry)
+        (workdir / "automation.json").write_bytes(
+            orjson.dumps({"automation": "create_folder", "destinations": ["from-json/"]})
+        )
+        env.pop("CONVEYOR_PORT")
+        env.update(CONVEYOR_URL=url, CONVEYOR_API_KEY=key, KEY=key)
+        yield Live(url, port, env, workdir)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_the_docs_have_shell_blocks() -> None:
+    assert len(BLOCKS) >= 10  # the extractor finds them (README, api, cli, operations ...)
+    assert [block for block in BLOCKS if block.path.name == "README.md"]
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
+def test_shell_block_runs(block: Block, live: Live) -> None:
+    if block.skip_reason is not None:
+        pytest.skip(f"marked: {block.skip_reason}")
+    script = block.text.replace(DEFAULT_ADDRESS, f"127.0.0.1:{live.port}")
+    # In a session of its own, so whatever it starts is stopped with it on a time-out.
+    shell = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=live.workdir,
+        env=live.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = shell.communicate(timeout=BLOCK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        stdout, stderr = shell.communicate()
+        pytest.fail(f"{block.name} still ran after {BLOCK_TIMEOUT} s:\n{stdout}{stderr}")
+    shown = f"{block.name} exited {shell.returncode}\n--- block\n{block.text}--- stdout\n"
+    shown += f"{stdout}--- stderr\n{stderr}"
+    assert shell.returncode == 0, shown
+    assert not API_ERROR.search(stdout + stderr), shown
