@@ -1,10 +1,12 @@
 """The shell blocks of README.md and docs/*.md, as a reader would copy them.
 
 A shell block is a fenced code block tagged `sh`, `bash`, `shell` or `console`
-(indented fences inside list items count too). Untagged and `text` blocks are
-output and are not run. A block that cannot run in a test says so, with its
-reason, in an HTML comment on the line before its fence (blank lines between
-are allowed):
+(indented fences inside list items count too): a script, run as a whole. An
+untagged block with lines starting `$ ` is a transcript: each `$ ` line is a
+command and the lines after it, up to the next, are what it printed. Other
+blocks (`text`, untagged output, `json`, ...) are not run. A block that cannot
+run in a test says so, with its reason, in an HTML comment on the line before
+its fence (blank lines between are allowed):
 
     <!-- not run by tests: systemd units need a booted systemd -->
 """
@@ -20,17 +22,48 @@ FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 SKIP = re.compile(r"^\s*<!--\s*not run by tests:\s*(?P<reason>.*?)\s*-->\s*$")
 
 
+TRANSCRIPT = "transcript"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One command of a transcript and the lines shown as its output."""
+
+    command: str
+    shown: list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     path: Path
     line: int  # of the opening fence, 1-based
-    tag: str
+    tag: str  # a shell tag, or TRANSCRIPT
     text: str
     skip_reason: str | None
 
     @property
     def name(self) -> str:
         return f"{self.path.name}:{self.line}"
+
+    def steps(self) -> list[Step]:
+        """A transcript's commands (a line ending in a backslash goes on), each with
+        the output shown after it."""
+        steps: list[Step] = []
+        lines = self.text.splitlines()
+        index = 0
+        while index < len(lines):
+            if not lines[index].startswith("$ "):
+                if steps:
+                    steps[-1].shown.append(lines[index])
+                index += 1
+                continue
+            command = [lines[index][2:]]
+            while command[-1].endswith("\\") and index + 1 < len(lines):
+                index += 1
+                command.append(lines[index])
+            steps.append(Step("\n".join(command), []))
+            index += 1
+        return steps
 
 
 def blocks(path: Path) -> list[Block]:
@@ -56,8 +89,10 @@ def blocks(path: Path) -> list[Block]:
             ):
                 break
             end += 1
-        if tag in SHELL_TAGS:
-            body = [_dedent(line, indent) for line in lines[index + 1 : end]]
+        body = [_dedent(line, indent) for line in lines[index + 1 : end]]
+        if not tag and any(line.startswith("$ ") for line in body):
+            tag = TRANSCRIPT
+        if tag in SHELL_TAGS or tag == TRANSCRIPT:
             found.append(
                 Block(path, index + 1, tag, "\n".join(body) + "\n", _skip_reason(lines, index))
             )

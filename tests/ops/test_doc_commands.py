@@ -6,12 +6,13 @@ runs in a new bash (`set -euo pipefail`), with real curl and the installed
 this checkout's files. The environment holds what the docs take as given:
 CONVEYOR_HOME (the server's), CONVEYOR_URL, and alice's key as both
 CONVEYOR_API_KEY and KEY. Alice owns automations 1 to 12 (7 is a weekly copy,
-the rest make folders) and automation 1 has one finished run, id 1. The docs
+the rest make folders) and automation 1 has three finished runs, ids 1 to 3. The docs
 use the default address http://127.0.0.1:8080; the server listens on a free port
 and the blocks are run with that port instead.
 
-A block fails the test when it exits non-zero or prints an API error
-(`"http-code": 4xx/5xx`). A block that cannot run here is marked in the
+A shell block fails the test when it exits non-zero or prints an API error
+(`"http-code": 4xx/5xx`); a transcript's commands are checked one by one
+(check_transcript). A block that cannot run here is marked in the
 Markdown with its reason (tests/ops/doc_blocks.py) and reported as skipped.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from doc_blocks import Block, blocks, documents
+from doc_blocks import TRANSCRIPT, Block, blocks, documents
 
 from conveyor.testing.postgres import free_port
 
@@ -68,7 +69,7 @@ def wait_for(check: object, what: str, timeout: float = 60) -> None:
 
 
 def seed(url: str, key: str) -> None:
-    """Automations 1..12 of alice's (7 a weekly copy) and one finished run of automation 1."""
+    """Automations 1..12 of alice's (7 a weekly copy); runs 1..3 of automation 1, finished."""
     with httpx.Client(base_url=url, headers={"X-FilesAPI-Key": key}, timeout=30) as api:
         for number in range(1, 13):
             body: dict[str, object] = {
@@ -89,12 +90,14 @@ def seed(url: str, key: str) -> None:
                 }
             made = api.post("/api/rest/v1/automations", json=body)
             assert (made.status_code, made.json()["id"]) == (201, number), made.text
-        run = api.post("/api/rest/v1/automations/1/manual_run").json()
-        assert run["id"] == 1
-        wait_for(
-            lambda: api.get("/api/rest/v1/automation_runs/1").json()["run_stage"] == "finished",
-            "run 1 to finish",
-        )
+        for number in (1, 2, 3):
+            run = api.post("/api/rest/v1/automations/1/manual_run").json()
+            assert run["id"] == number
+            path = f"/api/rest/v1/automation_runs/{number}"
+            wait_for(
+                lambda path=path: api.get(path).json()["run_stage"] == "finished",  # type: ignore[misc]
+                f"run {number} to finish",
+            )
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +149,11 @@ def test_the_docs_have_shell_blocks() -> None:
     assert [block for block in BLOCKS if block.path.name == "README.md"]
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
-def test_shell_block_runs(block: Block, live: Live) -> None:
-    if block.skip_reason is not None:
-        pytest.skip(f"marked: {block.skip_reason}")
-    script = block.text.replace(DEFAULT_ADDRESS, f"127.0.0.1:{live.port}")
-    # In a session of its own, so whatever it starts is stopped with it on a time-out.
+def run_bash(block: Block, script: str, live: Live) -> tuple[int, str, str]:
+    """Run a script in bash, in a session of its own so that whatever it starts is
+    stopped with it on a time-out."""
     shell = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", script],
+        ["bash", "-c", script.replace(DEFAULT_ADDRESS, f"127.0.0.1:{live.port}")],
         cwd=live.workdir,
         env=live.env,
         stdout=subprocess.PIPE,
@@ -167,7 +167,46 @@ def test_shell_block_runs(block: Block, live: Live) -> None:
         os.killpg(shell.pid, signal.SIGKILL)
         stdout, stderr = shell.communicate()
         pytest.fail(f"{block.name} still ran after {BLOCK_TIMEOUT} s:\n{stdout}{stderr}")
-    shown = f"{block.name} exited {shell.returncode}\n--- block\n{block.text}--- stdout\n"
+    return shell.returncode, stdout, stderr
+
+
+def check_transcript(block: Block, live: Live, results: Path) -> None:
+    """Each `$ ` command runs in one bash, in order (so `echo $?` sees the one before).
+    A command shown printing a `conveyor: KIND: ...` error must fail with that KIND
+    of error; any other must exit 0 without an API error."""
+    results.mkdir()
+    script = []
+    steps = block.steps()
+    for number, step in enumerate(steps):
+        out = results / str(number)
+        script.append(
+            f"{{ {step.command}\n}} >{out}.out 2>&1; status=$?; echo $status >{out}.rc; "
+            "(exit $status)"
+        )
+    run_bash(block, "\n".join(script) + "\n", live)
+    for number, step in enumerate(steps):
+        status = int((results / f"{number}.rc").read_text())
+        printed = (results / f"{number}.out").read_text()
+        shown = f"{block.name}: $ {step.command}\nexited {status}, printed:\n{printed}"
+        errors = [line for line in step.shown if line.startswith("conveyor: ")]
+        if errors:
+            kind = errors[0].split(": ")[1]
+            assert status != 0, shown
+            assert any(line.startswith(f"conveyor: {kind}") for line in printed.splitlines()), shown
+        else:
+            assert status == 0, shown
+            assert not API_ERROR.search(printed), shown
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
+def test_shell_block_runs(block: Block, live: Live, tmp_path: Path) -> None:
+    if block.skip_reason is not None:
+        pytest.skip(f"marked: {block.skip_reason}")
+    if block.tag == TRANSCRIPT:
+        check_transcript(block, live, tmp_path / "results")
+        return
+    status, stdout, stderr = run_bash(block, "set -euo pipefail\n" + block.text, live)
+    shown = f"{block.name} exited {status}\n--- block\n{block.text}--- stdout\n"
     shown += f"{stdout}--- stderr\n{stderr}"
-    assert shell.returncode == 0, shown
+    assert status == 0, shown
     assert not API_ERROR.search(stdout + stderr), shown
