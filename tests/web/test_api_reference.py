@@ -2,7 +2,7 @@
 Swagger UI's script and stylesheet, the images the stylesheet uses and the script that
 starts it, each from this server, under the web UI's Content-Security-Policy. Nothing
 it references lives on another host (the browser test renders it with the network
-to anything but 127.0.0.1 blocked: tests/e2e/test_api_docs.py)."""
+to anything but 127.0.0.1 blocked: tests/e2e/test_api_reference_browser.py)."""
 
 from __future__ import annotations
 
