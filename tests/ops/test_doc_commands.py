@@ -13,7 +13,7 @@ and the blocks are run with that port instead.
 A shell block fails the test when it exits non-zero or prints an API error
 (`"http-code": 4xx/5xx`); a transcript's commands are checked one by one
 (check_transcript). A block that cannot run here is marked in the
-Markdown with its reason (tests/ops/doc_blocks.py) and reported as skipped.
+Markdown with its reason (tests/ops/doc_blocks.py) and is not run.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ DEFAULT_ADDRESS = "127.0.0.1:8080"
 BLOCK_TIMEOUT = 60  # seconds; a block is a few commands against a local server
 API_ERROR = re.compile(r'"http-code"\s*:\s*[45]\d\d')
 BLOCKS = [block for document in documents(ROOT) for block in blocks(document)]
+RUN = [block for block in BLOCKS if block.skip_reason is None]
 
 
 @dataclass
@@ -144,9 +145,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server.wait(timeout=60)
 
 
-def test_the_docs_have_shell_blocks() -> None:
-    assert len(BLOCKS) >= 10  # the extractor finds them (README, api, cli, operations ...)
-    assert [block for block in BLOCKS if block.path.name == "README.md"]
+def test_the_docs_have_shell_blocks_and_marked_ones_say_why() -> None:
+    assert len(RUN) >= 10  # the extractor finds them (README, api, cli, operations ...)
+    assert [block for block in RUN if block.path.name == "README.md"]
+    # Blocks not run here; each mark carries its reason (an empty one fails collection).
+    marked = {block.name: block.skip_reason for block in BLOCKS if block.skip_reason}
+    assert all(reason and len(reason) > 10 for reason in marked.values()), marked
 
 
 def run_bash(block: Block, script: str, live: Live) -> tuple[int, str, str]:
@@ -198,10 +202,8 @@ def check_transcript(block: Block, live: Live, results: Path) -> None:
             assert not API_ERROR.search(printed), shown
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
+@pytest.mark.parametrize("block", RUN, ids=[block.name for block in RUN])
 def test_shell_block_runs(block: Block, live: Live, tmp_path: Path) -> None:
-    if block.skip_reason is not None:
-        pytest.skip(f"marked: {block.skip_reason}")
     if block.tag == TRANSCRIPT:
         check_transcript(block, live, tmp_path / "results")
         return
@@ -210,3 +212,30 @@ def test_shell_block_runs(block: Block, live: Live, tmp_path: Path) -> None:
     shown += f"{stdout}--- stderr\n{stderr}"
     assert status == 0, shown
     assert not API_ERROR.search(stdout + stderr), shown
+
+
+def test_the_extractor_reads_fences_marks_and_transcripts(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n```sh\necho one \\\n  two\n```\n\n"
+        "- item:\n\n  ```bash\n  echo in a list\n  ```\n\n"
+        "<!-- not run by tests: a synopsis, with placeholders -->\n\n~~~shell\nconveyor X\n~~~\n\n"
+        "```\n$ conveyor a \\\n    --b\nshown\n$ echo $?\n3\n```\n\n"
+        "```\nplain output\n```\n\n```python\nprint(1)\n```\n"
+    )
+    found = blocks(page)
+    assert [(b.line, b.tag, b.skip_reason) for b in found] == [
+        (3, "sh", None),
+        (10, "bash", None),
+        (16, "shell", "a synopsis, with placeholders"),
+        (20, TRANSCRIPT, None),
+    ]
+    assert found[0].text == "echo one \\\n  two\n"
+    assert found[1].text == "echo in a list\n"
+    assert [(step.command, step.shown) for step in found[3].steps()] == [
+        ("conveyor a \\\n    --b", ["shown"]),
+        ("echo $?", ["3"]),
+    ]
+    page.write_text("<!-- not run by tests: -->\n```sh\ntrue\n```\n")
+    with pytest.raises(ValueError, match="needs its reason"):
+        blocks(page)
