@@ -99,9 +99,7 @@ def test_unknown_reference_files_are_404s(serve: Callable[..., ServerThread]) ->
     for path in ("/images/nope.svg", "/redoc.standalone.js", "/../../pyproject.toml"):
         answer = httpx.get(f"{server.url}{DOCS}{path}")
         assert answer.status_code == 404, path
-    assert httpx.get(f"{server.url}{DOCS}/images/nope.svg").json()["type"] == (
-        "not-found/not-found"
-    )
+    assert httpx.get(f"{server.url}{DOCS}/images/nope.svg").json()["type"] == ("not-found")
 
 
 def test_data_urls_become_files_with_the_same_bytes() -> None:
