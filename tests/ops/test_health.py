@@ -74,5 +74,8 @@ def test_not_ready_without_a_database(serve: Serve, tmp_path) -> None:  # type: 
     doomed.rmdir()
     reply = httpx.get(f"{server.url}/readyz")
     assert reply.status_code == 503
-    assert reply.json() == {"status": "unavailable", "checks": {"database": "unreachable"}}
+    assert reply.json() == {
+        "status": "unavailable",
+        "checks": {"database": "the database file cannot be opened"},
+    }
     assert httpx.get(f"{server.url}/healthz").status_code == 200

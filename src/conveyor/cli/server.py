@@ -8,8 +8,10 @@ client commands should not pay a second of imports they never use.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -19,6 +21,17 @@ from conveyor.config import ConfigError, Settings
 if TYPE_CHECKING:
     from conveyor.api.app import Service
     from conveyor.store.database import Database
+
+T = TypeVar("T")
+log = logging.getLogger("conveyor")
+
+
+def wait_for_database(work: Callable[[], T], what: str) -> T:
+    """`work`, retried with a bounded backoff while the database is unavailable
+    (not started yet, restarting, full), each wait logged; other errors end the command."""
+    from conveyor.store import outage
+
+    return outage.wait(work, what, log)
 
 
 def load_settings() -> Settings:
@@ -68,12 +81,15 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    db = open_database(settings)
-    migrate.upgrade(db)
-    settings.storage_root.mkdir(parents=True, exist_ok=True)
-    key = first_start_key(db)
     setup_process(settings)
-    app = create_app(settings, db, services=[*_services(), retention_service])
+    db = open_database(settings)
+    wait_for_database(lambda: migrate.upgrade(db), "conveyor serve: upgrading the database")
+    settings.storage_root.mkdir(parents=True, exist_ok=True)
+    key = wait_for_database(lambda: first_start_key(db), "conveyor serve: reading users")
+    app = wait_for_database(
+        lambda: create_app(settings, db, services=[*_services(), retention_service]),
+        "conveyor serve: reading the secret key",
+    )
     # What start-up made (modules, the app, its routes) lives as long as the process;
     # frozen, the cyclic collector's full passes stop walking it on every page of
     # runs: a third less CPU for a page of 10,000 (docs/benchmarks.md).
@@ -112,8 +128,9 @@ def worker(
     from conveyor.store import migrate
 
     settings = load_settings()
+    setup_process(settings)
     db = open_database(settings)
-    if not migrate.is_current(db):
+    if not wait_for_database(lambda: migrate.is_current(db), "conveyor worker: reading the schema"):
         typer.echo(
             "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
         )

@@ -10,8 +10,11 @@ from conveyor.engine.executor import execute_run
 from conveyor.engine.leases import Claim, claim_next
 from conveyor.engine.planner import plan_run
 from conveyor.engine.wakeup import Wakeup
+from conveyor.store import outage
 
 log = logging.getLogger("conveyor.engine")
+# The longest wait between claims while the database is unavailable (seconds).
+OUTAGE_MAX_PAUSE = 5.0
 
 
 class Worker:
@@ -56,15 +59,25 @@ class Worker:
     def run(self, wakeup: Wakeup) -> None:
         """The loop: claim while there is work, then sleep until woken or the poll interval."""
         stop = self.engine.stop
+        poll = self.engine.settings.poll_interval
+        pause = poll
         while not stop.is_set():
             wakeup.clear()
             try:
                 worked = self.step()
-            except Exception:
-                # Database down, a lost race: never let the thread die; try again later.
+                pause = poll
+            except Exception as exc:
+                # Never let the thread die; try again later. While the database is
+                # unavailable, back off (up to OUTAGE_MAX_PAUSE) and log one line per try.
+                why = outage.reason(exc)
+                if why is not None:
+                    log.warning("worker %s: %s; retrying in %.1f s", self.id, why, pause)
+                    stop.wait(pause)
+                    pause = min(pause * 2, max(poll, OUTAGE_MAX_PAUSE))
+                    continue
                 log.exception(
                     "worker %s: claiming failed; retrying after the poll interval", self.id
                 )
                 worked = False
             if not worked and not stop.is_set():
-                wakeup.wait(self.engine.settings.poll_interval)
+                wakeup.wait(poll)

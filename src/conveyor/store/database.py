@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from conveyor.store import outage
+
 T = TypeVar("T")
 
 WRITE_OPTION = "conveyor_write"
@@ -55,6 +57,7 @@ class Database:
             # switch a pooled connection in and out of autocommit.
             kwargs["isolation_level"] = "AUTOCOMMIT"
         self.engine: Engine = create_engine(url, **kwargs)
+        self.write_failures = outage.WriteFailures()
         self._reads_engine = self.engine.execution_options(**{READS_OPTION: True})
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
@@ -87,11 +90,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on exit, rolled back on error."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        """A write transaction: committed on exit, rolled back on error.
+
+        A write that fails for an outage (a full disk, a read-only or vanished
+        database) is remembered in `write_failures` until one succeeds, for /readyz.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except Exception as exc:
+            why = outage.reason(exc)
+            if why is not None:
+                self.write_failures.failed(why)
+            raise
+        self.write_failures.succeeded()
 
     def run_write(self, work: Callable[[Connection], T], retries: int = LOCK_RETRIES) -> T:
         """Run `work` in a write transaction, retrying it when SQLite is busy.
