@@ -38,10 +38,20 @@ class Worker:
                 plan_run(self.engine, claim)
             else:
                 execute_run(self.engine, claim)
-        except Exception:
+        except Exception as exc:
             # Leave the run alone: its lease runs out and another worker takes
             # it over; a run that keeps failing this way ends after
             # max_lease_losses takeovers instead of looping forever.
+            why = outage.reason(exc)
+            if why is not None:  # not the run's fault: one line, no stack
+                log.warning(
+                    "worker %s: automation run %s interrupted in %s: %s",
+                    self.id,
+                    claim.run_id,
+                    claim.stage.value,
+                    why,
+                )
+                return
             log.exception(
                 "worker %s: automation run %s failed unexpectedly in %s",
                 self.id,

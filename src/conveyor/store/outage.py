@@ -135,6 +135,16 @@ class WriteFailures:
         return last[1]
 
 
+def log_failure(log: logging.Logger, message: str, exc: BaseException) -> None:
+    """Log a background step's failure: an outage as one warning line (it is expected
+    and passes), anything else with its stack."""
+    why = reason(exc)
+    if why is not None:
+        log.warning("%s: %s", message, why)
+    else:
+        log.error(message, exc_info=exc)
+
+
 def wait(
     work: Callable[[], T],
     what: str,
