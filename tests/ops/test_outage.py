@@ -12,23 +12,29 @@ and the worker keeps running and finishes every queued run.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from conveyor.api.app import create_app
 from conveyor.store import migrate, users
 from conveyor.store.database import Database
 from conveyor.store.schema import automation_runs, automations
 from conveyor.testing.postgres import PostgresServer, free_port
+from conveyor.testing.seed import Seeder
+from conveyor.testing.server import ServerThread
+from suite_support import suite_settings
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli.main"]
 API = "/api/rest/v1"
@@ -212,3 +218,150 @@ def test_postgresql_restart_under_load(pg: PostgresServer, tmp_path: Path) -> No
             process.terminate()
             process.wait(timeout=60)
     assert "Traceback" not in serve_log.read_text() + worker_log.read_text()
+
+
+class SmallDisk:
+    """A file system that really fills up: a 16 MiB tmpfs, or (where mounting is not
+    allowed) the same effect from SQLite itself.
+
+    Mounting needs root. Without it the database is capped with SQLite's
+    `PRAGMA max_page_count` on every connection, so writes fail with the very
+    error a full disk gives (SQLITE_FULL, "database or disk is full"), but the
+    file system keeps its space, so /readyz learns of it from the failed writes
+    alone.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "disk"
+        self.path.mkdir()
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.path)],
+            capture_output=True,
+            check=False,
+        )
+        self.tmpfs = mounted.returncode == 0
+        self.mounted = self.tmpfs
+        self.filler = self.path / "filler"
+        self.db: Database | None = None
+        self.pages: int | None = None  # the cap while "full", without tmpfs
+
+    def attach(self, db: Database) -> None:
+        self.db = db
+        if not self.tmpfs:
+
+            @event.listens_for(db.engine, "connect")
+            def _cap(dbapi_conn: Any, _record: Any) -> None:
+                if self.pages is not None:
+                    dbapi_conn.execute(f"PRAGMA max_page_count = {self.pages}")
+
+    def fill(self) -> None:
+        assert self.db is not None
+        if self.tmpfs:
+            with open(self.filler, "wb") as out:
+                chunk = b"\0" * (1 << 16)
+                try:
+                    while True:
+                        out.write(chunk)
+                        out.flush()
+                except OSError:  # ENOSPC: the disk is full
+                    pass
+        else:
+            with self.db.read() as conn:
+                self.pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+            self.db.engine.dispose()  # new connections get the cap
+
+    def free(self) -> None:
+        assert self.db is not None
+        if self.tmpfs:
+            self.filler.unlink()
+        else:
+            self.pages = None
+            self.db.engine.dispose()
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    disk = SmallDisk(tmp_path)
+    yield disk
+    disk.close()
+
+
+def test_sqlite_full_disk(small_disk: SmallDisk, tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{small_disk.path / 'conveyor.db'}")
+    small_disk.attach(db)
+    migrate.upgrade(db)
+    seed = Seeder(db)
+    alice = seed.account("alice")
+    automation = seed.automation(alice, name="before")
+    settings = suite_settings(tmp_path / "home", db.url, CONVEYOR_READY_REQUIRES_WORKERS="false")
+    with ServerThread(create_app(settings, db)) as server:
+        client = httpx.Client(
+            base_url=server.url, headers={"X-FilesAPI-Key": alice.key}, timeout=30
+        )
+        assert client.get("/readyz").status_code == 200
+        small_disk.fill()
+
+        # Automations, runs and web sessions created until the disk refused each kind
+        # twice (the WAL, or free pages under the cap, may hold a few first).
+        web = httpx.Client(base_url=server.url, timeout=30)
+        answers: list[tuple[str, httpx.Response]] = []
+        for i in range(600):
+            if i % 3 == 0:
+                body = {"automation": "create_folder", "destinations": ["made/"], "name": f"n{i}"}
+                answers.append((f"n{i}", client.post(f"{API}/automations", json=body)))
+            elif i % 3 == 1:
+                answers.append(("run", client.post(f"{API}/automations/{automation}/manual_run")))
+            else:
+                web.cookies.clear()
+                token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/sign-in").text)
+                assert token is not None
+                form = {"api_key": alice.key, "csrf_token": unescape(token.group(1))}
+                answers.append(("web", web.post("/sign-in", data=form)))
+            refused = [(what, reply) for what, reply in answers if reply.status_code == 503]
+            kinds = [what if what in ("run", "web") else "automation" for what, _ in refused]
+            if min(kinds.count(kind) for kind in ("automation", "run", "web")) >= 2:
+                break
+        statuses = [reply.status_code for _, reply in answers]
+        assert set(statuses) <= {201, 303, 503}, statuses
+        assert min(kinds.count(kind) for kind in ("automation", "run", "web")) >= 2, statuses
+        for what, full in refused:
+            assert int(full.headers["retry-after"]) > 0
+            if what == "web":  # the web UI's page, not a 500
+                assert full.headers["content-type"].startswith("text/html")
+                assert "briefly unavailable" in full.text and "Traceback" not in full.text
+            else:
+                assert full.json()["type"] == OUTAGE_TYPE
+                assert full.json()["error"].startswith("Service unavailable: the database")
+
+        not_ready = client.get("/readyz")
+        assert not_ready.status_code == 503
+        full_disk = "the database's disk is full"
+        full_database = "the database or its disk is full"
+        expected = full_disk if small_disk.tmpfs else full_database
+        assert not_ready.json()["checks"]["database"] == expected
+        # Reads go on.
+        runs = client.get(f"{API}/automation_runs", params={"automation_id": automation})
+        assert runs.status_code == 200
+
+        # No write was half-applied: exactly the automations and runs answered 201 exist.
+        with db.read() as conn:
+            names = set(conn.execute(select(automations.c.name)).scalars())
+            run_count = conn.execute(select(func.count()).select_from(automation_runs)).scalar_one()
+        created = [what for what, reply in answers if reply.status_code == 201]
+        assert names == {"before"} | {what for what in created if what != "run"}
+        assert run_count == created.count("run")
+
+        small_disk.free()
+        again = client.post(
+            f"{API}/automations",
+            json={"automation": "create_folder", "destinations": ["made/"], "name": "after"},
+        )
+        assert again.status_code == 201, again.text
+        assert client.get("/readyz").status_code == 200
+        client.close()
+        web.close()
+    db.dispose()
