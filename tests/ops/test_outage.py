@@ -23,6 +23,7 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
+import files_sdk
 import httpx
 import pytest
 from sqlalchemy import event, func, select
@@ -39,6 +40,7 @@ from suite_support import suite_settings
 CONVEYOR = [sys.executable, "-m", "conveyor.cli.main"]
 API = "/api/rest/v1"
 OUTAGE_TYPE = "service-unavailable/automations-unavailable"
+SDK_SETTINGS = ("base_url", "the_api_key", "session_id", "max_network_retries")
 
 
 @dataclass
@@ -346,6 +348,21 @@ def test_sqlite_full_disk(small_disk: SmallDisk, tmp_path: Path) -> None:
         # Reads go on.
         runs = client.get(f"{API}/automation_runs", params={"automation_id": automation})
         assert runs.status_code == 200
+        # The official SDK raises its class for the type (`files` fixture's settings).
+        saved = {name: getattr(files_sdk, name) for name in SDK_SETTINGS}
+        files_sdk.base_url = server.url
+        files_sdk.set_api_key(alice.key)
+        files_sdk.max_network_retries = 0
+        try:
+            with pytest.raises(files_sdk.error.AutomationsUnavailableError) as raised:
+                for _ in range(20):  # until a run does not fit (free pages may hold one)
+                    files_sdk.automation.manual_run(automation)
+                    answers.append(("run", httpx.Response(201)))
+            assert raised.value.http_status == 503
+        finally:
+            files_sdk.close()
+            for name, value in saved.items():
+                setattr(files_sdk, name, value)
 
         # No write was half-applied: exactly the automations and runs answered 201 exist.
         with db.read() as conn:
