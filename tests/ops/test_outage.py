@@ -25,17 +25,18 @@ from typing import Any
 
 import files_sdk
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
 from conveyor.api.app import create_app
 from conveyor.store import migrate, users
-from conveyor.store.database import Database
+from conveyor.store.database import Database, driver_conninfo
 from conveyor.store.schema import automation_runs, automations
 from conveyor.testing.postgres import PostgresServer, free_port
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
-from suite_support import suite_settings
+from suite_support import make_database_url, suite_settings
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli.main"]
 API = "/api/rest/v1"
@@ -381,4 +382,48 @@ def test_sqlite_full_disk(small_disk: SmallDisk, tmp_path: Path) -> None:
         assert client.get("/readyz").status_code == 200
         client.close()
         web.close()
+    db.dispose()
+
+
+def test_read_only_postgresql(
+    pg_server: PostgresServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A read-only database (a standby, `default_transaction_read_only`): writes are 503s,
+    reads go on, /readyz says why; writable again, everything works."""
+    url = make_database_url("postgresql", request, tmp_path)
+    name = url.rsplit("/", 1)[1]
+    db = Database(url)
+    seed = Seeder(db)
+    alice = seed.account("alice")
+    automation = seed.automation(alice, name="before")
+    settings = suite_settings(tmp_path / "home", url, CONVEYOR_READY_REQUIRES_WORKERS="false")
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(driver_conninfo(pg_server.url()), autocommit=True) as conn:
+            value = "on" if on else "off"
+            conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}')
+        db.engine.dispose()  # the setting applies to new connections
+
+    with ServerThread(create_app(settings, db)) as server:
+        client = httpx.Client(
+            base_url=server.url, headers={"X-FilesAPI-Key": alice.key}, timeout=30
+        )
+        read_only(True)
+        refused = client.post(f"{API}/automations/{automation}/manual_run")
+        assert refused.status_code == 503
+        assert refused.json()["type"] == OUTAGE_TYPE
+        assert refused.json()["error"] == (
+            "Service unavailable: the database is read-only. Retry in a few seconds."
+        )
+        assert int(refused.headers["retry-after"]) > 0
+        runs = client.get(f"{API}/automation_runs", params={"automation_id": automation})
+        assert runs.status_code == 200 and runs.json() == []
+        not_ready = client.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["checks"]["database"] == "the database is read-only"
+
+        read_only(False)
+        assert client.post(f"{API}/automations/{automation}/manual_run").status_code == 201
+        assert client.get("/readyz").status_code == 200
+        client.close()
     db.dispose()
