@@ -150,14 +150,15 @@ def test_postgresql_restart_under_load(pg: PostgresServer, tmp_path: Path) -> No
         answers: list[Answer] = []
         lock = threading.Lock()
         stop = threading.Event()
-        kinds = ("list", "find", "manual_run", "create")
+        # Every sixth request a manual run: each is a run the worker must finish afterwards.
+        kinds = ("list", "find", "manual_run", "create", "list", "find")
 
         def load(number: int) -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
                 for i in range(600):  # bounded, whatever happens
                     if stop.is_set():
                         return
-                    answer = send(client, kinds[i % 4], automation, f"load-{number}-{i}")
+                    answer = send(client, kinds[i % 6], automation, f"load-{number}-{i}")
                     with lock:
                         answers.append(answer)
 
@@ -175,7 +176,7 @@ def test_postgresql_restart_under_load(pg: PostgresServer, tmp_path: Path) -> No
             assert not_ready.json()["checks"]["database"] == "the database is unreachable"
         pg.resume()
         after = len(answers)
-        wait_until(lambda: len(answers) >= after + 120, "the load to go on after the restart")
+        wait_until(lambda: len(answers) >= after + 100, "the load to go on after the restart")
         stop.set()
         for thread in threads:
             thread.join(timeout=120)
