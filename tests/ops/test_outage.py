@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -428,3 +429,29 @@ def test_read_only_postgresql(
         assert client.get("/readyz").status_code == 200
         client.close()
     db.dispose()
+
+
+def test_a_database_server_that_does_not_answer(tmp_path: Path) -> None:
+    """A PostgreSQL address that takes the connection but never answers (as a host behind a
+    network partition may): requests and /readyz fail as an outage after the connect timeout
+    (CONNECT_TIMEOUT, 5 s) instead of hanging for the operating system's TCP timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes handshakes; nobody ever reads or answers
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/conveyor"
+        db = Database(url)
+        settings = suite_settings(
+            tmp_path / "home", url, CONVEYOR_SECRET_KEY="fixed-secret-for-the-test"
+        )
+        with ServerThread(create_app(settings, db)) as server:
+            ready = httpx.get(f"{server.url}/readyz", timeout=120)
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {"database": "the database is unreachable"}
+            runs = httpx.get(
+                f"{server.url}{API}/automation_runs",
+                params={"automation_id": 1},
+                headers={"X-FilesAPI-Key": "any"},
+                timeout=120,
+            )
+            assert runs.status_code == 503 and runs.json()["type"] == OUTAGE_TYPE
+        db.dispose()
