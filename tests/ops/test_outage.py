@@ -114,6 +114,7 @@ def test_postgresql_restart_under_load(pg: PostgresServer, tmp_path: Path) -> No
         "CONVEYOR_EMBEDDED_WORKERS": "0",
         "CONVEYOR_POLL_INTERVAL": "0.2",
         "CONVEYOR_HEARTBEAT_TIMEOUT": "4",
+        "CONVEYOR_LEASE_SECONDS": "6",  # a step the restart interrupted is taken over soon
         "CONVEYOR_RATE_LIMIT_RATE": "1000",  # on, through the database, but never reached
         "CONVEYOR_RATE_LIMIT_BURST": "100000",
         "CONVEYOR_LOG_LEVEL": "info",
