@@ -176,6 +176,10 @@ def test_postgresql_restart_under_load(pg: PostgresServer, tmp_path: Path) -> No
             not_ready = client.get("/readyz")
             assert not_ready.status_code == 503
             assert not_ready.json()["checks"]["database"] == "the database is unreachable"
+            page = client.get("/sign-in")  # the web UI: a 503 page, not a 500
+            assert page.status_code == 503 and "briefly unavailable" in page.text
+            assert page.headers["content-type"].startswith("text/html")
+            assert int(page.headers["retry-after"]) > 0
         pg.resume()
         after = len(answers)
         wait_until(lambda: len(answers) >= after + 100, "the load to go on after the restart")
