@@ -6,7 +6,7 @@ user's error report can be matched to the server's logs. A stack trace never
 reaches a client: unexpected exceptions are logged and answered with a
 generic 500. A database outage (`conveyor.store.outage`) is no fault of the
 request: it is answered 503 `service-unavailable/automations-unavailable` with
-`Retry-After`, and its transaction was rolled back, so a retry is safe.
+`Retry-After`; its transaction was rolled back (docs/operations.md, Outages).
 """
 
 from __future__ import annotations

@@ -136,8 +136,9 @@ class ServiceUnavailable(ConveyorError):
 
     Files.com's type for its automation service being unavailable; both official
     SDKs have a class for it (`AutomationsUnavailableError` in Python,
-    `ServiceUnavailable_AutomationsUnavailableError` in JavaScript). Nothing of
-    the request was carried out, so it may be sent again after `Retry-After`.
+    `ServiceUnavailable_AutomationsUnavailableError` in JavaScript). The request's
+    transaction was rolled back (unless the connection was lost while the database
+    acknowledged its commit), so a read may be sent again after `Retry-After`.
     """
 
     http_status = 503
