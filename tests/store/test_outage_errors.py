@@ -94,3 +94,15 @@ def test_wait_retries_outages_with_a_bounded_backoff(caplog: pytest.LogCaptureFi
 
     with pytest.raises(psycopg.errors.UndefinedTable):
         outage.wait(broken, "start", logging.getLogger("t"), sleep=pauses.append)
+
+
+def test_readiness_remembers_only_failures_a_read_cannot_see(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ready.db'}")
+    with db.read() as conn:
+        assert outage.check(db, conn) is None
+        for over in ("the database is unreachable", "the database is busy"):
+            db.write_failures.failed(over)  # the read above shows it is over
+            assert outage.check(db, conn) is None
+        db.write_failures.failed("the database is read-only")
+        assert outage.check(db, conn) == "the database is read-only"
+    db.dispose()

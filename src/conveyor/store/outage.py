@@ -31,18 +31,21 @@ T = TypeVar("T")
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 # whose condition passes with time, not with a different request.
+_UNREACHABLE = "the database is unreachable"
+_RESTARTING = "the database is shutting down or starting up"
 _PG_CLASSES = {
-    "08": "the database is unreachable",  # connection exception
+    "08": _UNREACHABLE,  # connection exception
     "53": "the database is out of disk space or resources",  # insufficient resources
-    "57": "the database is shutting down or starting up",  # operator intervention
+    "57": _RESTARTING,  # operator intervention
     "58": "the database had an I/O error",  # system error
 }
 _PG_STATES = {"25006": "the database is read-only"}  # read_only_sql_transaction
 _PG_NOT_OUTAGES = {"57014"}  # query_canceled: a statement timeout, not an outage
 
 # SQLite primary result codes (https://sqlite.org/rescode.html).
+_BUSY = "the database is busy"
 _SQLITE_CODES = {
-    5: "the database is busy",  # SQLITE_BUSY, once Database.run_write's retries ran out
+    5: _BUSY,  # SQLITE_BUSY, once Database.run_write's retries ran out
     7: "the database is out of memory",  # SQLITE_NOMEM
     8: "the database is read-only",  # SQLITE_READONLY
     10: "the database had an I/O error",  # SQLITE_IOERR (a write refused by the OS)
@@ -67,7 +70,7 @@ def reason(exc: BaseException) -> str | None:
         state = cause.sqlstate
         if state is None:  # no answer from a server: refused, reset, closed
             if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
-                return "the database is unreachable"
+                return _UNREACHABLE
             return None
         if state in _PG_NOT_OUTAGES:
             return None
@@ -104,7 +107,12 @@ def check(db: Database, conn: Connection) -> str | None:
     else:
         read_only = conn.execute(text("SELECT current_setting('transaction_read_only')"))
         why = "the database is read-only" if read_only.scalar_one() == "on" else None
-    return why or db.write_failures.recent(WRITE_FAILURE_MEMORY)
+    if why is not None:
+        return why
+    failed = db.write_failures.recent(WRITE_FAILURE_MEMORY)
+    # A database that was unreachable or restarting has just answered, so that one is
+    # over; a busy one is contention, not an outage of this process.
+    return None if failed in (_UNREACHABLE, _RESTARTING, _BUSY) else failed
 
 
 class WriteFailures:
