@@ -35,6 +35,14 @@ def wait_for_database(work: Callable[[], T], what: str) -> T:
     return outage.wait(work, what, log)
 
 
+def log_waits() -> None:
+    """Until the command sets up its logging (once the database is open), log only
+    warnings, as JSON on stderr: the waits for an unavailable database."""
+    from conveyor.observability import logs
+
+    logs.configure("warning")
+
+
 def load_settings() -> Settings:
     try:
         return Settings.from_env()
@@ -142,7 +150,7 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    setup_process(settings)
+    log_waits()
     # The quick start: the first start creates the database (and says so).
     db = open_database(settings, create=True, wait="conveyor serve: opening the database")
     created = wait_for_database(
@@ -151,6 +159,7 @@ def serve(
     wait_for_database(lambda: migrate.upgrade(db), "conveyor serve: upgrading the database")
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     key = wait_for_database(lambda: first_start_key(db), "conveyor serve: reading users")
+    setup_process(settings)
     app = wait_for_database(
         lambda: create_app(settings, db, services=[*_services(), retention_service]),
         "conveyor serve: reading the secret key",
@@ -194,7 +203,7 @@ def worker(
     from conveyor.store import migrate
 
     settings = load_settings()
-    setup_process(settings)
+    log_waits()
     db = existing_database(
         settings,
         "`conveyor db upgrade` creates a new one.",
