@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from conveyor.store import outage
 from conveyor.store.database import Database
+from conveyor.testing.postgres import PostgresServer
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,14 @@ def test_no_server_answer_is_unreachable() -> None:
     with pytest.raises(psycopg.OperationalError) as refused:
         psycopg.connect("host=127.0.0.1 port=1 connect_timeout=2")
     assert outage.reason(refused.value) == "the database is unreachable"
+
+
+def test_a_server_that_turns_the_connection_away_is_no_outage(pg_server: PostgresServer) -> None:
+    """A wrong role or database name will never connect: no waiting, no 503, a plain error."""
+    for who in ("user=postgres dbname=no_such_database", "user=no_such_role dbname=postgres"):
+        with pytest.raises(psycopg.OperationalError) as refused:
+            psycopg.connect(f"host=127.0.0.1 port={pg_server.port} {who}")
+        assert outage.reason(refused.value) is None
 
 
 def test_sqlite_full_and_missing(tmp_path: Path) -> None:

@@ -41,6 +41,9 @@ _PG_CLASSES = {
 }
 _PG_STATES = {"25006": "the database is read-only"}  # read_only_sql_transaction
 _PG_NOT_OUTAGES = {"57014"}  # query_canceled: a statement timeout, not an outage
+# A connection the server turned away carries no SQLSTATE in libpq, only its message;
+# these say that waiting will not help (a wrong password, role or database name).
+_PG_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 
 # SQLite primary result codes (https://sqlite.org/rescode.html).
 _BUSY = "the database is busy"
@@ -68,10 +71,13 @@ def reason(exc: BaseException) -> str | None:
     cause: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
     if isinstance(cause, psycopg.Error):
         state = cause.sqlstate
-        if state is None:  # no answer from a server: refused, reset, closed
-            if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
-                return _UNREACHABLE
-            return None
+        if state is None:  # a connection refused, reset, closed or turned away
+            if not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
+                return None
+            message = str(cause)
+            if any(marker in message for marker in _PG_REFUSALS):
+                return None  # the server answered: this configuration will never connect
+            return _UNREACHABLE
         if state in _PG_NOT_OUTAGES:
             return None
         return _PG_STATES.get(state) or _PG_CLASSES.get(state[:2])
