@@ -28,13 +28,15 @@ ERROR_ANSWERS = {
     "`not-authenticated/invalid-credentials` (unknown or revoked key)",
     "404": "Not found, or not visible to the caller: type `not-found`",
     "429": "Rate limited: type `rate-limited/too-many-requests`; see Retry-After",
+    "503": "The database is unavailable (docs/operations.md, Outages): type "
+    "`service-unavailable/automations-unavailable`; see Retry-After",
 }
 # Operations that can refuse what they were asked with a processing failure.
 PROCESSING_FAILURES = {
     "/api/rest/v1/automations/{automation_id}/manual_run": "The automation cannot be run "
     "(it is disabled): type `processing-failure/automation-cannot-be-run-manually`",
 }
-KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
+KEYLESS_ANSWERS = {code: ERROR_ANSWERS[code] for code in ("400", "404", "503")}
 # Keyless operations that still have a token bucket (one per automation's webhook).
 RATE_LIMITED_KEYLESS = ("/api/rest/v1/webhooks/",)
 
