@@ -1,0 +1,79 @@
+"""Folder permissions applied to planned operations: when a run is planned, and again
+just before each operation is performed, so a revoked permission stops the run.
+
+An admin's automation is never restricted (grants None). The rules themselves
+are in `conveyor.domain.permissions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from conveyor.domain.permissions import Grant, Need, allows, folder_of, refusal
+from conveyor.engine.context import EngineContext
+from conveyor.engine.operations import Action, Kind, Operation, Outcome, State
+from conveyor.store import permissions as permission_store
+
+
+def needs(op: Operation) -> list[tuple[Need, str]]:
+    """What performing `op` needs, on which folder. Replacing an existing file needs
+    `full` on its folder, as in Files.com (`writeonly` may only add files)."""
+    if op.kind is Kind.CREATE_FOLDER:
+        assert op.destination is not None
+        return [(Need.WRITE, op.destination)]
+    if op.kind is Kind.DELETE:
+        assert op.source is not None
+        return [(Need.FULL, folder_of(op.source))]
+    if op.kind not in (Kind.COPY, Kind.MOVE):
+        return []
+    assert op.source is not None and op.destination is not None
+    target = folder_of(op.destination)
+    found = [
+        (Need.READ if op.kind is Kind.COPY else Need.FULL, folder_of(op.source)),
+        (Need.WRITE, target),
+    ]
+    if op.action is Action.OVERWRITE:
+        found.append((Need.FULL, target))
+    return found
+
+
+def refused(op: Operation, grants: list[Grant] | None) -> str | None:
+    """Why `op` may not be performed with `grants` (None: it may)."""
+    if grants is None:
+        return None
+    for need, folder in needs(op):
+        if not allows(grants, need, folder):
+            return f"permission denied: {refusal(need, folder)}"
+    return None
+
+
+def restrict(operations: list[Operation], grants: list[Grant] | None) -> list[Operation]:
+    """The plan with every operation the owner may not perform turned into a refusal."""
+    if grants is None:
+        return operations
+    out = []
+    for op in operations:
+        reason = refused(op, grants)
+        out.append(op if reason is None else replace(op, kind=Kind.REFUSE, reason=reason))
+    return out
+
+
+class Guard:
+    """The owner's grants during execution, read again by `refresh` (once per batch of
+    outcomes), so a revocation takes effect at the latest at the next batch."""
+
+    def __init__(self, engine: EngineContext, automation_id: int) -> None:
+        self._engine = engine
+        self._automation_id = automation_id
+        self.grants: list[Grant] | None = []
+
+    def refresh(self) -> None:
+        with self._engine.db.read() as conn:
+            self.grants = permission_store.grants_for_automation(conn, self._automation_id)
+
+    def check(self, op: Operation) -> Outcome | None:
+        """The failed outcome of an operation the owner may no longer perform, else None."""
+        reason = refused(op, self.grants)
+        if reason is None:
+            return None
+        return Outcome(State.FAILED, f"Refused to {op.describe()}: {reason}.")
