@@ -140,7 +140,7 @@ def automation_needs(automation: Automation) -> list[tuple[Need, str, bool, str]
     """
     kind = automation.automation
     needs: list[tuple[Need, str, bool, str]] = []
-    nested = False
+    layered = "/" in automation.source or "**" in automation.source
     if kind is not AutomationType.CREATE_FOLDER:
         folder, nested = source_scope(automation)
         need = Need.READ if kind is AutomationType.COPY_FILE else Need.FULL
@@ -153,10 +153,14 @@ def automation_needs(automation: Automation) -> list[tuple[Need, str, bool, str]
         folder, templated = _static_folder(destination, "%")
         if templated:
             subtree = True
-        elif kind is AutomationType.CREATE_FOLDER or destination.endswith("/"):
-            folder = folder.rstrip("/")
-            subtree = nested and not automation.flatten_destination_structure
-            subtree = subtree and kind is not AutomationType.CREATE_FOLDER
+        elif kind is AutomationType.CREATE_FOLDER:
+            folder, subtree = folder.rstrip("/"), False
+        elif destination.endswith("/"):
+            # Files keep their folders below `path` unless flattened.
+            folder, subtree = (
+                folder.rstrip("/"),
+                layered and not automation.flatten_destination_structure,
+            )
         else:
             folder, subtree = folder_of(destination), False
         needs.append((Need.WRITE, folder, subtree, f"destination '{destination}'"))
