@@ -19,7 +19,7 @@ def test_a_non_admin_cannot_delete_another_users_output(site: Site) -> None:
     alice, bob = site.user("alice"), site.user("bob")
     site.grant(alice, "out/alice", "full")
     site.grant(bob, "out/bob", "full")
-    site.write({"out/alice/report.csv": "alice's", "out/alice/2024/q1.csv": "old", "out/bob/b": "b"})
+    site.write({"out/alice/report.csv": "alice's", "out/alice/2024/q1.csv": "o", "out/bob/b": "b"})
     before = site.files()
     with site.client(bob) as client:
         reply = client.post("/automations", json=DELETE_ALICE)

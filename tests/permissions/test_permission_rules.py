@@ -115,24 +115,27 @@ def test_levels_files_com_documents_but_conveyor_cannot_honour_are_refused() -> 
         parse_level("everything")
 
 
+INVALID, REQUIRED = errors.RequestParamsInvalid, errors.RequestParamsRequired
+
+
 @pytest.mark.parametrize(
     ("body", "error", "text"),
     [
-        ({"path": "a", "permission": "full"}, errors.RequestParamsRequired, "user_id or username"),
-        ({"user_id": 1, "permission": "full"}, errors.RequestParamsRequired, "path"),
-        ({"user_id": 1, "path": "a"}, errors.RequestParamsRequired, "permission"),
-        ({"group_id": 3, "path": "a", "permission": "full"}, errors.RequestParamsInvalid, "groups"),
-        ({"group_name": "g", "path": "a", "permission": "full"}, errors.RequestParamsInvalid, "groups"),
+        ({"path": "a", "permission": "full"}, REQUIRED, "user_id or username"),
+        ({"user_id": 1, "permission": "full"}, REQUIRED, "path"),
+        ({"user_id": 1, "path": "a"}, REQUIRED, "permission"),
+        ({"group_id": 3, "path": "a", "permission": "full"}, INVALID, "groups"),
+        ({"group_name": "g", "path": "a", "permission": "full"}, INVALID, "groups"),
         ({"user_id": 1, "path": "/a", "permission": "full"}, errors.InvalidPath, "slash"),
         ({"user_id": 1, "path": "a/../b", "permission": "full"}, errors.InvalidPath, ".."),
         ({"user_id": 1, "path": "a/*", "permission": "full"}, errors.InvalidPath, "glob"),
-        ({"user_id": 1, "path": 5, "permission": "full"}, errors.RequestParamsInvalid, "path"),
-        ({"user_id": "1", "path": "a", "permission": "full"}, errors.RequestParamsInvalid, "user_id"),
-        ({"user_id": True, "path": "a", "permission": "full"}, errors.RequestParamsInvalid, "user_id"),
+        ({"user_id": 1, "path": 5, "permission": "full"}, INVALID, "path"),
+        ({"user_id": "1", "path": "a", "permission": "full"}, INVALID, "user_id"),
+        ({"user_id": True, "path": "a", "permission": "full"}, INVALID, "user_id"),
         ({"user_id": 1, "path": "a", "permission": "full", "recursive": "yes"},
-         errors.RequestParamsInvalid, "recursive"),
+         INVALID, "recursive"),
         ({"user_id": 1, "path": "a", "permission": "full", "color": 1},
-         errors.RequestParamsInvalid, "color"),
+         INVALID, "color"),
     ],
 )  # fmt: skip
 def test_bad_create_bodies_are_refused(body: dict[str, object], error: type, text: str) -> None:
