@@ -162,9 +162,17 @@ async def create_permission(request: Request) -> Response:
 def delete_permission(permission_id: str, request: Request) -> Response:
     context = ctx(request)
 
+    plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
+
     def work(conn: Any) -> None:
         _require_admin(authenticate(conn, request), "revoke")
         target = parse_id(permission_id)
+        # The official SDK repeats the id as a query parameter; nothing else is taken.
+        unknown = sorted(set(plain) - {"id"}) + sorted(f"{name}[...]" for name in groups)
+        if unknown:
+            raise errors.RequestParamsInvalid(f"Unknown parameter: {', '.join(unknown)}.")
+        if "id" in plain and plain["id"] != str(target):
+            raise errors.RequestParamsInvalid("id differs from the permission id in the path.")
         if not store.delete_permission(conn, target):
             raise errors.NotFound(f"Permission {target} not found.")
 

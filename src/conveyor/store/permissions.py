@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, true
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import errors
@@ -125,7 +125,7 @@ def _escape_like(text: str) -> str:
 
 
 def list_permissions(conn: Connection, query: PermissionListQuery) -> KeysetPage:
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool]] = [true()]  # an admin's unfiltered list
     if query.user_id is not None:
         conditions.append(permissions.c.user_id == query.user_id)
     if query.path is not None:
