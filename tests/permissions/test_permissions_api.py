@@ -5,19 +5,10 @@ error, never a 500."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
-import files_sdk
 import httpx
 import pytest
-from files_sdk.error import (
-    InvalidPathError,
-    NotFoundError,
-    RequestParamsInvalidError,
-    SiteAdminRequiredError,
-    UserNotFoundError,
-)
 
 from conveyor.testing.seed import Account, Seeder
 from conveyor.testing.server import ServerThread
@@ -205,31 +196,3 @@ def test_bad_requests_never_give_a_500(api: Api) -> None:
         401,
         "not-authenticated/authentication-required",
     )
-
-
-def test_the_official_sdk_grants_lists_and_revokes(files: ModuleType, api: Api) -> None:
-    files_sdk.set_api_key(api.admin.key)
-    created = files_sdk.permission.create(
-        {"path": "reports", "user_id": api.alice.user.id, "permission": "readonly"}
-    )
-    assert (created.path, created.username, created.permission, created.recursive) == (
-        "reports",
-        "alice",
-        "readonly",
-        True,
-    )
-    listed = files_sdk.permission.list({"user_id": str(api.alice.user.id)})
-    assert [p.id for p in listed.auto_paging_iter()] == [created.id]
-    with pytest.raises(InvalidPathError):
-        files_sdk.permission.create({"path": "/x", "username": "alice", "permission": "full"})
-    with pytest.raises(UserNotFoundError):
-        files_sdk.permission.create({"path": "x", "username": "nobody", "permission": "full"})
-    with pytest.raises(RequestParamsInvalidError):
-        files_sdk.permission.create({"path": "x", "group_id": 1, "permission": "full"})
-    files_sdk.permission.delete(created.id)
-    assert list(files_sdk.permission.list().auto_paging_iter()) == []
-    with pytest.raises(NotFoundError):
-        files_sdk.permission.delete(created.id)
-    files_sdk.set_api_key(api.alice.key)
-    with pytest.raises(SiteAdminRequiredError):
-        files_sdk.permission.create({"path": "x", "username": "alice", "permission": "full"})
