@@ -152,3 +152,25 @@ def test_recursive_defaults_to_true_and_the_root_is_the_empty_path() -> None:
         None,
         "bob",
     )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.ReadPermissionRequired,
+        errors.WritePermissionRequired,
+        errors.FullPermissionRequired,
+        errors.SiteAdminRequired,
+        errors.InsufficientPermissionForParams,
+        errors.UserNotFound,
+    ],
+)
+def test_the_new_error_types_name_classes_of_the_official_sdk(error: type) -> None:
+    """files_sdk maps the last segment of `type` to a class (write-permission-required ->
+    WritePermissionRequiredError); the family must be the one the class derives from."""
+    import files_sdk.error as official
+
+    family, _, name = error.error_type.partition("/")
+    cls = getattr(official, "".join(part.title() for part in name.split("-")) + "Error")
+    parent = getattr(official, "".join(part.title() for part in family.split("-")) + "Error")
+    assert issubclass(cls, parent)
