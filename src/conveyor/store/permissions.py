@@ -95,6 +95,19 @@ def grant(
     return create_permission(conn, NewPermission(path, level, recursive, user_id, None), now)
 
 
+def ensure_grant(conn: Connection, user_id: int, path: str, level: Level, now: int) -> None:
+    """`grant` unless the user already holds `level` on `path` (set-up code and benchmarks)."""
+    held = conn.execute(
+        select(permissions.c.id).where(
+            permissions.c.user_id == user_id,
+            permissions.c.path == path,
+            permissions.c.permission == level.value,
+        )
+    ).first()
+    if held is None:
+        grant(conn, user_id, path, level, now)
+
+
 def delete_permission(conn: Connection, permission_id: int) -> bool:
     result = conn.execute(delete(permissions).where(permissions.c.id == permission_id))
     return result.rowcount > 0

@@ -23,11 +23,6 @@ class Account:
     key: str
 
 
-def _has_root(conn: Connection, user_id: int, level: Level) -> bool:
-    grants = permissions.grants_for_user(conn, user_id) or []
-    return any(g.path == "" and g.level is level for g in grants)
-
-
 class Seeder:
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
@@ -39,8 +34,8 @@ class Seeder:
         with self.db.write() as conn:
             now = self.clock.now()
             user = users.ensure_user(conn, name, admin, now)
-            if not admin and root is not None and not _has_root(conn, user.id, root):
-                permissions.grant(conn, user.id, "", root, now)
+            if not admin and root is not None:
+                permissions.ensure_grant(conn, user.id, "", root, now)
             return Account(user, users.create_api_key(conn, user.id, now))
 
     def automation(self, owner: Account, name: str = "") -> int:
