@@ -4,7 +4,7 @@ files through the real API and the embedded engine: refused at create and update
 
 from __future__ import annotations
 
-from conftest import Site
+from permissions_site import Site
 
 DELETE_ALICE = {
     "automation": "delete_file",

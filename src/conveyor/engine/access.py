@@ -37,23 +37,36 @@ def needs(op: Operation) -> list[tuple[Need, str]]:
     return found
 
 
-def refused(op: Operation, grants: list[Grant] | None) -> str | None:
-    """Why `op` may not be performed with `grants` (None: it may)."""
-    if grants is None:
+class Rules:
+    """The owner's grants (None: an admin's, unrestricted), with each folder's answer
+    remembered: a plan's operations share few folders."""
+
+    def __init__(self, grants: list[Grant] | None) -> None:
+        self.grants = grants
+        self._answers: dict[tuple[Need, str], bool] = {}
+
+    def refused(self, op: Operation) -> str | None:
+        """Why `op` may not be performed (None: it may)."""
+        if self.grants is None:
+            return None
+        for need, folder in needs(op):
+            key = (need, folder)
+            allowed = self._answers.get(key)
+            if allowed is None:
+                allowed = self._answers[key] = allows(self.grants, need, folder)
+            if not allowed:
+                return f"permission denied: {refusal(need, folder)}"
         return None
-    for need, folder in needs(op):
-        if not allows(grants, need, folder):
-            return f"permission denied: {refusal(need, folder)}"
-    return None
 
 
 def restrict(operations: list[Operation], grants: list[Grant] | None) -> list[Operation]:
     """The plan with every operation the owner may not perform turned into a refusal."""
     if grants is None:
         return operations
+    rules = Rules(grants)
     out = []
     for op in operations:
-        reason = refused(op, grants)
+        reason = rules.refused(op)
         out.append(op if reason is None else replace(op, kind=Kind.REFUSE, reason=reason))
     return out
 
@@ -65,15 +78,15 @@ class Guard:
     def __init__(self, engine: EngineContext, automation_id: int) -> None:
         self._engine = engine
         self._automation_id = automation_id
-        self.grants: list[Grant] | None = []
+        self.rules = Rules([])
 
     def refresh(self) -> None:
         with self._engine.db.read() as conn:
-            self.grants = permission_store.grants_for_automation(conn, self._automation_id)
+            self.rules = Rules(permission_store.grants_for_automation(conn, self._automation_id))
 
     def check(self, op: Operation) -> Outcome | None:
         """The failed outcome of an operation the owner may no longer perform, else None."""
-        reason = refused(op, self.grants)
+        reason = self.rules.refused(op)
         if reason is None:
             return None
         return Outcome(State.FAILED, f"Refused to {op.describe()}: {reason}.")
