@@ -47,7 +47,7 @@ class World:
         with db.write() as conn:
             self.user_id = users.ensure_user(conn, "alice", False, clock.now()).id
             # Everything, as every user had before folder permissions existed.
-            permissions.grant(conn, self.user_id, "", Level.FULL, clock.now())
+            permissions.ensure_grant(conn, self.user_id, "", Level.FULL, clock.now())
 
     def engine(self, hooks: Hooks | None = None, **overrides: Any) -> EngineContext:
         settings = replace(self.settings, **overrides) if overrides else self.settings

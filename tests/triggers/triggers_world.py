@@ -50,7 +50,7 @@ class World:
         with db.write() as conn:
             self.user_id = users.ensure_user(conn, "alice", False, clock.now()).id
             # Everything, as every user had before folder permissions existed.
-            permissions.grant(conn, self.user_id, "", Level.FULL, clock.now())
+            permissions.ensure_grant(conn, self.user_id, "", Level.FULL, clock.now())
 
     def automation(self, **body: Any) -> int:
         body.setdefault("automation", "create_folder")
