@@ -16,6 +16,7 @@ from starlette.responses import Response
 from conveyor.api.auth import authenticate
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
+from conveyor.api.openapi import API_KEY
 from conveyor.api.runs import JSON
 from conveyor.domain import errors
 from conveyor.domain.listing import (
@@ -41,6 +42,76 @@ _NO_GROUPS = "Conveyor has no groups"
 
 
 MAX_BODY_BYTES = 64_000
+
+# The OpenAPI description (403s and the other error answers: conveyor.api.openapi_errors).
+_NULL_INT = {"type": ["integer", "null"]}
+PERMISSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "format": "int64"},
+        "path": {"type": "string", "description": 'Folder path; "" is the storage root'},
+        "user_id": {"type": "integer", "format": "int64"},
+        "username": {"type": ["string", "null"]},
+        "group_id": _NULL_INT,
+        "group_name": {"type": ["string", "null"]},
+        "permission": {"type": "string", "enum": ["full", "readonly", "writeonly", "list"]},
+        "recursive": {"type": "boolean"},
+    },
+    "required": ["id", "path", "user_id", "permission", "recursive"],
+}
+CREATE_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "maxLength": 5000},
+        "permission": {"type": "string", "enum": ["full", "readonly", "writeonly", "list"]},
+        "recursive": {"type": "boolean", "default": True},
+        "user_id": {"type": "integer", "format": "int64"},
+        "username": {"type": "string"},
+    },
+    "required": ["path", "permission"],
+}
+
+
+def _json_answer(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str, schema: dict[str, Any], description: str, **more: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description, **more}
+
+
+_LIST_DOC: dict[str, Any] = {
+    "summary": "List Permissions",
+    "responses": {"200": _json_answer({"type": "array", "items": PERMISSION_SCHEMA}, "One page")},
+    "openapi_extra": {
+        "security": API_KEY,
+        "parameters": [
+            _param("cursor", {"type": "string"}, "Used for pagination."),
+            _param("per_page", {"type": "integer", "minimum": 1, "maximum": 10000}, "Per page."),
+            _param("user_id", {"type": "integer"}, "Only this user's permissions."),
+            _param("path", {"type": "string"}, "Permissions on this path or above it."),
+            _param("include_groups", {"type": "boolean"}, "Accepted; Conveyor has no groups."),
+            _param(
+                "sort_by",
+                {"type": "object", "additionalProperties": {"enum": ["asc", "desc"]}},
+                "sort_by[path|user_id]=asc|desc",
+                style="deepObject",
+            ),
+            _param(
+                "filter",
+                {"type": "object", "properties": {"path": {}, "user_id": {}}},
+                "filter[path|user_id]=VALUE",
+                style="deepObject",
+            ),
+            _param(
+                "filter_prefix",
+                {"type": "object", "properties": {"path": {"type": "string"}}},
+                "filter_prefix[path]=PREFIX",
+                style="deepObject",
+            ),
+        ],
+    },
+}
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -111,7 +182,7 @@ def _list_query(
     return store.PermissionListQuery(per_page, sort, user_id, path, prefix, applies_to, None)
 
 
-@router.get("/permissions", summary="List Permissions")
+@router.get("/permissions", **_LIST_DOC)
 def list_permissions(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
@@ -145,7 +216,16 @@ def list_permissions(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
 
 
-@router.post("/permissions", summary="Create Permission", status_code=201)
+@router.post(
+    "/permissions",
+    summary="Create Permission",
+    status_code=201,
+    responses={"201": _json_answer(PERMISSION_SCHEMA, "The permission granted")},
+    openapi_extra={
+        "security": API_KEY,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": CREATE_BODY}}},
+    },
+)
 async def create_permission(request: Request) -> Response:
     context = ctx(request)
     body = await _body(request)
