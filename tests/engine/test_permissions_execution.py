@@ -16,9 +16,12 @@ from conveyor.store.schema import permissions as permissions_t
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 
 
-def only_grant(world: World, path: str, level: Level) -> int:
+def only_grant(world: World, path: str, level: Level, *more: tuple[str, Level]) -> int:
+    """Replace the world user's permissions by these; the first one's id."""
     with world.db.write() as conn:
         conn.execute(delete(permissions_t).where(permissions_t.c.user_id == world.user_id))
+        for other, other_level in more:
+            permissions.grant(conn, world.user_id, other, other_level, world.clock.now())
         return permissions.grant(conn, world.user_id, path, level, world.clock.now()).id
 
 
@@ -60,4 +63,23 @@ def test_a_grant_on_a_sibling_with_a_common_prefix_covers_nothing(world: World) 
     assert view.log[-1] == (
         "Planning failed: permission denied: source 'out/al*/*': no full permission on "
         "'out' and its subfolders. Run finished with status failure."
+    )
+
+
+def test_writeonly_cannot_replace_a_file_that_appeared_after_planning(world: World) -> None:
+    only_grant(world, "in", Level.READONLY, ("drop", Level.WRITEONLY))
+    world.write("in/a.txt", "new content")
+
+    def someone_writes_the_destination(_run: int) -> None:
+        world.write("drop/a.txt", "another user's file")
+
+    automation = world.automation("copy_file", path="in", source="*.txt", destinations=["drop/"])
+    run_id = world.run(automation)
+    world.worker(hooks=Hooks(before_plan_commit=someone_writes_the_destination)).drain()
+    view = world.view(run_id)
+    assert world.files("drop") == {"drop/a.txt": b"another user's file"}
+    assert view.run.status is RunStatus.FAILURE
+    assert view.log[-2] == (
+        "Refused to copy in/a.txt -> drop/a.txt: permission denied: drop/a.txt appeared after "
+        "planning and replacing it needs full permission on 'drop'."
     )

@@ -12,6 +12,7 @@ from dataclasses import replace
 from conveyor.domain.permissions import Grant, Need, allows, folder_of, refusal
 from conveyor.engine.context import EngineContext
 from conveyor.engine.operations import Action, Kind, Operation, Outcome, State
+from conveyor.engine.storage import PathEscape
 from conveyor.store import permissions as permission_store
 
 
@@ -45,16 +46,21 @@ class Rules:
         self.grants = grants
         self._answers: dict[tuple[Need, str], bool] = {}
 
+    def allows(self, need: Need, folder: str) -> bool:
+        if self.grants is None:
+            return True
+        key = (need, folder)
+        allowed = self._answers.get(key)
+        if allowed is None:
+            allowed = self._answers[key] = allows(self.grants, need, folder)
+        return allowed
+
     def refused(self, op: Operation) -> str | None:
         """Why `op` may not be performed (None: it may)."""
         if self.grants is None:
             return None
         for need, folder in needs(op):
-            key = (need, folder)
-            allowed = self._answers.get(key)
-            if allowed is None:
-                allowed = self._answers[key] = allows(self.grants, need, folder)
-            if not allowed:
+            if not self.allows(need, folder):
                 return f"permission denied: {refusal(need, folder)}"
         return None
 
@@ -86,7 +92,27 @@ class Guard:
 
     def check(self, op: Operation) -> Outcome | None:
         """The failed outcome of an operation the owner may no longer perform, else None."""
-        reason = self.rules.refused(op)
+        reason = self.rules.refused(op) or self._replaces_unplanned(op)
         if reason is None:
             return None
         return Outcome(State.FAILED, f"Refused to {op.describe()}: {reason}.")
+
+    def _replaces_unplanned(self, op: Operation) -> str | None:
+        """A copy or move planned as a new file whose destination has appeared since would
+        replace that file, which needs `full` (a `writeonly` owner may only add files)."""
+        if op.kind not in (Kind.COPY, Kind.MOVE) or op.action is not Action.WRITE:
+            return None
+        assert op.destination is not None
+        folder = folder_of(op.destination)
+        if self.rules.allows(Need.FULL, folder):
+            return None
+        try:
+            appeared = self._engine.storage.size(op.destination) is not None
+        except PathEscape:
+            return None  # performing it refuses the path, with its own reason
+        if not appeared:
+            return None
+        return (
+            f"permission denied: {op.destination} appeared after planning and replacing it "
+            f"needs {refusal(Need.FULL, folder).removeprefix('no ')}"
+        )
