@@ -238,13 +238,11 @@ def test_existing_destinations_follow_overwrite_files_and_the_same_size_rule(
         )
     if same_size_result == b"OLD12":
         same = (
-            "Skipped copying in/same.txt: out/same.txt already exists with the same size "
-            "(5 bytes)."
+            "Skipped copying in/same.txt: out/same.txt already exists with the same size (5 bytes)."
         )
     else:
         same = (
-            "Copied in/same.txt to out/same.txt (5 bytes), overwriting the existing file "
-            "(5 bytes)."
+            "Copied in/same.txt to out/same.txt (5 bytes), overwriting the existing file (5 bytes)."
         )
     assert view.log[-3:-1] == [other, same]
     states = [op[4] for op in view.operations]
