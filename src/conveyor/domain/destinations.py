@@ -41,7 +41,7 @@ TIME_LETTERS = frozenset("YymdeHIMSpjaAbBuwUWzZ")
 MAX_PARAMETER_CHARS = 190
 MAX_PARAMETERS_CHARS = 550
 _NAME = re.compile(r"[A-Za-z0-9_]+")
-_DIGITS = re.compile(r"[1-9][0-9]{0,2}")
+_DIGITS = re.compile(r"[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -88,13 +88,25 @@ def parse(template: str, what: str = "destination") -> tuple[Piece, ...]:
         elif rest[:2] in TRIGGER_TOKENS:
             token("trigger", rest[:2])
             i += 3
-        elif rest.startswith("u-") and (name := _NAME.match(template, i + 3)):
+        elif rest.startswith("u-"):
+            name = _NAME.match(template, i + 3)
+            if name is None:
+                raise errors.RequestParamsInvalid(
+                    f"{what} {template[:80]!r}: %u- must be followed by a webhook parameter "
+                    "name (letters, digits, _), as in %u-username; write %u%% for the weekday."
+                )
             token("param", name.group())
             i = name.end()
         elif rest.startswith("p") and (digits := _DIGITS.match(template, i + 2)):
-            token("part", digits.group())
+            number = digits.group()
+            if number.startswith("0") or int(number) > 999:
+                raise errors.RequestParamsInvalid(
+                    f"{what} {template[:80]!r}: %p{number[:5]} names no folder; %p1 is the "
+                    "right-most folder of the source path, %p2 the next, up to %p999."
+                )
+            token("part", number)
             i = digits.end()
-        elif rest[:1] in TIME_LETTERS and rest[:1]:
+        elif rest[:1] and rest[0] in TIME_LETTERS:
             token("time", rest[0])
             i += 2
         else:
