@@ -110,7 +110,7 @@ def parse(template: str, what: str = "destination") -> tuple[Piece, ...]:
             token("time", rest[0])
             i += 2
         else:
-            shown = template[i : i + 3]
+            shown = template[i : i + 2]
             raise errors.RequestParamsInvalid(
                 f"{what} {template[:80]!r} has the unknown token {shown!r}; supported tokens are "
                 "%tp %tf %td %tb %te, %u-NAME, %p1 %p2 ..., the time tokens "
