@@ -36,9 +36,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # ------------------------------------------------------------ the reference
 
 # Files.com's table, read as one regular expression, left to right.
-REFERENCE_TOKEN = re.compile(
-    r"%(%|t[pfdbe]|u-[A-Za-z0-9_]+|p[1-9][0-9]*|[YymdeHIMSpjaAbBuwUWzZ])"
-)
+REFERENCE_TOKEN = re.compile(r"%(%|t[pfdbe]|u-[A-Za-z0-9_]+|p[1-9][0-9]*|[YymdeHIMSpjaAbBuwUWzZ])")
 
 
 class Refused(Exception):
@@ -265,13 +263,15 @@ def test_what_strftime_would_misread_is_read_as_files_com_tokens() -> None:
 
 @pytest.mark.parametrize("template", ["a%t", "%tx", "%q", "50%", "%u-", "%p0", "x%-d", "%u-/x"])
 def test_unknown_tokens_are_refused_when_saved(template: str) -> None:
-    with pytest.raises(errors.RequestParamsInvalid, match="unknown token|%u- must be followed|names no folder"):
+    with pytest.raises(
+        errors.RequestParamsInvalid, match=r"unknown token|%u- must be followed|names no folder"
+    ):
         parse(template)
 
 
 def test_missing_and_oversized_values_are_reasons_not_wrong_paths() -> None:
     context = Context(runtime=RUNTIME, params={"short": "x", "long": "y" * 191})
-    with pytest.raises(RenderError, match="'absent'.*was not sent"):
+    with pytest.raises(RenderError, match=r"'absent'.*was not sent"):
         render(parse("%u-absent"), context)
     with pytest.raises(RenderError, match="191 characters long; the limit is 190"):
         render(parse("%u-long"), context)
