@@ -245,7 +245,7 @@ def test_webhook_parameters_name_the_destination(
 @pytest.mark.parametrize(
     ("params", "reason"),
     [
-        ({"day": "mon"}, "webhook parameter 'username' (used by %u-username) was not sent"),
+        ({"day": "mon"}, "parameter 'username' (used by %u-username) was not sent"),
         ({"username": "u" * 191, "day": "x"}, "191 characters long; the limit is 190"),
         ({"username": "../..", "day": "x"}, "is not usable as a name"),
         ({"username": "a" * 190, "day": "d" * 190, "tag": "t" * 190}, "the limit is 550"),
@@ -341,6 +341,26 @@ def test_the_official_sdk_can_save_an_automation_it_read(
     assert files.automation.find(created.id).name == "renamed"
 
 
+def test_manual_run_values_fill_parameter_tokens(api: Client, root: Path) -> None:
+    write(root, {"in/report.csv": "r"})
+    created = api.create(
+        automation="copy_file", path="in", source="*.csv", destinations=["users/%u-username/"]
+    )
+    response = api.post(
+        f"/automations/{created['id']}/manual_run", {"values": {"username": "carol"}}
+    )
+    assert response.status_code == 201, response.text
+    run = api.finished(response.json())
+    assert run["status"] == "success"
+    assert tree(root, "users") == {"users/carol/report.csv": "r"}
+    assert "Started by a manual run with values: username=carol" in log_of(run)
+    # Without the value the run fails with the reason; nothing is written.
+    run = api.run(created["id"])
+    assert run["status"] == "failure"
+    assert "parameter 'username' (used by %u-username) was not sent" in log_of(run)
+    assert tree(root, "users") == {"users/carol/report.csv": "r"}
+
+
 # ------------------------------------------------------------ refused fields
 
 UNSUPPORTED_VALUES = {
@@ -398,7 +418,10 @@ BAD_INPUT = [
     ({**COPY, "holiday_region": "us"}, "holiday_region applies to the daily"),
     ({**COPY, "destinations": ["out/%q/"]}, "unknown token '%q'"),
     ({**COPY, "destinations": ["out/%tf"]}, "needs trigger 'action'"),
-    ({**COPY, "destinations": ["out/%u-name/"]}, "needs trigger 'webhook'"),
+    (
+        {**COPY, "trigger": "action", "trigger_actions": ["create"], "destinations": ["%u-a/"]},
+        "needs trigger 'webhook'",
+    ),
     ({"automation": "create_folder", "destinations": ["%p1"]}, "create_folder has no source"),
     ({**COPY, "destination_replace_from": "a", "destination_replace_to": "%t"}, "unknown token"),
     (
@@ -441,7 +464,12 @@ def test_the_deprecated_single_destination_is_honoured(api: Client) -> None:
     ("body", "mentions"),
     [
         ({"items": [{"file": "a.txt"}]}, "items is not supported"),
-        ({"values": {"a": "b"}}, "'values' is not a parameter of manual_run"),
+        ({"colour": 1}, "'colour' is not a parameter of manual_run"),
+        ({"values": ["a"]}, "values must be an object"),
+        ({"values": {"a-b": "x"}}, "'a-b' is not a parameter name"),
+        ({"values": {"a": {"x": 1}}}, "values.a must be a string"),
+        ({"values": {"a": "y" * 191}}, "191 characters long; the limit is 190"),
+        ({"values": {"a": "y" * 190, "b": "y" * 190, "c": "y" * 190}}, "the limit is 550"),
         ({"id": 999}, "does not match the automation"),
     ],
 )

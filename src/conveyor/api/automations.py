@@ -21,6 +21,7 @@ from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.automations import READ_ONLY_FIELDS, Automation, Trigger, validate_fields
+from conveyor.domain.destinations import manual_values
 from conveyor.domain.listing import (
     Sort,
     check_filter_fields,
@@ -33,6 +34,7 @@ from conveyor.domain.listing import (
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as store
 from conveyor.store import runs as runs_store
+from conveyor.store import triggers as triggers_store
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -224,8 +226,10 @@ def delete_automation(automation_id: str, request: Request) -> Response:
 async def manual_run(automation_id: str, request: Request) -> Response:
     """Create a run now. Answers with the run (the official SDK ignores the body).
 
-    The body may repeat the automation's `id`; Files.com's `items` (initial
-    items of an Automation v2 manual trigger) and anything else are refused.
+    The body may repeat the automation's `id`, and may carry `values`
+    (Conveyor's extension: the parameters `%u-NAME` destination tokens read,
+    as a webhook call's parameters); Files.com's `items` (initial items of an
+    Automation v2 manual trigger) and anything else are refused.
     """
     context = ctx(request)
     target = parse_id(automation_id)
@@ -233,22 +237,40 @@ async def manual_run(automation_id: str, request: Request) -> Response:
 
     def work(conn: Any) -> Any:
         found = visible_automation(conn, request, target)
-        _check_manual_run_body(body, target)
+        values = _check_manual_run_body(body, target)
         if found.disabled:
             raise errors.AutomationDisabled(
                 f"Automation {target} is disabled; enable it before running it."
             )
-        run = runs_store.create_run(conn, target, context.clock.now(), trigger="manual")
-        return runs_store.run_row(conn, run.id)
+        now = context.clock.now()
+        if values is None:
+            run_id = runs_store.create_run(conn, target, now, trigger="manual").id
+        else:
+            shown = ", ".join(f"{name}={value}" for name, value in values.items())
+            run_id = triggers_store.create_triggered_run(
+                conn,
+                target,
+                now,
+                trigger="manual",
+                kind="manual",
+                payload={"values": values},
+                messages=[f"Started by a manual run with values: {shown[:2000]}"],
+            )
+        return runs_store.run_row(conn, run_id)
 
     row = await run_in_threadpool(context.db.run_write, work)
     context.on_run_created(row[0])
     return _respond(encoder_for(context, request).run(row), 201)
 
 
-def _check_manual_run_body(body: dict[str, Any], target: int) -> None:
+def _check_manual_run_body(body: dict[str, Any], target: int) -> dict[str, str] | None:
+    """The run's `values` (None when not sent); RequestParamsInvalid for anything else."""
+    values = None
     for name, value in body.items():
         if name == "id" and str(value) == str(target):
+            continue
+        if name == "values":
+            values = manual_values(value)
             continue
         if name == "id":
             raise errors.RequestParamsInvalid(
@@ -263,3 +285,4 @@ def _check_manual_run_body(body: dict[str, Any], target: int) -> None:
             f"{name[:60]!r} is not a parameter of manual_run; Conveyor refuses what it does not "
             "support rather than ignore it."
         )
+    return values

@@ -585,10 +585,10 @@ def _check_tokens(
             "'action' and an automation that acts on files."
         )
     params = destinations_module.uses(pieces, "param")
-    if params and trigger is not Trigger.WEBHOOK:
+    if params and trigger not in (Trigger.WEBHOOK, Trigger.MANUAL):
         raise errors.RequestParamsInvalid(
             f"{what} {text[:80]!r} uses %u-{params[0]}, a webhook parameter: it needs trigger "
-            "'webhook'."
+            "'webhook' (or 'manual', whose runs can be given values)."
         )
     parts = destinations_module.uses(pieces, "part")
     if parts and kind is AutomationType.CREATE_FOLDER:

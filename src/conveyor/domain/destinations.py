@@ -10,7 +10,7 @@ Files.com's "Customizing Destination Path and Filenames":
 | `%td` | its folder (the path without the file name) |
 | `%tb` | its file name without the extension |
 | `%te` | its extension, without the dot (empty when it has none) |
-| `%u-NAME` | the value of the webhook parameter `NAME` (`[A-Za-z0-9_]+`) |
+| `%u-NAME` | the webhook parameter (or manual run value) `NAME` (`[A-Za-z0-9_]+`) |
 | `%p1`, `%p2`, ... | the right-most, second right-most, ... folder of the source file's path |
 | `%Y %y %m %d %e %H %I %M %S %p %j %a %A %b %B %u %w %U %W %z %Z` | `runtime`, in the zone |
 | `%%` | a literal `%` |
@@ -209,21 +209,24 @@ def render(pieces: tuple[Piece, ...], context: Context) -> str:
 def param_value(name: str, params: Mapping[str, str] | None) -> str:
     """A webhook parameter's value as a destination may use it, or RenderError why not."""
     if params is None:
-        raise RenderError(f"%u-{name} names a webhook parameter, and this run has none")
+        raise RenderError(f"%u-{name} names a parameter, and this run was given none")
     if name not in params:
-        raise RenderError(f"webhook parameter {name!r} (used by %u-{name}) was not sent")
+        raise RenderError(
+            f"parameter {name!r} (used by %u-{name}) was not sent with the webhook call or "
+            "the manual run"
+        )
     value = params[name]
     if len(value) > MAX_PARAMETER_CHARS:
         raise RenderError(
-            f"webhook parameter {name!r} is {len(value)} characters long; the limit is "
+            f"parameter {name!r} is {len(value)} characters long; the limit is "
             f"{MAX_PARAMETER_CHARS}"
         )
     if value in ("", ".", "..") or "/" in value or "\\" in value:
         raise RenderError(
-            f"webhook parameter {name!r} ({value[:60]!r}) is not usable as a name: it is "
+            f"parameter {name!r} ({value[:60]!r}) is not usable as a name: it is "
             "empty, '.' or '..', or holds a slash"
         )
-    return _checked(value, f"webhook parameter {name!r}")
+    return _checked(value, f"parameter {name!r}")
 
 
 def check_parameters(params: Mapping[str, str], used: list[str]) -> None:
@@ -231,7 +234,7 @@ def check_parameters(params: Mapping[str, str], used: list[str]) -> None:
     total = sum(len(params[name]) for name in set(used) if name in params)
     if total > MAX_PARAMETERS_CHARS:
         raise RenderError(
-            f"the webhook parameters used ({', '.join(sorted(set(used)))}) are {total} "
+            f"the parameters used ({', '.join(sorted(set(used)))}) are {total} "
             f"characters in total; the limit is {MAX_PARAMETERS_CHARS}"
         )
 
@@ -265,6 +268,42 @@ def climb(folder: str, ups: int, destination: str) -> str:
             f"from {folder or 'the root'!r}"
         )
     return "/".join(parts[: len(parts) - ups])
+
+
+def manual_values(value: Any) -> dict[str, str]:
+    """A manual run's `values` (Conveyor's extension): the parameters `%u-NAME` reads.
+
+    An object of names (`[A-Za-z0-9_]+`) to strings, numbers or booleans,
+    within Files.com's limits for webhook parameters (190 characters each,
+    550 in all); RequestParamsInvalid otherwise.
+    """
+    if not isinstance(value, dict):
+        raise errors.RequestParamsInvalid('values must be an object such as {"username": "bob"}.')
+    found: dict[str, str] = {}
+    for name, item in value.items():
+        if not _NAME.fullmatch(name):
+            raise errors.RequestParamsInvalid(
+                f"values: {name[:40]!r} is not a parameter name (letters, digits and _)."
+            )
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif isinstance(item, str | int | float):
+            text = str(item)
+        else:
+            raise errors.RequestParamsInvalid(
+                f"values.{name} must be a string, a number or a boolean."
+            )
+        if len(text) > MAX_PARAMETER_CHARS:
+            raise errors.RequestParamsInvalid(
+                f"values.{name} is {len(text)} characters long; the limit is {MAX_PARAMETER_CHARS}."
+            )
+        found[name] = text
+    total = sum(len(text) for text in found.values())
+    if total > MAX_PARAMETERS_CHARS:
+        raise errors.RequestParamsInvalid(
+            f"values are {total} characters in total; the limit is {MAX_PARAMETERS_CHARS}."
+        )
+    return found
 
 
 def webhook_params(payload: Mapping[str, Any]) -> dict[str, str]:

@@ -442,6 +442,8 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
         kind, payload = inputs if inputs is not None else (None, {})
         only = [entry["path"] for entry in payload["files"]] if kind == "files" else None
         params = webhook_params(payload) if kind == "webhook" else None
+        if kind == "manual":
+            params = dict(payload["values"])
         try:
             plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only, params)
             failure = None
