@@ -354,8 +354,12 @@ def test_manual_run_values_fill_parameter_tokens(api: Client, root: Path) -> Non
     assert run["status"] == "success"
     assert tree(root, "users") == {"users/carol/report.csv": "r"}
     assert "Started by a manual run with values: username=carol" in log_of(run)
-    # Without the value the run fails with the reason; nothing is written.
+    # Without values, or without this one, the run fails with the reason; nothing is written.
     run = api.run(created["id"])
+    assert run["status"] == "failure"
+    assert "%u-username names a parameter, and this run was given none" in log_of(run)
+    response = api.post(f"/automations/{created['id']}/manual_run", {"values": {"user": "x"}})
+    run = api.finished(response.json())
     assert run["status"] == "failure"
     assert "parameter 'username' (used by %u-username) was not sent" in log_of(run)
     assert tree(root, "users") == {"users/carol/report.csv": "r"}

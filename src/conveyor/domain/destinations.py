@@ -26,6 +26,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def parse(template: str, what: str = "destination") -> tuple[Piece, ...]:
             if name is None:
                 raise errors.RequestParamsInvalid(
                     f"{what} {template[:80]!r}: %u- must be followed by a webhook parameter "
-                    "name (letters, digits, _), as in %u-username; write %u%% for the weekday."
+                    "name (letters, digits, _), as in %u-username."
                 )
             token("param", name.group())
             i = name.end()
@@ -139,11 +140,9 @@ class Context:
 
 
 def split_name(name: str) -> tuple[str, str]:
-    """(base, extension without the dot); a leading dot does not start an extension."""
-    base, dot, extension = name.rpartition(".")
-    if not dot or not base:
-        return name, ""
-    return base, extension
+    """(base, extension without the dot); leading dots do not start an extension."""
+    base, extension = posixpath.splitext(name)
+    return base, extension[1:]
 
 
 def _trigger_value(arg: str, path: str) -> str:
