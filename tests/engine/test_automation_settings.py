@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from engine_world import World
 
+from conveyor.domain.automations import Automation, AutomationType, Trigger, path_root
 from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine.leases import claim_next
+from conveyor.engine.watcher import Change, events_for
 from conveyor.store import automations, triggers
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
@@ -112,3 +114,44 @@ def test_always_serialize_jobs_plans_a_run_only_after_the_earlier_one_finished(
     second_view = world.view(second)
     assert first_done is not None and second_view.lease.planning_at is not None
     assert second_view.lease.planning_at >= first_done
+
+
+def test_a_file_event_run_of_a_glob_path_acts_on_the_files_in_matching_folders(
+    world: World,
+) -> None:
+    for name in ("drop/a/x.csv", "drop/a/sub/z.csv", "drop/b.csv", "other/y.csv"):
+        world.write(name, name)
+    automation = action_automation(world, path="drop/*", source="*.csv", destinations=("./done/",))
+    run_id = file_event_run(
+        world, automation, "drop/a/x.csv", "drop/a/sub/z.csv", "drop/b.csv", "other/y.csv"
+    )
+    world.worker().drain()
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS, view.log
+    assert (view.run.successful_operations, view.run.failed_operations) == (1, 0)
+    assert world.files("drop/a/done") == {"drop/a/done/x.csv": b"drop/a/x.csv"}
+    assert path_root("drop/*") == "drop"  # what the watcher watches
+    assert path_root("a/b/c*/d") == "a/b"
+    assert path_root("") == ""
+
+
+def test_an_action_automation_never_fires_on_what_its_relative_destination_made(
+    backend: str,
+) -> None:
+    automation = Automation(
+        id=1,
+        user_id=1,
+        automation=AutomationType.COPY_FILE,
+        trigger=Trigger.ACTION,
+        path="in/*",
+        source="**",
+        destinations=("./done/%Y/",),
+        trigger_actions=("create",),
+    )
+    changes = [
+        Change("create", "in/a/x.txt"),
+        Change("create", "in/a/done/2024/x.txt"),  # its own output
+        Change("create", "in/a/sub/done/2024/y.txt"),  # output for a file in a subfolder
+        Change("create", "elsewhere/z.txt"),  # outside the path
+    ]
+    assert events_for(automation, changes) == [Change("create", "in/a/x.txt")]
