@@ -652,8 +652,11 @@ def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str
                 raise errors.RequestParamsInvalid(
                     f"{name} for interval {interval} must be between {low} and {high}."
                 )
-    elif merged.get("recurring_days") and "recurring_days" in values:
-        raise errors.RequestParamsInvalid("recurring_days applies to the daily trigger only.")
+    elif merged.get("recurring_days"):
+        raise errors.RequestParamsInvalid(
+            "recurring_days applies to the daily trigger only (send recurring_days: [] "
+            "with another trigger)."
+        )
     elif interval is not None and "interval" in values and values["interval"] not in INTERVALS:
         raise errors.RequestParamsInvalid("interval must be one of " + ", ".join(INTERVALS) + ".")
     for day in merged.get("schedule_days_of_week") or ():
