@@ -53,6 +53,7 @@ from conveyor.clock import Clock
 from conveyor.domain.automations import Automation, path_root
 from conveyor.domain.destinations import split_relative
 from conveyor.engine.storage import is_temp_name
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 from conveyor.store.triggers import FileState, covers
@@ -539,8 +540,8 @@ class Watcher:
                 # between the comparison and the first event.
                 self._watching.wait(10 * REFRESH_SECONDS)
             self.catch_up()
-        except Exception:
-            log.exception("file watcher start-up failed; retrying in its loop")
+        except Exception as exc:
+            outage.log_failure(log, "file watcher start-up failed; retrying in its loop", exc)
         self._ready.set()
         while not self.stop_event.wait(tick):
             try:
@@ -554,8 +555,8 @@ class Watcher:
                 paths = self.take_ready()
                 if paths:
                     self.handle(paths)
-            except Exception:  # keep watching; the next rescan finds anything missed
-                log.exception("file watcher step failed")
+            except Exception as exc:  # keep watching; the next rescan finds anything missed
+                outage.log_failure(log, "file watcher step failed", exc)
 
     def start(self) -> Watcher:
         self.root.mkdir(parents=True, exist_ok=True)
