@@ -150,7 +150,10 @@ def automation_needs(automation: Automation) -> list[tuple[Need, str, bool, str]
     for destination in automation.destinations:
         if destination.startswith(("./", "../")) or destination in (".", ".."):
             continue
-        folder, templated = _static_folder(destination, "%")
+        if kind is AutomationType.CREATE_FOLDER:
+            # Folders are made below `path` (which may hold wildcards).
+            destination = "/".join(part for part in (automation.path, destination) if part)
+        folder, templated = _static_folder(destination, "%" + _GLOB_CHARS)
         if templated:
             subtree = True
         elif kind is AutomationType.CREATE_FOLDER:

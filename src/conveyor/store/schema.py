@@ -97,6 +97,11 @@ automations = Table(
     Column("interval", String(16), nullable=True),
     Column("recurring_day", Integer, nullable=True),
     Column("webhook_secret", String(64), nullable=True),
+    # Migration 0008: more Files.com settings (recurring_days is JSON text).
+    Column("recurring_days", Text, nullable=False, server_default=""),
+    Column("holiday_region", Text, nullable=False, server_default=""),
+    Column("always_serialize_jobs", Boolean, nullable=False, server_default=false()),
+    Column("value_limit", Integer, nullable=True),
     Index("ix_automations_webhook_secret", "webhook_secret", unique=True),
 )
 
