@@ -8,7 +8,7 @@ this migration start with no permission and act only where an admin grants
 them. Admins need no permission.
 
 Revision ID: 0009_permissions
-Revises: 0006
+Revises: 0008_automation_settings
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_permissions"
-down_revision = "0006"
+down_revision = "0008_automation_settings"
 branch_labels = None
 depends_on = None
 
