@@ -319,6 +319,10 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
     read_field = query.sort.field
     if query.status is not None and read_field == "status":
         read_field = None
+    if query.narrowed:
+        scope, narrowing = _narrowed_scope(scope, query, params)
+    else:
+        narrowing = ()
     return keyset_reads(
         dialect,
         columns=RUN_COLUMNS,
@@ -330,12 +334,36 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=("automation_runs", query.status is not None),
+        cache_key=("automation_runs", query.status is not None, *narrowing),
     )
+
+
+def _narrowed_scope(
+    scope: tuple[ColumnElement[bool], ...], query: RunListQuery, params: dict[str, Any]
+) -> tuple[tuple[ColumnElement[bool], ...], tuple[str, ...]]:
+    """The web UI's extra narrowing (trigger, created_at range) as bound conditions,
+    and which of them are present (part of the statement cache's key)."""
+    present = []
+    if query.trigger is not None:
+        scope = (*scope, runs_t.c.trigger == _TRIGGER)
+        params["trigger"] = query.trigger
+        present.append("trigger")
+    if query.created_from is not None:
+        scope = (*scope, runs_t.c.created_at >= _CREATED_FROM)
+        params["created_from"] = query.created_from
+        present.append("from")
+    if query.created_before is not None:
+        scope = (*scope, runs_t.c.created_at < _CREATED_BEFORE)
+        params["created_before"] = query.created_before
+        present.append("before")
+    return scope, tuple(present)
 
 
 _AUTOMATION_ID = bindparam("automation_id", type_=runs_t.c.automation_id.type)
 _STATUS = bindparam("status", type_=runs_t.c.status.type)
+_TRIGGER = bindparam("trigger", type_=runs_t.c.trigger.type)
+_CREATED_FROM = bindparam("created_from", type_=runs_t.c.created_at.type)
+_CREATED_BEFORE = bindparam("created_before", type_=runs_t.c.created_at.type)
 # Built once: the statements are compiled once per shape anyway (keyset's cache_key).
 _AUTOMATION_SCOPE: tuple[ColumnElement[bool], ...] = (runs_t.c.automation_id == _AUTOMATION_ID,)
 _AUTOMATION_STATUS_SCOPE = (*_AUTOMATION_SCOPE, runs_t.c.status == _STATUS)
