@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Page
+
+from conveyor.store.database import Database
+from conveyor.testing.seed import Account, Seeder
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -15,6 +19,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+FOLDERS = [f"e2e/folder-{n}" for n in range(1, 7)]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -24,3 +29,13 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@dataclass
+class World:
+    url: str
+    db: Database
+    seed: Seeder
+    storage: Path
+    alice: Account
+    bob: Account

@@ -9,60 +9,16 @@ still in progress when its page opens and the page has to follow it live.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-from e2e_browser import screenshot
+from e2e_browser import FOLDERS, World, screenshot
 from e2e_checks import audit, security_headers
 from playwright.sync_api import Page, Response, expect
 
-from conveyor.api.app import create_app
 from conveyor.clock import SystemClock
-from conveyor.config import Settings
-from conveyor.engine.hooks import ENV_VAR as ENGINE_DELAYS
-from conveyor.engine.service import embedded_services
 from conveyor.store import automations as automations_store
-from conveyor.store.database import Database
-from conveyor.testing.seed import Account, Seeder
-from conveyor.testing.server import ServerThread
+from conveyor.testing.seed import Account
 
 SECOND = 1_000_000
-FOLDERS = [f"e2e/folder-{n}" for n in range(1, 7)]
-
-
-@dataclass
-class World:
-    url: str
-    db: Database
-    seed: Seeder
-    storage: Path
-    alice: Account
-    bob: Account
-
-
-@pytest.fixture
-def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    url = database_url
-    # 1 s between planning and its commit, 0.4 s per operation: a run of six
-    # operations takes seconds, long enough to be watched, short for a test.
-    monkeypatch.setenv(ENGINE_DELAYS, "plan=1.0,operation=0.4")
-    settings = Settings.from_env(
-        {
-            "CONVEYOR_HOME": str(tmp_path / "home"),
-            "CONVEYOR_DATABASE_URL": url,
-            "CONVEYOR_EMBEDDED_WORKERS": "1",
-            "CONVEYOR_POLL_INTERVAL": "0.2",
-        }
-    )
-    db = Database(url)
-    seed = Seeder(db)
-    alice, bob = seed.account("alice"), seed.account("bob")
-    app = create_app(settings, db, services=embedded_services())
-    with ServerThread(app) as running:
-        yield World(running.url, db, seed, settings.storage_root, alice, bob)
-    db.dispose()
 
 
 def folders_automation(world: World, owner: Account, name: str) -> int:

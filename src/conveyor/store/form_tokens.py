@@ -46,12 +46,13 @@ def claim(conn: Connection, token: str, now: int) -> str | None:
     insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     cutoff = f"{PREFIX}{max(0, now - MAX_AGE_US) // 1_000_000:0{_TIME_DIGITS}x}"
     conn.execute(delete(settings).where(settings.c.key >= PREFIX, settings.c.key < cutoff))
-    done = conn.execute(
+    claimed = conn.execute(
         insert(settings)
         .values(key=PREFIX + token, value="")
         .on_conflict_do_nothing(index_elements=["key"])
-    )
-    if done.rowcount == 1:
+        .returning(settings.c.key)
+    ).first()
+    if claimed is not None:
         return None
     value = conn.execute(
         select(settings.c.value).where(settings.c.key == PREFIX + token)
