@@ -101,9 +101,9 @@ def test_create_run_watch_edit_disable_delete(page: Page, world: World) -> None:
         "Success", timeout=30_000
     )
     for folder in FOLDERS:
-        expect(page.locator("#log .line").filter(has_text=f"Created folder {folder}.")).to_have_count(
-            1
-        )
+        expect(
+            page.locator("#log .line").filter(has_text=f"Created folder {folder}.")
+        ).to_have_count(1)
     with world.db.read() as conn:
         run = runs_store.get_run(conn, run_id)
     assert run is not None and run.status.value == "success"
@@ -164,7 +164,7 @@ def test_webhook_url_is_shown_and_copied(browser: Browser, world: World) -> None
         page.get_by_label(re.compile("^Destinations")).fill("outbox/")
         page.get_by_label("Trigger", exact=True).select_option("webhook")
         page.get_by_role("button", name="Create automation").click()
-        url_field = page.get_by_label("Webhook URL")
+        url_field = page.get_by_role("textbox", name="Webhook URL")
         expect(url_field).to_have_value(re.compile(r"/api/rest/v1/webhooks/[0-9a-f]{48}$"))
         page.get_by_role("button", name="Copy").click()
         expect(page.get_by_text("Copied.")).to_be_visible()
@@ -214,7 +214,9 @@ def test_run_log_follows_filters_pages_and_shows_local_times(
     assert at_bottom()
     # Times: the reader's zone, UTC on hover; the setting shows UTC.
     first_time = log.locator("time").first
-    expect(first_time).to_have_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|CEST|GMT\+\d)$"))
+    expect(first_time).to_have_text(
+        re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|CEST|GMT\+\d)$")
+    )
     expect(first_time).to_have_attribute("title", re.compile(r" UTC$"))
     page.get_by_role("button", name="Show times in UTC").click()
     expect(first_time).to_have_text(re.compile(r" UTC$"))
