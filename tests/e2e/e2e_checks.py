@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from e2e_browser import SCREENSHOTS, VIEWPORT
 from playwright.sync_api import Page
 
 _AUDIT = (Path(__file__).with_name("audit.js")).read_text()
@@ -60,3 +61,22 @@ def no_horizontal_scroll(page: Page) -> None:
         "({page: document.documentElement.scrollWidth, view: window.innerWidth})"
     )
     assert widths["page"] <= widths["view"], f"{page.url} lays out at {widths}"
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def check_page(page: Page, name: str) -> None:
+    """axe-core at 1280x800 (light) and 390x844 (light and dark), no page-wide horizontal
+    scroll on the phone, and a screenshot at each size under test-artifacts/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
+    axe(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    no_horizontal_scroll(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"))
+    page.emulate_media(color_scheme="dark")
+    axe(page)
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from e2e_browser import FOLDERS, SCREENSHOTS, VIEWPORT, World
-from e2e_checks import audit, axe, no_horizontal_scroll
+from e2e_browser import FOLDERS, VIEWPORT, World
+from e2e_checks import audit, axe, check_page
 from playwright.sync_api import Browser, Page, expect
 
 from conveyor.clock import SystemClock
@@ -19,24 +19,6 @@ from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.store import automations as automations_store
 from conveyor.store import runs as runs_store
 from conveyor.store.schema import automations as automations_t
-
-PHONE = {"width": 390, "height": 844}
-
-
-def check_page(page: Page, name: str) -> None:
-    """axe-core at 1280x800 (light) and 390x844 (light and dark), no page-wide horizontal
-    scroll on the phone, and a screenshot at each size under test-artifacts/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
-    axe(page)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
-    no_horizontal_scroll(page)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"))
-    page.emulate_media(color_scheme="dark")
-    axe(page)
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
 
 
 def tab_to(page: Page, selector: str, limit: int = 60) -> None:
@@ -262,8 +244,7 @@ def test_run_log_follows_filters_pages_and_shows_local_times(
     page.get_by_label("Search").fill("LINE 12")
     page.get_by_role("button", name="Filter").click()
     expect(log.locator(".line .text")).to_have_text(
-        ["line 12", "line 120", "line 121", "line 122", "line 123", "line 124"]
-        + ["line 125", "line 126", "line 127", "line 128", "line 129"]
+        ["line 12", *[f"line {n}" for n in range(120, 130)]]
     )
     page.get_by_role("link", name="Clear").click()
     page.get_by_role("link", name="← Earlier 500 lines").click()

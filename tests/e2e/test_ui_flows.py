@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from e2e_browser import FOLDERS, World, screenshot
-from e2e_checks import audit, security_headers
+from e2e_browser import FOLDERS, World
+from e2e_checks import audit, check_page, security_headers
 from playwright.sync_api import Page, Response, expect
 
 from conveyor.clock import SystemClock
@@ -86,7 +86,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to Conveyor")
     security_headers(first.headers)
     audit(page, expect_status_marks=False)
-    screenshot(page, "sign-in")
+    check_page(page, "sign-in")
     page.get_by_label("API key").fill(world.alice.key)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(world.url + "/automations")
@@ -103,7 +103,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     expect(row.locator(".strip .mark")).to_have_count(2)
     expect(row).to_contain_text("1 of 2 finished runs succeeded")
     audit(page)
-    screenshot(page, "automations")
+    check_page(page, "automations")
 
     # A form post without the session's token is refused, and creates nothing.
     forged = page.request.post(f"{world.url}/automations/{automation}/run", form={"x": "1"})
@@ -143,7 +143,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     page.wait_for_timeout(3000)
     assert len(live) == asked, "polling went on after the run finished"
     audit(page)
-    screenshot(page, "run")
+    check_page(page, "run")
 
     # Signing out ends the session: pages send you back to the sign-in form.
     page.get_by_role("button", name="Sign out").click()
@@ -167,7 +167,7 @@ def test_filter_sort_and_page_the_runs(page: Page, world: World) -> None:
     page.get_by_role("link", name="Archive").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Archive")
     audit(page)
-    screenshot(page, "automation")
+    check_page(page, "automation")
 
     def shown_ids() -> list[int]:
         return [int(t) for t in page.locator("#runs tbody th a").all_inner_texts()]
@@ -207,4 +207,4 @@ def test_other_users_automations_and_runs_are_not_found(page: Page, world: World
         expect(page.locator("body")).not_to_contain_text("Bob's secret")
         expect(page.locator("body")).not_to_contain_text("bob/private")
         audit(page, expect_status_marks=False)
-    screenshot(page, "not-found")
+    check_page(page, "not-found")
