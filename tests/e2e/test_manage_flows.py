@@ -91,12 +91,12 @@ def test_create_run_watch_edit_disable_delete(page: Page, world: World) -> None:
     assert run is not None and run.status.value == "success"
     assert all((world.storage / folder).is_dir() for folder in FOLDERS)
     audit(page)
-    check_page(page, "run")
+    check_page(page, "run-keyboard")
 
     # Edit: a custom schedule, previewed, then saved.
     page.goto(f"{world.url}/automations/{automation_id}")
     audit(page)
-    check_page(page, "automation")
+    check_page(page, "automation-after-run")
     page.get_by_role("link", name="Edit").click()
     expect(page.get_by_label("Days of the week (custom_schedule trigger)")).to_be_hidden()
     page.get_by_label("Name").fill("Weekday folders")
