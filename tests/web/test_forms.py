@@ -17,6 +17,7 @@ from web_client import WebClient, form_token
 from web_site import NOW, Site
 
 from conveyor.domain.automations import Automation, AutomationType, Trigger
+from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.domain.schedules import schedule_of, upcoming_slots
 from conveyor.store import automations as automations_store
 from conveyor.store import runs as runs_store
@@ -498,3 +499,45 @@ def test_runs_table_shows_the_trigger_and_filters_by_trigger_and_date(site: Site
     )
     nothing = client.get(f"/automations/{automation}", params={"trigger": "action"}).text
     assert "No runs match these filters" in nothing
+
+
+def test_run_page_pages_and_filters_its_log_without_javascript(site: Site) -> None:
+    client, alice = signed_in(site)
+    automation = site.seed.automation(alice, "Chatty")
+    run = site.seed.run(automation, stage=RunStage.EXECUTING)
+    with site.db.write() as conn:
+        for n in range(1203):
+            level = MessageLevel.ERROR if n % 100 == 0 else MessageLevel.INFO
+            runs_store.append_message(conn, run.id, NOW, f"line {n} <b>", level)
+
+    def texts(html: str) -> list[str]:
+        return [unescape(t) for t in re.findall(r'<span class="text">([^<]*)</span>', html)]
+
+    def link(html: str, label: str) -> str:
+        found = re.search(rf'<a href="([^"]+)">{re.escape(label)}', html)
+        assert found, label
+        return unescape(found.group(1))
+
+    latest = client.get(f"/runs/{run.id}").text
+    assert texts(latest) == [f"line {n} <b>" for n in range(703, 1203)]
+    assert 'data-at-tail="true"' in latest and "Later lines" not in latest
+    middle = client.get(link(latest, "← Earlier 500 lines")).text
+    assert texts(middle) == [f"line {n} <b>" for n in range(203, 703)]
+    assert 'data-at-tail="false"' in middle
+    first = client.get(link(middle, "← Earlier 500 lines")).text
+    assert texts(first) == [f"line {n} <b>" for n in range(203)]
+    assert "Earlier 500 lines" not in first
+    forward = client.get(link(first, "Later lines →")).text
+    assert texts(forward) == [f"line {n} <b>" for n in range(203, 703)]
+    assert client.get(link(forward, "Latest lines")).text.count('<li class="line') == 500
+    errors_only = client.get(f"/runs/{run.id}", params={"level": "error"}).text
+    assert texts(errors_only) == [f"line {n} <b>" for n in range(0, 1203, 100)]
+    found = client.get(f"/runs/{run.id}", params={"q": "LINE 11"}).text
+    assert texts(found) == [f"line {n} <b>" for n in [11, *range(110, 120), *range(1100, 1200)]]
+    nothing = client.get(f"/runs/{run.id}", params={"q": "no such line"}).text
+    assert "No lines match." in nothing
+    for params in ({"level": "debug"}, {"before": "x"}, {"after": "-1"}, {"q": "x" * 201}):
+        assert client.get(f"/runs/{run.id}", params=params).status_code == 400, params
+    # A reader of earlier lines polls for the run's fields only.
+    live = client.get(f"/runs/{run.id}/live", params={"log": "none"}).json()
+    assert live["messages"] == [] and live["run"]["id"] == run.id
