@@ -127,15 +127,6 @@ def stage_times(conn: Connection, run_id: int) -> StageTimes | None:
     return None if row is None else StageTimes(*row)
 
 
-def run_triggers(conn: Connection, run_ids: Iterable[int]) -> dict[int, str]:
-    """Each run's trigger (what created it), for a page of runs."""
-    ids = list(run_ids)
-    if not ids:
-        return {}
-    rows = conn.execute(select(runs_t.c.id, runs_t.c.trigger).where(runs_t.c.id.in_(ids)))
-    return {row[0]: row[1] for row in rows}
-
-
 @dataclass(frozen=True, slots=True)
 class LogPage:
     """Log lines (id, created_at, level, message) oldest first, and whether

@@ -298,12 +298,15 @@ Page = KeysetPage
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
 
 
-def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query))
+def list_runs(conn: Connection, query: RunListQuery, with_trigger: bool = False) -> Page:
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
+    `with_trigger` adds each run's trigger after RUN_COLUMNS (the web UI's table)."""
+    return run_reads(conn, list_runs_reads(conn.dialect, query, with_trigger))
 
 
-def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
+def list_runs_reads(
+    dialect: Dialect, query: RunListQuery, with_trigger: bool = False
+) -> Reads[Page]:
     """`list_runs` as a reading generator (`store.prepared.Read`).
 
     With filter[status], sorting by status is sorting by id (one status), which
@@ -325,7 +328,7 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         narrowing = ()
     return keyset_reads(
         dialect,
-        columns=RUN_COLUMNS,
+        columns=(*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS,
         table_columns=runs_t.c,
         read_field=read_field,
         descending=query.sort.descending,
@@ -334,7 +337,7 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=("automation_runs", query.status is not None, *narrowing),
+        cache_key=("automation_runs", query.status is not None, with_trigger, *narrowing),
     )
 
 

@@ -178,8 +178,9 @@ class RunLine:
     trigger: str
 
 
-def run_line(row: Any, now: int, trigger: str) -> RunLine:
-    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed = row
+def run_line(row: Any, now: int) -> RunLine:
+    """A row of list_runs(..., with_trigger=True)."""
+    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed, trigger = row
     took = presentation.run_duration(created_at, completed_at, now)
     return RunLine(
         run_id, created_at, runtime, completed_at, status, stage, ok, failed, took, trigger
@@ -245,8 +246,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
         query = parse_page_query(pairs, target, context.codec)
-        page = runs_store.list_runs(conn, query)
-        triggers = run_views.run_triggers(conn, [row[0] for row in page.rows])
+        page = runs_store.list_runs(conn, query, with_trigger=True)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 
@@ -274,7 +274,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         statuses=[status.value for status in RunStatus],
         page_sizes=sorted({*PAGE_SIZES, query.per_page}),
         columns=sort_columns(target, query),
-        runs=runs_html([run_line(row, now, triggers.get(row[0], "")) for row in page.rows]),
+        runs=runs_html([run_line(row, now) for row in page.rows]),
         triggers=[t.value for t in Trigger],
         filter_from=_day_text(query.created_from),
         filter_to=_day_text(query.created_before, end=True),
