@@ -205,7 +205,11 @@ def run_page(run_id: str, request: Request) -> Response:
             level=view.level,
             search=view.search,
         )
-        log_expires_at = retention_store.log_expiry(conn, target, context.settings.retention_days)
+        log_expires_at = None
+        if row[6] == RunStage.FINISHED.value:  # shown for a finished run only
+            log_expires_at = retention_store.log_expiry(
+                conn, target, context.settings.retention_days
+            )
     lines = log.lines
     now = context.clock.now()
     fields = run_fields(row, now)
