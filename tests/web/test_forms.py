@@ -237,6 +237,8 @@ BAD: list[tuple[list[tuple[str, str]], str]] = [
         [("automation", "create_folder"), ("destinations", "a"), ("trigger", "action")],
         "trigger_actions",
     ),
+    # Longer than the name column: refused on both databases (PostgreSQL failed the insert).
+    ([("automation", "create_folder"), ("destinations", "a"), ("name", "n" * 256)], "name"),
 ]
 
 
