@@ -118,7 +118,10 @@ def test_create_run_watch_edit_disable_delete(page: Page, world: World) -> None:
     assert edited.schedule_days_of_week == (1, 3, 5) and edited.schedule_times_of_day == ("07:30",)
 
     # Disable, then delete with confirmation.
-    page.get_by_role("button", name="Disable").click()
+    page.get_by_role("link", name="Disable…").click()
+    expect(page.get_by_text("A run still queued finishes as a failure")).to_be_visible()
+    check_page(page, "disable")
+    page.get_by_role("button", name="Disable automation").click()
     expect(page.get_by_role("button", name="Run now")).to_be_disabled()
     assert automation_row(world, automation_id).disabled is True  # type: ignore[union-attr]
     page.get_by_role("link", name="Delete…").click()

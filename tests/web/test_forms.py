@@ -418,6 +418,11 @@ def test_disable_enable_and_delete(site: Site) -> None:
     automation = api(site, alice, "POST", "/automations", body).json()["id"]
     run = site.seed.run(automation, outcome=(1, 0))
     token = client.token()
+    confirm_off = client.get(f"/automations/{automation}/disable")
+    assert confirm_off.status_code == 200
+    assert "A run still queued finishes as a failure" in confirm_off.text
+    assert form_token(confirm_off.text) == token
+    assert api(site, alice, "GET", f"/automations/{automation}").json()["disabled"] is False
     off = post(client, f"/automations/{automation}/disable", [("csrf_token", token)])
     assert off.headers["location"] == f"/automations/{automation}?disabled=1"
     page = client.get(off.headers["location"]).text
@@ -448,6 +453,7 @@ def test_other_users_automations_cannot_be_changed(site: Site) -> None:
     token = client.token()
     assert client.get(f"/automations/{theirs}/edit").status_code == 404
     assert client.get(f"/automations/{theirs}/delete").status_code == 404
+    assert client.get(f"/automations/{theirs}/disable").status_code == 404
     for action in ("disable", "delete"):
         response = post(client, f"/automations/{theirs}/{action}", [("csrf_token", token)])
         assert response.status_code == 404

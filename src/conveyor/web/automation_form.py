@@ -387,21 +387,31 @@ async def enable_automation(automation_id: str, request: Request) -> Response:
     return await _state_change(request, automation_id, False)
 
 
-@router.get("/automations/{automation_id}/delete")
-def confirm_delete(automation_id: str, request: Request) -> Response:
+def _confirm(request: Request, automation_id: str, template: str, verb: str) -> Response:
+    """A page saying what the action does, with the form that does it."""
     context = ctx(request)
     target = parse_id(automation_id, "automation")
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
     return render(
-        "confirm_delete.html",
-        title=f"Delete {automation.name or f'automation {automation.id}'}?",
+        template,
+        title=f"{verb} {automation.name or f'automation {automation.id}'}?",
         user=session.user,
         csrf_token=session.csrf_token,
         now=context.clock.now(),
         automation=automation,
     )
+
+
+@router.get("/automations/{automation_id}/disable")
+def confirm_disable(automation_id: str, request: Request) -> Response:
+    return _confirm(request, automation_id, "confirm_disable.html", "Disable")
+
+
+@router.get("/automations/{automation_id}/delete")
+def confirm_delete(automation_id: str, request: Request) -> Response:
+    return _confirm(request, automation_id, "confirm_delete.html", "Delete")
 
 
 @router.post("/automations/{automation_id}/delete")
