@@ -29,8 +29,10 @@ from conveyor.domain.listing import (
     parse_sort,
     query_pairs,
 )
+from conveyor.domain.permissions import check_automation
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as store
+from conveyor.store import permissions as permission_store
 from conveyor.store import runs as runs_store
 
 router = APIRouter(prefix="/api/rest/v1")
@@ -102,6 +104,22 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+DATA_PLANE_FIELDS = (
+    "automation",
+    "path",
+    "source",
+    "destinations",
+    "flatten_destination_structure",
+)
+
+
+def check_data_plane(conn: Connection, automation: Automation) -> None:
+    """Refuse (403, naming the path) an automation its owner may not read or write with."""
+    grants = permission_store.grants_for_user(conn, automation.user_id)
+    if grants is not None:
+        check_automation(automation, grants)
+
+
 def visible_automation(conn: Connection, request: Request, automation_id: int) -> Automation:
     """Authenticate, then the automation the caller may see; NotFound otherwise."""
     user = authenticate(conn, request)
@@ -158,6 +176,7 @@ async def create_automation(request: Request) -> Response:
         new_id = store.create_automation(conn, user.id, context.clock.now(), **values)
         created = store.get_automation(conn, new_id)
         assert created is not None
+        check_data_plane(conn, created)  # raising rolls the insert back
         return created
 
     created = context.db.run_write(work)
@@ -181,7 +200,12 @@ async def update_automation(automation_id: str, request: Request) -> Response:
     def work(conn: Any) -> Automation:
         current = visible_automation(conn, request, target)
         values = validate_fields(body, current)
-        return store.update_automation(conn, current, values, context.clock.now())
+        updated = store.update_automation(conn, current, values, context.clock.now())
+        # A change of where it reads or writes is checked; renaming or disabling an
+        # automation whose permission was revoked stays possible.
+        if any(getattr(current, name) != getattr(updated, name) for name in DATA_PLANE_FIELDS):
+            check_data_plane(conn, updated)  # raising rolls the update back
+        return updated
 
     updated = context.db.run_write(work)
     return _respond(encode_automation(updated, context.base_url(request)))

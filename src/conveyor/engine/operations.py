@@ -94,6 +94,8 @@ class Operation:
         if self.kind is Kind.REFUSE:
             if self.source is None:
                 return f"refuse folder {self.destination}: {self.reason}"
+            if self.destination is None:  # a delete refused
+                return f"refuse {self.source}: {self.reason}"
             return f"refuse {self.source} -> {self.destination}: {self.reason}"
         verb = self.kind.value
         if self.action is Action.SKIP:
@@ -135,7 +137,7 @@ def perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None 
 
 def _perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:
     if op.kind is Kind.REFUSE:
-        what = f"{op.source} -> {op.destination}" if op.source else f"{op.destination}"
+        what = " -> ".join(path for path in (op.source, op.destination) if path is not None)
         return Outcome(State.FAILED, f"Refused {what}: {op.reason}.")
     if op.kind is Kind.CREATE_FOLDER:
         assert op.destination is not None

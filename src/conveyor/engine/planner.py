@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection
 
 from conveyor.domain.automations import Automation, AutomationType, check_path
 from conveyor.domain.errors import ConveyorError
+from conveyor.domain.permissions import automation_refusal
 from conveyor.domain.runs import MessageLevel, RunStage
+from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
 from conveyor.engine.operations import Action, Kind, Operation
@@ -23,6 +25,7 @@ from conveyor.engine.patterns import compile_glob, format_date_pattern
 from conveyor.engine.storage import PathEscape, Storage
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
+from conveyor.store import permissions as permission_store
 from conveyor.store import runs as run_store
 from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
@@ -269,10 +272,16 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
         with engine.db.read() as conn:
             run = run_store.get_run(conn, claim.run_id)
             only = trigger_store.run_files(conn, claim.run_id)
+            grants = permission_store.grants_for_user(conn, automation.user_id)
         assert run is not None
         try:
             plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only)
             failure = None
+            if grants is not None and plan is not None:  # a non-admin's: folder permissions
+                denied = automation_refusal(automation, grants)
+                if denied is not None:
+                    raise PlanningFailed(f"permission denied: {denied}")
+                plan = Plan(access.restrict(plan.operations, grants), plan.summary)
         except PlanningFailed as exc:
             plan, failure = None, f"Planning failed: {exc}."
         except OSError as exc:

@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection
 from conveyor.clock import Clock
 from conveyor.domain.automations import Automation
 from conveyor.engine.storage import is_temp_name
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 from conveyor.store.triggers import FileState, covers
@@ -527,8 +528,8 @@ class Watcher:
                 # between the comparison and the first event.
                 self._watching.wait(10 * REFRESH_SECONDS)
             self.catch_up()
-        except Exception:
-            log.exception("file watcher start-up failed; retrying in its loop")
+        except Exception as exc:
+            outage.log_failure(log, "file watcher start-up failed; retrying in its loop", exc)
         self._ready.set()
         while not self.stop_event.wait(tick):
             try:
@@ -542,8 +543,8 @@ class Watcher:
                 paths = self.take_ready()
                 if paths:
                     self.handle(paths)
-            except Exception:  # keep watching; the next rescan finds anything missed
-                log.exception("file watcher step failed")
+            except Exception as exc:  # keep watching; the next rescan finds anything missed
+                outage.log_failure(log, "file watcher step failed", exc)
 
     def start(self) -> Watcher:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,10 @@ from typing import Any
 __all__ = [
     "AUTOMATION_FIELDS",
     "AUTOMATION_RUN_FIELDS",
+    "PERMISSION_FIELDS",
     "Automation",
     "AutomationRun",
+    "Permission",
     "format_datetime",
     "parse_datetime",
 ]
@@ -217,3 +219,43 @@ _AUTOMATION_LISTS = (
     "schedule_times_of_day",
     "trigger_actions",
 )
+
+
+PERMISSION_FIELDS = (
+    "id",
+    "path",
+    "user_id",
+    "username",
+    "group_id",
+    "group_name",
+    "permission",
+    "recursive",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """A folder permission, with Files.com's field names.
+
+    `path` "" is the storage root; `permission` is ``full``, ``readonly``,
+    ``writeonly`` or ``list``; `recursive` says whether it covers subfolders.
+    Conveyor has no groups, so `group_id` and `group_name` are always None.
+    """
+
+    id: int
+    path: str
+    user_id: int
+    username: str | None
+    group_id: int | None
+    group_name: str | None
+    permission: str
+    recursive: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Permission:
+        """Build from one decoded JSON object; raises KeyError/TypeError if malformed."""
+        return cls(**{name: data[name] for name in PERMISSION_FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the API sends it."""
+        return {name: getattr(self, name) for name in PERMISSION_FIELDS}

@@ -273,3 +273,18 @@ run_daily_counts = Table(
     Column("status", String(16), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+# Folder permissions (Files.com's Permission resource): `path` "" is the storage
+# root; one row per (user, path, permission). Migration 0009 gave every
+# non-admin user of an existing installation `full` on the root.
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("permission", String(16), nullable=False),
+    Column("recursive", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("user_id", "path", "permission", name="uq_permissions_user_path"),
+)
