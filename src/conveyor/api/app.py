@@ -17,6 +17,7 @@ from conveyor.api import (
     automations,
     health,
     openapi_errors,
+    permissions,
     ratelimit,
     retention,
     runs,
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(automations.router, dependencies=first)
     app.include_router(automation_logs.router, dependencies=first)
+    app.include_router(permissions.router, dependencies=first)
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router, dependencies=first)

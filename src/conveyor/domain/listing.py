@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -80,12 +80,27 @@ class RunListQuery:
     sort: Sort
     status: RunStatus | None
     cursor: Cursor | None
+    # Narrowing the web UI's runs table offers (not API parameters: the API's
+    # parser never sets them): the run's trigger, created_at in [from, before).
+    trigger: str | None = None
+    created_from: int | None = None
+    created_before: int | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        return not (
+            self.trigger is None and self.created_from is None and self.created_before is None
+        )
+
     # `user_id`: list as this user (an admin's choice; 0 or absent: the caller).
     user_id: int | None = None
 
     @property
     def scope(self) -> list[Any]:
         """What a cursor is bound to besides the sort: the list it walks."""
+        if self.narrowed:
+            extra = [self.trigger, self.created_from, self.created_before]
+            return ["automation_runs", self.automation_id, self.status, *extra]
         return ["automation_runs", self.automation_id, self.status]
 
 
@@ -323,16 +338,16 @@ def parse_run_list_query(
                 f"({automation_id}), got {filters['automation_id'][:40]!r}."
             )
     user_id = parse_int("user_id", plain.get("user_id"), required=False, minimum=0) or None
-    query = RunListQuery(automation_id, per_page, sort, status, None, user_id)
+    query = RunListQuery(automation_id, per_page, sort, status, None, user_id=user_id)
     token = plain.get("cursor")
     if token:
-        cursor = codec.decode(token, query.scope, sort, key_type=_RUN_KEY_TYPES[sort.field])
-        query = RunListQuery(automation_id, per_page, sort, status, cursor, user_id)
+        cursor = codec.decode(token, query.scope, sort, key_type=RUN_KEY_TYPES[sort.field])
+        query = replace(query, cursor=cursor)
     check_page(plain.get("page"), query.cursor)
     return query
 
 
-_RUN_KEY_TYPES: dict[str | None, type | None] = {None: None, "created_at": int, "status": str}
+RUN_KEY_TYPES: dict[str | None, type | None] = {None: None, "created_at": int, "status": str}
 
 
 # -------------------------------------------------------------------- cursors
