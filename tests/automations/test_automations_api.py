@@ -123,9 +123,9 @@ def test_manual_run_creates_a_queued_run(sdk: None, server: ServerThread, alice:
 def test_disabled_automation_cannot_be_run(sdk: None, db: Database) -> None:
     created = files_sdk.automation.create({**COPY, "disabled": True})
     before = counts(db)
-    with pytest.raises(sdk_errors.APIError) as raised:
+    with pytest.raises(sdk_errors.AutomationCannotBeRunManuallyError) as raised:
         files_sdk.automation.manual_run(created.id)
-    assert raised.value.http_status == 400
+    assert raised.value.http_status == 422
     assert counts(db) == before
 
 
