@@ -3,7 +3,9 @@
 `/healthz`: the process answers. `/readyz`: it can do its work: the database
 answers, its schema is at this version's newest migration, and (unless
 CONVEYOR_READY_REQUIRES_WORKERS is off) some engine process has sent a
-heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT. Otherwise 503 with the reasons.
+heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT, and the background threads this
+process runs (`scheduler`, `file_watcher`, `file_watcher_events`) work.
+Otherwise 503 with the reasons.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from conveyor.api.context import ctx
+from conveyor.observability import components
 from conveyor.store import heartbeats, migrate
 
 router = APIRouter()
@@ -92,6 +95,8 @@ def readyz(request: Request) -> Response:
                     )
     except Exception:  # the check that failed is the answer; its details stay in the server
         log.warning("readiness check failed", exc_info=True)
+    # This process's background threads (scheduler, file watcher): "ok" or why not.
+    checks.update(components.states())
     ready = all(value.startswith("ok") for value in checks.values())
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return Response(

@@ -46,7 +46,10 @@ INTERVALS = (
 TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
 MAX_DESTINATIONS = 100
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# ASCII digits only, and nothing after the minutes (`$` would allow a final newline).
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_SMALL_INT = re.compile(r"-?[0-9]{1,9}")  # what an integer field accepts as a string
+MAX_TIME_ZONE_LENGTH = 64  # the longest IANA or Files.com zone name is 32 characters
 
 # Files.com (Rails) zone names people use most, mapped to IANA names; any
 # IANA name is accepted as well.
@@ -209,8 +212,10 @@ def resolve_time_zone(name: str) -> ZoneInfo:
     """A Files.com zone name ("Eastern Time (US & Canada)") or an IANA name."""
     iana = FILES_COM_ZONES.get(name, name)
     try:
+        if len(iana) > MAX_TIME_ZONE_LENGTH or not iana.isascii():
+            raise ValueError(iana)
         return ZoneInfo(iana)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.RequestParamsInvalid(
             f"schedule_time_zone {name[:60]!r} is not a known time zone; use an IANA name "
             "such as 'America/New_York' or a Files.com name such as "
@@ -334,12 +339,11 @@ def _coerce(name: str, value: Any) -> Any:
             return value.lower() in ("true", "1")
         raise errors.RequestParamsInvalid(f"{name} must be a boolean.")
     if name == "recurring_day":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise errors.RequestParamsInvalid("recurring_day must be an integer.")
-        try:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9:
+            return value
+        if isinstance(value, str) and _SMALL_INT.fullmatch(value):
             return int(value)
-        except ValueError:
-            raise errors.RequestParamsInvalid("recurring_day must be an integer.") from None
+        raise errors.RequestParamsInvalid("recurring_day must be an integer.")
     if name in _LIST_FIELDS:
         if isinstance(value, str):  # Files.com accepts comma-delimited strings for lists
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -348,15 +352,15 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "schedule_days_of_week":
             days = []
             for day in value:
-                if (
-                    isinstance(day, bool)
-                    or not isinstance(day, int | str)
-                    or not str(day).isdigit()
-                ):
+                # An int, or a string of ASCII digits ("٣" and "²" are not days).
+                if isinstance(day, int) and not isinstance(day, bool) and 0 <= day <= 6:
+                    days.append(day)
+                elif isinstance(day, str) and re.fullmatch("[0-6]", day):
+                    days.append(int(day))
+                else:
                     raise errors.RequestParamsInvalid(
                         "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
                     )
-                days.append(int(day))
             return tuple(days)
         if not all(isinstance(item, str) for item in value):
             raise errors.RequestParamsInvalid(f"{name} must be a list of strings.")
@@ -467,7 +471,7 @@ def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str
                 "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
             )
     for time_of_day in merged.get("schedule_times_of_day") or ():
-        if not _TIME_OF_DAY.match(time_of_day):
+        if not _TIME_OF_DAY.fullmatch(time_of_day):
             raise errors.RequestParamsInvalid(
                 f"schedule_times_of_day entry {time_of_day[:20]!r} must be HH:MM (24-hour)."
             )

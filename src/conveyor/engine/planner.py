@@ -20,7 +20,7 @@ from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
 from conveyor.engine.operations import Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob, format_date_pattern
-from conveyor.engine.storage import PathEscape, Storage
+from conveyor.engine.storage import PathEscape, Storage, is_utf8, shown
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
@@ -39,6 +39,12 @@ class Plan:
     operations: list[Operation]
     # Log lines before the per-operation listing: what was matched and why.
     summary: list[str]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An unexpected exception, for a run's log: its type and (bounded) message."""
+    text = str(exc).replace("\n", " ")
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _where(path: str) -> str:
@@ -95,7 +101,7 @@ def _listed(only: list[str], base: str, storage: Storage) -> list[str]:
 
 def _matching_files(
     automation: Automation, storage: Storage, only: list[str] | None = None
-) -> tuple[list[str], int]:
+) -> tuple[list[str], int, list[str]]:
     """Files under `path` matching `source` (relative to `path`), minus exclusions."""
     source = compile_glob(automation.source)
     exclude = compile_glob(automation.exclude_pattern) if automation.exclude_pattern else None
@@ -103,10 +109,14 @@ def _matching_files(
     start = "/".join(part for part in (base, source.prefix) if part)
     matched: list[str] = []
     excluded = 0
+    unreadable: list[str] = []
     listing = storage.walk(start, source.depth) if only is None else _listed(only, base, storage)
     for path in listing:
         relative = path[len(base) + 1 :] if base else path
         if not source.matches(relative):
+            continue
+        if not is_utf8(path):  # never acted on: skipped, and the plan says so
+            unreadable.append(path)
             continue
         # A pattern without a folder part excludes by file name at any depth.
         name = relative.rpartition("/")[2]
@@ -117,7 +127,7 @@ def _matching_files(
             continue
         matched.append(relative)
     matched.sort()
-    return matched, excluded
+    return matched, excluded, unreadable
 
 
 def _target(destination: str, relative: str, automation: Automation) -> str:
@@ -138,7 +148,7 @@ def _plan_files(
     automation: Automation, destinations: list[str], storage: Storage, only: list[str] | None
 ) -> Plan:
     try:
-        matched, excluded = _matching_files(automation, storage, only)
+        matched, excluded, unreadable = _matching_files(automation, storage, only)
     except PathEscape as exc:
         raise PlanningFailed(f"the automation's path {exc}") from None
     kind = automation.automation
@@ -148,6 +158,13 @@ def _plan_files(
     )
     if excluded:
         summary += f" ({excluded} more excluded by '{automation.exclude_pattern}')"
+    if unreadable:
+        names = ", ".join(shown(p) for p in sorted(unreadable)[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        summary += (
+            f" ({_plural(len(unreadable), 'more file')} skipped: the name is not valid UTF-8: "
+            f"{names}{more})"
+        )
     if kind is AutomationType.DELETE_FILE:
         base = automation.path
         ops = [
@@ -277,6 +294,9 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             plan, failure = None, f"Planning failed: {exc}."
         except OSError as exc:
             plan, failure = None, f"Planning failed: could not list files: {exc.strerror}."
+        except Exception as exc:  # a bug or a file it did not expect: say what, once
+            log.exception("automation run %s: planning failed unexpectedly", claim.run_id)
+            plan, failure = None, f"Planning failed unexpectedly: {describe_error(exc)}."
         engine.hooks.before_plan_commit(claim.run_id)
         try:
             engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))

@@ -45,6 +45,26 @@ class PathEscape(Exception):
     """A path resolves outside the storage root; the message says which and how."""
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name read from the disk is valid UTF-8 (Python decodes the bytes of one
+    that is not with surrogate escapes). Conveyor never acts on such a name: it cannot
+    be stored, sent in JSON or named in an automation; it is skipped with a logged reason."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """A name for logs and messages: the bytes that are not UTF-8 as `\\xNN`."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
