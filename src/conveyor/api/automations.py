@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
-from conveyor.api.body import read_limited
+from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
@@ -43,7 +43,6 @@ _KEY_TYPES: dict[str | None, type | None] = {
     "last_modified_at": int,
     "disabled": bool,
 }
-MAX_BODY_BYTES = 1_000_000
 
 
 def encode_automation(automation: Automation, base_url: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.api import ratelimit
-from conveyor.api.body import read_limited
+from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.domain import errors
@@ -33,7 +33,6 @@ router = APIRouter(prefix="/api/rest/v1")
 
 # Secrets are hex tokens (store.automations); anything else cannot exist.
 _SECRET = re.compile(r"^[0-9a-f]{16,64}$")
-MAX_BODY_BYTES = 1_000_000
 # How much of a body the log shows; the whole body is kept with the run.
 LOG_BODY_CHARS = 4_000
 LOG_QUERY_CHARS = 2_000
