@@ -104,9 +104,9 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(
 
 def test_a_small_form_still_works(server: ServerThread) -> None:
     head = (
-        "POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        "Content-Length: 11\r\nConnection: close\r\n\r\n"
-    ).encode()
+        b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 11\r\nConnection: close\r\n\r\n"
+    )
     answer = _exchange(server.url, head, b"api_key=abc")
     # Refused for its missing form token, not for its size.
     assert b"exceeds" not in answer

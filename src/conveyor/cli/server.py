@@ -33,7 +33,8 @@ def open_database(settings: Settings) -> Database:
     from conveyor.store.database import Database
 
     if settings.is_sqlite:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        # Owner only: it holds the database (the signing secret, key hashes).
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Database(settings.database_url)
 
 

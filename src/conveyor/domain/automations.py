@@ -45,6 +45,7 @@ INTERVALS = (
 )
 TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
+MAX_PATH_DEPTH = 256  # folder levels in a path, destination or glob
 MAX_DESTINATIONS = 100
 # ASCII digits only, and nothing after the minutes (`$` would allow a final newline).
 _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
@@ -281,6 +282,8 @@ def check_path(
     problem = None
     if len(value) > MAX_PATH_LENGTH:
         problem = f"is longer than {MAX_PATH_LENGTH} characters"
+    elif value.count("/") >= MAX_PATH_DEPTH + (1 if value.endswith("/") else 0):
+        problem = f"is more than {MAX_PATH_DEPTH} levels deep"
     elif "\x00" in value or "\\" in value:
         problem = "contains a NUL byte or a backslash"
     elif body.startswith("/"):
