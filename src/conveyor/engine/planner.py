@@ -1,8 +1,14 @@
-"""Planning: expand a run's automation into its list of operations and commit it in one transaction.
+"""Planning: expand a run's automation into its list of operations and commit it.
 
-The plan, its log lines and the move to `queued_for_execution` commit
-together, so a planner that dies leaves nothing behind and the next one
-plans again from scratch.
+A plan has at most `max_operations_per_run` operations
+(CONVEYOR_MAX_OPERATIONS_PER_RUN); a larger one fails planning with the count
+and the limit, before the operations are built. A plan of up to PLAN_CHUNK
+operations, its log lines and the move to `queued_for_execution` commit
+together. A larger plan commits PLAN_CHUNK operations (and their log lines)
+per transaction, each guarded on the lease, and the move in the last one, so
+no other writer waits on SQLite for longer than one chunk. A planner that
+dies mid-plan leaves the run in `planning`; the next one discards the
+operations saved so far and plans again from scratch.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
+
+
+# Operations committed per transaction of a large plan (see the module docstring and
+# bench/plan_commit.py for the writer waits it gives).
+PLAN_CHUNK = 5000
 
 
 class PlanningFailed(Exception):
@@ -56,7 +67,12 @@ def _plural(count: int, word: str) -> str:
 
 
 def make_plan(
-    automation: Automation, runtime: int, storage: Storage, only: list[str] | None = None
+    automation: Automation,
+    runtime: int,
+    storage: Storage,
+    only: list[str] | None = None,
+    *,
+    max_operations: int | None = None,
 ) -> Plan:
     """The operations `automation` performs at `runtime` on the storage as it is now.
 
@@ -71,7 +87,7 @@ def make_plan(
         raise PlanningFailed(exc.message) from None
     if automation.automation is AutomationType.CREATE_FOLDER:
         return _plan_folders(destinations)
-    return _plan_files(automation, destinations, storage, only)
+    return _plan_files(automation, destinations, storage, only, max_operations)
 
 
 def _plan_folders(destinations: list[str]) -> Plan:
@@ -145,13 +161,25 @@ def _target(destination: str, relative: str, automation: Automation) -> str:
 
 
 def _plan_files(
-    automation: Automation, destinations: list[str], storage: Storage, only: list[str] | None
+    automation: Automation,
+    destinations: list[str],
+    storage: Storage,
+    only: list[str] | None,
+    max_operations: int | None,
 ) -> Plan:
     try:
         matched, excluded, unreadable = _matching_files(automation, storage, only)
     except PathEscape as exc:
         raise PlanningFailed(f"the automation's path {exc}") from None
     kind = automation.automation
+    count = len(matched) * (1 if kind is AutomationType.DELETE_FILE else len(destinations))
+    if max_operations is not None and count > max_operations:
+        raise PlanningFailed(
+            f"{_plural(len(matched), 'file')} under {_where(automation.path)} match "
+            f"'{automation.source}', which makes {count:,} operations, more than the "
+            f"{max_operations:,} one run may have (CONVEYOR_MAX_OPERATIONS_PER_RUN); "
+            "narrow the automation's path or source, or split it"
+        )
     summary = (
         f"{_plural(len(matched), 'file')} under {_where(automation.path)} "
         f"match{'es' if len(matched) == 1 else ''} '{automation.source}'"
@@ -288,7 +316,13 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             only = trigger_store.run_files(conn, claim.run_id)
         assert run is not None
         try:
-            plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only)
+            plan: Plan | None = make_plan(
+                automation,
+                run.runtime,
+                engine.storage,
+                only,
+                max_operations=engine.settings.max_operations_per_run,
+            )
             failure = None
         except PlanningFailed as exc:
             plan, failure = None, f"Planning failed: {exc}."
@@ -299,7 +333,10 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             plan, failure = None, f"Planning failed unexpectedly: {describe_error(exc)}."
         engine.hooks.before_plan_commit(claim.run_id)
         try:
-            engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))
+            if plan is None or len(plan.operations) <= PLAN_CHUNK:
+                engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))
+            else:
+                _commit_in_chunks(engine, claim, plan)
         except LeaseLost:
             log.warning("automation run %s: lease lost during planning; plan dropped", claim.run_id)
 
@@ -310,6 +347,10 @@ def _commit(
     now = engine.clock.now()
     run_id = claim.run_id
     worker = claim.worker_id
+    earlier: list[tuple[MessageLevel, str]] = []
+    _discard_earlier(conn, run_id, now, earlier)
+    if earlier:
+        engine_store.insert_messages(conn, run_id, now, earlier)
     if plan is None:
         run_store.finish_run(
             conn,
@@ -330,7 +371,61 @@ def _commit(
         )
         engine_store.end_lease(conn, run_id, worker)
         return
-    lines += [(MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in plan.operations]
+    _insert_chunk(conn, run_id, now, plan.operations, lines)
+    _queue(conn, engine, claim)
+
+
+def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
+    """A large plan: PLAN_CHUNK operations per transaction, each guarded on the lease;
+    the last one also queues the run for execution."""
+    operations = plan.operations
+    for start in range(0, len(operations), PLAN_CHUNK):
+        chunk = operations[start : start + PLAN_CHUNK]
+        first = start == 0
+        last = start + PLAN_CHUNK >= len(operations)
+
+        def work(
+            conn: Connection, chunk: list[Operation] = chunk, first: bool = first, last: bool = last
+        ) -> None:
+            now = engine.clock.now()
+            engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
+            lines: list[tuple[MessageLevel, str]] = []
+            if first:
+                lines = [(MessageLevel.INFO, text) for text in plan.summary]
+                _discard_earlier(conn, claim.run_id, now, lines)
+            _insert_chunk(conn, claim.run_id, now, chunk, lines)
+            if last:
+                _queue(conn, engine, claim)
+
+        engine.db.run_write(work)
+
+
+def _discard_earlier(
+    conn: Connection, run_id: int, now: int, lines: list[tuple[MessageLevel, str]]
+) -> None:
+    """Remove what a planner that died mid-plan saved of its plan, saying so in the log."""
+    discarded = engine_store.discard_operations(conn, run_id)
+    if discarded:
+        lines.insert(
+            0,
+            (
+                MessageLevel.WARNING,
+                f"The {_plural(discarded, 'operation')} an interrupted planning saved "
+                "were discarded; the run is planned again.",
+            ),
+        )
+
+
+def _insert_chunk(
+    conn: Connection,
+    run_id: int,
+    now: int,
+    operations: list[Operation],
+    lines: list[tuple[MessageLevel, str]],
+) -> None:
+    lines = lines + [
+        (MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in operations
+    ]
     engine_store.insert_operations(
         conn,
         run_id,
@@ -342,10 +437,15 @@ def _commit(
                 "destination": op.destination,
                 "detail": op.detail(),
             }
-            for op in plan.operations
+            for op in operations
         ],
     )
     engine_store.insert_messages(conn, run_id, now, lines)
+
+
+def _queue(conn: Connection, engine: EngineContext, claim: Claim) -> None:
+    run_id = claim.run_id
+    worker = claim.worker_id
     run_store.advance_stage(conn, run_id, RunStage.QUEUED_FOR_EXECUTION)
     # Stamped after the plan's rows are written: the run waits for a worker from
     # (about) here, not from the start of this transaction.
