@@ -16,6 +16,7 @@ from starlette.responses import Response
 from conveyor.api.auth import authenticate
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
+from conveyor.api.openapi import AUTOMATION_BODY
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -146,7 +147,9 @@ def list_automations(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
 
 
-@router.post("/automations", summary="Create Automation", status_code=201)
+@router.post(
+    "/automations", summary="Create Automation", status_code=201, openapi_extra=AUTOMATION_BODY
+)
 async def create_automation(request: Request) -> Response:
     context = ctx(request)
     body = await _body(request)
@@ -171,7 +174,9 @@ def find_automation(automation_id: str, request: Request) -> Response:
     return _respond(encode_automation(found, context.base_url(request)))
 
 
-@router.patch("/automations/{automation_id}", summary="Update Automation")
+@router.patch(
+    "/automations/{automation_id}", summary="Update Automation", openapi_extra=AUTOMATION_BODY
+)
 async def update_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(automation_id)

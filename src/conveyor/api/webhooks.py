@@ -23,6 +23,7 @@ from starlette.responses import Response
 from conveyor.api import ratelimit
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
+from conveyor.api.openapi import WEBHOOK_BODY
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.domain import errors
 from conveyor.domain.automations import Trigger
@@ -119,6 +120,7 @@ async def _trigger(secret: str, request: Request) -> Response:
     "/webhooks/{secret}",
     summary="Call an automation's webhook (Conveyor: creates a run)",
     status_code=201,
+    openapi_extra=WEBHOOK_BODY,
     description=(
         "No API key: the secret URL (the automation's `webhook_url`) is the credential. "
         "Answers 201 with the created run; 404 for an unknown or disabled webhook. "

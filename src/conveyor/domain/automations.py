@@ -47,6 +47,7 @@ TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
 MAX_PATH_DEPTH = 256  # folder levels in a path, destination or glob
 MAX_DESTINATIONS = 100
+MAX_NAME_LENGTH = 255  # characters of `name`; other texts are bounded by the body limit
 # ASCII digits only, and nothing after the minutes (`$` would allow a final newline).
 _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SMALL_INT = re.compile(r"-?[0-9]{1,9}")  # what an integer field accepts as a string
@@ -334,6 +335,12 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _STRING_FIELDS:
         if not isinstance(value, str):
             raise errors.RequestParamsInvalid(f"{name} must be a string.")
+        if "\x00" in value:
+            raise errors.RequestParamsInvalid(f"{name} must not contain a NUL character.")
+        if name == "name" and len(value) > MAX_NAME_LENGTH:
+            raise errors.RequestParamsInvalid(
+                f"name must be at most {MAX_NAME_LENGTH} characters long."
+            )
         return value
     if name in _BOOL_FIELDS:
         if isinstance(value, bool):
@@ -365,8 +372,8 @@ def _coerce(name: str, value: Any) -> Any:
                         "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
                     )
             return tuple(days)
-        if not all(isinstance(item, str) for item in value):
-            raise errors.RequestParamsInvalid(f"{name} must be a list of strings.")
+        if not all(isinstance(item, str) and "\x00" not in item for item in value):
+            raise errors.RequestParamsInvalid(f"{name} must be a list of strings (without NUL).")
         return tuple(value)
     return value
 
