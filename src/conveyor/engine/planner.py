@@ -5,8 +5,9 @@ A plan has at most `max_operations_per_run` operations
 and the limit, before the operations are built. A plan of up to PLAN_CHUNK
 operations, its log lines and the move to `queued_for_execution` commit
 together. A larger plan commits PLAN_CHUNK operations (and their log lines)
-per transaction, each guarded on the lease, and the move in the last one, so
-no other writer waits on SQLite for longer than one chunk. A planner that
+per transaction, each guarded on the lease, and the move in the last one; on
+SQLite it pauses between chunks for longer than a waiting writer's busy
+handler sleeps, so no other writer waits for more than about one chunk. A planner that
 dies mid-plan leaves the run in `planning`; the next one discards the
 operations saved so far and plans again from scratch.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -38,7 +40,10 @@ log = logging.getLogger("conveyor.engine")
 
 # Operations committed per transaction of a large plan (see the module docstring and
 # bench/plan_commit.py for the writer waits it gives).
-PLAN_CHUNK = 5000
+PLAN_CHUNK = 2000
+# On SQLite, the pause after each chunk: a writer waiting for the database lock
+# looks again at most every 100 ms (SQLite's busy handler), so it gets its turn.
+PLAN_CHUNK_PAUSE = 0.11
 
 
 class PlanningFailed(Exception):
@@ -398,6 +403,8 @@ def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
                 _queue(conn, engine, claim)
 
         engine.db.run_write(work)
+        if not last and engine.db.is_sqlite:
+            time.sleep(PLAN_CHUNK_PAUSE)
 
 
 def _discard_earlier(
