@@ -48,7 +48,8 @@ def test_the_served_document_validates(serve: Serve) -> None:
 
 
 def test_every_operation_against_the_schema(serve: Serve, db: Database, seed: Seeder) -> None:
-    server = serve()
+    # A long heartbeat timeout: a slow run must not outlive the heartbeat made below.
+    server = serve(heartbeat_timeout=86400.0)
     admin = seed.account("admin", admin=True)
     automation = seed.automation(admin)
     for n in range(3):
