@@ -20,7 +20,7 @@ def test_a_new_data_folder_and_database_are_private(tmp_path: Path) -> None:
     try:
         home = tmp_path / "data"
         settings = Settings.from_env({"CONVEYOR_HOME": str(home)})
-        db = open_database(settings)
+        db = open_database(settings, create=True)
         migrate.upgrade(db)
         with db.write() as conn:
             secrets.get_or_create_secret(conn)

@@ -102,7 +102,7 @@ def create_app(
         description="Files.com-compatible API for file automations and their runs.",
         lifespan=lifespan,
         openapi_url="/api/rest/v1/openapi.json",
-        docs_url="/api/rest/v1/docs",
+        docs_url=None,  # the web UI serves the reference itself, without a CDN
         redoc_url=None,
     )
     app.state.ctx = context

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -29,13 +30,67 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def open_database(settings: Settings) -> Database:
+def describe_database(settings: Settings) -> str:
+    """The database a command uses, as it prints it: a SQLite file's path, or the
+    PostgreSQL URL without its credentials."""
+    if settings.is_sqlite:
+        return f"{sqlite_file(settings)} (SQLite)"
+    return f"{_safe_url(settings)} (PostgreSQL)"
+
+
+def sqlite_file(settings: Settings) -> Path:
+    return Path(settings.database_url.removeprefix("sqlite:///")).expanduser().resolve()
+
+
+class NoDatabase(Exception):
+    """The configured database does not exist yet (or has no Conveyor schema)."""
+
+
+def open_database(settings: Settings, *, create: bool) -> Database:
+    """Open the configured database. Without `create`, one that does not exist yet (a
+    missing SQLite file, or a database with no Conveyor schema) is refused with
+    NoDatabase and nothing is created: a command run in the wrong folder must not
+    quietly start a second, empty database."""
+    from sqlalchemy.exc import OperationalError
+
+    from conveyor.store import migrate
     from conveyor.store.database import Database
 
     if settings.is_sqlite:
+        path = sqlite_file(settings)
+        if not create and not path.is_file():
+            raise NoDatabase
         # Owner only: it holds the database (the signing secret, key hashes).
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Database(settings.database_url)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    try:
+        revision = migrate.current_revision(db)
+    except OperationalError as exc:
+        db.dispose()
+        reason = " ".join(str(exc.orig).split())
+        typer.echo(f"conveyor: cannot open the database: {reason}", err=True)
+        raise typer.Exit(1) from None
+    if not create and revision is None:
+        db.dispose()
+        raise NoDatabase
+    return db
+
+
+def existing_database(settings: Settings, create_hint: str) -> Database:
+    """The database a server-side command works on, named on stderr; exit 2 with what to
+    do when it does not exist (`create_hint` says how to make one on purpose)."""
+    typer.echo(f"conveyor: database: {describe_database(settings)}", err=True)
+    try:
+        return open_database(settings, create=False)
+    except NoDatabase:
+        home = f" (now {settings.home})" if settings.is_sqlite else ""
+        typer.echo(
+            "conveyor: there is no Conveyor database there yet. Run this command where the "
+            f"server runs, or point CONVEYOR_HOME{home} or CONVEYOR_DATABASE_URL at the "
+            f"server's database; {create_hint}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
 
 
 def first_start_key(db: Database) -> str | None:
@@ -69,7 +124,9 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    db = open_database(settings)
+    # The quick start: the first start creates the database (and says so).
+    db = open_database(settings, create=True)
+    created = migrate.current_revision(db) is None
     migrate.upgrade(db)
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     key = first_start_key(db)
@@ -80,7 +137,8 @@ def serve(
     # runs: a third less CPU for a page of 10,000 (docs/benchmarks.md).
     gc.collect()
     gc.freeze()
-    typer.echo(f"Conveyor serving on http://{host}:{port} (database: {_safe_url(settings)})")
+    where = describe_database(settings) + (", created now" if created else "")
+    typer.echo(f"Conveyor serving on http://{host}:{port} (database: {where})")
     if key:
         typer.echo(f"First start: created user 'admin' with API key {key}")
         typer.echo("Keep it safe: it is not shown again.")
@@ -113,7 +171,7 @@ def worker(
     from conveyor.store import migrate
 
     settings = load_settings()
-    db = open_database(settings)
+    db = existing_database(settings, "`conveyor db upgrade` creates a new one.")
     if not migrate.is_current(db):
         typer.echo(
             "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
@@ -152,7 +210,8 @@ def db_upgrade() -> None:
     from conveyor.store import migrate
 
     settings = load_settings()
-    db = open_database(settings)
+    typer.echo(f"conveyor: database: {describe_database(settings)}", err=True)
+    db = open_database(settings, create=True)
     before = migrate.current_revision(db)
     migrate.upgrade(db)
     after = migrate.current_revision(db)
@@ -166,12 +225,19 @@ keys_app = typer.Typer(help="API key management.", no_args_is_help=True)
 def api_keys_create(
     user: str = typer.Option(..., "--user", help="User name; created if it does not exist."),
     admin: bool = typer.Option(False, "--admin", help="Make the user an admin."),
+    create: bool = typer.Option(
+        False, "--create", help="Create the database if it does not exist yet."
+    ),
 ) -> None:
-    """Create an API key and print only the key on stdout."""
+    """Create an API key and print only the key on stdout (the database used: on stderr)."""
     from conveyor.store import migrate, users
 
     settings = load_settings()
-    db = open_database(settings)
+    if create:
+        typer.echo(f"conveyor: database: {describe_database(settings)}", err=True)
+        db = open_database(settings, create=True)
+    else:
+        db = existing_database(settings, "to start a new one there, pass --create.")
     migrate.upgrade(db)
     with db.write() as conn:
         now = SystemClock().now()
@@ -186,7 +252,7 @@ def api_keys_revoke(key: str = typer.Argument(..., help="The key to revoke.")) -
     from conveyor.store import users
 
     settings = load_settings()
-    db = open_database(settings)
+    db = existing_database(settings, "a new one would have no key to revoke.")
     with db.write() as conn:
         done = users.revoke_api_key(conn, key, SystemClock().now())
     if not done:
