@@ -100,3 +100,28 @@ def test_a_crash_in_execution_is_in_the_runs_log(world: World) -> None:
         "Worker w2 stopped working on the run during executing: ValueError: no more inodes; "
         "another worker takes over when its lease runs out."
     )
+
+
+def test_an_unexpected_error_in_planning_fails_the_run_with_its_message(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug stands in for what no real input triggers any more (a name that is not
+    UTF-8 used to): the run fails at once with the error's type and message, instead
+    of crashing its worker until the lease losses run out."""
+    from conveyor.engine import planner
+
+    def broken(_pattern: str) -> None:
+        raise RuntimeError("glob engine exploded")
+
+    monkeypatch.setattr(planner, "compile_glob", broken)
+    world.write("in/a.txt", "a")
+    automation = world.automation("copy_file", path="in", source="*.txt", destinations=["out/"])
+    run_id = world.run(automation)
+    world.worker().drain()
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.FAILURE
+    assert view.lease.lease_losses == 0
+    assert view.log[-1] == (
+        "Planning failed unexpectedly: RuntimeError: glob engine exploded. "
+        "Run finished with status failure."
+    )
