@@ -20,8 +20,9 @@ ERROR_ANSWERS = {
     "401": "Not authenticated",
     "404": "Not found",
     "429": "Rate limited; see Retry-After",
+    "503": "The database is unavailable (docs/operations.md, Outages); see Retry-After",
 }
-KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
+KEYLESS_ANSWERS = {code: ERROR_ANSWERS[code] for code in ("400", "404", "503")}
 # Keyless operations that still have a token bucket (one per automation's webhook).
 RATE_LIMITED_KEYLESS = ("/api/rest/v1/webhooks/",)
 

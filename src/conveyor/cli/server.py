@@ -8,9 +8,11 @@ client commands should not pay a second of imports they never use.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -20,6 +22,25 @@ from conveyor.config import ConfigError, Settings
 if TYPE_CHECKING:
     from conveyor.api.app import Service
     from conveyor.store.database import Database
+
+T = TypeVar("T")
+log = logging.getLogger("conveyor")
+
+
+def wait_for_database(work: Callable[[], T], what: str) -> T:
+    """`work`, retried with a bounded backoff while the database is unavailable
+    (not started yet, restarting, full), each wait logged; other errors end the command."""
+    from conveyor.store import outage
+
+    return outage.wait(work, what, log)
+
+
+def log_waits() -> None:
+    """Until the command sets up its logging (once the database is open), log only
+    warnings, as JSON on stderr: the waits for an unavailable database."""
+    from conveyor.observability import logs
+
+    logs.configure("warning")
 
 
 def load_settings() -> Settings:
@@ -46,11 +67,13 @@ class NoDatabase(Exception):
     """The configured database does not exist yet (or has no Conveyor schema)."""
 
 
-def open_database(settings: Settings, *, create: bool) -> Database:
+def open_database(settings: Settings, *, create: bool, wait: str | None = None) -> Database:
     """Open the configured database. Without `create`, one that does not exist yet (a
     missing SQLite file, or a database with no Conveyor schema) is refused with
     NoDatabase and nothing is created: a command run in the wrong folder must not
-    quietly start a second, empty database."""
+    quietly start a second, empty database. With `wait` (what is waiting, for the
+    log), a database that is unavailable for now (`conveyor.store.outage`) is waited
+    for, as `serve` and `worker` do; otherwise it ends the command in one line."""
     from sqlalchemy.exc import OperationalError
 
     from conveyor.store import migrate
@@ -64,7 +87,10 @@ def open_database(settings: Settings, *, create: bool) -> Database:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = Database(settings.database_url)
     try:
-        revision = migrate.current_revision(db)
+        if wait is None:
+            revision = migrate.current_revision(db)
+        else:
+            revision = wait_for_database(lambda: migrate.current_revision(db), wait)
     except OperationalError as exc:
         db.dispose()
         reason = " ".join(str(exc.orig).split())
@@ -76,12 +102,13 @@ def open_database(settings: Settings, *, create: bool) -> Database:
     return db
 
 
-def existing_database(settings: Settings, create_hint: str) -> Database:
+def existing_database(settings: Settings, create_hint: str, wait: str | None = None) -> Database:
     """The database a server-side command works on, named on stderr; exit 2 with what to
-    do when it does not exist (`create_hint` says how to make one on purpose)."""
+    do when it does not exist (`create_hint` says how to make one on purpose). `wait`:
+    as for `open_database`."""
     typer.echo(f"conveyor: database: {describe_database(settings)}", err=True)
     try:
-        return open_database(settings, create=False)
+        return open_database(settings, create=False, wait=wait)
     except NoDatabase:
         home = f" (now {settings.home})" if settings.is_sqlite else ""
         typer.echo(
@@ -124,14 +151,20 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
+    log_waits()
     # The quick start: the first start creates the database (and says so).
-    db = open_database(settings, create=True)
-    created = migrate.current_revision(db) is None
-    migrate.upgrade(db)
+    db = open_database(settings, create=True, wait="conveyor serve: opening the database")
+    created = wait_for_database(
+        lambda: migrate.current_revision(db) is None, "conveyor serve: reading the schema"
+    )
+    wait_for_database(lambda: migrate.upgrade(db), "conveyor serve: upgrading the database")
     settings.storage_root.mkdir(parents=True, exist_ok=True)
-    key = first_start_key(db)
+    key = wait_for_database(lambda: first_start_key(db), "conveyor serve: reading users")
     setup_process(settings)
-    app = create_app(settings, db, services=[*_services(), retention_service])
+    app = wait_for_database(
+        lambda: create_app(settings, db, services=[*_services(), retention_service]),
+        "conveyor serve: reading the secret key",
+    )
     # What start-up made (modules, the app, its routes) lives as long as the process;
     # frozen, the cyclic collector's full passes stop walking it on every page of
     # runs: a third less CPU for a page of 10,000 (docs/benchmarks.md).
@@ -171,8 +204,13 @@ def worker(
     from conveyor.store import migrate
 
     settings = load_settings()
-    db = existing_database(settings, "`conveyor db upgrade` creates a new one.")
-    if not migrate.is_current(db):
+    log_waits()
+    db = existing_database(
+        settings,
+        "`conveyor db upgrade` creates a new one.",
+        wait="conveyor worker: opening the database",
+    )
+    if not wait_for_database(lambda: migrate.is_current(db), "conveyor worker: reading the schema"):
         typer.echo(
             "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
         )

@@ -131,6 +131,25 @@ class InternalServerError(ConveyorError):
     pass
 
 
+class ServiceUnavailable(ConveyorError):
+    """The database cannot serve now (unreachable, restarting, read-only, full).
+
+    Files.com's type for its automation service being unavailable; both official
+    SDKs have a class for it (`AutomationsUnavailableError` in Python,
+    `ServiceUnavailable_AutomationsUnavailableError` in JavaScript). The request's
+    transaction was rolled back (unless the connection was lost while the database
+    acknowledged its commit), so a read may be sent again after `Retry-After`.
+    """
+
+    http_status = 503
+    error_type = "service-unavailable/automations-unavailable"
+    title = "Automations Unavailable"
+
+    def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IllegalTransition(ConveyorError):
     """A lifecycle rule of SPEC 1.1 would be broken; a programming error, not user input."""
 

@@ -35,6 +35,7 @@ from conveyor.domain.schedules import (
     schedule_of,
 )
 from conveyor.observability import components
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 
@@ -154,7 +155,7 @@ class Scheduler:
                     log.info("scheduler created %d run(s)", len(result.created))
                 components.report(COMPONENT, self, None)
             except Exception as exc:  # a pass must never kill the scheduler; the next one retries
-                log.exception("scheduler pass failed")
+                outage.log_failure(log, "scheduler pass failed", exc)
                 components.report(COMPONENT, self, f"its last pass failed ({type(exc).__name__})")
             self.passes += 1
             self.stop_event.wait(self.interval)

@@ -53,6 +53,7 @@ from conveyor.clock import Clock
 from conveyor.domain.automations import Automation
 from conveyor.engine.storage import is_temp_name, is_utf8, shown
 from conveyor.observability import components
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 from conveyor.store.triggers import FileState, covers
@@ -574,7 +575,7 @@ class Watcher:
             self.catch_up()
             components.report(WATCHER, self, None)
         except Exception as exc:
-            log.exception("file watcher start-up failed; retrying in its loop")
+            outage.log_failure(log, "file watcher start-up failed; retrying in its loop", exc)
             components.report(WATCHER, self, f"its start-up failed ({type(exc).__name__})")
         self._ready.set()
         while not self.stop_event.wait(tick):
@@ -592,7 +593,7 @@ class Watcher:
                     self.handle(paths)
                 components.report(WATCHER, self, None)
             except Exception as exc:  # keep watching; the next rescan finds anything missed
-                log.exception("file watcher step failed")
+                outage.log_failure(log, "file watcher step failed", exc)
                 components.report(WATCHER, self, f"its last step failed ({type(exc).__name__})")
 
     def start(self) -> Watcher:
