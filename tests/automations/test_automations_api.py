@@ -165,7 +165,8 @@ INVALID = [
     ({**COPY, "path": "/etc"}, BAD_PATH, "start with a slash"),
     ({**COPY, "path": "a//b"}, BAD_PATH, "empty"),
     ({**COPY, "source": "../../*"}, BAD_PATH, "'..'"),
-    ({**COPY, "destinations": ["ok/", "../out/"]}, BAD_PATH, "destination"),
+    ({**COPY, "destinations": ["ok/", "out/../x/"]}, BAD_PATH, "destination"),
+    ({**COPY, "destinations": ["./../a/../x/"]}, BAD_PATH, "destination"),
     ({**COPY, "destinations": ["a\\b"]}, BAD_PATH, "backslash"),
     ({**COPY, "trigger": "daily", "interval": "fortnight"}, BAD_PARAMS, "interval"),
     (
@@ -220,7 +221,7 @@ INVALID = [
             BAD_PARAMS,
             "schedule_days_of_week",
         )
-        for day in ("\u00b2", "\u0663", "9" * 5000, 10**40, "3 ", "-0")
+        for day in ("\u00b2", "\u0663", "9" * 5000, 10**40, "3.0")
     ),
     *(
         (
@@ -233,7 +234,7 @@ INVALID = [
             BAD_PARAMS,
             "HH:MM",
         )
-        for time_of_day in ("10:00\n", "\u0661\u0660:00", "1:00", "10:00:00")
+        for time_of_day in ("10:00\n", "\u0661\u0660:00", "10:00:00", "24:00")
     ),
     ({**COPY, "trigger": "daily", "schedule_time_zone": "A" * 300}, BAD_PARAMS, "time zone"),
     ({**COPY, "path_time_zone": "Europe/" + "x" * 300}, BAD_PARAMS, "time zone"),
@@ -319,7 +320,7 @@ def test_invalid_schedule_updates_are_400s(
 def test_invalid_update_changes_nothing(sdk: None) -> None:
     created = files_sdk.automation.create(COPY)
     with pytest.raises(sdk_errors.InvalidPathError):
-        files_sdk.automation.update(created.id, {"destinations": ["../x/"]})
+        files_sdk.automation.update(created.id, {"destinations": ["a/../x/"]})
     with pytest.raises(sdk_errors.RequestParamsInvalidError):
         files_sdk.automation.update(created.id, {"automation": "unzip"})
     assert files_sdk.automation.find(created.id).get_attributes() == created.get_attributes()

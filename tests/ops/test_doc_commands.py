@@ -4,8 +4,10 @@ The server is a real `conveyor serve` process on a fresh CONVEYOR_HOME; each blo
 runs in a new bash (`set -euo pipefail`), with real curl and the installed
 `conveyor` on PATH (as after `source .venv/bin/activate`), in a folder that sees
 this checkout's files. The environment holds what the docs take as given:
-CONVEYOR_HOME (the server's), CONVEYOR_URL, and alice's key as both
-CONVEYOR_API_KEY and KEY. Alice owns automations 1 to 12 (7 is a weekly copy,
+CONVEYOR_HOME (the server's), CONVEYOR_URL, alice's key as both
+CONVEYOR_API_KEY and KEY, and an admin's key as ADMIN_KEY; alice holds `full` on
+the storage root, as every user of an installation upgraded to folder
+permissions does (docs/permissions.md). Alice owns automations 1 to 12 (7 is a weekly copy,
 the rest make folders) and automation 1 has three finished runs, ids 1 to 3. The docs
 use the default address http://127.0.0.1:8080; the server listens on a free port
 and the blocks are run with that port instead.
@@ -127,6 +129,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             timeout=60,
         )
         key = created.stdout.strip()
+        admin_key = subprocess.run(
+            [CONVEYOR, "api-keys", "create", "--user", "admin", "--admin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        granted = httpx.post(
+            f"{url}/api/rest/v1/permissions",
+            headers={"X-FilesAPI-Key": admin_key},
+            json={"username": "alice", "path": "", "permission": "full"},
+        )
+        assert granted.status_code == 201, granted.text
         seed(url, key)
         # A folder that sees the checkout's files (scripts, bench, tests, .venv) and keeps
         # what the blocks write away from it; automation.json is the file cli.md creates from.
@@ -138,7 +154,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             orjson.dumps({"automation": "create_folder", "destinations": ["from-json/"]})
         )
         env.pop("CONVEYOR_PORT")
-        env.update(CONVEYOR_URL=url, CONVEYOR_API_KEY=key, KEY=key)
+        env.update(CONVEYOR_URL=url, CONVEYOR_API_KEY=key, KEY=key, ADMIN_KEY=admin_key)
         yield Live(url, port, env, workdir)
     finally:
         server.terminate()

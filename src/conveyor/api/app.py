@@ -16,6 +16,7 @@ from conveyor.api import (
     automations,
     health,
     openapi_errors,
+    permissions,
     ratelimit,
     retention,
     runs,
@@ -122,6 +123,7 @@ def create_app(
     error_rendering.install(app)
     app.include_router(runs.router)
     app.include_router(automations.router)
+    app.include_router(permissions.router)
     app.include_router(schedules.router)  # Conveyor extension: next planned runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router)

@@ -99,10 +99,40 @@ class NotAuthorized(ConveyorError):
     title = "Not Authorized"
 
 
+class ReadPermissionRequired(NotAuthorized):
+    error_type = "not-authorized/read-permission-required"
+    title = "Read Permission Required"
+
+
+class WritePermissionRequired(NotAuthorized):
+    error_type = "not-authorized/write-permission-required"
+    title = "Write Permission Required"
+
+
+class FullPermissionRequired(NotAuthorized):
+    error_type = "not-authorized/full-permission-required"
+    title = "Full Permission Required"
+
+
+class SiteAdminRequired(NotAuthorized):
+    error_type = "not-authorized/site-admin-required"
+    title = "Site Admin Required"
+
+
+class InsufficientPermissionForParams(NotAuthorized):
+    error_type = "not-authorized/insufficient-permission-for-params"
+    title = "Insufficient Permission For Params"
+
+
 class NotFound(ConveyorError):
     http_status = 404
     error_type = "not-found/not-found"
     title = "Not Found"
+
+
+class UserNotFound(NotFound):
+    error_type = "not-found/user-not-found"
+    title = "User Not Found"
 
 
 class MethodNotAllowed(ConveyorError):

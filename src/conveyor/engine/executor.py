@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
+from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim, release
 from conveyor.engine.operations import Action, Kind, Operation, Outcome, perform
@@ -150,6 +151,7 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         if claim.resumed:
             _clear_stale_temps(engine, claim.run_id, pending)
         batch = _Batch(engine, claim)
+        guard = access.Guard(engine, claim.automation_id)
         for op in pending:
             if engine.stop.is_set():
                 if batch.flush():
@@ -160,7 +162,11 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 return
             if batch.must_commit_before(op) and not batch.flush():
                 return
-            outcome = perform(op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders)
+            if not batch.outcomes:  # each batch re-reads the owner's folder permissions
+                guard.refresh()
+            outcome = guard.check(op) or perform(
+                op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders
+            )
             at = engine.clock.now()
             engine.hooks.after_operation(claim.run_id, op.seq)
             batch.add(op, outcome, at)
