@@ -100,6 +100,8 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_lease_losses: int = 3
+    # The most operations one run may plan (docs/engine.md); more is a planning failure.
+    max_operations_per_run: int = 100_000
     durable_writes: bool = False
     # Outcomes of a run's operations are committed in batches of at most this
     # many, or whatever was done in this many seconds, whichever comes first.
@@ -148,6 +150,7 @@ class Settings:
             lease_seconds=_float(env, "CONVEYOR_LEASE_SECONDS", 30.0, minimum=0.1),
             poll_interval=_float(env, "CONVEYOR_POLL_INTERVAL", 1.0, minimum=0.01),
             max_lease_losses=_int(env, "CONVEYOR_MAX_LEASE_LOSSES", 3, minimum=1),
+            max_operations_per_run=_int(env, "CONVEYOR_MAX_OPERATIONS_PER_RUN", 100_000, minimum=1),
             durable_writes=_bool(env, "CONVEYOR_DURABLE_WRITES", False),
             outcome_batch_size=_int(env, "CONVEYOR_OUTCOME_BATCH_SIZE", 128, minimum=1),
             outcome_batch_seconds=_float(env, "CONVEYOR_OUTCOME_BATCH_SECONDS", 0.2, minimum=0.0),

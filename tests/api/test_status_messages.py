@@ -202,3 +202,28 @@ def test_a_message_is_always_one_line(server: ServerThread, seed: Seeder) -> Non
     run = seed.run(seed.automation(alice), messages=["first\nsecond\r\nthird \\n"])
     lines = read(messages_url(server.url, alice.key, run.id)).text.splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == ["[info] first\\nsecond\\r\\nthird \\\\n"]
+
+
+def test_a_long_log_is_streamed_whole_and_in_order_with_nosniff(
+    server: ServerThread, seed: Seeder
+) -> None:
+    """Longer than a page of the stream (LOG_PAGE lines): every line, once, in order."""
+    from conveyor.api.runs import LOG_PAGE
+    from conveyor.store import engine as engine_store
+
+    alice = seed.account("alice")
+    run = seed.run(seed.automation(alice), stage=RunStage.EXECUTING, messages=["first"])
+    count = 2 * LOG_PAGE + 7
+    with seed.db.write() as conn:
+        engine_store.insert_messages(
+            conn,
+            run.id,
+            seed.clock.now(),
+            [(MessageLevel.INFO, f"line {n}") for n in range(count)],
+        )
+    reply = read(messages_url(server.url, alice.key, run.id))
+    assert reply.status == 200
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"
+    texts = [line.split(" ", 1)[1] for line in reply.text.splitlines()]
+    assert texts == ["[info] first"] + [f"[info] line {n}" for n in range(count)]

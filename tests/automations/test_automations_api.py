@@ -209,6 +209,45 @@ INVALID = [
         BAD_PARAMS,
         "schedule_days_of_week",
     ),
+    # Strict ASCII and bounded lengths: none of these may be a 500 or a valid value.
+    *(
+        (
+            {
+                **COPY,
+                "trigger": "custom_schedule",
+                "schedule_days_of_week": [day],
+                "schedule_times_of_day": ["09:00"],
+            },
+            BAD_PARAMS,
+            "schedule_days_of_week",
+        )
+        for day in ("\u00b2", "\u0663", "9" * 5000, 10**40, "3.0")
+    ),
+    *(
+        (
+            {
+                **COPY,
+                "trigger": "custom_schedule",
+                "schedule_days_of_week": [1],
+                "schedule_times_of_day": [time_of_day],
+            },
+            BAD_PARAMS,
+            "HH:MM",
+        )
+        for time_of_day in ("10:00\n", "\u0661\u0660:00", "10:00:00", "24:00")
+    ),
+    ({**COPY, "trigger": "daily", "schedule_time_zone": "A" * 300}, BAD_PARAMS, "time zone"),
+    ({**COPY, "path_time_zone": "Europe/" + "x" * 300}, BAD_PARAMS, "time zone"),
+    (
+        {**COPY, "trigger": "daily", "interval": "month", "recurring_day": "9" * 5000},
+        BAD_PARAMS,
+        "recurring_day",
+    ),
+    (
+        {**COPY, "trigger": "daily", "interval": "month", "recurring_day": "\u0663"},
+        BAD_PARAMS,
+        "recurring_day",
+    ),
 ]
 
 
@@ -250,6 +289,32 @@ def test_official_sdk_raises_the_matching_error(
     with pytest.raises(error):
         files_sdk.automation.create(body)
     assert counts(db) == before
+
+
+def test_invalid_schedule_updates_are_400s(
+    server: ServerThread, alice: Account, db: Database
+) -> None:
+    """PATCH with the values that once were 500s: each a 400, nothing changed."""
+    headers = {"X-FilesAPI-Key": alice.key}
+    url = f"{server.url}/api/rest/v1/automations"
+    created = httpx.post(url, json=COPY, headers=headers).json()
+    for patch in (
+        {"trigger": "daily", "schedule_time_zone": "A" * 300},
+        {
+            "trigger": "custom_schedule",
+            "schedule_days_of_week": ["\u00b2"],
+            "schedule_times_of_day": ["09:00"],
+        },
+        {
+            "trigger": "custom_schedule",
+            "schedule_days_of_week": ["9" * 5000],
+            "schedule_times_of_day": ["09:00"],
+        },
+    ):
+        response = httpx.patch(f"{url}/{created['id']}", json=patch, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == BAD_PARAMS
+    assert httpx.get(f"{url}/{created['id']}", headers=headers).json() == created
 
 
 def test_invalid_update_changes_nothing(sdk: None) -> None:

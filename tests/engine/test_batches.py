@@ -133,7 +133,8 @@ def test_failures_inside_a_batch_are_counted_and_logged_with_their_reasons(world
     assert view.levels[-6:-1] == ["info", "error", "info", "error", "info"]
     assert [op[4] for op in view.operations] == ["done", "failed", "done", "failed", "done"]
     assert view.log[-1] == (
-        "Run finished with status partial_failure: 3 operations succeeded, 2 failed."
+        "Run finished with status partial_failure: 3 operations succeeded, 2 failed. "
+        "First failure: Could not copy in/f01.txt to out/f01.txt: in/f01.txt no longer exists."
     )
 
 

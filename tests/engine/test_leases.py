@@ -90,14 +90,17 @@ def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World
     assert view.run.status is RunStatus.SUCCESS
     assert (view.run.successful_operations, view.run.failed_operations) == (3, 0)
     assert view.lease.lease_losses == 1
-    assert view.log[:3] == [
+    assert view.log[:4] == [
         "Planning started (worker dead).",
+        # The exception that stood for the crash, as the worker logs any it meets.
+        "Worker dead stopped working on the run during planning: Crash: died before "
+        "committing the plan; another worker takes over when its lease runs out.",
         "The lease of worker dead ran out during planning (lease loss 1 of at most 3); "
         "worker w2 takes over and plans again from scratch (nothing of the earlier plan "
         "was saved).",
         "Plan: 3 files under 'in' match '*.txt'; copy each to 1 destination: 3 operations.",
     ]
-    assert view.levels[1] == "warning"
+    assert view.levels[1:3] == ["error", "warning"]
     assert sum(line.startswith("Planned #") for line in view.log) == 3
 
 

@@ -64,7 +64,8 @@ def test_create_folder_evaluates_date_patterns_at_the_runtime_in_the_time_zone(
         "Created folder archive/2024-02-17.",
         "Folder existing already exists.",
         "Could not create folder blocked: a file exists at that path.",
-        "Run finished with status partial_failure: 3 operations succeeded, 1 failed.",
+        "Run finished with status partial_failure: 3 operations succeeded, 1 failed. "
+        "First failure: Could not create folder blocked: a file exists at that path.",
     ]
     assert view.levels[-2:] == ["error", "warning"]
     assert [op[4] for op in view.operations] == ["done", "done", "done", "failed"]
@@ -175,7 +176,9 @@ def test_flatten_file_destinations_and_renaming(world: World) -> None:
         "Copied in/y/notes.txt to flat/notes.bak (5 bytes).",
         "Refused in/y/report.txt -> flat/report.bak: in/x/report.txt already goes to "
         "flat/report.bak in this run.",
-        "Run finished with status partial_failure: 2 operations succeeded, 1 failed.",
+        "Run finished with status partial_failure: 2 operations succeeded, 1 failed. "
+        "First failure: Refused in/y/report.txt -> flat/report.bak: in/x/report.txt already "
+        "goes to flat/report.bak in this run.",
     ]
     assert world.view(single_run).log[1] == (
         "Plan: 1 file under 'in' matches 'x/report.txt'; copy each to 1 destination: 1 operation."

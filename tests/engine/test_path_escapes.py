@@ -50,7 +50,8 @@ def test_copy_through_links_out_of_the_root_is_refused(world: World, outside: Pa
         f"Refused in/link.txt -> out/link.txt: 'in/link.txt' {ESCAPE}.",
         f"Refused in/ok.txt -> evil/ok.txt: 'evil/ok.txt' {ESCAPE}.",
         "Copied in/ok.txt to out/ok.txt (4 bytes).",
-        "Run finished with status partial_failure: 1 operation succeeded, 3 failed.",
+        "Run finished with status partial_failure: 1 operation succeeded, 3 failed. "
+        f"First failure: Refused in/link.txt -> evil/link.txt: 'in/link.txt' {ESCAPE}.",
     ]
     assert view.levels[-5:] == ["error", "error", "error", "info", "warning"]
 
@@ -71,7 +72,8 @@ def test_a_link_made_after_planning_is_refused_at_execution(world: World, outsid
     assert view.run.status is RunStatus.FAILURE
     assert view.log[-2:] == [
         f"Refused to move in/a.txt -> out/a.txt: 'out/a.txt' {ESCAPE}.",
-        "Run finished with status failure: 0 operations succeeded, 1 failed.",
+        "Run finished with status failure: 0 operations succeeded, 1 failed. "
+        f"First failure: Refused to move in/a.txt -> out/a.txt: 'out/a.txt' {ESCAPE}.",
     ]
 
 
@@ -90,12 +92,14 @@ def test_delete_and_create_folder_through_links_are_refused(world: World, outsid
     assert (world.root / "fine" / "new").is_dir()
     assert world.view(delete_run).log[-2:] == [
         f"Refused to delete trash/secret.txt: 'trash/secret.txt' {ESCAPE}.",
-        "Run finished with status failure: 0 operations succeeded, 1 failed.",
+        "Run finished with status failure: 0 operations succeeded, 1 failed. "
+        f"First failure: Refused to delete trash/secret.txt: 'trash/secret.txt' {ESCAPE}.",
     ]
     assert world.view(folder_run).log[-3:] == [
         f"Refused to create folder evil/new: 'evil/new' {ESCAPE}.",
         "Created folder fine/new.",
-        "Run finished with status partial_failure: 1 operation succeeded, 1 failed.",
+        "Run finished with status partial_failure: 1 operation succeeded, 1 failed. "
+        f"First failure: Refused to create folder evil/new: 'evil/new' {ESCAPE}.",
     ]
 
 

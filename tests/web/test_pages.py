@@ -354,6 +354,16 @@ def test_live_document_returns_fields_and_only_newer_messages(site: Site) -> Non
     assert later["run"]["status"] == "success" and later["run"]["successful_operations"] == 1
 
 
+def test_live_document_refuses_an_after_that_is_not_a_message_id(site: Site) -> None:
+    client, alice = signed_in(site)
+    run = site.seed.run(site.seed.automation(alice), stage=RunStage.EXECUTING, messages=["one"])
+    for after in ("9223372036854775808", "9" * 5000, "\u0663", "-1", "x"):
+        reply = client.get(f"/runs/{run.id}/live", params={"after": after})
+        assert reply.status_code == 400, (after, reply.status_code)
+        assert "after" in reply.text
+    assert client.get(f"/runs/{run.id}/live", params={"after": "0"}).status_code == 200
+
+
 def test_run_now_creates_a_run_and_needs_the_token(site: Site) -> None:
     client, alice = signed_in(site)
     automation = site.seed.automation(alice, "Button")

@@ -28,6 +28,7 @@ from conveyor.api import errors as error_rendering
 from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.auth import authenticate_first
+from conveyor.api.body import MAX_BODY_BYTES, BodyLimitMiddleware
 from conveyor.api.context import AppContext
 from conveyor.api.fastpath import RunReadsFastPath
 from conveyor.api.openapi import SECURITY_SCHEMES
@@ -40,6 +41,7 @@ from conveyor.observability import runevents
 from conveyor.store import secrets
 from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.database import Database
+from conveyor.web.security import MAX_FORM_BYTES, is_ui_path
 
 # A background service: started with the app, returns the function that stops it.
 Service = Callable[[AppContext], Callable[[], None]]
@@ -107,6 +109,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = context
+    # Innermost: every body is limited before any route reads it (forms on the web UI
+    # are small; API bodies are JSON objects or webhook payloads).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=lambda path: MAX_FORM_BYTES if is_ui_path(path) else MAX_BODY_BYTES,
+    )
     app.add_middleware(RequestIdMiddleware)
     # Outside the request id middleware, so the access log sees the id it set.
     app.add_middleware(

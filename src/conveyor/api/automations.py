@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
-from conveyor.api.body import read_limited
+from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
-from conveyor.api.openapi import AUTOMATION_LIST_EXTRA
+from conveyor.api.openapi import AUTOMATION_BODY, AUTOMATION_LIST_EXTRA
 from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
@@ -54,7 +54,6 @@ _KEY_TYPES: dict[str | None, type | None] = {
     "last_modified_at": int,
     "disabled": bool,
 }
-MAX_BODY_BYTES = 1_000_000
 
 
 def encode_automation(automation: Automation, base_url: str) -> dict[str, Any]:
@@ -194,7 +193,9 @@ def list_automations(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
 
 
-@router.post("/automations", summary="Create Automation", status_code=201)
+@router.post(
+    "/automations", summary="Create Automation", status_code=201, openapi_extra=AUTOMATION_BODY
+)
 async def create_automation(request: Request) -> Response:
     context = ctx(request)
     body = await _body(request)
@@ -220,7 +221,9 @@ def find_automation(automation_id: str, request: Request) -> Response:
     return _respond(encode_automation(found, context.base_url(request)))
 
 
-@router.patch("/automations/{automation_id}", summary="Update Automation")
+@router.patch(
+    "/automations/{automation_id}", summary="Update Automation", openapi_extra=AUTOMATION_BODY
+)
 async def update_automation(automation_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(automation_id)

@@ -5,7 +5,9 @@ answers and can take writes (not read-only, its disk not full, no write of
 this process failed for an outage in the last few seconds: `store.outage`),
 its schema is at this version's newest migration, and (unless
 CONVEYOR_READY_REQUIRES_WORKERS is off) some engine process has sent a
-heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT. Otherwise 503 with the reasons.
+heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT, and the background threads this
+process runs (`scheduler`, `file_watcher`, `file_watcher_events`) work.
+Otherwise 503 with the reasons.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
 from conveyor.api.context import AppContext, ctx
+from conveyor.observability import components
 from conveyor.store import heartbeats, migrate, outage
 
 router = APIRouter()
@@ -87,6 +90,8 @@ def readyz(request: Request) -> Response:
             log.warning("readiness check: %s", why)
         else:
             log.warning("readiness check failed", exc_info=True)
+    # This process's background threads (scheduler, file watcher): "ok" or why not.
+    checks.update(components.states())
     ready = all(value.startswith("ok") for value in checks.values())
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return Response(

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.domain.automations import (
+    INTERVALS,
+    MAX_DESTINATIONS,
+    MAX_PATH_LENGTH,
+    TRIGGER_ACTIONS,
+    AutomationType,
+    Trigger,
+)
+
 # OpenAPI 3.1 (what FastAPI serves) says "may be null" with a type list.
 DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
@@ -365,3 +374,70 @@ STATUS_MESSAGES_DOC: dict[str, Any] = {
 }
 
 SECURITY_SCHEMES = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-FilesAPI-Key"}}
+
+
+# The body of Create and Update Automation: Files.com's fields as Conveyor reads them
+# (conveyor.domain.automations.validate_fields; lists may also be comma-separated
+# strings, and other Files.com fields are accepted and ignored).
+_TEXT = {"type": "string", "maxLength": MAX_PATH_LENGTH}
+AUTOMATION_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "automation": {"type": "string", "enum": [t.value for t in AutomationType]},
+        "trigger": {"type": "string", "enum": [t.value for t in Trigger]},
+        **{
+            name: _TEXT
+            for name in (
+                "name",
+                "description",
+                "path",
+                "source",
+                "destination_replace_from",
+                "destination_replace_to",
+                "exclude_pattern",
+                "path_time_zone",
+                "schedule_time_zone",
+            )
+        },
+        "interval": {"type": "string", "enum": list(INTERVALS)},
+        "recurring_day": {"type": "integer", "minimum": 0, "maximum": 366},
+        **{
+            name: {"type": "boolean"}
+            for name in (
+                "disabled",
+                "overwrite_files",
+                "always_overwrite_size_matching_files",
+                "flatten_destination_structure",
+            )
+        },
+        "destinations": {"type": "array", "items": _TEXT, "maxItems": MAX_DESTINATIONS},
+        "schedule_days_of_week": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0, "maximum": 6},
+        },
+        "schedule_times_of_day": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+        },
+        "trigger_actions": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(TRIGGER_ACTIONS)},
+        },
+    },
+}
+AUTOMATION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": AUTOMATION_BODY_SCHEMA}},
+    }
+}
+# A webhook stores whatever it is sent (up to the body limit).
+WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}

@@ -9,12 +9,13 @@ SQLite, and on the event loop over psycopg's asyncio driver on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, api_key
 from conveyor.api.context import AppContext, ctx
@@ -148,15 +149,30 @@ def status_messages(run_id: str, request: Request) -> Response:
     with context.db.read() as conn:
         if runs_store.get_run(conn, parsed) is None:
             raise errors.NotFound(f"Automation Run {parsed} not found.")
-        lines = runs_store.read_messages(conn, parsed, limit=1_000_000)
-    # One message is one line: a line break inside a message is shown as "\n",
-    # so a reader (or `log --follow`, which counts lines) never mistakes it for a new entry.
-    text = "".join(
-        f"{to_rfc3339(created)} [{level}] {_one_line(message)}\n"
-        for _, created, level, message in lines
-    )
-    return Response(
-        text,
+        first = runs_store.read_messages(conn, parsed, limit=LOG_PAGE)
+    return StreamingResponse(
+        _log_text(context, parsed, first),
         media_type="text/plain; charset=utf-8",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
+
+
+LOG_PAGE = 2000  # log lines read (and held) at a time while a log is sent
+
+
+def _log_text(context: AppContext, run_id: int, page: list[Any]) -> Iterator[bytes]:
+    """The log as text, LOG_PAGE lines at a time (each page one short read), so a long
+    log is never held whole in memory, however many fetch it at once.
+
+    One message is one line: a line break inside a message is shown as "\\n",
+    so a reader (or `log --follow`, which counts lines) never mistakes it for a new entry.
+    """
+    while page:
+        yield "".join(
+            f"{to_rfc3339(created)} [{level}] {_one_line(message)}\n"
+            for _, created, level, message in page
+        ).encode("utf-8", "surrogateescape")
+        if len(page) < LOG_PAGE:
+            return
+        with context.db.read() as conn:
+            page = runs_store.read_messages(conn, run_id, after_id=page[-1][0], limit=LOG_PAGE)

@@ -21,8 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.api import ratelimit
-from conveyor.api.body import read_limited
+from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
+from conveyor.api.openapi import WEBHOOK_BODY
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.domain import errors
 from conveyor.domain.automations import Trigger
@@ -33,7 +34,6 @@ router = APIRouter(prefix="/api/rest/v1")
 
 # Secrets are hex tokens (store.automations); anything else cannot exist.
 _SECRET = re.compile(r"^[0-9a-f]{16,64}$")
-MAX_BODY_BYTES = 1_000_000
 # How much of a body the log shows; the whole body is kept with the run.
 LOG_BODY_CHARS = 4_000
 LOG_QUERY_CHARS = 2_000
@@ -120,6 +120,7 @@ async def _trigger(secret: str, request: Request) -> Response:
     "/webhooks/{secret}",
     summary="Call an automation's webhook (Conveyor: creates a run)",
     status_code=201,
+    openapi_extra=WEBHOOK_BODY,
     description=(
         "No API key: the secret URL (the automation's `webhook_url`) is the credential. "
         "Answers 201 with the created run; 404 for an unknown or disabled webhook. "

@@ -83,7 +83,8 @@ def open_database(settings: Settings, *, create: bool, wait: str | None = None) 
         path = sqlite_file(settings)
         if not create and not path.is_file():
             raise NoDatabase
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner only: it holds the database (the signing secret, key hashes).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = Database(settings.database_url)
     try:
         if wait is None:

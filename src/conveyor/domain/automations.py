@@ -49,9 +49,13 @@ INTERVALS = (
 )
 TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
+MAX_PATH_DEPTH = 256  # folder levels in a path, destination or glob
 MAX_NAME_LENGTH = 255  # the name column's width (store.schema)
 MAX_DESTINATIONS = 100
-_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# ASCII digits only, and nothing after the minutes (fullmatch: `$` would allow a final
+# newline, and `\d` other scripts' digits).
+_TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+MAX_TIME_ZONE_LENGTH = 64  # the longest IANA or Files.com zone name is 32 characters
 
 # Files.com (Rails) zone names people use most, mapped to IANA names; any
 # IANA name is accepted as well.
@@ -214,8 +218,10 @@ def resolve_time_zone(name: str) -> ZoneInfo:
     """A Files.com zone name ("Eastern Time (US & Canada)") or an IANA name."""
     iana = FILES_COM_ZONES.get(name, name)
     try:
+        if len(iana) > MAX_TIME_ZONE_LENGTH or not iana.isascii():
+            raise ValueError(iana)
         return ZoneInfo(iana)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.RequestParamsInvalid(
             f"schedule_time_zone {name[:60]!r} is not a known time zone; use an IANA name "
             "such as 'America/New_York' or a Files.com name such as "
@@ -285,6 +291,8 @@ def check_path(
     problem = None
     if len(value) > MAX_PATH_LENGTH:
         problem = f"is longer than {MAX_PATH_LENGTH} characters"
+    elif value.count("/") >= MAX_PATH_DEPTH + (1 if value.endswith("/") else 0):
+        problem = f"is more than {MAX_PATH_DEPTH} levels deep"
     elif "\x00" in value or "\\" in value:
         problem = "contains a NUL byte or a backslash"
     elif body.startswith("/"):
@@ -382,6 +390,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _STRING_FIELDS:
         if not isinstance(value, str):
             raise errors.RequestParamsInvalid(f"{name} must be a string.")
+        if "\x00" in value:
+            raise errors.RequestParamsInvalid(f"{name} must not contain a NUL character.")
         if name == "name" and len(value) > MAX_NAME_LENGTH:
             raise errors.RequestParamsInvalid(
                 f"name must be at most {MAX_NAME_LENGTH} characters, got {len(value)}."
@@ -402,8 +412,8 @@ def _coerce(name: str, value: Any) -> Any:
             raise errors.RequestParamsInvalid(f"{name} must be a list.")
         if name in _INT_LIST_FIELDS:
             return tuple(_integer(name, item, list_of=True) for item in value)
-        if not all(isinstance(item, str) for item in value):
-            raise errors.RequestParamsInvalid(f"{name} must be a list of strings.")
+        if not all(isinstance(item, str) and "\x00" not in item for item in value):
+            raise errors.RequestParamsInvalid(f"{name} must be a list of strings (without NUL).")
         return tuple(value)
     return value
 
@@ -571,7 +581,7 @@ def validate_fields(body: Mapping[str, Any], current: Automation | None = None) 
 
 def _time_of_day(text: str) -> str:
     """`H:MM` or `HH:MM` (Files.com's own example uses "7:30"), stored as `HH:MM`."""
-    match = _TIME_OF_DAY.match(text)
+    match = _TIME_OF_DAY.fullmatch(text)
     if not match:
         raise errors.RequestParamsInvalid(
             f"schedule_times_of_day entry {text[:20]!r} must be H:MM or HH:MM (24-hour)."

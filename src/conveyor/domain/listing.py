@@ -151,7 +151,7 @@ def parse_int(
     text = raw.strip()
     # One optional minus sign: int() would refuse "--5" with an error of its own.
     digits = text[1:] if text.startswith("-") else text
-    if not (digits.isascii() and digits.isdigit()):
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
         raise errors.RequestParamsInvalid(f"Parameter {name} must be an integer, got {raw[:40]!r}.")
     value = int(text)
     if value < minimum or value > maximum:

@@ -199,5 +199,10 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
         f"operation{'' if run.successful_operations == 1 else 's'} succeeded, "
         f"{run.failed_operations} failed."
     )
+    if run.failed_operations:
+        # The last line says why, not only how many: the first failure's own line.
+        first = run_store.first_error_message(conn, claim.run_id)
+        if first is not None:
+            message += f" First failure: {first[:500]}"
     run_store.finish_run(conn, claim.run_id, now, message=message, level=_LEVELS[status])
     engine_store.end_lease(conn, claim.run_id, claim.worker_id)

@@ -11,12 +11,15 @@ holds the planned size is "already moved", a delete of a missing file is
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from conveyor.engine.storage import PathEscape, Storage
+
+log = logging.getLogger("conveyor.engine")
 
 
 class Kind(enum.StrEnum):
@@ -136,6 +139,10 @@ def perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None 
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return Outcome(State.FAILED, f"Could not {op.describe()}: {reason}.")
+    except Exception as exc:  # not a file error: still this operation's failure, with why
+        log.exception("operation %s failed unexpectedly", tag)
+        text = str(exc).replace("\n", " ")[:300]
+        return Outcome(State.FAILED, f"Could not {op.describe()}: {type(exc).__name__}: {text}.")
 
 
 def _perform(op: Operation, storage: Storage, tag: str, folders: set[str] | None) -> Outcome:

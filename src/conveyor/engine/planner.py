@@ -1,14 +1,22 @@
-"""Planning: expand a run's automation into its list of operations and commit it in one transaction.
+"""Planning: expand a run's automation into its list of operations and commit it.
 
-The plan, its log lines and the move to `queued_for_execution` commit
-together, so a planner that dies leaves nothing behind and the next one
-plans again from scratch.
+A plan has at most `max_operations_per_run` operations
+(CONVEYOR_MAX_OPERATIONS_PER_RUN); a larger one fails planning with the count
+and the limit, before the operations are built. A plan of up to PLAN_CHUNK
+operations, its log lines and the move to `queued_for_execution` commit
+together. A larger plan commits PLAN_CHUNK operations (and their log lines)
+per transaction, each guarded on the lease, and the move in the last one; on
+SQLite it pauses between chunks for longer than a waiting writer's busy
+handler sleeps, so no other writer waits for more than about one chunk. A
+planner that dies mid-plan leaves the run in `planning`; the next one
+discards the operations saved so far and plans again from scratch.
 """
 
 from __future__ import annotations
 
 import logging
 import stat
+import time
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -41,7 +49,7 @@ from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
 from conveyor.engine.operations import Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob
-from conveyor.engine.storage import PathEscape, Storage
+from conveyor.engine.storage import PathEscape, Storage, is_utf8, shown
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import permissions as permission_store
@@ -51,6 +59,12 @@ from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
 _GLOB_CHARS = frozenset("*?[")
+# Operations committed per transaction of a large plan (see the module docstring and
+# bench/plan_commit.py for the writer waits it gives).
+PLAN_CHUNK = 2000
+# On SQLite, the pause after each chunk: a writer waiting for the database lock
+# looks again at most every 100 ms (SQLite's busy handler), so it gets its turn.
+PLAN_CHUNK_PAUSE = 0.11
 
 
 class PlanningFailed(Exception):
@@ -62,6 +76,12 @@ class Plan:
     operations: list[Operation]
     # Log lines before the per-operation listing: what was matched and why.
     summary: list[str]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An unexpected exception, for a run's log: its type and (bounded) message."""
+    text = str(exc).replace("\n", " ")
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _where(path: str) -> str:
@@ -96,6 +116,8 @@ def make_plan(
     storage: Storage,
     only: list[str] | None = None,
     params: dict[str, str] | None = None,
+    *,
+    max_operations: int | None = None,
 ) -> Plan:
     """The operations `automation` performs at `runtime` on the storage as it is now.
 
@@ -116,7 +138,7 @@ def make_plan(
     base = Context(runtime=runtime, zone=zone, params=params)
     if automation.automation is AutomationType.CREATE_FOLDER:
         return _plan_folders(automation, templates, base, storage)
-    return _plan_files(automation, templates, replace_to, base, storage, only)
+    return _plan_files(automation, templates, replace_to, base, storage, only, max_operations)
 
 
 def _base_folders(automation: Automation, storage: Storage) -> list[str]:
@@ -215,9 +237,10 @@ def _listed(only: list[str], automation: Automation, storage: Storage) -> list[t
 
 def _matching_files(
     automation: Automation, storage: Storage, only: list[str] | None = None
-) -> tuple[list[tuple[str, str]], int]:
+) -> tuple[list[tuple[str, str]], int, list[str]]:
     """(folder, path relative to it) of the files under `path` matching `source`, minus
-    exclusions."""
+    exclusions; how many were excluded; the matching paths skipped for a name that is
+    not valid UTF-8."""
     source = compile_glob(automation.source)
     exclude = compile_glob(automation.exclude_pattern) if automation.exclude_pattern else None
     if only is None:
@@ -232,8 +255,12 @@ def _matching_files(
         listing = _listed(only, automation, storage)
     matched: list[tuple[str, str]] = []
     excluded = 0
+    unreadable: list[str] = []
     for base, relative in listing:
         if not source.matches(relative):
+            continue
+        if not is_utf8(relative) or not is_utf8(base):  # never acted on; the plan says so
+            unreadable.append(f"{base}/{relative}" if base else relative)
             continue
         # A pattern without a folder part excludes by file name at any depth.
         name = relative.rpartition("/")[2]
@@ -244,7 +271,7 @@ def _matching_files(
             continue
         matched.append((base, relative))
     matched.sort()
-    return matched, excluded
+    return matched, excluded, unreadable
 
 
 def _newest(
@@ -302,9 +329,10 @@ def _plan_files(
     context: Context,
     storage: Storage,
     only: list[str] | None,
+    max_operations: int | None = None,
 ) -> Plan:
     try:
-        matched, excluded = _matching_files(automation, storage, only)
+        matched, excluded, unreadable = _matching_files(automation, storage, only)
     except PathEscape as exc:
         raise PlanningFailed(f"the automation's path {exc}") from None
     kind = automation.automation
@@ -314,11 +342,26 @@ def _plan_files(
     )
     if excluded:
         summary += f" ({excluded} more excluded by '{automation.exclude_pattern}')"
+    if unreadable:
+        names = ", ".join(shown(p) for p in sorted(unreadable)[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        summary += (
+            f" ({_plural(len(unreadable), 'more file')} skipped: the name is not valid UTF-8: "
+            f"{names}{more})"
+        )
     folders: dict[str, str] = {}  # real paths of the folders looked at, for this plan
     limit = automation.value_limit
     if limit is not None and len(matched) > limit:
         matched = _newest(matched, limit, storage, folders)
         summary += f"; value.limit {limit}: the newest {_plural(limit, 'file')} only"
+    count = len(matched) * (1 if kind is AutomationType.DELETE_FILE else len(templates))
+    if max_operations is not None and count > max_operations:
+        raise PlanningFailed(
+            f"{_plural(len(matched), 'file')} under {_where(automation.path)} match "
+            f"'{automation.source}', which makes {count:,} operations, more than the "
+            f"{max_operations:,} one run may have (CONVEYOR_MAX_OPERATIONS_PER_RUN); "
+            "narrow the automation's path or source, or split it"
+        )
     if kind is AutomationType.DELETE_FILE:
         ops = [
             Operation(seq, Kind.DELETE, source=f"{base}/{rel}" if base else rel)
@@ -449,7 +492,14 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
         if kind == "manual":
             params = dict(payload["values"])
         try:
-            plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only, params)
+            plan: Plan | None = make_plan(
+                automation,
+                run.runtime,
+                engine.storage,
+                only,
+                params,
+                max_operations=engine.settings.max_operations_per_run,
+            )
             failure = None
             if grants is not None and plan is not None:  # a non-admin's: folder permissions
                 denied = automation_refusal(automation, grants)
@@ -460,9 +510,15 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             plan, failure = None, f"Planning failed: {exc}."
         except OSError as exc:
             plan, failure = None, f"Planning failed: could not list files: {exc.strerror}."
+        except Exception as exc:  # a bug or a file it did not expect: say what, once
+            log.exception("automation run %s: planning failed unexpectedly", claim.run_id)
+            plan, failure = None, f"Planning failed unexpectedly: {describe_error(exc)}."
         engine.hooks.before_plan_commit(claim.run_id)
         try:
-            engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))
+            if plan is None or len(plan.operations) <= PLAN_CHUNK:
+                engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))
+            else:
+                _commit_in_chunks(engine, claim, plan)
         except LeaseLost:
             log.warning("automation run %s: lease lost during planning; plan dropped", claim.run_id)
 
@@ -473,6 +529,10 @@ def _commit(
     now = engine.clock.now()
     run_id = claim.run_id
     worker = claim.worker_id
+    earlier: list[tuple[MessageLevel, str]] = []
+    _discard_earlier(conn, run_id, now, earlier)
+    if earlier:
+        engine_store.insert_messages(conn, run_id, now, earlier)
     if plan is None:
         run_store.finish_run(
             conn,
@@ -493,7 +553,63 @@ def _commit(
         )
         engine_store.end_lease(conn, run_id, worker)
         return
-    lines += [(MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in plan.operations]
+    _insert_chunk(conn, run_id, now, plan.operations, lines)
+    _queue(conn, engine, claim)
+
+
+def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
+    """A large plan: PLAN_CHUNK operations per transaction, each guarded on the lease;
+    the last one also queues the run for execution."""
+    operations = plan.operations
+    for start in range(0, len(operations), PLAN_CHUNK):
+        chunk = operations[start : start + PLAN_CHUNK]
+        first = start == 0
+        last = start + PLAN_CHUNK >= len(operations)
+
+        def work(
+            conn: Connection, chunk: list[Operation] = chunk, first: bool = first, last: bool = last
+        ) -> None:
+            now = engine.clock.now()
+            engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
+            lines: list[tuple[MessageLevel, str]] = []
+            if first:
+                lines = [(MessageLevel.INFO, text) for text in plan.summary]
+                _discard_earlier(conn, claim.run_id, now, lines)
+            _insert_chunk(conn, claim.run_id, now, chunk, lines)
+            if last:
+                _queue(conn, engine, claim)
+
+        engine.db.run_write(work)
+        if not last and engine.db.is_sqlite:
+            time.sleep(PLAN_CHUNK_PAUSE)
+
+
+def _discard_earlier(
+    conn: Connection, run_id: int, now: int, lines: list[tuple[MessageLevel, str]]
+) -> None:
+    """Remove what a planner that died mid-plan saved of its plan, saying so in the log."""
+    discarded = engine_store.discard_operations(conn, run_id)
+    if discarded:
+        lines.insert(
+            0,
+            (
+                MessageLevel.WARNING,
+                f"The {_plural(discarded, 'operation')} an interrupted planning saved "
+                "were discarded; the run is planned again.",
+            ),
+        )
+
+
+def _insert_chunk(
+    conn: Connection,
+    run_id: int,
+    now: int,
+    operations: list[Operation],
+    lines: list[tuple[MessageLevel, str]],
+) -> None:
+    lines = lines + [
+        (MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in operations
+    ]
     engine_store.insert_operations(
         conn,
         run_id,
@@ -505,10 +621,15 @@ def _commit(
                 "destination": op.destination,
                 "detail": op.detail(),
             }
-            for op in plan.operations
+            for op in operations
         ],
     )
     engine_store.insert_messages(conn, run_id, now, lines)
+
+
+def _queue(conn: Connection, engine: EngineContext, claim: Claim) -> None:
+    run_id = claim.run_id
+    worker = claim.worker_id
     run_store.advance_stage(conn, run_id, RunStage.QUEUED_FOR_EXECUTION)
     # Stamped after the plan's rows are written: the run waits for a worker from
     # (about) here, not from the start of this transaction.

@@ -34,6 +34,7 @@ from conveyor.domain.schedules import (
     local_iso,
     schedule_of,
 )
+from conveyor.observability import components
 from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
@@ -47,6 +48,7 @@ log = logging.getLogger("conveyor.scheduler")
 _RETRYABLE_PGCODES = frozenset({"40P01", "40001"})
 _RETRIES = 5
 JOIN_TIMEOUT = 30.0
+COMPONENT = "scheduler"  # its name in /readyz
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +153,20 @@ class Scheduler:
                 result = run_pass(self.db, self.clock, self.on_run_created)
                 if result.created:
                     log.info("scheduler created %d run(s)", len(result.created))
+                components.report(COMPONENT, self, None)
             except Exception as exc:  # a pass must never kill the scheduler; the next one retries
                 outage.log_failure(log, "scheduler pass failed", exc)
+                components.report(COMPONENT, self, f"its last pass failed ({type(exc).__name__})")
             self.passes += 1
             self.stop_event.wait(self.interval)
 
     def start(self) -> Scheduler:
-        self._thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
+
+        def supervised() -> None:
+            # Restarted with backoff should it ever die (conveyor.observability.components).
+            components.supervise(COMPONENT, self, self.run, self.stop_event)
+
+        self._thread = threading.Thread(target=supervised, name="scheduler", daemon=True)
         self._thread.start()
         return self
 
@@ -165,6 +174,7 @@ class Scheduler:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(JOIN_TIMEOUT)
+        components.forget(COMPONENT, self)
 
 
 def start_scheduler(context: AppContext) -> Callable[[], None]:

@@ -45,6 +45,26 @@ class PathEscape(Exception):
     """A path resolves outside the storage root; the message says which and how."""
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name read from the disk is valid UTF-8 (Python decodes the bytes of one
+    that is not with surrogate escapes). Conveyor never acts on such a name: it cannot
+    be stored, sent in JSON or named in an automation; it is skipped with a logged reason."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """A name for logs and messages: the bytes that are not UTF-8 as `\\xNN`."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
@@ -92,13 +112,17 @@ def _fast_realpath(path: str) -> str:
     if ".." in path.split("/"):
         return os.path.realpath(path)
     path = os.path.normpath(path)  # "." and empty parts are nothing to realpath either
-    real = _kernel_realpath(path)
-    if real is not None:
-        return real
-    parent, name = os.path.split(path)
-    if not name or not parent or parent == path or os.path.islink(path):
-        return os.path.realpath(path)
-    return os.path.join(_fast_realpath(parent), name)
+    missing: list[str] = []  # names below the deepest existing folder, innermost first
+    while True:  # a loop, not recursion: a path may have thousands of missing levels
+        real = _kernel_realpath(path)
+        if real is None:
+            parent, name = os.path.split(path)
+            if name and parent and parent != path and not os.path.islink(path):
+                missing.append(name)
+                path = parent
+                continue
+            real = os.path.realpath(path)
+        return os.path.join(real, *reversed(missing)) if missing else real
 
 
 def _copy_data(reader: int, writer: int) -> int:
@@ -365,6 +389,7 @@ class Storage:
         """Rename into place; across file systems, copy atomically then remove the source."""
         src = self.entry(source)
         dst = self.resolve(destination)
+        self._check_moved_link(src, dst, source, destination)
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(src, dst)
@@ -376,6 +401,20 @@ class Storage:
         self._sync_folder(dst.parent, folders)
         if src.parent != dst.parent:
             self._sync_folder(src.parent, folders)
+
+    def _check_moved_link(self, src: Path, dst: Path, source: str, destination: str) -> None:
+        """A symbolic link is moved as a link: a relative target then points from the new
+        folder. PathEscape if it would point outside the root from there."""
+        try:
+            target = os.readlink(src)
+        except OSError:
+            return  # not a link (or gone: the move says so)
+        lands = os.path.realpath(os.path.join(dst.parent, target))
+        if lands != self._root and not lands.startswith(self._prefix):
+            raise PathEscape(
+                f"'{source}' is a symbolic link that would point outside the storage root "
+                f"from '{destination}'"
+            )
 
     def delete(self, relative: str, folders: set[str] | None = None) -> bool:
         """Delete the file (a link, not its target); False if it was already gone."""

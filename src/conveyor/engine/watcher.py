@@ -52,7 +52,8 @@ from sqlalchemy.engine import Connection
 from conveyor.clock import Clock
 from conveyor.domain.automations import Automation, path_root
 from conveyor.domain.destinations import split_relative
-from conveyor.engine.storage import is_temp_name
+from conveyor.engine.storage import is_temp_name, is_utf8, shown
+from conveyor.observability import components
 from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
@@ -67,6 +68,9 @@ MAX_FILES_PER_RUN = 1000
 LOG_FILES = 20  # how many paths a run's first log line lists before "and N more"
 JOIN_TIMEOUT = 30.0
 REFRESH_SECONDS = 1.0  # how often the set of watching automations is re-read
+# Their names in /readyz: the loop that compares and creates runs, and the inotify session.
+WATCHER = "file_watcher"
+INOTIFY = "file_watcher_events"
 # `copy` is not observable apart from `create` (see the module docstring).
 _MATCHES = {
     "create": {"create", "copy"},
@@ -92,11 +96,28 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+def reached_directly(root: Path, relative: str) -> bool:
+    """Whether the folder `relative` (under the real path `root`) is reached without following
+    a symbolic link. The watcher sees only such files: a link to a folder outside the
+    root is never watched, and no name from there is logged (the engine's containment);
+    a link inside the root is not followed either, as `walk` never follows one."""
+    lexical = f"{root}/{relative}" if relative else str(root)
+    return os.path.realpath(lexical) == lexical
+
+
+def skip_name(path: str) -> None:
+    """A name that is not valid UTF-8 is never an event (nor acted on by the engine)."""
+    log.warning("file watcher: skipped %s: its name is not valid UTF-8", shown(path))
+
+
 def walk(root: Path, relative: str) -> Iterable[tuple[FileState, bool]]:
     """Regular files at or under `relative`, without following symbolic links.
 
-    Yields (state, is_temp) so callers may skip the engine's temp files.
+    Yields (state, is_temp) so callers may skip the engine's temp files. Nothing is
+    yielded when `relative` is reached through a link (see `reached_directly`).
     """
+    if relative and not reached_directly(root, relative.rpartition("/")[0]):
+        return
     try:
         info = os.lstat(root / relative) if relative else os.lstat(root)
     except FileNotFoundError:
@@ -115,6 +136,9 @@ def walk(root: Path, relative: str) -> Iterable[tuple[FileState, bool]]:
             continue
         for entry in entries:
             path = _join(folder, entry.name)
+            if not is_utf8(entry.name):
+                skip_name(path)
+                continue
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(path)
@@ -303,6 +327,7 @@ class Watcher:
         self._session: tuple[list[Path], threading.Event] | None = None
         self._watching = threading.Event()  # inotify is watching the current roots
         self._roots_known = threading.Event()  # the first refresh is done
+        self._sessions = 0  # inotify sessions started so far
 
     # ------------------------------------------------------------ events in
 
@@ -329,13 +354,13 @@ class Watcher:
             path = self.root / root if root else self.root
             while not path.is_dir() and path != self.root:
                 path = path.parent
-            found.add(path)
+            if path == self.root or reached_directly(self.root, str(path.relative_to(self.root))):
+                found.add(path)
         return sorted(p for p in found if not any(o != p and p.is_relative_to(o) for o in found))
 
     def _inotify(self) -> None:
         import watchfiles
 
-        sessions = 0
         while not self.stop_event.is_set():
             self._roots_known.wait(REFRESH_SECONDS)
             paths = self._watch_paths()
@@ -365,12 +390,17 @@ class Watcher:
                 if not started:
                     started = True
                     self._watching.set()
-                    if sessions:
-                        # Changes made while switching sessions were not seen:
-                        # compare the roots (once quiet) instead.
+                    components.report(INOTIFY, self, None)
+                    if self._sessions:
+                        # Changes made while switching sessions (or while a failed
+                        # one was restarted) were not seen: compare the roots
+                        # (once quiet) instead.
                         self.note(self.roots)
-                    sessions += 1
+                    self._sessions += 1
                 relative = [self._relative(path) for _change, path in batch]
+                # watchfiles stops on a name that is not UTF-8 ("Unable to decode
+                # path"): the supervisor starts a new session, which compares the
+                # roots; the name itself is skipped there (`walk`).
                 self.note(p for p in relative if p is not None)
 
     # -------------------------------------------------------------- folders
@@ -395,6 +425,10 @@ class Watcher:
 
     def _add_root(self, root: str) -> None:
         # The files there now are the baseline: they are no events.
+        if root and not reached_directly(self.root, root):
+            log.warning(
+                "file watcher: not watching %s: it is reached through a symbolic link", root
+            )
         files = [state for state, temp in walk(self.root, root) if not temp]
 
         def work(conn: Connection) -> None:
@@ -437,7 +471,18 @@ class Watcher:
         disk: dict[str, FileState] = {}
         subtrees: list[str] = list(folders)
         exact: list[str] = []
+        direct: dict[str, bool] = {}  # folder -> reached without a link
         for path in sorted(paths):
+            parent = path.rpartition("/")[0]
+            if parent not in direct:
+                direct[parent] = reached_directly(self.root, parent)
+            if not direct[parent] or not is_utf8(path):
+                # Not seen from here: gone, if it was known (no name from outside is listed).
+                if is_utf8(path):
+                    exact.append(path)
+                else:
+                    skip_name(path)
+                continue
             full = self.root / path
             try:
                 info = os.lstat(full)
@@ -540,31 +585,45 @@ class Watcher:
                 # between the comparison and the first event.
                 self._watching.wait(10 * REFRESH_SECONDS)
             self.catch_up()
+            components.report(WATCHER, self, None)
         except Exception as exc:
             outage.log_failure(log, "file watcher start-up failed; retrying in its loop", exc)
+            components.report(WATCHER, self, f"its start-up failed ({type(exc).__name__})")
         self._ready.set()
         while not self.stop_event.wait(tick):
             try:
                 moment = time.monotonic()
                 if moment - last_refresh >= REFRESH_SECONDS:
-                    self.refresh()
                     last_refresh = moment
+                    self.refresh()
                 if moment - last_rescan >= self.rescan:
-                    self.catch_up()
+                    # Stamped first: a rescan that fails waits for the next interval.
                     last_rescan = moment
+                    self.catch_up()
                 paths = self.take_ready()
                 if paths:
                     self.handle(paths)
+                components.report(WATCHER, self, None)
             except Exception as exc:  # keep watching; the next rescan finds anything missed
                 outage.log_failure(log, "file watcher step failed", exc)
+                components.report(WATCHER, self, f"its last step failed ({type(exc).__name__})")
 
     def start(self) -> Watcher:
         self.root.mkdir(parents=True, exist_ok=True)
+        stop = self.stop_event
         if self.use_inotify:
+
+            def events() -> None:
+                components.supervise(INOTIFY, self, self._inotify, stop)
+
             self._threads.append(
-                threading.Thread(target=self._inotify, name="watcher-inotify", daemon=True)
+                threading.Thread(target=events, name="watcher-inotify", daemon=True)
             )
-        self._threads.append(threading.Thread(target=self.run, name="watcher", daemon=True))
+
+        def loop() -> None:
+            components.supervise(WATCHER, self, self.run, stop)
+
+        self._threads.append(threading.Thread(target=loop, name="watcher", daemon=True))
         for thread in self._threads:
             thread.start()
         return self
@@ -576,6 +635,8 @@ class Watcher:
         self.stop_event.set()
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
+        components.forget(WATCHER, self)
+        components.forget(INOTIFY, self)
 
 
 def start_watcher(context: AppContext) -> Callable[[], None]:

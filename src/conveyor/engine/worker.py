@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from conveyor.domain.runs import RunStage
+from sqlalchemy.engine import Connection
+
+from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.engine.executor import execute_run
 from conveyor.engine.leases import Claim, claim_next
-from conveyor.engine.planner import plan_run
+from conveyor.engine.planner import describe_error, plan_run
 from conveyor.engine.wakeup import Wakeup
+from conveyor.store import engine as engine_store
 from conveyor.store import outage
 
 log = logging.getLogger("conveyor.engine")
@@ -41,7 +44,9 @@ class Worker:
         except Exception as exc:
             # Leave the run alone: its lease runs out and another worker takes
             # it over; a run that keeps failing this way ends after
-            # max_lease_losses takeovers instead of looping forever.
+            # max_lease_losses takeovers instead of looping forever. Its log
+            # says what happened each time (but a database outage, which it
+            # could not record, only in the server's log).
             why = outage.reason(exc)
             if why is not None:  # not the run's fault: one line, no stack
                 log.warning(
@@ -58,6 +63,22 @@ class Worker:
                 claim.run_id,
                 claim.stage.value,
             )
+            self._note_failure(claim, exc)
+
+    def _note_failure(self, claim: Claim, exc: Exception) -> None:
+        text = (
+            f"Worker {self.id} stopped working on the run during {claim.stage.value}: "
+            f"{describe_error(exc)}; another worker takes over when its lease runs out."
+        )
+
+        def note(conn: Connection) -> None:
+            now = self.engine.clock.now()
+            engine_store.insert_messages(conn, claim.run_id, now, [(MessageLevel.ERROR, text)])
+
+        try:
+            self.engine.db.run_write(note)
+        except Exception:  # the database may be what failed: the server log has it
+            log.warning("automation run %s: could not log the failure", claim.run_id)
 
     def drain(self) -> int:
         """Work until nothing is claimable; returns how many steps did work (for tests)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 
 from conveyor.store import migrate
+from conveyor.store.database import create_private
 
 
 class BackupError(Exception):
@@ -68,6 +69,7 @@ def backup(source: Path, destination: Path) -> Checked:
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     partial.unlink(missing_ok=True)
+    create_private(partial)  # a copy of the database holds its secrets too
     src = sqlite3.connect(source, timeout=30)
     dst = sqlite3.connect(partial)
     try:
@@ -123,6 +125,8 @@ def restore(backup_file: Path, target: Path) -> tuple[Checked, Path | None]:
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".restoring")
+    partial.unlink(missing_ok=True)
+    create_private(partial)
     shutil.copyfile(backup_file, partial)
     with open(partial, "rb") as copied:
         os.fsync(copied.fileno())

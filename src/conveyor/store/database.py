@@ -11,11 +11,13 @@ a transaction) and the transactions share one pool without switching modes.
 
 from __future__ import annotations
 
+import os
 import random
 import select
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url
@@ -53,6 +55,9 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            file = make_url(url).database
+            if file and file != ":memory:" and not file.startswith("file:"):
+                create_private(Path(file))
         else:
             # The driver never begins a transaction by itself; Conveyor sends BEGIN
             # when SQLAlchemy begins one (below), as on SQLite, so `reads()` need not
@@ -187,6 +192,15 @@ def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         dbapi_conn.execute("SELECT 1")  # in autocommit, as every pooled connection is
     except Exception as exc:
         raise InvalidatePoolError(f"the pooled connection is gone: {exc}") from exc
+
+
+def create_private(path: Path) -> None:
+    """Create `path` as an empty file readable by its owner only (0600), unless it exists.
+
+    The database holds the signing secret and API key hashes; SQLite gives its
+    -wal and -shm files the database file's mode."""
+    with suppress(FileExistsError, FileNotFoundError):  # no folder: SQLite says so itself
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
@@ -245,6 +245,11 @@ def insert_operations(conn: Connection, run_id: int, rows: Sequence[dict[str, An
         conn.execute(
             ops_t.insert(), [{**row, "run_id": run_id, "state": "pending"} for row in rows]
         )
+
+
+def discard_operations(conn: Connection, run_id: int) -> int:
+    """Remove the run's operations (what a planner that died mid-plan saved); how many."""
+    return conn.execute(delete(ops_t).where(ops_t.c.run_id == run_id)).rowcount or 0
 
 
 def pending_operations(conn: Connection, run_id: int) -> list[Any]:

@@ -293,6 +293,17 @@ def read_messages(
     )
 
 
+def first_error_message(conn: Connection, run_id: int) -> str | None:
+    """The text of the run's first log line at level error, if any."""
+    found: str | None = conn.execute(
+        select(messages_t.c.message)
+        .where(messages_t.c.run_id == run_id, messages_t.c.level == "error")
+        .order_by(messages_t.c.id)
+        .limit(1)
+    ).scalar()
+    return found
+
+
 Page = KeysetPage
 
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS

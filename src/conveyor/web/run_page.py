@@ -245,8 +245,7 @@ def run_live(run_id: str, request: Request) -> Response:
     """The run's fields and timeline, and log lines after `after` (a message id)."""
     context = ctx(request)
     target = parse_id(run_id, "run")
-    raw_after = request.query_params.get("after", "0")
-    after = int(raw_after) if raw_after.isascii() and raw_after.isdigit() else 0
+    after = parse_int("after", request.query_params.get("after"), required=False, minimum=0) or 0
     with context.db.read() as conn:
         _session, row = _load(conn, request, target)
         times = run_views.stage_times(conn, target)
