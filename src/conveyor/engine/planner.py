@@ -18,9 +18,9 @@ from conveyor.domain.errors import ConveyorError
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
-from conveyor.engine.operations import Action, Kind, Operation
+from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob, format_date_pattern
-from conveyor.engine.storage import PathEscape, Storage
+from conveyor.engine.storage import PathEscape, Storage, identity_of
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
@@ -151,7 +151,7 @@ def _plan_files(
     if kind is AutomationType.DELETE_FILE:
         base = automation.path
         ops = [
-            Operation(seq, Kind.DELETE, source=f"{base}/{rel}" if base else rel)
+            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage)
             for seq, rel in enumerate(matched, start=1)
         ]
         return Plan(ops, [f"Plan: {summary}; delete {_plural(len(ops), 'file')}."])
@@ -179,6 +179,15 @@ def _plan_files(
             f"{_plural(len(ops), 'operation')}."
         ],
     )
+
+
+def _delete_operation(seq: int, source: str, storage: Storage) -> Operation:
+    """A delete, with the identity of the file it may remove (fencing)."""
+    try:
+        found = storage.entry_identity(source)
+    except PathEscape:
+        found = None  # refused when performed, as the path is checked again then
+    return Operation(seq, Kind.DELETE, source=source, source_id=found or NO_FILE)
 
 
 def _file_operation(
@@ -224,8 +233,19 @@ def _file_operation(
         action = Action.SKIP
     else:
         action = Action.OVERWRITE
+    # Fencing: the files this operation may remove or replace, as they are now.
+    source_id = storage.entry_identity(source) if kind is Kind.MOVE else None
+    old_id = identity_of(existing) if existing is not None and action is Action.OVERWRITE else None
     return Operation(
-        seq, kind, source=source, destination=target, action=action, size=size, old_size=old_size
+        seq,
+        kind,
+        source=source,
+        destination=target,
+        action=action,
+        size=size,
+        old_size=old_size,
+        source_id=source_id,
+        old_id=old_id,
     )
 
 
@@ -250,7 +270,9 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
 
     def abort(conn: Connection) -> None:
         now = engine.clock.now()
-        engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
+        engine_store.hold_lease(
+            conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
+        )
         engine_store.abort_run(conn, claim.run_id, now, reason)
 
     try:
@@ -262,7 +284,7 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
 
 def plan_run(engine: EngineContext, claim: Claim) -> None:
     """The planning stage for a claimed run: plan, then commit plan and stage change at once."""
-    with engine.heartbeat(claim.run_id, claim.worker_id):
+    with engine.heartbeat(claim):
         automation = check_automation(engine, claim)
         if automation is None:
             return
@@ -299,7 +321,7 @@ def _commit(
             message=f"{failure} Run finished with status failure.",
             level=MessageLevel.ERROR,
         )
-        engine_store.end_lease(conn, run_id, worker)
+        engine_store.end_lease(conn, run_id, worker, claim.token)
         return
     lines = [(MessageLevel.INFO, text) for text in plan.summary]
     if not plan.operations:
@@ -308,7 +330,7 @@ def _commit(
         run_store.finish_run(
             conn, run_id, now, message="Run finished with status success: 0 operations."
         )
-        engine_store.end_lease(conn, run_id, worker)
+        engine_store.end_lease(conn, run_id, worker, claim.token)
         return
     lines += [(MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in plan.operations]
     engine_store.insert_operations(
@@ -330,4 +352,6 @@ def _commit(
     # Stamped after the plan's rows are written: the run waits for a worker from
     # (about) here, not from the start of this transaction.
     queued_at = engine.clock.now()
-    engine_store.end_lease(conn, run_id, worker, RunStage.QUEUED_FOR_EXECUTION, queued_at)
+    engine_store.end_lease(
+        conn, run_id, worker, claim.token, RunStage.QUEUED_FOR_EXECUTION, queued_at
+    )
