@@ -244,9 +244,9 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                     claim.run_id,
                     op.seq,
                 )
+                batch.flush()  # refused by the lease guard unless the lease is still ours
                 if heartbeat.lost.is_set():  # not merely a failed write: someone else has it
                     _note(engine, claim, [f"#{op.seq}: {op.describe()}."])
-                batch.flush()  # refused by the lease guard unless the lease is still ours
                 return
             at = engine.clock.now()
             engine.hooks.after_operation(claim.run_id, op.seq)
@@ -265,6 +265,8 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
     now = engine.clock.now()
     if batch.outcomes:
         batch.record(conn)  # guarded on the lease; end_lease below guards the finish
+    else:
+        engine_store.hold_lease(conn, claim.run_id, claim.worker_id, claim.token, now)
     run = run_store.get_run(conn, claim.run_id)
     assert run is not None
     status = lifecycle.final_status(run.successful_operations, run.failed_operations)

@@ -219,6 +219,21 @@ class LeaseInfo:
     lease_generation: int
 
 
+def unfinished_runs(conn: Connection, run_ids: Sequence[int]) -> set[int]:
+    """Those of `run_ids` that exist and are not finished (they may still resume)."""
+    alive: set[int] = set()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        alive.update(
+            conn.execute(
+                select(runs_t.c.id).where(
+                    runs_t.c.id.in_(chunk), runs_t.c.run_stage != RunStage.FINISHED.value
+                )
+            ).scalars()
+        )
+    return alive
+
+
 def lease_info(conn: Connection, run_id: int) -> LeaseInfo | None:
     row = conn.execute(
         select(
