@@ -127,6 +127,12 @@ class _Batch:
         """With durable writes: fsync the folders of the batch's files before committing."""
         self.engine.storage.sync_folders(self.folders)
 
+    def note_refusals(self) -> None:
+        """The lease is gone: note on the run the actions of this batch that were refused
+        (their outcomes cannot be recorded any more)."""
+        refused = [o.message for o in self.outcomes if o.state == State.FAILED.value]
+        _note(self.engine, self.claim, [f"it refused: {text}" for text in refused])
+
     def flush(self) -> bool:
         """Commit the batch; False if the lease was lost (nothing was recorded)."""
         if not self.outcomes:
@@ -141,8 +147,7 @@ class _Batch:
                 self.claim.run_id,
                 len(self.outcomes),
             )
-            refused = [o.message for o in self.outcomes if o.state == State.FAILED.value]
-            _note(self.engine, self.claim, [f"it refused: {text}" for text in refused])
+            self.note_refusals()
             return False
         self.outcomes = []
         self.only_deletes = True
@@ -231,6 +236,7 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 return
             if heartbeat.lost.is_set():
                 log.warning("automation run %s: lease lost; stopping its execution", claim.run_id)
+                batch.note_refusals()
                 return
             if batch.must_commit_before(op) and not batch.flush():
                 return

@@ -570,25 +570,33 @@ class Storage:
             raise FileNotFoundError(errno.ENOENT, "No such file", source)
         if not matches(now, planned):
             raise Changed(src)
+        fence()
         if there is None or not matches(there, planned):  # not yet linked by an earlier try
-            fence()
             aside = None
             if isinstance(old, tuple) and there is not None:
                 aside = self.displace(dst, old, tag)
             try:
+                # Checked again after the fence (the worker may have stalled there).
+                if not matches(os.lstat(src), planned):
+                    raise Changed(src)
                 try:
                     linked = place(src, dst)
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:
                         raise
                     linked = self._copy_across(src, dst, tag, folders) is not None
+                else:
+                    if linked and not matches(info := os.lstat(dst), planned):
+                        # The source was replaced between the check and the link: drop
+                        # the second name given to that file (it keeps its own).
+                        if info.st_nlink > 1:
+                            os.unlink(dst)
+                        raise Changed(src)
                 if not linked and not same_content(src, dst):
                     raise Changed(dst)
             finally:
                 if aside is not None:
                     _discard(aside)
-        else:
-            fence()
         gone = self.displace(src, planned, tag)
         if gone is not None:
             _discard(gone)

@@ -336,13 +336,17 @@ def complete_operations(
     """Commit a batch of outcomes: each operation's state, the run's counts and one log
     line per operation, in the caller's transaction.
 
-    Guarded twice: the worker must hold the lease (checked and extended first)
-    and every operation must still be pending, so an outcome is never counted
+    Guarded twice: every operation must still be pending, and the worker must
+    hold the lease (checked and extended last), so an outcome is never counted
     twice; otherwise LeaseLost, and the caller's transaction rolls back with
-    nothing recorded.
+    nothing recorded. The lease check is the last statement on purpose: on
+    PostgreSQL a transaction left idle right after a pipelined executemany is
+    not ended by idle_in_transaction_session_timeout (measured with psycopg 3);
+    after a plain statement it is, so a worker stalled before its commit
+    cannot hold the run's row lock past half a lease.
     """
-    hold_lease(conn, run_id, worker_id, token, lease_until)
     if not outcomes:
+        hold_lease(conn, run_id, worker_id, token, lease_until)
         run = run_store.get_run(conn, run_id)
         assert run is not None
         return run
@@ -355,9 +359,11 @@ def complete_operations(
     )
     if result.rowcount != len(outcomes):
         raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
-    return run_store.record_operations(
+    run = run_store.record_operations(
         conn, run_id, [(o.succeeded, o.finished_at, o.message) for o in outcomes]
     )
+    hold_lease(conn, run_id, worker_id, token, lease_until)
+    return run
 
 
 def abandon_operations(conn: Connection, run_id: int, now: int) -> int:
