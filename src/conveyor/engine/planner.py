@@ -150,8 +150,9 @@ def _plan_files(
         summary += f" ({excluded} more excluded by '{automation.exclude_pattern}')"
     if kind is AutomationType.DELETE_FILE:
         base = automation.path
+        seen: dict[str, str] = {}  # real paths of the folders looked at, for this plan
         ops = [
-            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage)
+            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage, seen)
             for seq, rel in enumerate(matched, start=1)
         ]
         return Plan(ops, [f"Plan: {summary}; delete {_plural(len(ops), 'file')}."])
@@ -181,13 +182,17 @@ def _plan_files(
     )
 
 
-def _delete_operation(seq: int, source: str, storage: Storage) -> Operation:
+def _delete_operation(
+    seq: int, source: str, storage: Storage, folders: dict[str, str]
+) -> Operation:
     """A delete, with the identity of the file it may remove (fencing)."""
     try:
-        found = storage.entry_identity(source)
+        found = storage.lookup(source, folders, follow=False)
     except PathEscape:
         found = None  # refused when performed, as the path is checked again then
-    return Operation(seq, Kind.DELETE, source=source, source_id=found or NO_FILE)
+    return Operation(
+        seq, Kind.DELETE, source=source, source_id=NO_FILE if found is None else identity_of(found)
+    )
 
 
 def _file_operation(
@@ -234,7 +239,8 @@ def _file_operation(
     else:
         action = Action.OVERWRITE
     # Fencing: the files this operation may remove or replace, as they are now.
-    source_id = storage.entry_identity(source) if kind is Kind.MOVE else None
+    entry = storage.lookup(source, folders, follow=False) if kind is Kind.MOVE else None
+    source_id = identity_of(entry) if entry is not None else None
     old_id = identity_of(existing) if existing is not None and action is Action.OVERWRITE else None
     return Operation(
         seq,

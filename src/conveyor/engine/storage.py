@@ -306,11 +306,15 @@ class Storage:
                 if not is_temp_name(name):
                     yield prefix + name
 
-    def lookup(self, relative: str, folders: dict[str, str]) -> os.stat_result | None:
+    def lookup(
+        self, relative: str, folders: dict[str, str], *, follow: bool = True
+    ) -> os.stat_result | None:
         """`relative`'s stat (symbolic links followed), None if nothing is there; PathEscape
         as `resolve`. For planning many paths at once: `folders` keeps the real path
         of each folder resolved so far, so a file costs one `lstat` when its name is
         not a link (a link is resolved in full). Execution checks every path again.
+        `follow=False`: the entry itself (a link's own stat, after checking where it
+        points), as a move or delete acts on it.
         """
         if relative.startswith("/") or ".." in relative.split("/"):
             raise PathEscape(f"'{relative}' is not a path inside the storage root")
@@ -326,7 +330,8 @@ class Storage:
                 return os.stat(self.resolve(relative))
             info = os.lstat(f"{real_parent}/{name}")
             if stat.S_ISLNK(info.st_mode):
-                return os.stat(self.resolve(relative))
+                target = os.stat(self.resolve(relative))
+                return target if follow else info
             return info
         except (FileNotFoundError, NotADirectoryError):
             return None
