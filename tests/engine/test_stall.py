@@ -195,8 +195,8 @@ def test_a_worker_stalled_inside_a_transaction_does_not_delay_the_takeover(
     """The stalled transaction holds the run's row lock; idle_in_transaction_session_timeout
     (half the lease) ends it before the lease runs out, so the claim finds the run.
     (SQLite cannot have this: a process stopped in a write transaction blocks all writers.)"""
-    for i in range(40):
-        world.write(f"in/f{i:02}.bin", os.urandom(1000))
+    for i in range(200):  # 0.5 s per batch of 4: longer than the rescuer's start
+        world.write(f"in/f{i:03}.bin", os.urandom(1000))
     run_id = world.run(world.automation("copy_file", path="in", source="*", destinations=["out/"]))
     env = worker_env(
         database_url,
@@ -210,9 +210,16 @@ def test_a_worker_stalled_inside_a_transaction_does_not_delay_the_takeover(
     rescuer: WorkerProcess | None = None
     try:
         victim.wait_ready()
-        wait_for(lambda: any("test hook: commit" in line for line in victim.lines), 30, "a commit")
-        victim.proc.send_signal(signal.SIGSTOP)  # inside the transaction, row locked
+        wait_for(lambda: world.view(run_id).run.run_stage == RunStage.EXECUTING, 30, "execution")
+        # Ready before the stop, so the takeover's delay is the claim's alone.
         rescuer = WorkerProcess(env, 1).wait_ready()
+        seen = len(victim.lines)
+        wait_for(
+            lambda: any("test hook: commit" in line for line in victim.lines[seen:]),
+            30,
+            "a commit",
+        )
+        victim.proc.send_signal(signal.SIGSTOP)  # inside the transaction, row locked
         wait_for(lambda: world.view(run_id).run.run_stage == RunStage.FINISHED, 60, "the run")
     finally:
         for process in (victim, rescuer):
