@@ -28,8 +28,9 @@ from sqlalchemy import event
 
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.listing import RUN_DEFAULT_SORT, Cursor, CursorCodec, RunListQuery
+from conveyor.domain.permissions import Level
 from conveyor.domain.runs import RunStage
-from conveyor.store import automations, migrate, users
+from conveyor.store import automations, migrate, permissions, users
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer, free_port
@@ -700,6 +701,8 @@ def conveyor_home(backend: str, prefix: str) -> Iterator[Home]:
         with db.write() as conn:
             user = users.ensure_user(conn, "bench", False, now)
             key = users.create_api_key(conn, user.id, now)
+            # A non-admin with folder permissions on the whole storage (docs/permissions.md).
+            permissions.ensure_grant(conn, user.id, "", Level.FULL, now)
         db.dispose()
         port = free_port()
         env = {

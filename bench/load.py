@@ -38,7 +38,8 @@ from typing import Any
 import httpx
 
 from common import print_machine, stop_process, wait_healthy
-from conveyor.store import migrate, users
+from conveyor.domain.permissions import Level
+from conveyor.store import migrate, permissions, users
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer, free_port
 
@@ -84,6 +85,8 @@ def prepare(url: str, storage: Path) -> tuple[list[str], list[int]]:
     with db.write() as conn:
         user = users.ensure_user(conn, "load", False, now)
         keys = [users.create_api_key(conn, user.id, now) for _ in range(KEYS)]
+        # A non-admin with folder permissions on the whole storage (docs/permissions.md).
+        permissions.ensure_grant(conn, user.id, "", Level.FULL, now)
     db.dispose()
     (storage / "in").mkdir(parents=True, exist_ok=True)
     for n in range(INPUT_FILES):

@@ -117,7 +117,7 @@ class Settings:
     metrics: bool = True
     worker_metrics_port: int = 0
     ready_requires_workers: bool = True
-    heartbeat_timeout: float = 60.0
+    heartbeat_timeout: float = 10.0
     retention_days: int = 90
     retention_interval: float = 3600.0
     retention_batch_size: int = 1000
@@ -162,7 +162,7 @@ class Settings:
             metrics=_bool(env, "CONVEYOR_METRICS", True),
             worker_metrics_port=_int(env, "CONVEYOR_WORKER_METRICS_PORT", 0, minimum=0),
             ready_requires_workers=_bool(env, "CONVEYOR_READY_REQUIRES_WORKERS", True),
-            heartbeat_timeout=_float(env, "CONVEYOR_HEARTBEAT_TIMEOUT", 60.0, minimum=1.0),
+            heartbeat_timeout=_float(env, "CONVEYOR_HEARTBEAT_TIMEOUT", 10.0, minimum=1.0),
             retention_days=_int(env, "CONVEYOR_RETENTION_DAYS", 90, minimum=0),
             retention_interval=_float(env, "CONVEYOR_RETENTION_INTERVAL", 3600.0, minimum=1.0),
             retention_batch_size=_int(env, "CONVEYOR_RETENTION_BATCH_SIZE", 1000, minimum=1),

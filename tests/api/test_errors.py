@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from api_http import API, Reply, assert_error, fetch, snapshot
 from api_world import World
@@ -18,8 +19,7 @@ from api_world import World
 from conveyor.api.app import create_app
 from conveyor.config import Settings
 from conveyor.store import automations as automations_store
-from conveyor.store.database import Database
-from conveyor.testing.postgres import PostgresServer
+from conveyor.store.database import Database, driver_conninfo
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
 from suite_support import suite_settings
@@ -279,7 +279,7 @@ def test_cursor_signed_under_another_secret_is_invalid(world: World, tmp_path: P
 
 
 def test_unexpected_failure_is_a_generic_500(
-    backend: str, settings: Settings, db: Database, request: pytest.FixtureRequest
+    backend: str, settings: Settings, db: Database
 ) -> None:
     """The database vanishes under a running server: a real failure, not a patched handler."""
     seed = Seeder(db)
@@ -292,9 +292,9 @@ def test_unexpected_failure_is_a_generic_500(
             path = Path(db.url.removeprefix("sqlite:///"))
             for leftover in path.parent.glob(path.name + "*"):
                 os.remove(leftover)
-        else:
-            pg: PostgresServer = request.getfixturevalue("pg_server")
-            pg.drop_database(db.url.rsplit("/", 1)[1])
+        else:  # its tables vanish (an unreachable database is an outage: a 503, test_outage)
+            with psycopg.connect(driver_conninfo(db.url), autocommit=True) as conn:
+                conn.execute("DROP SCHEMA public CASCADE")
         for target in (runs_url(f"automation_id={automation}"), f"{API}/automation_runs/1"):
             reply = fetch(server.url, target, alice.key)
             body = assert_error(reply, 500, "internal-server-error/internal-server-error")

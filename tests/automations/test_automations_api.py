@@ -165,7 +165,8 @@ INVALID = [
     ({**COPY, "path": "/etc"}, BAD_PATH, "start with a slash"),
     ({**COPY, "path": "a//b"}, BAD_PATH, "empty"),
     ({**COPY, "source": "../../*"}, BAD_PATH, "'..'"),
-    ({**COPY, "destinations": ["ok/", "../out/"]}, BAD_PATH, "destination"),
+    ({**COPY, "destinations": ["ok/", "out/../x/"]}, BAD_PATH, "destination"),
+    ({**COPY, "destinations": ["./../a/../x/"]}, BAD_PATH, "destination"),
     ({**COPY, "destinations": ["a\\b"]}, BAD_PATH, "backslash"),
     ({**COPY, "trigger": "daily", "interval": "fortnight"}, BAD_PARAMS, "interval"),
     (
@@ -254,7 +255,7 @@ def test_official_sdk_raises_the_matching_error(
 def test_invalid_update_changes_nothing(sdk: None) -> None:
     created = files_sdk.automation.create(COPY)
     with pytest.raises(sdk_errors.InvalidPathError):
-        files_sdk.automation.update(created.id, {"destinations": ["../x/"]})
+        files_sdk.automation.update(created.id, {"destinations": ["a/../x/"]})
     with pytest.raises(sdk_errors.RequestParamsInvalidError):
         files_sdk.automation.update(created.id, {"automation": "unzip"})
     assert files_sdk.automation.find(created.id).get_attributes() == created.get_attributes()

@@ -79,6 +79,10 @@ schedule_times_of_day                  06:30
 schedule_time_zone                     Europe/Paris
 human_readable_schedule                Every Monday and Wednesday at 06:30 (Europe/Paris)
 trigger_actions
+recurring_days
+holiday_region
+always_serialize_jobs                  false
+value
 webhook_url
 user_id                                1
 last_modified_at                       2023-11-14T22:13:20Z

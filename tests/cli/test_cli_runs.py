@@ -197,13 +197,6 @@ def test_get_in_each_format(world: CliWorld) -> None:
             None,
         ),
         (
-            [],
-            {"CONVEYOR_API_KEY": None},
-            EXIT_AUTH,
-            "not-authenticated/authentication-required",
-            "Authentication required: send your API key in the X-FilesAPI-Key header.",
-        ),
-        (
             ["--api-key", "0" * 64],
             {},
             EXIT_AUTH,
@@ -227,6 +220,28 @@ def test_list_errors_print_one_line_and_exit_with_their_code(
     assert matched.group(1) == error_type
     if message is not None:
         assert matched.group(2) == message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["automation-runs", "list", "--automation-id", "1"],
+        ["automation-runs", "get", "1"],
+        ["automation-runs", "log", "1"],
+        ["automations", "list"],
+        ["automations", "run", "1"],
+    ],
+)
+@pytest.mark.parametrize("key", [None, ""])
+def test_a_missing_key_says_how_to_give_one(
+    world: CliWorld, args: list[str], key: str | None
+) -> None:
+    result = invoke(args, world.env(CONVEYOR_API_KEY=key))
+    assert (result.exit_code, result.stdout) == (EXIT_AUTH, "")
+    assert result.stderr == (
+        "conveyor: no API key: set CONVEYOR_API_KEY or pass --api-key "
+        "(an admin creates one on the server with `conveyor api-keys create --user NAME`)\n"
+    )
 
 
 def test_not_found_exits_5(world: CliWorld) -> None:
@@ -303,7 +318,8 @@ def test_api_keys_create_prints_only_a_key_that_works(
 ) -> None:
     env = {"CONVEYOR_DATABASE_URL": database_url, "CONVEYOR_HOME": str(tmp_path / "home")}
     created = invoke(["api-keys", "create", "--user", "bob"], env)
-    assert created.exit_code == 0 and created.stderr == ""
+    assert created.exit_code == 0
+    assert created.stderr.startswith("conveyor: database: ")  # which one it used
     assert re.fullmatch(r"[0-9a-f]{64}\n", created.stdout)
     key = created.stdout.strip()
 

@@ -12,12 +12,13 @@ from typing import Any
 
 from conveyor.clock import ManualClock
 from conveyor.config import Settings
+from conveyor.domain.permissions import Level
 from conveyor.domain.runs import AutomationRun
 from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.storage import Storage
 from conveyor.engine.worker import Worker
-from conveyor.store import automations, engine, runs, users
+from conveyor.store import automations, engine, permissions, runs, users
 from conveyor.store.database import Database
 
 # 2024-02-16T23:30:00Z: late enough that Tokyo is already on the 17th.
@@ -45,6 +46,8 @@ class World:
         self.settings = settings
         with db.write() as conn:
             self.user_id = users.ensure_user(conn, "alice", False, clock.now()).id
+            # Everything, as every user had before folder permissions existed.
+            permissions.ensure_grant(conn, self.user_id, "", Level.FULL, clock.now())
 
     def engine(self, hooks: Hooks | None = None, **overrides: Any) -> EngineContext:
         settings = replace(self.settings, **overrides) if overrides else self.settings

@@ -182,26 +182,32 @@ def test_flatten_file_destinations_and_renaming(world: World) -> None:
     )
 
 
+KEPT = b"OLD, longer"
+
+
 @pytest.mark.parametrize(
     ("overwrite_files", "always", "same_size_result", "other_size_result"),
     [
-        (False, False, b"OLD12", b"new12"),
+        (False, False, b"OLD12", KEPT),
         (True, False, b"OLD12", b"new12"),
-        (False, True, b"OLD12", b"new12"),
+        (False, True, b"OLD12", KEPT),
         (True, True, b"new12", b"new12"),
     ],
 )
-def test_same_size_destinations_are_skipped_unless_both_overwrite_flags_are_set(
+def test_existing_destinations_follow_overwrite_files_and_the_same_size_rule(
     world: World,
     overwrite_files: bool,
     always: bool,
     same_size_result: bytes,
     other_size_result: bytes,
 ) -> None:
+    """Files.com: without overwrite_files an existing destination is never overwritten; with
+    it, one of the same size is still skipped unless always_overwrite_size_matching_files
+    (which does nothing on its own)."""
     world.write("in/same.txt", "new12")
     world.write("in/other.txt", "new12")
     world.write("out/same.txt", "OLD12")  # 5 bytes, like the source
-    world.write("out/other.txt", "OLD, longer")  # 11 bytes
+    world.write("out/other.txt", KEPT)  # 11 bytes
     automation = world.automation(
         "copy_file",
         path="in",
@@ -220,23 +226,30 @@ def test_same_size_destinations_are_skipped_unless_both_overwrite_flags_are_set(
     view = world.view(run_id)
     assert view.run.status is RunStatus.SUCCESS
     assert (view.run.successful_operations, view.run.failed_operations) == (2, 0)
-    overwritten = (
-        "Copied in/other.txt to out/other.txt (5 bytes), overwriting the existing file (11 bytes)."
-    )
-    if same_size_result == b"OLD12":
-        assert view.log[-3:-1] == [
-            overwritten,
-            "Skipped copying in/same.txt: out/same.txt already exists with the same size "
-            "(5 bytes).",
-        ]
-        assert [op[4] for op in view.operations] == ["done", "skipped"]
+    if other_size_result == KEPT:
+        other = (
+            "Skipped copying in/other.txt: out/other.txt already exists (11 bytes) and "
+            "overwrite_files is false."
+        )
     else:
-        assert view.log[-3:-1] == [
-            overwritten,
-            "Copied in/same.txt to out/same.txt (5 bytes), overwriting the existing file "
-            "(5 bytes).",
-        ]
-        assert [op[4] for op in view.operations] == ["done", "done"]
+        other = (
+            "Copied in/other.txt to out/other.txt (5 bytes), overwriting the existing file "
+            "(11 bytes)."
+        )
+    if same_size_result == b"OLD12":
+        same = (
+            "Skipped copying in/same.txt: out/same.txt already exists with the same size (5 bytes)."
+        )
+    else:
+        same = (
+            "Copied in/same.txt to out/same.txt (5 bytes), overwriting the existing file (5 bytes)."
+        )
+    assert view.log[-3:-1] == [other, same]
+    states = [op[4] for op in view.operations]
+    assert states == [
+        "skipped" if other_size_result == KEPT else "done",
+        "skipped" if same_size_result == b"OLD12" else "done",
+    ]
 
 
 def test_move_copies_to_all_but_the_last_destination_and_moves_to_the_last(world: World) -> None:

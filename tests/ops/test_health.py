@@ -44,6 +44,26 @@ def test_ready_only_while_a_worker_beats(serve: Serve, db: Database) -> None:
     assert httpx.get(f"{url}/readyz").status_code == 503
 
 
+def test_a_killed_worker_stops_counting_after_the_default_timeout(
+    serve: Serve, db: Database
+) -> None:
+    """A killed engine process leaves its row behind: it counts only while its last beat is
+    younger than CONVEYOR_HEARTBEAT_TIMEOUT, 10 s by default (a live one beats every 2.5 s)."""
+    clock = ManualClock()
+    url = serve(clock=clock).url
+    with db.write() as conn:
+        heartbeats.beat(conn, "host-1-killed", "worker", "host", 1, clock.now())
+    assert httpx.get(f"{url}/readyz").json()["checks"]["workers"] == "ok (1 alive)"
+    clock.advance(10)
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    clock.advance(0.001)
+    stale = httpx.get(f"{url}/readyz")
+    assert stale.status_code == 503
+    assert stale.json()["checks"]["workers"] == (
+        "no engine worker has sent a heartbeat in the last 10 s"
+    )
+
+
 def test_api_only_processes_can_skip_the_worker_check(serve: Serve) -> None:
     reply = httpx.get(f"{serve(ready_requires_workers=False).url}/readyz")
     assert reply.status_code == 200
@@ -74,5 +94,8 @@ def test_not_ready_without_a_database(serve: Serve, tmp_path) -> None:  # type: 
     doomed.rmdir()
     reply = httpx.get(f"{server.url}/readyz")
     assert reply.status_code == 503
-    assert reply.json() == {"status": "unavailable", "checks": {"database": "unreachable"}}
+    assert reply.json() == {
+        "status": "unavailable",
+        "checks": {"database": "the database file cannot be opened"},
+    }
     assert httpx.get(f"{server.url}/healthz").status_code == 200

@@ -48,7 +48,7 @@ def test_the_served_document_validates(serve: Serve) -> None:
 
 
 def test_every_operation_against_the_schema(serve: Serve, db: Database, seed: Seeder) -> None:
-    server = serve()
+    server = serve(heartbeat_timeout=3600.0)  # the one beat below lasts the whole test
     admin = seed.account("admin", admin=True)
     automation = seed.automation(admin)
     for n in range(3):

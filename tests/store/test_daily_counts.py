@@ -150,7 +150,7 @@ def empty_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
 def test_migration_0006_backfills_the_counts_from_the_runs(empty_db: Database) -> None:
     migrate.upgrade(empty_db, "0005")
     seed = Seeder(empty_db, ManualClock(NOW))
-    alice = seed.account("alice")
+    alice = seed.account("alice", root=None)  # no permissions table before 0009
     automation, other = seed.automation(alice), seed.automation(alice)
     # Runs written before 0006 exist: the lifecycle cannot keep counts yet, so
     # they are inserted as they stood (the table does not exist at 0005).

@@ -211,6 +211,7 @@ def test_serve_upgrades_an_empty_database_and_prints_the_first_key_once(
         admin = httpx.get(runs_url, params={"automation_id": 1}, headers={"X-FilesAPI-Key": key})
         assert (admin.status_code, admin.json()["type"]) == (404, "not-found/not-found")
     assert printed[0].startswith(f"Conveyor serving on http://127.0.0.1:{port} (database: ")
+    assert printed[0].endswith(", created now)")
     assert printed[1:3] == [
         f"First start: created user 'admin' with API key {key}",
         "Keep it safe: it is not shown again.",
@@ -227,5 +228,5 @@ def test_serve_upgrades_an_empty_database_and_prints_the_first_key_once(
     with serving(env, port) as again:
         admin = httpx.get(runs_url, params={"automation_id": 1}, headers={"X-FilesAPI-Key": key})
         assert admin.status_code == 404
-    assert again[0] == printed[0]
+    assert again[0] == printed[0].replace(", created now)", ")")
     assert not [line for line in again if "API key" in line or "Keep it safe" in line]

@@ -387,3 +387,73 @@ def test_default_time_is_midnight_utc() -> None:
 def test_human_readable_schedule(fields: dict[str, object], text: str) -> None:
     assert human_readable_schedule(make(**fields)) == text  # type: ignore[arg-type]
     assert human_readable_schedule(make(Trigger.MANUAL)) is None
+
+
+# ----------------------------------------------- recurring_days and holiday_region
+
+
+def _daily(**fields: object) -> Automation:
+    return Automation(
+        id=1, user_id=1, automation=AutomationType.CREATE_FOLDER, trigger=Trigger.DAILY, **fields
+    )  # type: ignore[arg-type]
+
+
+def _utc(*args: int) -> int:
+    return from_datetime(datetime(*args, tzinfo=UTC))
+
+
+def test_recurring_days_run_on_each_listed_day_of_the_period() -> None:
+    weekly = schedule_of(
+        _daily(interval="week", recurring_days=(5, 1), schedule_times_of_day=("08:00",))
+    )
+    assert weekly is not None
+    slots = upcoming_slots(weekly, _utc(2026, 12, 6), 4)  # a Sunday
+    assert [to_datetime(s).strftime("%a %d") for s in slots] == [
+        "Mon 07",
+        "Fri 11",
+        "Mon 14",
+        "Fri 18",
+    ]
+    quarterly = schedule_of(_daily(interval="quarter", recurring_days=(92, 1)))
+    assert quarterly is not None
+    slots = upcoming_slots(quarterly, _utc(2026, 1, 1, 1), 3)
+    # Day 92 of a 90-day quarter is its last day.
+    assert [to_datetime(s).date().isoformat() for s in slots] == [
+        "2026-03-31",
+        "2026-04-01",
+        "2026-06-30",
+    ]
+
+
+def test_a_holiday_region_skips_the_slots_on_its_public_holidays() -> None:
+    automation = _daily(schedule_times_of_day=("09:00",), holiday_region="us")
+    schedule = schedule_of(automation)
+    assert schedule is not None
+    slots = upcoming_slots(schedule, _utc(2026, 12, 23, 12), 3)
+    assert [to_datetime(s).date().isoformat() for s in slots] == [
+        "2026-12-24",
+        "2026-12-26",  # Christmas Day is a US public holiday
+        "2026-12-27",
+    ]
+    assert latest_slot(schedule, _utc(2026, 12, 25, 23)) == _utc(2026, 12, 24, 9)
+    # A region's own holidays, observed days included: in the UK Boxing Day (a Saturday in
+    # 2026) is observed on Monday the 28th.
+    uk = schedule_of(_daily(schedule_times_of_day=("09:00",), holiday_region="gb"))
+    assert uk is not None
+    assert upcoming_slots(uk, _utc(2026, 12, 24, 12), 2) == [
+        _utc(2026, 12, 27, 9),
+        _utc(2026, 12, 29, 9),
+    ]
+
+
+def test_h_mm_times_are_stored_as_hh_mm() -> None:
+    values = validate_fields(
+        {
+            "automation": "create_folder",
+            "destinations": ["x"],
+            "trigger": "custom_schedule",
+            "schedule_days_of_week": [1],
+            "schedule_times_of_day": ["7:30", "07:45", "0:00"],
+        }
+    )
+    assert values["schedule_times_of_day"] == ("07:30", "07:45", "00:00")

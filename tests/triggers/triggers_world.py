@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from conveyor.clock import Clock
 from conveyor.domain.automations import validate_fields
-from conveyor.store import automations, users
+from conveyor.domain.permissions import Level
+from conveyor.store import automations, permissions, users
 from conveyor.store.database import Database
 from conveyor.store.schema import automation_runs, run_inputs, run_messages
 
@@ -48,6 +49,8 @@ class World:
         self.root = root
         with db.write() as conn:
             self.user_id = users.ensure_user(conn, "alice", False, clock.now()).id
+            # Everything, as every user had before folder permissions existed.
+            permissions.ensure_grant(conn, self.user_id, "", Level.FULL, clock.now())
 
     def automation(self, **body: Any) -> int:
         body.setdefault("automation", "create_folder")

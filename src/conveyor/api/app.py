@@ -16,6 +16,7 @@ from conveyor.api import (
     automations,
     health,
     openapi_errors,
+    permissions,
     ratelimit,
     retention,
     runs,
@@ -100,7 +101,7 @@ def create_app(
         description="Files.com-compatible API for file automations and their runs.",
         lifespan=lifespan,
         openapi_url="/api/rest/v1/openapi.json",
-        docs_url="/api/rest/v1/docs",
+        docs_url=None,  # the web UI serves the reference itself, without a CDN
         redoc_url=None,
     )
     app.state.ctx = context
@@ -114,6 +115,7 @@ def create_app(
     error_rendering.install(app)
     app.include_router(runs.router)
     app.include_router(automations.router)
+    app.include_router(permissions.router)
     app.include_router(schedules.router)  # Conveyor extension: next planned runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router)

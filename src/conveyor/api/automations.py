@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.api.auth import authenticate
@@ -19,7 +20,8 @@ from conveyor.api.context import ctx
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.automations import Automation, Trigger, validate_fields
+from conveyor.domain.automations import READ_ONLY_FIELDS, Automation, Trigger, validate_fields
+from conveyor.domain.destinations import manual_values
 from conveyor.domain.listing import (
     Sort,
     check_filter_fields,
@@ -29,9 +31,12 @@ from conveyor.domain.listing import (
     parse_sort,
     query_pairs,
 )
+from conveyor.domain.permissions import check_automation
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as store
+from conveyor.store import permissions as permission_store
 from conveyor.store import runs as runs_store
+from conveyor.store import triggers as triggers_store
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -78,6 +83,10 @@ def encode_automation(automation: Automation, base_url: str) -> dict[str, Any]:
         "schedule_time_zone": text(automation.schedule_time_zone),
         "human_readable_schedule": human_readable_schedule(automation),
         "trigger_actions": list(automation.trigger_actions),
+        "recurring_days": list(automation.recurring_days),
+        "holiday_region": text(automation.holiday_region),
+        "always_serialize_jobs": automation.always_serialize_jobs,
+        "value": None if automation.value_limit is None else {"limit": automation.value_limit},
         "webhook_url": webhook_url,
         "user_id": automation.user_id,
         "last_modified_at": to_rfc3339(automation.last_modified_at),
@@ -100,6 +109,34 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise errors.RequestParamsInvalid("The request body must be a JSON object.")
     return data
+
+
+DATA_PLANE_FIELDS = (
+    "automation",
+    "path",
+    "source",
+    "destinations",
+    "flatten_destination_structure",
+)
+
+
+def check_data_plane(conn: Connection, automation: Automation) -> None:
+    """Refuse (403, naming the path) an automation its owner may not read or write with."""
+    grants = permission_store.grants_for_user(conn, automation.user_id)
+    if grants is not None:
+        check_automation(automation, grants)
+
+
+def _without_echoes(body: dict[str, Any], echoed: dict[str, Any] | None) -> dict[str, Any]:
+    """The body less read-only fields sent back unchanged (the official SDK's save() does)."""
+    return {
+        name: value
+        for name, value in body.items()
+        if not (
+            name in READ_ONLY_FIELDS
+            and (value is None or (echoed is not None and echoed.get(name) == value))
+        )
+    }
 
 
 def visible_automation(conn: Connection, request: Request, automation_id: int) -> Automation:
@@ -151,13 +188,14 @@ def list_automations(request: Request) -> Response:
 async def create_automation(request: Request) -> Response:
     context = ctx(request)
     body = await _body(request)
-    values = validate_fields(body)
+    values = validate_fields(_without_echoes(body, None))
 
     def work(conn: Any) -> Automation:
         user = authenticate(conn, request)
         new_id = store.create_automation(conn, user.id, context.clock.now(), **values)
         created = store.get_automation(conn, new_id)
         assert created is not None
+        check_data_plane(conn, created)  # raising rolls the insert back
         return created
 
     created = context.db.run_write(work)
@@ -180,8 +218,14 @@ async def update_automation(automation_id: str, request: Request) -> Response:
 
     def work(conn: Any) -> Automation:
         current = visible_automation(conn, request, target)
-        values = validate_fields(body, current)
-        return store.update_automation(conn, current, values, context.clock.now())
+        echoed = encode_automation(current, context.base_url(request))
+        values = validate_fields(_without_echoes(body, echoed), current)
+        updated = store.update_automation(conn, current, values, context.clock.now())
+        # A change of where it reads or writes is checked; renaming or disabling an
+        # automation whose permission was revoked stays possible.
+        if any(getattr(current, name) != getattr(updated, name) for name in DATA_PLANE_FIELDS):
+            check_data_plane(conn, updated)  # raising rolls the update back
+        return updated
 
     updated = context.db.run_write(work)
     return _respond(encode_automation(updated, context.base_url(request)))
@@ -203,20 +247,66 @@ def delete_automation(automation_id: str, request: Request) -> Response:
 @router.post(
     "/automations/{automation_id}/manual_run", summary="Manually Run Automation", status_code=201
 )
-def manual_run(automation_id: str, request: Request) -> Response:
-    """Create a run now. Answers with the run (the official SDK ignores the body)."""
+async def manual_run(automation_id: str, request: Request) -> Response:
+    """Create a run now. Answers with the run (the official SDK ignores the body).
+
+    The body may repeat the automation's `id`, and may carry `values`
+    (Conveyor's extension: the parameters `%u-NAME` destination tokens read,
+    as a webhook call's parameters); Files.com's `items` (initial items of an
+    Automation v2 manual trigger) and anything else are refused.
+    """
     context = ctx(request)
     target = parse_id(automation_id)
+    body = await _body(request)
 
     def work(conn: Any) -> Any:
         found = visible_automation(conn, request, target)
+        values = _check_manual_run_body(body, target)
         if found.disabled:
             raise errors.AutomationDisabled(
                 f"Automation {target} is disabled; enable it before running it."
             )
-        run = runs_store.create_run(conn, target, context.clock.now(), trigger="manual")
-        return runs_store.run_row(conn, run.id)
+        now = context.clock.now()
+        if values is None:
+            run_id = runs_store.create_run(conn, target, now, trigger="manual").id
+        else:
+            shown = ", ".join(f"{name}={value}" for name, value in values.items())
+            run_id = triggers_store.create_triggered_run(
+                conn,
+                target,
+                now,
+                trigger="manual",
+                kind="manual",
+                payload={"values": values},
+                messages=[f"Started by a manual run with values: {shown[:2000]}"],
+            )
+        return runs_store.run_row(conn, run_id)
 
-    row = context.db.run_write(work)
+    row = await run_in_threadpool(context.db.run_write, work)
     context.on_run_created(row[0])
     return _respond(encoder_for(context, request).run(row), 201)
+
+
+def _check_manual_run_body(body: dict[str, Any], target: int) -> dict[str, str] | None:
+    """The run's `values` (None when not sent); RequestParamsInvalid for anything else."""
+    values = None
+    for name, value in body.items():
+        if name == "id" and str(value) == str(target):
+            continue
+        if name == "values":
+            values = manual_values(value)
+            continue
+        if name == "id":
+            raise errors.RequestParamsInvalid(
+                f"id {str(value)[:20]!r} does not match the automation in the URL ({target})."
+            )
+        if name == "items":
+            raise errors.RequestParamsInvalid(
+                "items is not supported: Conveyor has no Automation v2 manual triggers; a "
+                "manual run acts on the files the automation's path and source match."
+            )
+        raise errors.RequestParamsInvalid(
+            f"{name[:60]!r} is not a parameter of manual_run; Conveyor refuses what it does not "
+            "support rather than ignore it."
+        )
+    return values

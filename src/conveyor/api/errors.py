@@ -4,24 +4,30 @@ Every error body is `{"error", "http-code", "instance", "title", "type"}`;
 `instance` is the request id, also sent as the X-Request-Id header, so a
 user's error report can be matched to the server's logs. A stack trace never
 reaches a client: unexpected exceptions are logged and answered with a
-generic 500.
+generic 500. A database outage (`conveyor.store.outage`) is no fault of the
+request: it is answered 503 `service-unavailable/automations-unavailable` with
+`Retry-After`; its transaction was rolled back (docs/operations.md, Outages).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 import sys
 
 import httptools
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from conveyor.domain import errors
+from conveyor.store import outage
 
 log = logging.getLogger("conveyor.api")
 
@@ -44,7 +50,7 @@ def error_body(exc: errors.ConveyorError, rid: str) -> bytes:
 
 def error_response(exc: errors.ConveyorError, rid: str) -> Response:
     headers = {"X-Request-Id": rid}
-    if isinstance(exc, errors.TooManyRequests):
+    if isinstance(exc, errors.TooManyRequests | errors.ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return Response(
         error_body(exc, rid),
@@ -83,8 +89,16 @@ def domain_error(request: Request, exc: errors.ConveyorError) -> Response:
     return _respond(request, exc)
 
 
-def unexpected_error(request: Request, _exc: Exception) -> Response:
-    """The answer to any other exception: logged with its stack, a bare 500 to the client."""
+def unexpected_error(request: Request, exc: Exception) -> Response:
+    """The answer to any other exception: a 503 for a database outage (logged in one
+    line), else logged with its stack and a bare 500 to the client."""
+    why = outage.reason(exc)
+    if why is not None:
+        log.warning("request %s: %s (%s)", request_id(request), why, type(exc).__name__)
+        return _respond(
+            request,
+            errors.ServiceUnavailable(f"Service unavailable: {why}. Retry in a few seconds."),
+        )
     log.exception("unexpected error in request %s", request_id(request))
     return _respond(
         request, errors.InternalServerError("An unexpected error occurred; it has been logged.")
@@ -110,6 +124,14 @@ def install(app: FastAPI) -> None:
         error = cls(message or str(exc.detail))
         error.http_status = exc.status_code
         return _respond(request, error)
+
+    # Database errors are answered here rather than by the server-error layer, which
+    # would log each outage's stack again.
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(psycopg.Error)
+    @app.exception_handler(sqlite3.Error)
+    async def _database(request: Request, exc: Exception) -> Response:
+        return unexpected_error(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,7 +1,9 @@
 """Health endpoints for load balancers and orchestrators; no API key, nothing sensitive.
 
 `/healthz`: the process answers. `/readyz`: it can do its work: the database
-answers, its schema is at this version's newest migration, and (unless
+answers and can take writes (not read-only, its disk not full, no write of
+this process failed for an outage in the last few seconds: `store.outage`),
+its schema is at this version's newest migration, and (unless
 CONVEYOR_READY_REQUIRES_WORKERS is off) some engine process has sent a
 heartbeat within CONVEYOR_HEARTBEAT_TIMEOUT. Otherwise 503 with the reasons.
 """
@@ -16,10 +18,11 @@ import orjson
 from alembic.runtime.migration import MigrationContext
 from fastapi import APIRouter, Request
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
-from conveyor.api.context import ctx
-from conveyor.store import heartbeats, migrate
+from conveyor.api.context import AppContext, ctx
+from conveyor.store import heartbeats, migrate, outage
 
 router = APIRouter()
 log = logging.getLogger("conveyor.api")
@@ -71,27 +74,19 @@ def readyz(request: Request) -> Response:
     try:
         with context.db.read() as conn:
             conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
+            checks["database"] = outage.check(context.db, conn) or "ok"
             checks["migrations"] = "could not be read"
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current != _head():
-                checks["migrations"] = (
-                    "the schema is not at this version's newest migration; "
-                    "run `conveyor db upgrade`"
-                )
-            else:
-                checks["migrations"] = "ok"
-                if context.settings.ready_requires_workers:
-                    checks["workers"] = "could not be read"
-                    timeout = context.settings.heartbeat_timeout
-                    count = heartbeats.alive(conn, context.clock.now() - int(timeout * 1e6))
-                    checks["workers"] = (
-                        f"ok ({count} alive)"
-                        if count
-                        else f"no engine worker has sent a heartbeat in the last {timeout:g} s"
-                    )
-    except Exception:  # the check that failed is the answer; its details stay in the server
-        log.warning("readiness check failed", exc_info=True)
+            checks["migrations"] = _migrations_check(conn)
+            if checks["migrations"] == "ok" and context.settings.ready_requires_workers:
+                checks["workers"] = "could not be read"
+                checks["workers"] = _workers_check(context, conn)
+    except Exception as exc:  # the check that failed is the answer; its details stay in the server
+        why = outage.reason(exc)
+        if why is not None:
+            checks["database"] = why
+            log.warning("readiness check: %s", why)
+        else:
+            log.warning("readiness check failed", exc_info=True)
     ready = all(value.startswith("ok") for value in checks.values())
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return Response(
@@ -100,6 +95,21 @@ def readyz(request: Request) -> Response:
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _migrations_check(conn: Connection) -> str:
+    if MigrationContext.configure(conn).get_current_revision() != _head():
+        return "the schema is not at this version's newest migration; run `conveyor db upgrade`"
+    return "ok"
+
+
+def _workers_check(context: AppContext, conn: Connection) -> str:
+    """Engine processes whose heartbeat is fresh: younger than CONVEYOR_HEARTBEAT_TIMEOUT."""
+    timeout = context.settings.heartbeat_timeout
+    count = heartbeats.alive(conn, context.clock.now() - int(timeout * 1e6))
+    if count:
+        return f"ok ({count} alive)"
+    return f"no engine worker has sent a heartbeat in the last {timeout:g} s"
 
 
 @functools.cache

@@ -20,8 +20,18 @@ ERROR_ANSWERS = {
     "401": "Not authenticated",
     "404": "Not found",
     "429": "Rate limited; see Retry-After",
+    "503": "The database is unavailable (docs/operations.md, Outages); see Retry-After",
 }
-KEYLESS_ANSWERS = {"400": ERROR_ANSWERS["400"], "404": ERROR_ANSWERS["404"]}
+KEYLESS_ANSWERS = {code: ERROR_ANSWERS[code] for code in ("400", "404", "503")}
+# Operations that answer 403 (Files.com's not-authorized types): admin-only permission
+# routes, and automations a non-admin may not read or write with (docs/permissions.md).
+FORBIDDEN = {
+    ("/api/rest/v1/permissions", "get"),
+    ("/api/rest/v1/permissions", "post"),
+    ("/api/rest/v1/permissions/{permission_id}", "delete"),
+    ("/api/rest/v1/automations", "post"),
+    ("/api/rest/v1/automations/{automation_id}", "patch"),
+}
 # Keyless operations that still have a token bucket (one per automation's webhook).
 RATE_LIMITED_KEYLESS = ("/api/rest/v1/webhooks/",)
 
@@ -36,9 +46,11 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
         if not path.startswith("/api/"):
             continue
         keyless = path.startswith(NO_API_KEY)
-        for operation in item.values():
+        for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            if (path, method) in FORBIDDEN:
+                operation["responses"].setdefault("403", _error("Not authorized"))
             responses = operation["responses"]
             responses.pop("422", None)
             answers = KEYLESS_ANSWERS if keyless else ERROR_ANSWERS

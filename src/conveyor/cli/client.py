@@ -11,7 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from conveyor import sdk
-from conveyor.cli.output import OutputFormat, client_errors, write_page, write_record
+from conveyor.cli.output import (
+    EXIT_AUTH,
+    OutputFormat,
+    client_errors,
+    write_page,
+    write_record,
+)
 from conveyor.sdk.run_log import (
     DEFAULT_FOLLOW_INTERVAL,
     MAX_FOLLOW_INTERVAL,
@@ -67,7 +73,17 @@ RUN_TABLE_COLUMNS = (
 )
 
 
+MISSING_KEY = (
+    "conveyor: no API key: set CONVEYOR_API_KEY or pass --api-key "
+    "(an admin creates one on the server with `conveyor api-keys create --user NAME`)"
+)
+
+
 def make_client(url: str, api_key: str | None) -> sdk.Client:
+    """The SDK client for a client command; a missing key is refused before any request."""
+    if not api_key:
+        typer.echo(MISSING_KEY, err=True)
+        raise typer.Exit(EXIT_AUTH)
     try:
         return sdk.Client(url, api_key)
     except ValueError as exc:

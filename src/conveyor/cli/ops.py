@@ -93,6 +93,7 @@ def db_backup(path: Path = typer.Argument(..., help="The new file to write the c
     settings = server.load_settings()
     if not settings.is_sqlite:
         _postgres_help(settings, "backup")
+    typer.echo(f"conveyor: database: {server.describe_database(settings)}", err=True)
     try:
         checked = backups.backup(backups.sqlite_path(settings.database_url), path)
     except backups.BackupError as exc:
@@ -113,6 +114,7 @@ def db_restore(
     settings = server.load_settings()
     if not settings.is_sqlite:
         _postgres_help(settings, "restore")
+    typer.echo(f"conveyor: database: {server.describe_database(settings)}", err=True)
     target = backups.sqlite_path(settings.database_url)
     try:
         checked, kept = backups.restore(path, target)

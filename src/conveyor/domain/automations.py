@@ -8,12 +8,16 @@ Schedule arithmetic lives in `conveyor.domain.schedules`.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
+
+from conveyor.domain import destinations as destinations_module
 from conveyor.domain import errors
 
 
@@ -46,7 +50,7 @@ INTERVALS = (
 TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
 MAX_DESTINATIONS = 100
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 # Files.com (Rails) zone names people use most, mapped to IANA names; any
 # IANA name is accepted as well.
@@ -246,6 +250,10 @@ class Automation:
     schedule_times_of_day: tuple[str, ...] = ()
     schedule_time_zone: str = ""
     trigger_actions: tuple[str, ...] = ()
+    recurring_days: tuple[int, ...] = ()
+    holiday_region: str = ""
+    always_serialize_jobs: bool = False
+    value_limit: int | None = None  # Files.com `value: {"limit": N}`: the newest N files only
     webhook_secret: str | None = None
     created_at: int = 0
     last_modified_at: int = 0
@@ -291,6 +299,16 @@ def check_path(
     return value
 
 
+def path_root(path: str) -> str:
+    """The folders of `path` before its first segment with a glob character ("" = the root)."""
+    literal = []
+    for segment in path.split("/") if path else ():
+        if any(ch in segment for ch in "*?["):
+            break
+        literal.append(segment)
+    return "/".join(literal)
+
+
 # ------------------------------------------------------------- validation
 
 _STRING_FIELDS = (
@@ -306,18 +324,55 @@ _STRING_FIELDS = (
     "schedule_time_zone",
     "automation",
     "trigger",
+    "holiday_region",
 )
 _BOOL_FIELDS = (
     "disabled",
     "overwrite_files",
     "always_overwrite_size_matching_files",
     "flatten_destination_structure",
+    "always_serialize_jobs",
 )
-_LIST_FIELDS = ("destinations", "schedule_days_of_week", "schedule_times_of_day", "trigger_actions")
-EDITABLE_FIELDS = frozenset(_STRING_FIELDS + _BOOL_FIELDS + _LIST_FIELDS + ("recurring_day",))
+_INT_LIST_FIELDS = ("schedule_days_of_week", "recurring_days")
+_LIST_FIELDS = (
+    "destinations",
+    "schedule_days_of_week",
+    "schedule_times_of_day",
+    "trigger_actions",
+    "recurring_days",
+)
+EDITABLE_FIELDS = frozenset(
+    _STRING_FIELDS + _BOOL_FIELDS + _LIST_FIELDS + ("recurring_day", "value_limit")
+)
 # Fields whose change is a change of behaviour (Files.com: last_modified_at
 # "does not change for name or description updates").
 COSMETIC_FIELDS = frozenset({"name", "description"})
+
+# Files.com documents these Automation fields; Conveyor does not support them
+# and refuses them rather than ignoring them (docs/api.md keeps the table).
+UNSUPPORTED_FIELDS: dict[str, str] = {
+    "sync_ids": "Conveyor has no Syncs",
+    "user_ids": "Conveyor has no Request File automations (the users to request files from)",
+    "group_ids": "Conveyor has no Request File automations (the groups to request files from)",
+    "schedule_id": "Conveyor has no reusable Schedules; use schedule_days_of_week, "
+    "schedule_times_of_day and schedule_time_zone",
+    "schedule": "send schedule_days_of_week, schedule_times_of_day and schedule_time_zone instead",
+    "definition": "Conveyor has no Automation v2 graphs",
+    "import_urls": "Conveyor has no Import File automations",
+    "ignore_locked_folders": "Conveyor has no Lock Folders behavior",
+    "legacy_folder_matching": "Files.com deprecated it and Conveyor acts on files only",
+    "workspace_id": "Conveyor has no workspaces",
+    "retry_on_failure_number_of_attempts": "automatic retries come with run control "
+    "(SPEC 2.5), which is not built yet",
+    "retry_on_failure_interval_in_minutes": "automatic retries come with run control "
+    "(SPEC 2.5), which is not built yet",
+}
+# Fields the API sends back that a client may send again unchanged (the
+# official SDK's save() sends every attribute it holds): accepted only when
+# equal to what the automation has.
+READ_ONLY_FIELDS = frozenset(
+    {"id", "user_id", "deleted", "last_modified_at", "human_readable_schedule", "webhook_url"}
+)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -334,46 +389,104 @@ def _coerce(name: str, value: Any) -> Any:
             return value.lower() in ("true", "1")
         raise errors.RequestParamsInvalid(f"{name} must be a boolean.")
     if name == "recurring_day":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise errors.RequestParamsInvalid("recurring_day must be an integer.")
-        try:
-            return int(value)
-        except ValueError:
-            raise errors.RequestParamsInvalid("recurring_day must be an integer.") from None
+        return _integer(name, value)
     if name in _LIST_FIELDS:
         if isinstance(value, str):  # Files.com accepts comma-delimited strings for lists
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple):
             raise errors.RequestParamsInvalid(f"{name} must be a list.")
-        if name == "schedule_days_of_week":
-            days = []
-            for day in value:
-                if (
-                    isinstance(day, bool)
-                    or not isinstance(day, int | str)
-                    or not str(day).isdigit()
-                ):
-                    raise errors.RequestParamsInvalid(
-                        "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
-                    )
-                days.append(int(day))
-            return tuple(days)
+        if name in _INT_LIST_FIELDS:
+            return tuple(_integer(name, item, list_of=True) for item in value)
         if not all(isinstance(item, str) for item in value):
             raise errors.RequestParamsInvalid(f"{name} must be a list of strings.")
         return tuple(value)
     return value
 
 
+def _integer(name: str, value: Any, *, list_of: bool = False) -> int:
+    what = f"{name} must list integers" if list_of else f"{name} must be an integer"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise errors.RequestParamsInvalid(f"{what}.")
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or not text.isascii() or len(text) > 12:
+        raise errors.RequestParamsInvalid(f"{what}.")
+    return int(text)
+
+
+def _value_limit(value: Any) -> int | None:
+    """Files.com's `value` hash: Conveyor supports its `limit` (copy/move the newest N)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise errors.RequestParamsInvalid('value must be an object such as {"limit": 10}.')
+    unknown = sorted(set(value) - {"limit"})
+    if unknown:
+        raise errors.RequestParamsInvalid(
+            f"value.{unknown[0][:40]} is not supported; Conveyor supports value.limit only."
+        )
+    limit = value.get("limit")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | str):
+        raise errors.RequestParamsInvalid("value.limit must be a positive integer.")
+    text = str(limit).strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 9 or int(text) < 1:
+        raise errors.RequestParamsInvalid(
+            f"value.limit must be a positive integer (the newest N files), got {str(limit)[:20]!r}."
+        )
+    return int(text)
+
+
+def _refuse_unsupported(body: Mapping[str, Any]) -> None:
+    for name in body:
+        if name in EDITABLE_FIELDS or name in ("value", "destination"):
+            continue
+        if name in UNSUPPORTED_FIELDS:
+            raise errors.RequestParamsInvalid(
+                f"{name} is not supported: {UNSUPPORTED_FIELDS[name]}."
+            )
+        if name in READ_ONLY_FIELDS:
+            if body[name] is None:
+                continue
+            raise errors.RequestParamsInvalid(f"{name} is read-only and cannot be set.")
+        if name == "value_limit":
+            raise errors.RequestParamsInvalid(
+                'value_limit is not a Files.com field; send value: {"limit": N}.'
+            )
+        raise errors.RequestParamsInvalid(
+            f"{name[:60]!r} is not a field of an Automation; Conveyor refuses what it does not "
+            "support rather than ignore it."
+        )
+
+
 def validate_fields(body: Mapping[str, Any], current: Automation | None = None) -> dict[str, Any]:
     """Validate a create (current=None) or update body; return the values to store.
 
-    Unknown Files.com fields are ignored, as Files.com ignores parameters it
-    does not use. The result, merged over `current`, is a valid automation.
+    Every field is either honoured or refused (`RequestParamsInvalid` naming
+    it): Files.com fields Conveyor does not support and fields Files.com does
+    not have are refused, never ignored. The result, merged over `current`,
+    is a valid automation.
     """
+    _refuse_unsupported(body)
     values: dict[str, Any] = {}
-    for name in EDITABLE_FIELDS:
+    for name in EDITABLE_FIELDS - {"value_limit"}:
         if name in body:
             values[name] = _coerce(name, body[name])
+    if "destination" in body:  # Files.com's deprecated single destination
+        if "destinations" in body:
+            raise errors.RequestParamsInvalid(
+                "Send destinations or the deprecated destination, not both."
+            )
+        single = body["destination"]
+        if single is not None and not isinstance(single, str):
+            raise errors.RequestParamsInvalid("destination must be a string.")
+        values["destinations"] = (single,) if single else ()
+    if "value" in body:
+        values["value_limit"] = _value_limit(body["value"])
+    if values.get("schedule_times_of_day"):
+        values["schedule_times_of_day"] = tuple(
+            _time_of_day(text) for text in values["schedule_times_of_day"]
+        )
     merged: dict[str, Any] = {}
     if current is not None:
         merged = {name: getattr(current, name) for name in EDITABLE_FIELDS}
@@ -403,13 +516,15 @@ def validate_fields(body: Mapping[str, Any], current: Automation | None = None) 
     values["trigger"] = trigger.value
 
     path = merged.get("path") or ""
-    check_path(path, "path", allow_empty=True)
+    check_path(path, "path", allow_empty=True, allow_glob=True)
     source = merged.get("source") or ""
     destinations = tuple(merged.get("destinations") or ())
     if len(destinations) > MAX_DESTINATIONS:
         raise errors.RequestParamsInvalid(f"at most {MAX_DESTINATIONS} destinations are allowed.")
     for dest in destinations:
-        check_path(dest, "destination", allow_trailing_slash=True)
+        check_destination(dest, kind, trigger)
+    if merged.get("destination_replace_to"):
+        _check_tokens(merged["destination_replace_to"], "destination_replace_to", kind, trigger)
     if kind is AutomationType.CREATE_FOLDER:
         if not destinations:
             raise errors.RequestParamsRequired(
@@ -425,15 +540,93 @@ def validate_fields(body: Mapping[str, Any], current: Automation | None = None) 
             raise errors.RequestParamsRequired(
                 f"Parameter missing: destinations (where {kind.value} puts files)"
             )
+    if merged.get("value_limit") is not None and kind not in (
+        AutomationType.COPY_FILE,
+        AutomationType.MOVE_FILE,
+    ):
+        raise errors.RequestParamsInvalid(
+            f"value.limit applies to copy_file and move_file, not {kind.value}."
+        )
     if merged.get("exclude_pattern"):
         check_path(merged["exclude_pattern"], "exclude_pattern", allow_glob=True)
     if merged.get("path_time_zone"):
         resolve_time_zone(merged["path_time_zone"])
+    if merged.get("holiday_region"):
+        holiday_calendar(merged["holiday_region"])
+        if trigger not in (Trigger.DAILY, Trigger.CUSTOM_SCHEDULE):
+            raise errors.RequestParamsInvalid(
+                "holiday_region applies to the daily and custom_schedule triggers only."
+            )
 
     _validate_trigger(trigger, merged, values)
     if "destinations" in values:
         values["destinations"] = destinations
     return values
+
+
+def _time_of_day(text: str) -> str:
+    """`H:MM` or `HH:MM` (Files.com's own example uses "7:30"), stored as `HH:MM`."""
+    match = _TIME_OF_DAY.match(text)
+    if not match:
+        raise errors.RequestParamsInvalid(
+            f"schedule_times_of_day entry {text[:20]!r} must be H:MM or HH:MM (24-hour)."
+        )
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def _check_tokens(
+    text: str, what: str, kind: AutomationType, trigger: Trigger
+) -> tuple[destinations_module.Piece, ...]:
+    pieces = destinations_module.parse(text, what)
+    triggers = destinations_module.uses(pieces, "trigger")
+    if triggers and (kind is AutomationType.CREATE_FOLDER or trigger is not Trigger.ACTION):
+        raise errors.RequestParamsInvalid(
+            f"{what} {text[:80]!r} uses %{triggers[0]}, the triggering file: it needs trigger "
+            "'action' and an automation that acts on files."
+        )
+    params = destinations_module.uses(pieces, "param")
+    if params and trigger not in (Trigger.WEBHOOK, Trigger.MANUAL):
+        raise errors.RequestParamsInvalid(
+            f"{what} {text[:80]!r} uses %u-{params[0]}, a webhook parameter: it needs trigger "
+            "'webhook' (or 'manual', whose runs can be given values)."
+        )
+    parts = destinations_module.uses(pieces, "part")
+    if parts and kind is AutomationType.CREATE_FOLDER:
+        raise errors.RequestParamsInvalid(
+            f"{what} {text[:80]!r} uses %p{parts[0]}, a folder of the source file's path: "
+            "create_folder has no source file."
+        )
+    return pieces
+
+
+def check_destination(dest: str, kind: AutomationType, trigger: Trigger) -> None:
+    """A destination as Files.com writes it: absolute, or relative (`./`, `../`), with tokens."""
+    if not isinstance(dest, str):
+        raise errors.RequestParamsInvalid("destinations must be a list of strings.")
+    ups, rest = destinations_module.split_relative(dest)
+    if ups is None or rest:
+        check_path(rest, "destination", allow_trailing_slash=True)
+    _check_tokens(dest, "destination", kind, trigger)
+
+
+@functools.lru_cache(maxsize=256)
+def holiday_calendar(region: str) -> Any:
+    """The public holidays of a Files.com holiday region (`us`, `us_dc`, `gb`, `de_by` ...).
+
+    The region is a country code, optionally followed by `_` and a
+    subdivision code, read by the `holidays` library; unknown ones are a
+    RequestParamsInvalid.
+    """
+    country, _, subdivision = region.partition("_")
+    supported = holidays.list_supported_countries()
+    code = country.upper()
+    sub = subdivision.upper() or None
+    if code not in supported or (sub is not None and sub not in supported[code]):
+        raise errors.RequestParamsInvalid(
+            f"holiday_region {region[:40]!r} is not a known region; use a country code such as "
+            "'us' or 'gb', optionally with a subdivision such as 'us_dc' or 'de_by'."
+        )
+    return holidays.country_holidays(code, subdiv=sub)
 
 
 def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str, Any]) -> None:
@@ -447,18 +640,23 @@ def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str
                 + "."
             )
         values["interval"] = interval
-        day = merged.get("recurring_day")
-        if day is not None:
-            limits = {"week": (0, 6), "month": (1, 31), "quarter": (1, 92), "year": (1, 366)}
-            low, high = limits.get(interval.removesuffix("_end"), (0, 0))
+        limits = {"week": (0, 6), "month": (1, 31), "quarter": (1, 92), "year": (1, 366)}
+        low, high = limits.get(interval.removesuffix("_end"), (0, 0))
+        single = merged.get("recurring_day")
+        days = [("recurring_day", single)] if single is not None else []
+        days += [("recurring_days", day) for day in merged.get("recurring_days") or ()]
+        for name, day in days:
             if interval in ("day", "week_end", "month_end", "quarter_end", "year_end") and day:
-                raise errors.RequestParamsInvalid(
-                    f"recurring_day does not apply to interval {interval}."
-                )
+                raise errors.RequestParamsInvalid(f"{name} does not apply to interval {interval}.")
             if not low <= day <= high:
                 raise errors.RequestParamsInvalid(
-                    f"recurring_day for interval {interval} must be between {low} and {high}."
+                    f"{name} for interval {interval} must be between {low} and {high}."
                 )
+    elif merged.get("recurring_days"):
+        raise errors.RequestParamsInvalid(
+            "recurring_days applies to the daily trigger only (send recurring_days: [] "
+            "with another trigger)."
+        )
     elif interval is not None and "interval" in values and values["interval"] not in INTERVALS:
         raise errors.RequestParamsInvalid("interval must be one of " + ", ".join(INTERVALS) + ".")
     for day in merged.get("schedule_days_of_week") or ():
@@ -467,10 +665,7 @@ def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str
                 "schedule_days_of_week must list integers 0 (Sunday) to 6 (Saturday)."
             )
     for time_of_day in merged.get("schedule_times_of_day") or ():
-        if not _TIME_OF_DAY.match(time_of_day):
-            raise errors.RequestParamsInvalid(
-                f"schedule_times_of_day entry {time_of_day[:20]!r} must be HH:MM (24-hour)."
-            )
+        _time_of_day(time_of_day)
     if merged.get("schedule_time_zone"):
         resolve_time_zone(merged["schedule_time_zone"])
     if trigger is Trigger.CUSTOM_SCHEDULE:

@@ -99,10 +99,40 @@ class NotAuthorized(ConveyorError):
     title = "Not Authorized"
 
 
+class ReadPermissionRequired(NotAuthorized):
+    error_type = "not-authorized/read-permission-required"
+    title = "Read Permission Required"
+
+
+class WritePermissionRequired(NotAuthorized):
+    error_type = "not-authorized/write-permission-required"
+    title = "Write Permission Required"
+
+
+class FullPermissionRequired(NotAuthorized):
+    error_type = "not-authorized/full-permission-required"
+    title = "Full Permission Required"
+
+
+class SiteAdminRequired(NotAuthorized):
+    error_type = "not-authorized/site-admin-required"
+    title = "Site Admin Required"
+
+
+class InsufficientPermissionForParams(NotAuthorized):
+    error_type = "not-authorized/insufficient-permission-for-params"
+    title = "Insufficient Permission For Params"
+
+
 class NotFound(ConveyorError):
     http_status = 404
     error_type = "not-found/not-found"
     title = "Not Found"
+
+
+class UserNotFound(NotFound):
+    error_type = "not-found/user-not-found"
+    title = "User Not Found"
 
 
 class MethodNotAllowed(ConveyorError):
@@ -129,6 +159,25 @@ class TooManyRequests(ConveyorError):
 
 class InternalServerError(ConveyorError):
     pass
+
+
+class ServiceUnavailable(ConveyorError):
+    """The database cannot serve now (unreachable, restarting, read-only, full).
+
+    Files.com's type for its automation service being unavailable; both official
+    SDKs have a class for it (`AutomationsUnavailableError` in Python,
+    `ServiceUnavailable_AutomationsUnavailableError` in JavaScript). The request's
+    transaction was rolled back (unless the connection was lost while the database
+    acknowledged its commit), so a read may be sent again after `Retry-After`.
+    """
+
+    http_status = 503
+    error_type = "service-unavailable/automations-unavailable"
+    title = "Automations Unavailable"
+
+    def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IllegalTransition(ConveyorError):

@@ -24,12 +24,12 @@ same name.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from conveyor.domain.automations import Automation, Trigger, resolve_time_zone
+from conveyor.domain.automations import Automation, Trigger, holiday_calendar, resolve_time_zone
 
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _INTERVAL_WORDS = {
@@ -66,6 +66,17 @@ class Schedule:
     times: tuple[time, ...]  # sorted, distinct
     zone: ZoneInfo
     zone_name: str
+    # recurring_days, or (recurring_day,): the days of a week/month/quarter/year it runs on
+    recurring_days: tuple[int, ...] = ()
+    # The public holidays of `holiday_region` (local dates): no slot falls on one.
+    holidays: Container[date] | None = None
+
+
+def recurring_days_of(automation: Automation) -> tuple[int, ...]:
+    """The days in its period a daily automation runs on: recurring_days, else recurring_day."""
+    if automation.recurring_days:
+        return tuple(sorted(set(automation.recurring_days)))
+    return () if automation.recurring_day is None else (automation.recurring_day,)
 
 
 def schedule_of(automation: Automation) -> Schedule | None:
@@ -89,6 +100,8 @@ def schedule_of(automation: Automation) -> Schedule | None:
         times=tuple(times),
         zone=resolve_time_zone(zone_name),
         zone_name=zone_name,
+        recurring_days=recurring_days_of(automation),
+        holidays=holiday_calendar(automation.holiday_region) if automation.holiday_region else None,
     )
 
 
@@ -105,6 +118,8 @@ def fingerprint(automation: Automation) -> str:
             "disabled" if automation.disabled or automation.deleted else "enabled",
             str(automation.interval),
             str(automation.recurring_day),
+            ",".join(str(d) for d in recurring_days_of(automation)),
+            automation.holiday_region,
             ",".join(str(d) for d in sorted(set(automation.schedule_days_of_week))),
             ",".join(sorted(set(automation.schedule_times_of_day))),
             automation.schedule_time_zone,
@@ -171,14 +186,20 @@ def _quarter_end(year: int, quarter: int) -> date:
     return date(year, month, calendar.monthrange(year, month)[1])
 
 
-def _period_date(schedule: Schedule, period: int) -> date:
-    """The one run date of a month/quarter/year period, counted from year 0.
+def _period_dates(schedule: Schedule, period: int) -> list[date]:
+    """The run dates of a month/quarter/year period, in order, one per recurring day."""
+    wanted = schedule.recurring_days or (1,)
+    return sorted({_period_date(schedule, period, day) for day in wanted})
 
-    A recurring_day past the period's end (the 31st in April, day 92 of a
+
+def _period_date(schedule: Schedule, period: int, wanted: int) -> date:
+    """The run date of a month/quarter/year period (counted from year 0) for one recurring day.
+
+    A recurring day past the period's end (the 31st in April, day 92 of a
     90-day quarter, day 366 of a common year) means the period's last day.
     """
     interval = schedule.interval
-    wanted = schedule.recurring_day or 1
+    wanted = wanted or 1
     if interval in ("month", "month_end"):
         year, month = divmod(period, 12)
         month += 1
@@ -209,14 +230,24 @@ def _runs_on(schedule: Schedule, day: date) -> bool:
     if schedule.interval == "day":
         return True
     if schedule.interval == "week":
-        return _sunday_based(day) == (schedule.recurring_day or 0)
+        return _sunday_based(day) in (schedule.recurring_days or (0,))
     if schedule.interval == "week_end":
         return _sunday_based(day) == SATURDAY
     return _sunday_based(day) in schedule.days_of_week  # custom
 
 
 def run_dates(schedule: Schedule, start: date, forward: bool = True) -> Iterator[date]:
-    """The schedule's dates from `start` (included) onwards, or backwards when not `forward`."""
+    """The schedule's dates from `start` (included) onwards, or backwards when not `forward`.
+
+    Public holidays of the schedule's holiday region are left out.
+    """
+    holidays = schedule.holidays
+    for day in _all_run_dates(schedule, start, forward):
+        if holidays is None or day not in holidays:
+            yield day
+
+
+def _all_run_dates(schedule: Schedule, start: date, forward: bool) -> Iterator[date]:
     step = 1 if forward else -1
     if schedule.interval in ("day", "week", "week_end", "custom"):
         if schedule.interval == "custom" and not schedule.days_of_week:
@@ -229,9 +260,10 @@ def run_dates(schedule: Schedule, start: date, forward: bool = True) -> Iterator
         return
     period = _period_of(schedule, start)
     for _ in range(_MAX_PERIODS):
-        day = _period_date(schedule, period)
-        if (day >= start) if forward else (day <= start):
-            yield day
+        dates = _period_dates(schedule, period)
+        for day in dates if forward else reversed(dates):
+            if (day >= start) if forward else (day <= start):
+                yield day
         period += step
 
 
@@ -372,16 +404,27 @@ def human_readable_schedule(automation: Automation) -> str | None:
             when = "Every " + ", ".join(days[:-1]) + " and " + days[-1]
         else:
             when = "Every " + (days[0] if days else "day")
-        return f"{when} at {times} ({zone})"
+        return f"{when} at {times} ({zone}){_holidays(automation)}"
     if automation.trigger is Trigger.DAILY:
         interval = automation.interval or "day"
         words = _INTERVAL_WORDS.get(interval, interval)
-        day = automation.recurring_day
+        recurring = recurring_days_of(automation)
         if interval == "week":
-            words = f"every week on {DAY_NAMES[(day or 0) % 7]}"
+            names = [DAY_NAMES[d % 7] for d in recurring or (0,)]
+            words = f"every week on {_joined(names)}"
         elif interval in ("month", "quarter", "year"):
-            words = f"{words} on its {_ordinal(day or 1)} day"
-            if (day or 1) > {"month": 28, "quarter": 90, "year": 365}[interval]:
+            numbers = recurring or (1,)
+            words = f"{words} on its {_joined([_ordinal(d) for d in numbers])} day"
+            if max(numbers) > {"month": 28, "quarter": 90, "year": 365}[interval]:
                 words += f" (the last day of a shorter {interval})"
-        return f"{words[0].upper()}{words[1:]} at {times} ({zone})"
+        return f"{words[0].upper()}{words[1:]} at {times} ({zone}){_holidays(automation)}"
     return None
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _holidays(automation: Automation) -> str:
+    region = automation.holiday_region
+    return f", except public holidays in {region}" if region else ""

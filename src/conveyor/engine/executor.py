@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import runs as lifecycle
+from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.heartbeat import Heartbeat
 from conveyor.engine.leases import Claim, release
@@ -229,6 +230,7 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         if claim.lost:
             batch.careful = engine.settings.outcome_batch_size
         fence = _fence(engine, claim, heartbeat)
+        guard = access.Guard(engine, claim.automation_id)
         for op in pending:
             if engine.stop.is_set():
                 if batch.flush():
@@ -240,8 +242,10 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 return
             if batch.must_commit_before(op) and not batch.flush():
                 return
+            if not batch.outcomes:  # each batch re-reads the owner's folder permissions
+                guard.refresh()
             try:
-                outcome = perform(
+                outcome = guard.check(op) or perform(
                     op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders, fence(op)
                 )
             except Fenced:

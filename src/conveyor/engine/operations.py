@@ -51,8 +51,8 @@ class Action(enum.StrEnum):
     """What planning decided for a copy or move, from the destination it saw."""
 
     WRITE = "write"  # no destination file: create it
-    OVERWRITE = "overwrite"  # a destination of another size (or overwrite forced)
-    SKIP = "skip"  # a destination of the same size: leave both files alone
+    OVERWRITE = "overwrite"  # overwrite_files: a destination of another size (or forced)
+    SKIP = "skip"  # a destination of the same size, or overwrite_files false: leave both alone
 
 
 class State(enum.StrEnum):
@@ -136,6 +136,8 @@ class Operation:
         if self.kind is Kind.REFUSE:
             if self.source is None:
                 return f"refuse folder {self.destination}: {self.reason}"
+            if self.destination is None:  # a delete refused
+                return f"refuse {self.source}: {self.reason}"
             return f"refuse {self.source} -> {self.destination}: {self.reason}"
         verb = self.kind.value
         if self.action is Action.SKIP:
@@ -195,7 +197,7 @@ def _perform(
     fence: Callable[[], None],
 ) -> Outcome:
     if op.kind is Kind.REFUSE:
-        what = f"{op.source} -> {op.destination}" if op.source else f"{op.destination}"
+        what = " -> ".join(path for path in (op.source, op.destination) if path is not None)
         return Outcome(State.FAILED, f"Refused {what}: {op.reason}.")
     if op.kind is Kind.CREATE_FOLDER:
         assert op.destination is not None
@@ -222,6 +224,12 @@ def _perform(
     return _move(op, storage, tag, folders, fence)
 
 
+def _why_skipped(op: Operation) -> str:
+    if op.size == op.old_size:
+        return f"{op.destination} already exists with the same size ({_bytes(op.old_size)})"
+    return f"{op.destination} already exists ({_bytes(op.old_size)}) and overwrite_files is false"
+
+
 def _copy(
     op: Operation, storage: Storage, tag: str, folders: set[str] | None, fence: Callable[[], None]
 ) -> Outcome:
@@ -232,11 +240,7 @@ def _copy(
     if op.action is Action.SKIP:
         if storage.size(src) is None:
             return gone
-        return Outcome(
-            State.SKIPPED,
-            f"Skipped copying {src}: {dst} already exists with the same size "
-            f"({_bytes(op.old_size)}).",
-        )
+        return Outcome(State.SKIPPED, f"Skipped copying {src}: {_why_skipped(op)}.")
     written = storage.copy_resolved(
         storage.real(src), real_dst, tag, folders, old=op.planned_destination(), fence=fence
     )
@@ -259,9 +263,7 @@ def _move(
     storage.resolve(dst)
     if op.action is Action.SKIP:
         return Outcome(
-            State.SKIPPED,
-            f"Skipped moving {src}: {dst} already exists with the same size "
-            f"({_bytes(op.old_size)}); {src} was left in place.",
+            State.SKIPPED, f"Skipped moving {src}: {_why_skipped(op)}; {src} was left in place."
         )
     present = storage.size(src)
     try:

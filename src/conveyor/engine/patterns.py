@@ -1,4 +1,4 @@
-"""The two pattern languages of automations: source globs and date patterns in destinations.
+"""The two pattern languages of automations: source globs, and tokens in destinations.
 
 Pure functions; `conveyor.engine.planner` applies them to the storage's files.
 """
@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 
-from conveyor.clock import to_datetime
 from conveyor.domain.automations import resolve_time_zone
+from conveyor.domain.destinations import Context, parse, render
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -101,13 +101,14 @@ def compile_glob(pattern: str) -> Glob:
 
 
 def format_date_pattern(text: str, runtime: int, time_zone: str = "") -> str:
-    """`text` with strftime patterns (`%Y-%m-%d`) evaluated at `runtime` (microseconds, UTC).
+    """`text` with its time tokens (`%Y-%m-%d`) evaluated at `runtime` (microseconds, UTC).
 
-    The run's `runtime` is its logical time, so a rerun of a schedule slot
-    writes to the same dated folder. `time_zone` is a Files.com or IANA zone
-    name; empty means UTC.
+    Read by the destination tokenizer (`conveyor.domain.destinations`), never
+    handed whole to strftime. The run's `runtime` is its logical time, so a
+    rerun of a schedule slot writes to the same dated folder. `time_zone` is a
+    Files.com or IANA zone name; empty means UTC.
     """
     if "%" not in text:
         return text
     zone = resolve_time_zone(time_zone) if time_zone else UTC
-    return to_datetime(runtime).astimezone(zone).strftime(text)
+    return render(parse(text), Context(runtime=runtime, zone=zone))

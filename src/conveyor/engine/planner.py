@@ -10,24 +10,47 @@ from __future__ import annotations
 import logging
 import stat
 from dataclasses import dataclass
+from datetime import UTC
 
 from sqlalchemy.engine import Connection
 
-from conveyor.domain.automations import Automation, AutomationType, check_path
+from conveyor.domain.automations import (
+    Automation,
+    AutomationType,
+    Trigger,
+    check_path,
+    resolve_time_zone,
+)
+from conveyor.domain.destinations import (
+    Context,
+    Piece,
+    RenderError,
+    check_parameters,
+    climb,
+    parse,
+    render,
+    split_relative,
+    uses,
+    webhook_params,
+)
 from conveyor.domain.errors import ConveyorError
+from conveyor.domain.permissions import automation_refusal
 from conveyor.domain.runs import MessageLevel, RunStage
+from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
 from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
-from conveyor.engine.patterns import compile_glob, format_date_pattern
+from conveyor.engine.patterns import compile_glob
 from conveyor.engine.storage import PathEscape, Storage, identity_of
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
+from conveyor.store import permissions as permission_store
 from conveyor.store import runs as run_store
 from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
+_GLOB_CHARS = frozenset("*?[")
 
 
 class PlanningFailed(Exception):
@@ -49,45 +72,142 @@ def _plural(count: int, word: str) -> str:
     return f"1 {word}" if count == 1 else f"{count} {word}s"
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A destination as parsed once per plan: how far up it climbs (None: absolute), its tokens."""
+
+    text: str
+    ups: int | None
+    pieces: tuple[Piece, ...]
+
+
+def _templates(automation: Automation) -> tuple[list[_Template], tuple[Piece, ...]]:
+    templates = []
+    for text in automation.destinations:
+        ups, rest = split_relative(text)
+        templates.append(_Template(text, ups, parse(rest)))
+    replace_to = parse(automation.destination_replace_to, "destination_replace_to")
+    return templates, replace_to
+
+
 def make_plan(
-    automation: Automation, runtime: int, storage: Storage, only: list[str] | None = None
+    automation: Automation,
+    runtime: int,
+    storage: Storage,
+    only: list[str] | None = None,
+    params: dict[str, str] | None = None,
 ) -> Plan:
     """The operations `automation` performs at `runtime` on the storage as it is now.
 
     `only` (a file-event run's files, from the storage root) replaces the listing
-    of `path`: the run acts on those of them that still exist and match `source`."""
+    of `path`: the run acts on those of them that still exist and match `source`.
+    `params` are a webhook run's parameters, for `%u-NAME` tokens."""
     try:
-        destinations = [
-            format_date_pattern(d, runtime, automation.path_time_zone)
-            for d in automation.destinations
-        ]
+        zone = resolve_time_zone(automation.path_time_zone) if automation.path_time_zone else UTC
+        templates, replace_to = _templates(automation)
+        used = [name for t in templates for name in uses(t.pieces, "param")]
+        used += uses(replace_to, "param")
+        if params is not None and used:
+            check_parameters(params, used)
     except ConveyorError as exc:
+        raise PlanningFailed(exc.message.rstrip(".")) from None
+    except RenderError as exc:
         raise PlanningFailed(exc.message) from None
+    base = Context(runtime=runtime, zone=zone, params=params)
     if automation.automation is AutomationType.CREATE_FOLDER:
-        return _plan_folders(destinations)
-    return _plan_files(automation, destinations, storage, only)
+        return _plan_folders(automation, templates, base, storage)
+    return _plan_files(automation, templates, replace_to, base, storage, only)
 
 
-def _plan_folders(destinations: list[str]) -> Plan:
-    ops = []
-    for seq, raw in enumerate(destinations, start=1):
-        folder = raw.rstrip("/")
-        try:
-            check_path(folder, "destination")
-        except ConveyorError as exc:
-            ops.append(Operation(seq, Kind.REFUSE, destination=raw, reason=exc.message.rstrip(".")))
-            continue
-        ops.append(Operation(seq, Kind.CREATE_FOLDER, destination=folder))
-    return Plan(ops, [f"Plan: create {_plural(len(ops), 'folder')}."])
+def _base_folders(automation: Automation, storage: Storage) -> list[str]:
+    """The folders `path` names: itself, or every existing folder its glob matches.
+
+    PlanningFailed when there is none: a run whose folder is missing is not a
+    green run with nothing to do.
+    """
+    path = automation.path
+    if not _GLOB_CHARS & set(path):
+        if path and not storage.is_folder(path):
+            raise PlanningFailed(f"the folder '{path}' (the automation's path) does not exist")
+        return [path]
+    glob = compile_glob(path)
+    found = [f for f in storage.walk_folders(glob.prefix, glob.depth) if glob.matches(f)]
+    if not found:
+        raise PlanningFailed(f"no folder matches the automation's path '{path}'")
+    return found
 
 
-def _listed(only: list[str], base: str, storage: Storage) -> list[str]:
-    """The listed paths under `base` that are files now (a destroyed one is not)."""
+def _plan_folders(
+    automation: Automation, templates: list[_Template], base: Context, storage: Storage
+) -> Plan:
+    """create_folder: each destination, under each folder `path` names (the root if empty)."""
+    glob = _GLOB_CHARS & set(automation.path)
+    try:
+        parents = _base_folders(automation, storage) if glob else [automation.path]
+    except PathEscape as exc:
+        raise PlanningFailed(f"the automation's path {exc}") from None
+    ops: list[Operation] = []
+    for parent in parents:
+        for template in templates:
+            seq = len(ops) + 1
+            try:
+                placed = _place(template, base, parent)
+                if template.ups is None and parent:
+                    placed = f"{parent}/{placed}"  # `path` is the parent of the folders made
+                folder = placed.rstrip("/")
+                check_path(folder, "destination")
+            except RenderError as exc:
+                ops.append(_refused(seq, None, template.text, exc.message))
+                continue
+            except ConveyorError as exc:
+                ops.append(_refused(seq, None, template.text, exc.message.rstrip(".")))
+                continue
+            ops.append(Operation(seq, Kind.CREATE_FOLDER, destination=folder))
+    where = f" under {_plural(len(parents), 'folder')} matching '{automation.path}'" if glob else ""
+    return Plan(ops, [f"Plan: create {_plural(len(ops), 'folder')}{where}."])
+
+
+def _refused(seq: int, source: str | None, destination: str, reason: str) -> Operation:
+    return Operation(seq, Kind.REFUSE, source=source, destination=destination, reason=reason)
+
+
+def _place(template: _Template, context: Context, folder: str) -> str:
+    """The rendered destination: relative ones joined to `folder`, absolute ones as they are."""
+    rendered = render(template.pieces, context)
+    if template.ups is None:
+        return rendered
+    start = climb(folder, template.ups, template.text)
+    if not rendered:
+        return start + "/" if start else ""
+    return f"{start}/{rendered}" if start else rendered
+
+
+def _in_base(path: str, automation: Automation) -> tuple[str, str] | None:
+    """For a file-event run's file: (the folder of `path` it is under, the rest), or None."""
+    if not _GLOB_CHARS & set(automation.path):
+        base = automation.path
+        if base and not path.startswith(base + "/"):
+            return None
+        return base, path[len(base) + 1 :] if base else path
+    glob = compile_glob(automation.path)
+    parts = path.split("/")
+    for cut in range(1, len(parts)):
+        folder = "/".join(parts[:cut])
+        if glob.matches(folder):
+            return folder, "/".join(parts[cut:])
+    return None
+
+
+def _listed(only: list[str], automation: Automation, storage: Storage) -> list[tuple[str, str]]:
+    """The listed paths under `path` that are files now (a destroyed one is not)."""
     found = []
-    for path in sorted({p for p in only if not base or p.startswith(base + "/")}):
+    for path in sorted(set(only)):
+        placed = _in_base(path, automation)
+        if placed is None:
+            continue
         try:
             if storage.size(path) is not None:
-                found.append(path)
+                found.append(placed)
         except PathEscape:  # a link out of the root: never acted on, like a missing file
             continue
     return found
@@ -95,17 +215,24 @@ def _listed(only: list[str], base: str, storage: Storage) -> list[str]:
 
 def _matching_files(
     automation: Automation, storage: Storage, only: list[str] | None = None
-) -> tuple[list[str], int]:
-    """Files under `path` matching `source` (relative to `path`), minus exclusions."""
+) -> tuple[list[tuple[str, str]], int]:
+    """(folder, path relative to it) of the files under `path` matching `source`, minus
+    exclusions."""
     source = compile_glob(automation.source)
     exclude = compile_glob(automation.exclude_pattern) if automation.exclude_pattern else None
-    base = automation.path
-    start = "/".join(part for part in (base, source.prefix) if part)
-    matched: list[str] = []
+    if only is None:
+        listing = []
+        for base in _base_folders(automation, storage):
+            start = "/".join(part for part in (base, source.prefix) if part)
+            listing += [
+                (base, path[len(base) + 1 :] if base else path)
+                for path in storage.walk(start, source.depth)
+            ]
+    else:
+        listing = _listed(only, automation, storage)
+    matched: list[tuple[str, str]] = []
     excluded = 0
-    listing = storage.walk(start, source.depth) if only is None else _listed(only, base, storage)
-    for path in listing:
-        relative = path[len(base) + 1 :] if base else path
+    for base, relative in listing:
         if not source.matches(relative):
             continue
         # A pattern without a folder part excludes by file name at any depth.
@@ -115,13 +242,47 @@ def _matching_files(
         ):
             excluded += 1
             continue
-        matched.append(relative)
+        matched.append((base, relative))
     matched.sort()
     return matched, excluded
 
 
-def _target(destination: str, relative: str, automation: Automation) -> str:
-    """Where a file (at `relative` under `path`) goes for one destination."""
+def _newest(
+    matched: list[tuple[str, str]], limit: int, storage: Storage, folders: dict[str, str]
+) -> list[tuple[str, str]]:
+    """value.limit: the `limit` most recently modified files (ties: by path), in path order."""
+    if len(matched) <= limit:
+        return matched
+    stamped = []
+    for base, relative in matched:
+        source = f"{base}/{relative}" if base else relative
+        try:
+            info = storage.lookup(source, folders)
+        except PathEscape:
+            info = None
+        stamped.append((-(info.st_mtime_ns if info is not None else 0), source, (base, relative)))
+    stamped.sort()
+    return sorted(item for _, _, item in stamped[:limit])
+
+
+def _target(
+    template: _Template,
+    replace_to: tuple[Piece, ...],
+    base: str,
+    relative: str,
+    automation: Automation,
+    context: Context,
+) -> str:
+    """Where a file (at `relative` under the folder `base`) goes for one destination."""
+    source = f"{base}/{relative}" if base else relative
+    here = Context(
+        runtime=context.runtime,
+        zone=context.zone,
+        params=context.params,
+        trigger_path=source if automation.trigger is Trigger.ACTION else None,
+        source_path=source,
+    )
+    destination = _place(template, here, source.rpartition("/")[0])
     if destination.endswith("/"):
         tail = relative.rpartition("/")[2] if automation.flatten_destination_structure else relative
         target = destination + tail
@@ -129,13 +290,18 @@ def _target(destination: str, relative: str, automation: Automation) -> str:
         target = destination
     if automation.destination_replace_from:
         folder, slash, name = target.rpartition("/")
-        name = name.replace(automation.destination_replace_from, automation.destination_replace_to)
+        name = name.replace(automation.destination_replace_from, render(replace_to, here))
         target = folder + slash + name
     return target
 
 
 def _plan_files(
-    automation: Automation, destinations: list[str], storage: Storage, only: list[str] | None
+    automation: Automation,
+    templates: list[_Template],
+    replace_to: tuple[Piece, ...],
+    context: Context,
+    storage: Storage,
+    only: list[str] | None,
 ) -> Plan:
     try:
         matched, excluded = _matching_files(automation, storage, only)
@@ -148,35 +314,40 @@ def _plan_files(
     )
     if excluded:
         summary += f" ({excluded} more excluded by '{automation.exclude_pattern}')"
+    folders: dict[str, str] = {}  # real paths of the folders looked at, for this plan
+    limit = automation.value_limit
+    if limit is not None and len(matched) > limit:
+        matched = _newest(matched, limit, storage, folders)
+        summary += f"; value.limit {limit}: the newest {_plural(limit, 'file')} only"
     if kind is AutomationType.DELETE_FILE:
-        base = automation.path
-        seen: dict[str, str] = {}  # real paths of the folders looked at, for this plan
         ops = [
-            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage, seen)
-            for seq, rel in enumerate(matched, start=1)
+            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage, folders)
+            for seq, (base, rel) in enumerate(matched, start=1)
         ]
         return Plan(ops, [f"Plan: {summary}; delete {_plural(len(ops), 'file')}."])
 
     ops = []
     taken: dict[str, str] = {}
-    folders: dict[str, str] = {}  # real paths of the folders looked at, for this plan
-    for relative in matched:
-        source = f"{automation.path}/{relative}" if automation.path else relative
-        for index, destination in enumerate(destinations):
+    for base, relative in matched:
+        source = f"{base}/{relative}" if base else relative
+        for index, template in enumerate(templates):
             # A move sends the file to its last destination and copies it to the others.
-            last = index == len(destinations) - 1
+            last = index == len(templates) - 1
             op_kind = Kind.MOVE if kind is AutomationType.MOVE_FILE and last else Kind.COPY
-            target = _target(destination, relative, automation)
+            seq = len(ops) + 1
+            try:
+                target = _target(template, replace_to, base, relative, automation, context)
+            except RenderError as exc:
+                ops.append(_refused(seq, source, template.text, exc.message))
+                continue
             ops.append(
-                _file_operation(
-                    len(ops) + 1, op_kind, source, target, automation, storage, taken, folders
-                )
+                _file_operation(seq, op_kind, source, target, automation, storage, taken, folders)
             )
     verb = "move" if kind is AutomationType.MOVE_FILE else "copy"
     return Plan(
         ops,
         [
-            f"Plan: {summary}; {verb} each to {_plural(len(destinations), 'destination')}: "
+            f"Plan: {summary}; {verb} each to {_plural(len(templates), 'destination')}: "
             f"{_plural(len(ops), 'operation')}."
         ],
     )
@@ -232,8 +403,8 @@ def _file_operation(
         return refuse(f"{source} disappeared while the run was being planned")
     if old_size is None:
         action = Action.WRITE
-    elif old_size == size and not (
-        automation.overwrite_files and automation.always_overwrite_size_matching_files
+    elif not automation.overwrite_files or (
+        old_size == size and not automation.always_overwrite_size_matching_files
     ):
         action = Action.SKIP
     else:
@@ -296,11 +467,22 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             return
         with engine.db.read() as conn:
             run = run_store.get_run(conn, claim.run_id)
-            only = trigger_store.run_files(conn, claim.run_id)
+            inputs = trigger_store.run_input(conn, claim.run_id)
+            grants = permission_store.grants_for_user(conn, automation.user_id)
         assert run is not None
+        kind, payload = inputs if inputs is not None else (None, {})
+        only = [entry["path"] for entry in payload["files"]] if kind == "files" else None
+        params = webhook_params(payload) if kind == "webhook" else None
+        if kind == "manual":
+            params = dict(payload["values"])
         try:
-            plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only)
+            plan: Plan | None = make_plan(automation, run.runtime, engine.storage, only, params)
             failure = None
+            if grants is not None and plan is not None:  # a non-admin's: folder permissions
+                denied = automation_refusal(automation, grants)
+                if denied is not None:
+                    raise PlanningFailed(f"permission denied: {denied}")
+                plan = Plan(access.restrict(plan.operations, grants), plan.summary)
         except PlanningFailed as exc:
             plan, failure = None, f"Planning failed: {exc}."
         except OSError as exc:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from conveyor.api.context import AppContext
 from conveyor.clock import Clock
 from conveyor.config import Settings
+from conveyor.store import outage
 from conveyor.store import retention as store
 from conveyor.store.database import Database
 
@@ -82,8 +83,10 @@ def start_retention(db: Database, clock: Clock, settings: Settings) -> Callable[
         while not stop.is_set():
             try:
                 pruner.prune()
-            except SQLAlchemyError:
-                log.exception("pruning expired runs failed; trying again next interval")
+            except SQLAlchemyError as exc:
+                outage.log_failure(
+                    log, "pruning expired runs failed; trying again next interval", exc
+                )
             stop.wait(settings.retention_interval)
 
     thread = threading.Thread(target=loop, name="retention", daemon=True)

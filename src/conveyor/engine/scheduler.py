@@ -34,6 +34,7 @@ from conveyor.domain.schedules import (
     local_iso,
     schedule_of,
 )
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 
@@ -150,8 +151,8 @@ class Scheduler:
                 result = run_pass(self.db, self.clock, self.on_run_created)
                 if result.created:
                     log.info("scheduler created %d run(s)", len(result.created))
-            except Exception:  # a pass must never kill the scheduler; the next one retries
-                log.exception("scheduler pass failed")
+            except Exception as exc:  # a pass must never kill the scheduler; the next one retries
+                outage.log_failure(log, "scheduler pass failed", exc)
             self.passes += 1
             self.stop_event.wait(self.interval)
 

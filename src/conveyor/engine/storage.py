@@ -306,6 +306,24 @@ class Storage:
                 if not is_temp_name(name):
                     yield prefix + name
 
+    def walk_folders(self, folder: str, depth: int | None) -> Iterator[str]:
+        """Paths (relative to the root) of the folders under `folder`, at most `depth` levels
+        down, in order; symbolic links to folders are not listed nor descended into."""
+        top = str(self.resolve(folder)) if folder else self._root
+        if not os.path.isdir(top):
+            return
+        skip = len(top.rstrip("/")) + 1
+        for current, dirs, _files in os.walk(top):
+            below = current[skip:]
+            level = below.count("/") + 2 if below else 1
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(current, d)))
+            kept = list(dirs)
+            if depth is not None and level >= depth:
+                dirs[:] = []
+            prefix = "/".join(part for part in (folder, below) if part)
+            for name in sorted(kept):
+                yield f"{prefix}/{name}" if prefix else name
+
     def lookup(
         self, relative: str, folders: dict[str, str], *, follow: bool = True
     ) -> os.stat_result | None:

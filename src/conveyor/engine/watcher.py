@@ -50,8 +50,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import Clock
-from conveyor.domain.automations import Automation
+from conveyor.domain.automations import Automation, path_root
+from conveyor.domain.destinations import split_relative
 from conveyor.engine.storage import is_temp_name
+from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 from conveyor.store.triggers import FileState, covers
@@ -180,23 +182,33 @@ def compare(disk: dict[str, FileState], seen: dict[str, FileState]) -> Compariso
     return result
 
 
-def _destination_guards(automation: Automation) -> list[tuple[list[str | None], bool]]:
-    """The automation's own outputs as (segments, is_folder); None stands for a segment
-    with a date pattern (`%Y`), which may become any name."""
+Guard = tuple[list[str | None], bool, bool]
+
+
+def _destination_guards(automation: Automation) -> list[Guard]:
+    """The automation's own outputs as (segments, is_folder, relative); None stands for a
+    segment with a token (`%Y`, `%tf`), which may become any name. A relative destination
+    (`./done/`) lands below the source's folder, wherever that is."""
     guards = []
     for destination in automation.destinations:
+        ups, rest = split_relative(destination)
         folder = destination.endswith("/")
-        parts = [p for p in destination.split("/") if p]
+        parts = [p for p in rest.split("/") if p]
         if parts:
-            guards.append(([None if "%" in p else p for p in parts], folder))
+            guards.append(([None if "%" in p else p for p in parts], folder, ups is not None))
     return guards
 
 
-def _produced_by(guards: list[tuple[list[str | None], bool]], path: str) -> bool:
+def _fits(segments: list[str | None], folder: bool, parts: list[str]) -> bool:
+    fits = len(parts) > len(segments) if folder else len(parts) == len(segments)
+    return fits and all(s is None or s == p for s, p in zip(segments, parts, strict=False))
+
+
+def _produced_by(guards: list[Guard], path: str) -> bool:
     parts = path.split("/")
-    for segments, folder in guards:
-        fits = len(parts) > len(segments) if folder else len(parts) == len(segments)
-        if fits and all(s is None or s == p for s, p in zip(segments, parts, strict=False)):
+    for segments, folder, relative in guards:
+        starts = range(len(parts)) if relative else range(1)
+        if any(_fits(segments, folder, parts[start:]) for start in starts):
             return True
     return False
 
@@ -205,9 +217,10 @@ def events_for(automation: Automation, changes: Sequence[Change]) -> list[Change
     """The changes this automation acts on, as it sees them (see the module docstring)."""
     wanted = set(automation.trigger_actions)
     guards = _destination_guards(automation)
+    root = path_root(automation.path)  # a glob path: the planner picks the folders it matches
 
     def inside(path: str) -> bool:
-        return covers(automation.path, path) and not _produced_by(guards, path)
+        return covers(root, path) and not _produced_by(guards, path)
 
     found = []
     for change in changes:
@@ -367,7 +380,7 @@ class Watcher:
         with self.db.read() as conn:
             automations = store.action_automations(conn)
             existing = store.list_watch_roots(conn)
-        roots = minimal_roots(a.path for a in automations)
+        roots = minimal_roots(path_root(a.path) for a in automations)
         for root in roots:
             if root not in existing:
                 self._add_root(root)
@@ -527,8 +540,8 @@ class Watcher:
                 # between the comparison and the first event.
                 self._watching.wait(10 * REFRESH_SECONDS)
             self.catch_up()
-        except Exception:
-            log.exception("file watcher start-up failed; retrying in its loop")
+        except Exception as exc:
+            outage.log_failure(log, "file watcher start-up failed; retrying in its loop", exc)
         self._ready.set()
         while not self.stop_event.wait(tick):
             try:
@@ -542,8 +555,8 @@ class Watcher:
                 paths = self.take_ready()
                 if paths:
                     self.handle(paths)
-            except Exception:  # keep watching; the next rescan finds anything missed
-                log.exception("file watcher step failed")
+            except Exception as exc:  # keep watching; the next rescan finds anything missed
+                outage.log_failure(log, "file watcher step failed", exc)
 
     def start(self) -> Watcher:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,11 @@ from conveyor.engine.executor import execute_run
 from conveyor.engine.leases import Claim, claim_next
 from conveyor.engine.planner import plan_run
 from conveyor.engine.wakeup import Wakeup
+from conveyor.store import outage
 
 log = logging.getLogger("conveyor.engine")
+# The longest wait between claims while the database is unavailable (seconds).
+OUTAGE_MAX_PAUSE = 5.0
 
 
 class Worker:
@@ -35,10 +38,20 @@ class Worker:
                 plan_run(self.engine, claim)
             else:
                 execute_run(self.engine, claim)
-        except Exception:
+        except Exception as exc:
             # Leave the run alone: its lease runs out and another worker takes
             # it over; a run that keeps failing this way ends after
             # max_lease_losses takeovers instead of looping forever.
+            why = outage.reason(exc)
+            if why is not None:  # not the run's fault: one line, no stack
+                log.warning(
+                    "worker %s: automation run %s interrupted in %s: %s",
+                    self.id,
+                    claim.run_id,
+                    claim.stage.value,
+                    why,
+                )
+                return
             log.exception(
                 "worker %s: automation run %s failed unexpectedly in %s",
                 self.id,
@@ -56,15 +69,25 @@ class Worker:
     def run(self, wakeup: Wakeup) -> None:
         """The loop: claim while there is work, then sleep until woken or the poll interval."""
         stop = self.engine.stop
+        poll = self.engine.settings.poll_interval
+        pause = poll
         while not stop.is_set():
             wakeup.clear()
             try:
                 worked = self.step()
-            except Exception:
-                # Database down, a lost race: never let the thread die; try again later.
+                pause = poll
+            except Exception as exc:
+                # Never let the thread die; try again later. While the database is
+                # unavailable, back off (up to OUTAGE_MAX_PAUSE) and log one line per try.
+                why = outage.reason(exc)
+                if why is not None:
+                    log.warning("worker %s: %s; retrying in %.1f s", self.id, why, pause)
+                    stop.wait(pause)
+                    pause = min(pause * 2, max(poll, OUTAGE_MAX_PAUSE))
+                    continue
                 log.exception(
                     "worker %s: claiming failed; retrying after the poll interval", self.id
                 )
                 worked = False
             if not worked and not stop.is_set():
-                wakeup.wait(self.engine.settings.poll_interval)
+                wakeup.wait(poll)

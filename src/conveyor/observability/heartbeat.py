@@ -44,7 +44,10 @@ class WorkerHeartbeat:
         self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
 
     def start(self) -> WorkerHeartbeat:
-        self._beat()
+        try:
+            self._beat()
+        except SQLAlchemyError:  # the database is down: the thread beats once it is back
+            log.warning("first heartbeat of %s failed; retrying", self.worker_id)
         self._thread.start()
         return self
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 
-from conveyor.sdk import automation, automation_run, error
+from conveyor.sdk import automation, automation_run, error, permission
 from conveyor.sdk.client import Client
 from conveyor.sdk.error import *  # noqa: F403  (the exceptions, listed in error.__all__)
 from conveyor.sdk.http import DEFAULT_BASE_URL
@@ -26,18 +26,22 @@ from conveyor.sdk.page import ListObj
 from conveyor.sdk.records import (
     AUTOMATION_FIELDS,
     AUTOMATION_RUN_FIELDS,
+    PERMISSION_FIELDS,
     Automation,
     AutomationRun,
+    Permission,
 )
 from conveyor.sdk.run_log import RunLogFollower
 
 __all__ = [
     "AUTOMATION_FIELDS",
     "AUTOMATION_RUN_FIELDS",
+    "PERMISSION_FIELDS",
     "Automation",
     "AutomationRun",
     "Client",
     "ListObj",
+    "Permission",
     "RunLogFollower",
     "automation",
     "automation_run",
@@ -47,6 +51,7 @@ __all__ = [
     "error",
     "get_api_key",
     "max_network_retries",
+    "permission",
     "set_api_key",
     "timeout",
 ]

@@ -10,7 +10,7 @@ from types import TracebackType
 import httpx
 
 from conveyor.sdk.http import DEFAULT_BASE_URL, HttpSession, RetryPolicy
-from conveyor.sdk.resources import AutomationResource, AutomationRunResource
+from conveyor.sdk.resources import AutomationResource, AutomationRunResource, PermissionResource
 
 __all__ = ["Client"]
 
@@ -56,6 +56,7 @@ class Client:
         )
         self.automation_run = AutomationRunResource(self._session)
         self.automation = AutomationResource(self._session)
+        self.permission = PermissionResource(self._session)
 
     @property
     def base_url(self) -> str:

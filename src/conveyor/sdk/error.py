@@ -24,7 +24,13 @@ the first segment, then by the HTTP status. The hierarchy::
         │   ├── AuthenticationRequiredError
         │   └── InvalidCredentialsError
         ├── NotAuthorizedError        403
+        │   ├── FullPermissionRequiredError
+        │   ├── InsufficientPermissionForParamsError
+        │   ├── ReadPermissionRequiredError
+        │   ├── SiteAdminRequiredError
+        │   └── WritePermissionRequiredError
         ├── NotFoundError             404
+        │   └── UserNotFoundError
         ├── ProcessingFailureError    409, 422
         │   └── ConflictError
         ├── RateLimitedError          429
@@ -45,6 +51,8 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "Error",
+    "FullPermissionRequiredError",
+    "InsufficientPermissionForParamsError",
     "InternalServerError",
     "InvalidBodyError",
     "InvalidCredentialsError",
@@ -61,10 +69,14 @@ __all__ = [
     "NotFoundError",
     "ProcessingFailureError",
     "RateLimitedError",
+    "ReadPermissionRequiredError",
     "RequestParamsInvalidError",
     "RequestParamsRequiredError",
     "ServiceUnavailableError",
+    "SiteAdminRequiredError",
     "TooManyRequestsError",
+    "UserNotFoundError",
+    "WritePermissionRequiredError",
     "error_for_response",
 ]
 
@@ -177,8 +189,32 @@ class NotAuthorizedError(APIError):
     type_segment = "not-authorized"
 
 
+class FullPermissionRequiredError(NotAuthorizedError):
+    type_segment = "full-permission-required"
+
+
+class InsufficientPermissionForParamsError(NotAuthorizedError):
+    type_segment = "insufficient-permission-for-params"
+
+
+class ReadPermissionRequiredError(NotAuthorizedError):
+    type_segment = "read-permission-required"
+
+
+class SiteAdminRequiredError(NotAuthorizedError):
+    type_segment = "site-admin-required"
+
+
+class WritePermissionRequiredError(NotAuthorizedError):
+    type_segment = "write-permission-required"
+
+
 class NotFoundError(APIError):
     type_segment = "not-found"
+
+
+class UserNotFoundError(NotFoundError):
+    type_segment = "user-not-found"
 
 
 class ProcessingFailureError(APIError):

@@ -14,8 +14,10 @@ from typing import Any
 __all__ = [
     "AUTOMATION_FIELDS",
     "AUTOMATION_RUN_FIELDS",
+    "PERMISSION_FIELDS",
     "Automation",
     "AutomationRun",
+    "Permission",
     "format_datetime",
     "parse_datetime",
 ]
@@ -142,6 +144,10 @@ AUTOMATION_FIELDS = (
     "schedule_time_zone",
     "human_readable_schedule",
     "trigger_actions",
+    "recurring_days",
+    "holiday_region",
+    "always_serialize_jobs",
+    "value",
     "webhook_url",
     "user_id",
     "last_modified_at",
@@ -157,7 +163,10 @@ class Automation:
     ``custom_schedule``, ``webhook``, ``action``. List fields are tuples, so
     the record stays immutable; `to_json()` gives them back as lists.
     `schedule_days_of_week` counts 0 (Sunday) to 6 (Saturday);
-    `schedule_times_of_day` are ``HH:MM``. `webhook_url` is set for webhook
+    `schedule_times_of_day` are ``HH:MM``. `recurring_days` are the days of a
+    daily trigger's period it runs on; `holiday_region` a region whose public
+    holidays it skips; `value` is ``{"limit": N}`` when a copy or move takes
+    only the newest N files. `webhook_url` is set for webhook
     triggers only, and `last_modified_at` changes with every change of
     behaviour (not for name or description).
     """
@@ -186,6 +195,10 @@ class Automation:
     schedule_time_zone: str | None
     human_readable_schedule: str | None
     trigger_actions: tuple[str, ...]
+    recurring_days: tuple[int, ...]
+    holiday_region: str | None
+    always_serialize_jobs: bool
+    value: dict[str, Any] | None
     webhook_url: str | None
     user_id: int
     last_modified_at: datetime | None
@@ -216,4 +229,45 @@ _AUTOMATION_LISTS = (
     "schedule_days_of_week",
     "schedule_times_of_day",
     "trigger_actions",
+    "recurring_days",
 )
+
+
+PERMISSION_FIELDS = (
+    "id",
+    "path",
+    "user_id",
+    "username",
+    "group_id",
+    "group_name",
+    "permission",
+    "recursive",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """A folder permission, with Files.com's field names.
+
+    `path` "" is the storage root; `permission` is ``full``, ``readonly``,
+    ``writeonly`` or ``list``; `recursive` says whether it covers subfolders.
+    Conveyor has no groups, so `group_id` and `group_name` are always None.
+    """
+
+    id: int
+    path: str
+    user_id: int
+    username: str | None
+    group_id: int | None
+    group_name: str | None
+    permission: str
+    recursive: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Permission:
+        """Build from one decoded JSON object; raises KeyError/TypeError if malformed."""
+        return cls(**{name: data[name] for name in PERMISSION_FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the API sends it."""
+        return {name: getattr(self, name) for name in PERMISSION_FIELDS}

@@ -18,10 +18,10 @@ import httpx
 from conveyor.sdk.error import APIConnectionError
 from conveyor.sdk.http import HttpSession, path_id
 from conveyor.sdk.page import ListObj
-from conveyor.sdk.records import Automation, AutomationRun
+from conveyor.sdk.records import Automation, AutomationRun, Permission
 from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower, read_log
 
-__all__ = ["AutomationResource", "AutomationRunResource"]
+__all__ = ["AutomationResource", "AutomationRunResource", "PermissionResource"]
 
 R = TypeVar("R")
 
@@ -190,3 +190,42 @@ class AutomationResource:
             json=None if params is None else dict(params),
         )
         return decode_one(self._session, response, AutomationRun.from_json)
+
+
+class PermissionResource:
+    """Folder permissions (Files.com's Permission resource).
+
+    Admins grant and revoke; any key may list, a non-admin's only its own.
+    Create and delete are never retried.
+    """
+
+    def __init__(self, session: HttpSession) -> None:
+        self._session = session
+
+    def list(self, params: Mapping[str, Any] | None = None) -> ListObj[Permission]:
+        """List permissions, by id unless sorted.
+
+        Parameters: `per_page`, `cursor`, `sort_by` ({"path": "asc"}; fields
+        path, user_id), `filter` ({"path": "out"}; fields path, user_id),
+        `filter_prefix` ({"path": "out/"}), `path` (the permissions that
+        apply at that path: on it or on a folder above it), `user_id`.
+        """
+        return list_pages(self._session, "/permissions", params, Permission.from_json)
+
+    def all(self, params: Mapping[str, Any] | None = None) -> ListObj[Permission]:
+        """The same as list()."""
+        return self.list(params)
+
+    def create(self, params: Mapping[str, Any] | None = None) -> Permission:
+        """Grant a permission: `path` ("" for the root), `permission` (full, readonly,
+        writeonly, list), `user_id` or `username`, `recursive` (default True)."""
+        response = self._session.request("POST", "/permissions", json=dict(params or {}))
+        return decode_one(self._session, response, Permission.from_json)
+
+    def delete(self, id: int, params: Mapping[str, Any] | None = None) -> None:
+        """Revoke a permission; it stops the owner's next runs (and running ones)."""
+        self._session.request("DELETE", f"/permissions/{path_id(id)}", params)
+
+    def destroy(self, id: int, params: Mapping[str, Any] | None = None) -> None:
+        """The same as delete(), the official SDK's other name."""
+        self.delete(id, params)

@@ -27,7 +27,13 @@ from conveyor.store.schema import automations
 from conveyor.store.users import User
 
 _JSON_FIELDS = frozenset(
-    {"destinations", "schedule_days_of_week", "schedule_times_of_day", "trigger_actions"}
+    {
+        "destinations",
+        "schedule_days_of_week",
+        "schedule_times_of_day",
+        "trigger_actions",
+        "recurring_days",
+    }
 )
 _COLUMNS = [f.name for f in fields(Automation) if f.name != "extra"]
 SELECT_COLUMNS = [automations.c[name] for name in _COLUMNS]
@@ -38,8 +44,13 @@ def _to_db(values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if name in _JSON_FIELDS:
             out[name] = orjson.dumps(list(value or ())).decode()
-        elif value is None and name not in ("interval", "recurring_day", "webhook_secret"):
-            out[name] = "" if name not in ("disabled",) else False
+        elif value is None and name not in (
+            "interval",
+            "recurring_day",
+            "webhook_secret",
+            "value_limit",
+        ):
+            out[name] = False if name in ("disabled", "always_serialize_jobs") else ""
         else:
             out[name] = value
     return out
@@ -56,6 +67,7 @@ def automation_from_row(row: Any) -> Automation:
         "overwrite_files",
         "always_overwrite_size_matching_files",
         "flatten_destination_structure",
+        "always_serialize_jobs",
     ):
         data[name] = bool(data[name])
     data["automation"] = AutomationType(data["automation"])

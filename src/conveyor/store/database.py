@@ -24,12 +24,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from conveyor.store import outage
+
 T = TypeVar("T")
 
 WRITE_OPTION = "conveyor_write"
 # On PostgreSQL: a connection of `Database.reads()`, whose statements run each on its own.
 READS_OPTION = "conveyor_reads"
 LOCK_RETRIES = 12
+# Seconds to wait for a PostgreSQL server to answer a new connection (with_connect_timeout).
+CONNECT_TIMEOUT = 5
 
 
 def _is_sqlite_busy(exc: BaseException) -> bool:
@@ -95,7 +99,9 @@ class Database:
             # when SQLAlchemy begins one (below), as on SQLite, so `reads()` need not
             # switch a pooled connection in and out of autocommit.
             kwargs["isolation_level"] = "AUTOCOMMIT"
+            url = with_connect_timeout(url)
         self.engine: Engine = create_engine(url, **kwargs)
+        self.write_failures = outage.WriteFailures()
         self._reads_engine = self.engine.execution_options(**{READS_OPTION: True})
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine, 5000 if timeouts is None else timeouts.lock_ms)
@@ -128,11 +134,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on exit, rolled back on error."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        """A write transaction: committed on exit, rolled back on error.
+
+        A write that fails for an outage (a full disk, a read-only or vanished
+        database) is remembered in `write_failures` until one succeeds, for /readyz.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except Exception as exc:
+            why = outage.reason(exc)
+            if why is not None:
+                self.write_failures.failed(why)
+            raise
+        self.write_failures.succeeded()
 
     def run_write(self, work: Callable[[Connection], T], retries: int = LOCK_RETRIES) -> T:
         """Run `work` in a write transaction, retrying it when SQLite is busy.
@@ -156,9 +173,25 @@ class Database:
         self.engine.dispose()
 
 
+def with_connect_timeout(database_url: str) -> str:
+    """A PostgreSQL URL with `connect_timeout` (CONNECT_TIMEOUT s) unless it names one.
+
+    Without it, connecting to a server that does not answer (a network partition,
+    a host that drops packets) waits for the operating system's TCP timeout, minutes
+    during which a request, /readyz or a worker's claim hangs instead of failing
+    as an outage (conveyor.store.outage)."""
+    url = make_url(database_url)
+    if "connect_timeout" in url.query:
+        return database_url
+    return url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)}).render_as_string(
+        hide_password=False
+    )
+
+
 def driver_conninfo(database_url: str) -> str:
     """A PostgreSQL URL as psycopg itself takes it (without SQLAlchemy's driver name)."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    url = make_url(with_connect_timeout(database_url))
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def socket_readable(fileno: int) -> bool:

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
 from conveyor.store import runs as run_store
 from conveyor.store.schema import automation_runs as runs_t
+from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import run_messages as messages_t
 from conveyor.store.schema import run_operations as ops_t
 
@@ -59,11 +60,32 @@ _CANDIDATE_COLUMNS = (
 )
 
 
+def _waits_for_an_earlier_run() -> Any:
+    """always_serialize_jobs: the run's automation has an earlier run not yet finished.
+
+    Such a run is not planned (so not executed) until every earlier run of its
+    automation has finished: one run at a time, in the order they were made.
+    """
+    earlier = runs_t.alias("earlier")
+    return exists(
+        select(earlier.c.id)
+        .select_from(earlier.join(automations_t, automations_t.c.id == earlier.c.automation_id))
+        .where(
+            automations_t.c.always_serialize_jobs.is_(True),
+            earlier.c.automation_id == runs_t.c.automation_id,
+            earlier.c.id < runs_t.c.id,
+            earlier.c.run_stage != RunStage.FINISHED.value,
+        )
+    )
+
+
 def next_candidate(conn: Connection, now: int) -> Candidate | None:
     """The oldest run needing a worker, locked for this transaction.
 
     Runs whose worker died come first (they have waited longest), then runs
-    ready to execute (finish what was started), then runs to plan. On
+    ready to execute (finish what was started), then runs to plan (except
+    those of an always_serialize_jobs automation with an earlier unfinished
+    run). On
     PostgreSQL rows locked by another claimer are skipped; on SQLite the
     caller's BEGIN IMMEDIATE transaction already excludes other claimers.
     """
@@ -73,7 +95,9 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
             or_(runs_t.c.lease_expires_at.is_(None), runs_t.c.lease_expires_at < now),
         ),
         select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_EXECUTION),
-        select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING),
+        select(*_CANDIDATE_COLUMNS).where(
+            runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING, ~_waits_for_an_earlier_run()
+        ),
     ]
     for query in queries:
         query = query.order_by(runs_t.c.id).limit(1)

@@ -97,6 +97,11 @@ automations = Table(
     Column("interval", String(16), nullable=True),
     Column("recurring_day", Integer, nullable=True),
     Column("webhook_secret", String(64), nullable=True),
+    # Migration 0008: more Files.com settings (recurring_days is JSON text).
+    Column("recurring_days", Text, nullable=False, server_default=""),
+    Column("holiday_region", Text, nullable=False, server_default=""),
+    Column("always_serialize_jobs", Boolean, nullable=False, server_default=false()),
+    Column("value_limit", Integer, nullable=True),
     Index("ix_automations_webhook_secret", "webhook_secret", unique=True),
 )
 
@@ -277,4 +282,19 @@ run_daily_counts = Table(
     Column("day", Integer, primary_key=True, autoincrement=False),
     Column("status", String(16), primary_key=True),
     Column("count", BigInteger, nullable=False),
+)
+
+# Folder permissions (Files.com's Permission resource): `path` "" is the storage
+# root; one row per (user, path, permission). Migration 0009 gave every
+# non-admin user of an existing installation `full` on the root.
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("permission", String(16), nullable=False),
+    Column("recursive", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("user_id", "path", "permission", name="uq_permissions_user_path"),
 )

@@ -81,6 +81,10 @@ class PostgresServer:
             "--no-sync",
             "--locale=C",
         )
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the initialised server (again, after `halt`); returns once it accepts queries."""
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -104,6 +108,10 @@ class PostgresServer:
             "start",
         )
         return self
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data (`pg_ctl stop -m mode`), to `resume` it later."""
+        self._run(self._bins["pg_ctl"], "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         if self.data.exists():

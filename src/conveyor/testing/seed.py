@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import Clock, SystemClock
+from conveyor.domain.permissions import Level
 from conveyor.domain.runs import AutomationRun, RunStage
-from conveyor.store import automations, runs, users
+from conveyor.store import automations, permissions, runs, users
 from conveyor.store.database import Database
 
 
@@ -27,10 +28,14 @@ class Seeder:
         self.db = db
         self.clock = clock or SystemClock()
 
-    def account(self, name: str, admin: bool = False) -> Account:
+    def account(self, name: str, admin: bool = False, root: Level | None = Level.FULL) -> Account:
+        """A user and an API key. A non-admin is granted `root` on the whole storage
+        (recursive; None: no permission at all), as an upgraded installation's users are."""
         with self.db.write() as conn:
             now = self.clock.now()
             user = users.ensure_user(conn, name, admin, now)
+            if not admin and root is not None:
+                permissions.ensure_grant(conn, user.id, "", root, now)
             return Account(user, users.create_api_key(conn, user.id, now))
 
     def automation(self, owner: Account, name: str = "") -> int:

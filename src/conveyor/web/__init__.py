@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from conveyor.web import automation_page, automations_page, run_page, sign_in
+from conveyor.web import api_docs, automation_page, automations_page, run_page, sign_in
 from conveyor.web.error_pages import error_page
 from conveyor.web.security import SECURITY_HEADERS, SecurityHeadersMiddleware
 from conveyor.web.session import SignInRequired, sign_in_url
@@ -24,6 +24,7 @@ def install(app: FastAPI) -> None:
     app.include_router(automations_page.router)
     app.include_router(automation_page.router)
     app.include_router(run_page.router)
+    app.include_router(api_docs.router)  # /api/rest/v1/docs, Swagger UI from this server
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
     app.state.html_error_page = error_page

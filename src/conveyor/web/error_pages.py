@@ -19,12 +19,15 @@ _HINTS = {
     404: "It may have been deleted, or it belongs to another user.",
     409: "Reload the page to see its current state.",
     429: "Wait a moment and try again.",
+    503: "The service is briefly unavailable. Wait a few seconds and reload the page.",
 }
 
 
 def error_page(request: Request, exc: errors.ConveyorError, rid: str) -> Response:
     status = exc.http_status
-    if status >= 500:
+    if isinstance(exc, errors.ServiceUnavailable):
+        message = exc.message
+    elif status >= 500:
         message = "Something went wrong on the server. It has been logged; try again later."
     elif status == 404 and exc.message == "Not Found":  # an unknown route, not a record
         message = "There is no page at this address."
@@ -42,6 +45,6 @@ def error_page(request: Request, exc: errors.ConveyorError, rid: str) -> Respons
         request_id=rid,
     )
     response.headers["X-Request-Id"] = rid
-    if isinstance(exc, errors.TooManyRequests):
+    if isinstance(exc, errors.TooManyRequests | errors.ServiceUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
