@@ -171,7 +171,7 @@ def test_a_worker_that_lost_its_lease_touches_no_file_and_says_so(
     for i in range(3):
         world.write(f"in/f{i}.txt", f"file {i}")
         world.write(f"out/f{i}.txt", "old destination, another size")
-    extra = {} if kind == "delete_file" else {"destinations": ["out/"]}
+    extra = {} if kind == "delete_file" else {"destinations": ["out/"], "overwrite_files": True}
     run_id = world.run(world.automation(kind, path="in", source="*.txt", **extra))
     assert world.worker("planner").step()
     stalled: list[dict[str, bytes]] = []
@@ -192,7 +192,8 @@ def test_a_worker_that_lost_its_lease_touches_no_file_and_says_so(
     stale = leases.claim_next(stale_engine, "stale")
     assert stale is not None and stale.stage is RunStage.EXECUTING
     execute_run(stale_engine, stale)
-    assert stalled and world.files() == stalled[0]  # nothing touched after the stall
+    assert stalled, world.view(run_id).log
+    assert world.files() == stalled[0]  # nothing touched after the stall
     view = world.view(run_id)
     notes = [line for line in view.log if line.startswith("Worker stale no longer held")]
     prefix = "Worker stale no longer held the lease (generation 2) and did not act: "

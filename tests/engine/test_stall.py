@@ -109,7 +109,11 @@ def test_a_stalled_worker_loses_no_file(
             ),
             world.automation("delete_file", path=f"t{trial}/del", source="*"),
             world.automation(
-                "copy_file", path=f"t{trial}/cp", source="*", destinations=[f"t{trial}/cpout/"]
+                "copy_file",
+                path=f"t{trial}/cp",
+                source="*",
+                destinations=[f"t{trial}/cpout/"],
+                overwrite_files=True,
             ),
         ]
         run_ids = [world.run(automation) for automation in automations]
