@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from e2e_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from e2e_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, World
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from conveyor.api.app import create_app
+from conveyor.config import Settings
+from conveyor.engine.hooks import ENV_VAR as ENGINE_DELAYS
+from conveyor.engine.service import embedded_services
+from conveyor.store.database import Database
+from conveyor.testing.seed import Seeder
+from conveyor.testing.server import ServerThread
 
 
 @pytest.fixture
@@ -58,3 +67,40 @@ def page(browser: Browser) -> Iterator[Page]:
     yield opened
     context.close()
     assert violations == [], violations
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    url = database_url
+    # 1 s between planning and its commit, 0.4 s per operation: a run of six
+    # operations takes seconds, long enough to be watched, short for a test.
+    monkeypatch.setenv(ENGINE_DELAYS, "plan=1.0,operation=0.4")
+    settings = Settings.from_env(
+        {
+            "CONVEYOR_HOME": str(tmp_path / "home"),
+            "CONVEYOR_DATABASE_URL": url,
+            "CONVEYOR_EMBEDDED_WORKERS": "1",
+            "CONVEYOR_POLL_INTERVAL": "0.2",
+        }
+    )
+    db = Database(url)
+    seed = Seeder(db)
+    alice, bob = seed.account("alice"), seed.account("bob")
+    app = create_app(settings, db, services=embedded_services())
+    with ServerThread(app) as running:
+        yield World(running.url, db, seed, settings.storage_root, alice, bob)
+    db.dispose()
+
+
+@pytest.fixture
+def still_world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    """The app without engine workers: runs stay as the test puts them."""
+    settings = Settings.from_env(
+        {"CONVEYOR_HOME": str(tmp_path / "home"), "CONVEYOR_DATABASE_URL": database_url}
+    )
+    db = Database(database_url)
+    seed = Seeder(db)
+    alice, bob = seed.account("alice"), seed.account("bob")
+    with ServerThread(create_app(settings, db)) as running:
+        yield World(running.url, db, seed, settings.storage_root, alice, bob)
+    db.dispose()

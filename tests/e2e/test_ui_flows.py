@@ -9,60 +9,16 @@ still in progress when its page opens and the page has to follow it live.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-from e2e_browser import screenshot
-from e2e_checks import audit, security_headers
+from e2e_browser import FOLDERS, World
+from e2e_checks import audit, check_page, security_headers
 from playwright.sync_api import Page, Response, expect
 
-from conveyor.api.app import create_app
 from conveyor.clock import SystemClock
-from conveyor.config import Settings
-from conveyor.engine.hooks import ENV_VAR as ENGINE_DELAYS
-from conveyor.engine.service import embedded_services
 from conveyor.store import automations as automations_store
-from conveyor.store.database import Database
-from conveyor.testing.seed import Account, Seeder
-from conveyor.testing.server import ServerThread
+from conveyor.testing.seed import Account
 
 SECOND = 1_000_000
-FOLDERS = [f"e2e/folder-{n}" for n in range(1, 7)]
-
-
-@dataclass
-class World:
-    url: str
-    db: Database
-    seed: Seeder
-    storage: Path
-    alice: Account
-    bob: Account
-
-
-@pytest.fixture
-def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    url = database_url
-    # 1 s between planning and its commit, 0.4 s per operation: a run of six
-    # operations takes seconds, long enough to be watched, short for a test.
-    monkeypatch.setenv(ENGINE_DELAYS, "plan=1.0,operation=0.4")
-    settings = Settings.from_env(
-        {
-            "CONVEYOR_HOME": str(tmp_path / "home"),
-            "CONVEYOR_DATABASE_URL": url,
-            "CONVEYOR_EMBEDDED_WORKERS": "1",
-            "CONVEYOR_POLL_INTERVAL": "0.2",
-        }
-    )
-    db = Database(url)
-    seed = Seeder(db)
-    alice, bob = seed.account("alice"), seed.account("bob")
-    app = create_app(settings, db, services=embedded_services())
-    with ServerThread(app) as running:
-        yield World(running.url, db, seed, settings.storage_root, alice, bob)
-    db.dispose()
 
 
 def folders_automation(world: World, owner: Account, name: str) -> int:
@@ -130,7 +86,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to Conveyor")
     security_headers(first.headers)
     audit(page, expect_status_marks=False)
-    screenshot(page, "sign-in")
+    check_page(page, "sign-in")
     page.get_by_label("API key").fill(world.alice.key)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(world.url + "/automations")
@@ -147,7 +103,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     expect(row.locator(".strip .mark")).to_have_count(2)
     expect(row).to_contain_text("1 of 2 finished runs succeeded")
     audit(page)
-    screenshot(page, "automations")
+    check_page(page, "automations")
 
     # A form post without the session's token is refused, and creates nothing.
     forged = page.request.post(f"{world.url}/automations/{automation}/run", form={"x": "1"})
@@ -187,7 +143,7 @@ def test_sign_in_run_now_watch_live_and_sign_out(page: Page, world: World) -> No
     page.wait_for_timeout(3000)
     assert len(live) == asked, "polling went on after the run finished"
     audit(page)
-    screenshot(page, "run")
+    check_page(page, "run")
 
     # Signing out ends the session: pages send you back to the sign-in form.
     page.get_by_role("button", name="Sign out").click()
@@ -211,7 +167,7 @@ def test_filter_sort_and_page_the_runs(page: Page, world: World) -> None:
     page.get_by_role("link", name="Archive").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Archive")
     audit(page)
-    screenshot(page, "automation")
+    check_page(page, "automation")
 
     def shown_ids() -> list[int]:
         return [int(t) for t in page.locator("#runs tbody th a").all_inner_texts()]
@@ -251,4 +207,4 @@ def test_other_users_automations_and_runs_are_not_found(page: Page, world: World
         expect(page.locator("body")).not_to_contain_text("Bob's secret")
         expect(page.locator("body")).not_to_contain_text("bob/private")
         audit(page, expect_status_marks=False)
-    screenshot(page, "not-found")
+    check_page(page, "not-found")

@@ -146,6 +146,7 @@ def test_each_matched_file_is_checked_at_planning(site: Site) -> None:
                 "path": "in",
                 "source": "*.txt",
                 "destinations": ["drop/"],
+                "overwrite_files": True,  # replacing is what writeonly does not allow
                 "trigger": "manual",
             },
         )

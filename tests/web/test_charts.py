@@ -103,12 +103,27 @@ def test_daily_counts_are_current_at_once_and_equal_the_recount(db: Database) ->
     ]
 
 
-def test_message_tail_keeps_the_last_lines_in_order(db: Database) -> None:
+def test_message_page_reads_the_tail_pages_and_filters(db: Database) -> None:
     seed = Seeder(db, ManualClock(NOW))
     automation = seed.automation(seed.account("alice"))
-    run = seed.run(automation, stage=RunStage.EXECUTING, messages=[f"line {n}" for n in range(7)])
+    texts = [f"line {n}" for n in range(7)] + ["100% done_ok", "100x doneXok"]
+    run = seed.run(automation, stage=RunStage.EXECUTING, messages=texts)
     with db.read() as conn:
-        lines, truncated = run_views.message_tail(conn, run.id, 3)
-        everything, cut = run_views.message_tail(conn, run.id, 10)
-    assert [line[3] for line in lines] == ["line 4", "line 5", "line 6"] and truncated
-    assert len(everything) == 7 and not cut
+        tail = run_views.message_page(conn, run.id, 3)
+        everything = run_views.message_page(conn, run.id, 20)
+        earlier = run_views.message_page(conn, run.id, 3, before=tail.lines[0][0])
+        later = run_views.message_page(conn, run.id, 3, after=earlier.lines[-1][0])
+        found = run_views.message_page(conn, run.id, 10, search="LINE 3")
+        # LIKE's wildcards in the search are plain text.
+        literal = run_views.message_page(conn, run.id, 10, search="100% done_")
+        errors_only = run_views.message_page(conn, run.id, 10, level="error")
+    assert [line[3] for line in tail.lines] == ["line 6", "100% done_ok", "100x doneXok"]
+    assert tail.has_earlier and not tail.has_later
+    assert len(everything.lines) == 9 and not everything.has_earlier
+    assert [line[3] for line in earlier.lines] == ["line 3", "line 4", "line 5"]
+    assert earlier.has_earlier and earlier.has_later
+    assert [line[3] for line in later.lines] == [line[3] for line in tail.lines]
+    assert later.has_earlier and not later.has_later
+    assert [line[3] for line in found.lines] == ["line 3"]
+    assert [line[3] for line in literal.lines] == ["100% done_ok"]
+    assert errors_only.lines == [] and not errors_only.has_earlier

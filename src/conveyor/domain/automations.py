@@ -49,6 +49,7 @@ INTERVALS = (
 )
 TRIGGER_ACTIONS = ("create", "update", "destroy", "move", "copy", "read")
 MAX_PATH_LENGTH = 5000
+MAX_NAME_LENGTH = 255  # the name column's width (store.schema)
 MAX_DESTINATIONS = 100
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -381,6 +382,10 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _STRING_FIELDS:
         if not isinstance(value, str):
             raise errors.RequestParamsInvalid(f"{name} must be a string.")
+        if name == "name" and len(value) > MAX_NAME_LENGTH:
+            raise errors.RequestParamsInvalid(
+                f"name must be at most {MAX_NAME_LENGTH} characters, got {len(value)}."
+            )
         return value
     if name in _BOOL_FIELDS:
         if isinstance(value, bool):

@@ -58,10 +58,24 @@ class RunListQuery:
     sort: Sort
     status: RunStatus | None
     cursor: Cursor | None
+    # Narrowing the web UI's runs table offers (not API parameters: the API's
+    # parser never sets them): the run's trigger, created_at in [from, before).
+    trigger: str | None = None
+    created_from: int | None = None
+    created_before: int | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        return not (
+            self.trigger is None and self.created_from is None and self.created_before is None
+        )
 
     @property
     def scope(self) -> list[Any]:
         """What a cursor is bound to besides the sort: the list it walks."""
+        if self.narrowed:
+            extra = [self.trigger, self.created_from, self.created_before]
+            return ["automation_runs", self.automation_id, self.status, *extra]
         return ["automation_runs", self.automation_id, self.status]
 
 
@@ -230,12 +244,12 @@ def parse_run_list_query(
     query = RunListQuery(automation_id, per_page, sort, status, None)
     token = plain.get("cursor")
     if token:
-        cursor = codec.decode(token, query.scope, sort, key_type=_RUN_KEY_TYPES[sort.field])
+        cursor = codec.decode(token, query.scope, sort, key_type=RUN_KEY_TYPES[sort.field])
         query = RunListQuery(automation_id, per_page, sort, status, cursor)
     return query
 
 
-_RUN_KEY_TYPES: dict[str | None, type | None] = {None: None, "created_at": int, "status": str}
+RUN_KEY_TYPES: dict[str | None, type | None] = {None: None, "created_at": int, "status": str}
 
 
 # -------------------------------------------------------------------- cursors

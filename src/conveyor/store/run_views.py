@@ -127,20 +127,69 @@ def stage_times(conn: Connection, run_id: int) -> StageTimes | None:
     return None if row is None else StageTimes(*row)
 
 
-def message_tail(conn: Connection, run_id: int, limit: int) -> tuple[list[Any], bool]:
-    """The last `limit` log lines (id, created_at, level, message) in order, and
-    whether earlier lines were left out."""
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Log lines (id, created_at, level, message) oldest first, and whether
+    matching lines exist before the first and after the last."""
+
+    lines: list[Any]
+    has_earlier: bool
+    has_later: bool
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def message_page(
+    conn: Connection,
+    run_id: int,
+    limit: int,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    level: str | None = None,
+    search: str | None = None,
+) -> LogPage:
+    """A page of the log among the lines that have `level` and contain `search`
+    (case-insensitive): the first `limit` after message id `after`, else the last
+    `limit` before message id `before` (the tail when both are None), read along
+    ix_run_messages_run_id_id."""
+    columns = (messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message)
+    conditions = [messages_t.c.run_id == run_id]
+    if level:
+        conditions.append(messages_t.c.level == level)
+    if search:
+        pattern = "%" + _escape_like(search.lower()) + "%"
+        conditions.append(func.lower(messages_t.c.message).like(pattern, escape="\\"))
+
+    def exists(*more: Any) -> bool:
+        found = conn.execute(select(messages_t.c.id).where(*conditions, *more).limit(1)).first()
+        return found is not None
+
+    if after is not None:
+        rows = list(
+            conn.execute(
+                select(*columns)
+                .where(*conditions, messages_t.c.id > after)
+                .order_by(messages_t.c.id)
+                .limit(limit + 1)
+            )
+        )
+        has_later = len(rows) > limit
+        rows = rows[:limit]
+        return LogPage(rows, exists(messages_t.c.id <= after), has_later)
+    bound = [messages_t.c.id < before] if before is not None else []
     rows = list(
         conn.execute(
-            select(
-                messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message
-            )
-            .where(messages_t.c.run_id == run_id)
+            select(*columns)
+            .where(*conditions, *bound)
             .order_by(messages_t.c.id.desc())
             .limit(limit + 1)
         )
     )
-    truncated = len(rows) > limit
+    has_earlier = len(rows) > limit
     rows = rows[:limit]
     rows.reverse()
-    return rows, truncated
+    has_later = before is not None and exists(messages_t.c.id >= before)
+    return LogPage(rows, has_earlier, has_later)

@@ -298,12 +298,15 @@ Page = KeysetPage
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
 
 
-def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query))
+def list_runs(conn: Connection, query: RunListQuery, with_trigger: bool = False) -> Page:
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
+    `with_trigger` adds each run's trigger after RUN_COLUMNS (the web UI's table)."""
+    return run_reads(conn, list_runs_reads(conn.dialect, query, with_trigger))
 
 
-def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
+def list_runs_reads(
+    dialect: Dialect, query: RunListQuery, with_trigger: bool = False
+) -> Reads[Page]:
     """`list_runs` as a reading generator (`store.prepared.Read`).
 
     With filter[status], sorting by status is sorting by id (one status), which
@@ -319,9 +322,13 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
     read_field = query.sort.field
     if query.status is not None and read_field == "status":
         read_field = None
+    if query.narrowed:
+        scope, narrowing = _narrowed_scope(scope, query, params)
+    else:
+        narrowing = ()
     return keyset_reads(
         dialect,
-        columns=RUN_COLUMNS,
+        columns=(*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS,
         table_columns=runs_t.c,
         read_field=read_field,
         descending=query.sort.descending,
@@ -330,12 +337,36 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=("automation_runs", query.status is not None),
+        cache_key=("automation_runs", query.status is not None, with_trigger, *narrowing),
     )
+
+
+def _narrowed_scope(
+    scope: tuple[ColumnElement[bool], ...], query: RunListQuery, params: dict[str, Any]
+) -> tuple[tuple[ColumnElement[bool], ...], tuple[str, ...]]:
+    """The web UI's extra narrowing (trigger, created_at range) as bound conditions,
+    and which of them are present (part of the statement cache's key)."""
+    present = []
+    if query.trigger is not None:
+        scope = (*scope, runs_t.c.trigger == _TRIGGER)
+        params["trigger"] = query.trigger
+        present.append("trigger")
+    if query.created_from is not None:
+        scope = (*scope, runs_t.c.created_at >= _CREATED_FROM)
+        params["created_from"] = query.created_from
+        present.append("from")
+    if query.created_before is not None:
+        scope = (*scope, runs_t.c.created_at < _CREATED_BEFORE)
+        params["created_before"] = query.created_before
+        present.append("before")
+    return scope, tuple(present)
 
 
 _AUTOMATION_ID = bindparam("automation_id", type_=runs_t.c.automation_id.type)
 _STATUS = bindparam("status", type_=runs_t.c.status.type)
+_TRIGGER = bindparam("trigger", type_=runs_t.c.trigger.type)
+_CREATED_FROM = bindparam("created_from", type_=runs_t.c.created_at.type)
+_CREATED_BEFORE = bindparam("created_before", type_=runs_t.c.created_at.type)
 # Built once: the statements are compiled once per shape anyway (keyset's cache_key).
 _AUTOMATION_SCOPE: tuple[ColumnElement[bool], ...] = (runs_t.c.automation_id == _AUTOMATION_ID,)
 _AUTOMATION_STATUS_SCOPE = (*_AUTOMATION_SCOPE, runs_t.c.status == _STATUS)

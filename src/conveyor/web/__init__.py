@@ -1,8 +1,9 @@
 """The web UI: server-rendered pages at `/`, their static files, sign-in sessions.
 
 `install(app)` adds the pages to the API's app. Pages are complete without
-JavaScript; the only script (static/run-live.js) refreshes a running run's
-page. docs/ui.md describes the pages and their security.
+JavaScript; the scripts (static/conveyor.js on every page, static/run-live.js
+on a running run's page) only add to them. docs/ui.md describes the pages and
+their security.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from conveyor.web import api_docs, automation_page, automations_page, run_page, sign_in
+from conveyor.web import (
+    api_docs,
+    automation_form,
+    automation_page,
+    automations_page,
+    run_page,
+    sign_in,
+)
 from conveyor.web.error_pages import error_page
 from conveyor.web.security import SECURITY_HEADERS, SecurityHeadersMiddleware
 from conveyor.web.session import SignInRequired, sign_in_url
@@ -22,6 +30,7 @@ def install(app: FastAPI) -> None:
     """Mount the pages and static files, and render the UI's errors as HTML pages."""
     app.include_router(sign_in.router)
     app.include_router(automations_page.router)
+    app.include_router(automation_form.router)  # before /automations/{id}: it has /automations/new
     app.include_router(automation_page.router)
     app.include_router(run_page.router)
     app.include_router(api_docs.router)  # /api/rest/v1/docs, Swagger UI from this server

@@ -8,16 +8,21 @@ cursor copied from the UI works against the API and the other way round.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup, escape
 from starlette.responses import Response
 
+from conveyor.api.automations import encode_automation
 from conveyor.api.context import ctx
-from conveyor.domain.automations import Automation
+from conveyor.domain import errors
+from conveyor.domain.automations import Automation, Trigger
 from conveyor.domain.listing import (
+    RUN_KEY_TYPES,
     Cursor,
     RunListQuery,
     Sort,
@@ -36,7 +41,7 @@ from conveyor.store import runs as runs_store
 from conveyor.web import charts, daily_counts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id, visible_automation
-from conveyor.web.templating import render
+from conveyor.web.templating import badge, render, time_tag
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,6 +53,49 @@ NEXT_TIMES = 5
 SORTABLE = {"created_at": "Created", "status": "Status"}
 
 
+WEB_FILTERS = ("trigger", "from", "to")  # the page's own narrowing, not API parameters
+
+
+def _day(raw: str, name: str) -> int:
+    """A YYYY-MM-DD date (UTC) as the µs of its midnight."""
+    try:
+        parsed = date.fromisoformat(raw)
+    except ValueError:
+        raise errors.RequestParamsInvalid(
+            f"{name} must be a date written YYYY-MM-DD, got {raw[:40]!r}."
+        ) from None
+    return (parsed - date(1970, 1, 1)).days * presentation.DAY_US
+
+
+def parse_page_query(pairs: list[tuple[str, str]], automation_id: int, codec: Any) -> RunListQuery:
+    """The API's run list query (its parser, its cursors) narrowed by the page's
+    trigger and created date range (UTC days, both ends included)."""
+    api_pairs = [(k, v) for k, v in pairs if k not in WEB_FILTERS and k != "cursor"]
+    query = parse_run_list_query(
+        [("automation_id", str(automation_id)), *api_pairs], codec, DEFAULT_PER_PAGE
+    )
+    own = {k: v for k, v in pairs if k in WEB_FILTERS and v}
+    trigger = own.get("trigger")
+    if trigger is not None and trigger not in {t.value for t in Trigger}:
+        raise errors.InvalidFilterParamValue(
+            f"trigger must be one of {', '.join(t.value for t in Trigger)}, got {trigger[:40]!r}."
+        )
+    start = _day(own["from"], "from") if "from" in own else None
+    end = _day(own["to"], "to") + presentation.DAY_US if "to" in own else None
+    query = replace(query, trigger=trigger, created_from=start, created_before=end)
+    token = dict(pairs).get("cursor")
+    if token:
+        key_type = RUN_KEY_TYPES[query.sort.field]
+        query = replace(query, cursor=codec.decode(token, query.scope, query.sort, key_type))
+    return query
+
+
+def _day_text(us: int | None, end: bool = False) -> str:
+    if us is None:
+        return ""
+    return (date(1970, 1, 1) + timedelta(days=us // presentation.DAY_US - int(end))).isoformat()
+
+
 def list_url(automation_id: int, query: RunListQuery, **changes: Any) -> str:
     """The page's URL for the query with `changes` (status, sort, per_page, cursor)."""
     status = changes.get("status", query.status)
@@ -56,6 +104,13 @@ def list_url(automation_id: int, query: RunListQuery, **changes: Any) -> str:
     params: list[tuple[str, str]] = []
     if status is not None:
         params.append(("filter[status]", str(status)))
+    if not changes.get("clear_narrowing"):
+        if query.trigger is not None:
+            params.append(("trigger", query.trigger))
+        if query.created_from is not None:
+            params.append(("from", _day_text(query.created_from)))
+        if query.created_before is not None:
+            params.append(("to", _day_text(query.created_before, end=True)))
     # The API reads sort_by[automation_id] as the id order (Sort field None), and a
     # cursor only works with the sort it was made for, so that sort is kept too.
     field = sort.field or "automation_id"
@@ -120,12 +175,60 @@ class RunLine:
     successful: int
     failed: int
     duration: int
+    trigger: str
 
 
 def run_line(row: Any, now: int) -> RunLine:
-    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed = row
+    """A row of list_runs(..., with_trigger=True)."""
+    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed, trigger = row
     took = presentation.run_duration(created_at, completed_at, now)
-    return RunLine(run_id, created_at, runtime, completed_at, status, stage, ok, failed, took)
+    return RunLine(
+        run_id, created_at, runtime, completed_at, status, stage, ok, failed, took, trigger
+    )
+
+
+def runs_html(runs: list[RunLine]) -> Markup:
+    """The runs table's rows, written here rather than through the template engine
+    (as the charts are): a page has up to `per_page` of them. The only text from
+    outside the code is the trigger, which is escaped."""
+    rows = []
+    for r in runs:
+        so_far = ' <span class="muted small">so far</span>' if r.completed_at is None else ""
+        rows.append(
+            f'<tr data-run-id="{r.id}">'
+            f'<th scope="row"><a href="/runs/{r.id}">{r.id}</a></th>'
+            f'<td data-label="Created">{time_tag(r.created_at)}</td>'
+            f'<td data-label="Runtime" class="secondary-col">{time_tag(r.runtime)}</td>'
+            f'<td data-label="Trigger">{escape(r.trigger)}</td>'
+            f'<td data-label="Stage" class="secondary-col">'
+            f"{escape(presentation.stage_label(r.run_stage))}</td>"
+            f'<td data-label="Status">{badge(r.status)}</td>'
+            f'<td data-label="Successful" class="num">{r.successful}</td>'
+            f'<td data-label="Failed" class="num">{r.failed}</td>'
+            f'<td data-label="Duration" class="num">{presentation.duration(r.duration)}{so_far}'
+            "</td></tr>\n"
+        )
+    return Markup("".join(rows))
+
+
+_NOTICES = {
+    "created": "The automation was created.",
+    "saved": "Your changes were saved.",
+    "enabled": "The automation is enabled: it runs on its trigger again.",
+    "disabled": "The automation is disabled: it does not run until you enable it.",
+}
+
+
+def _notice(request: Request) -> str | None:
+    for key, text in _NOTICES.items():
+        if key in request.query_params:
+            return text
+    return None
+
+
+def webhook_url(automation: Automation, base_url: str) -> str | None:
+    """The URL that starts a webhook automation, as the API's webhook_url gives it."""
+    return encode_automation(automation, base_url)["webhook_url"]  # type: ignore[no-any-return]
 
 
 @router.get("/automations/{automation_id}")
@@ -142,10 +245,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
-        query = parse_run_list_query(
-            [("automation_id", str(target)), *pairs], context.codec, DEFAULT_PER_PAGE
-        )
-        page = runs_store.list_runs(conn, query)
+        query = parse_page_query(pairs, target, context.codec)
+        page = runs_store.list_runs(conn, query, with_trigger=True)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 
@@ -173,12 +274,17 @@ def automation_page(automation_id: str, request: Request) -> Response:
         statuses=[status.value for status in RunStatus],
         page_sizes=sorted({*PAGE_SIZES, query.per_page}),
         columns=sort_columns(target, query),
-        runs=[run_line(row, now) for row in page.rows],
+        runs=runs_html([run_line(row, now) for row in page.rows]),
+        triggers=[t.value for t in Trigger],
+        filter_from=_day_text(query.created_from),
+        filter_to=_day_text(query.created_before, end=True),
+        webhook_url=webhook_url(automation, context.base_url(request)),
+        notice=_notice(request),
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
         next_url=page_url(page.next_cursor),
         prev_url=page_url(page.prev_cursor),
-        reset_url=list_url(target, query, status=None),
+        reset_url=list_url(target, query, status=None, clear_narrowing=True),
         daily=daily,
         daily_svg=charts.daily_svg(daily),
         durations=duration_chart,

@@ -101,7 +101,15 @@ def automations_page(request: Request) -> Response:
         next_url=next_url,
         prev_url=prev_url,
         strip_runs=STRIP_RUNS,
+        deleted=_deleted_id(request.query_params.get("deleted")),
     )
+
+
+def _deleted_id(raw: str | None) -> int | None:
+    """The id in ?deleted=ID (set after a delete), for the notice; nothing else is shown."""
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
 
 
 def visible_automation(conn: Any, automation_id: int, user: User) -> Automation:

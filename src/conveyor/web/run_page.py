@@ -9,16 +9,20 @@ once the run is finished.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
+from markupsafe import Markup
 from starlette.responses import Response
 
 from conveyor.api.context import ctx
 from conveyor.api.runs import encoder_for
 from conveyor.domain import errors
-from conveyor.domain.runs import RunStage
+from conveyor.domain.listing import parse_int
+from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.store import automations as automations_store
 from conveyor.store import retention as retention_store
 from conveyor.store import run_views
@@ -98,6 +102,7 @@ def run_fields(row: Any, now: int) -> dict[str, Any]:
         "successful_operations": ok,
         "failed_operations": failed,
         "completed_at": presentation.when(completed_at),
+        "completed_iso": presentation.iso(completed_at),
         "duration": presentation.duration(took),
         "finished": stage == RunStage.FINISHED.value,
     }
@@ -112,16 +117,100 @@ def _load(conn: Any, request: Request, run_id: int) -> tuple[Any, Any]:
     return session, row
 
 
+MAX_SEARCH = 200
+
+
+def log_html(lines: list[Any]) -> Markup:
+    """The log's <li> elements, written here rather than through the template engine:
+    a page has up to LOG_LINES of them, and this costs a fraction of a template loop
+    (bench/ui_render.py). Level and text are escaped; times are formatted once per
+    second, as lines come in bursts."""
+    times: dict[int, str] = {}
+    parts = []
+    for message_id, created, level, text in lines:
+        second = created // 1_000_000
+        stamp = times.get(second)
+        if stamp is None:
+            stamp = times[second] = (
+                f'<time datetime="{presentation.iso(created)}">{presentation.when(created)}</time>'
+            )
+        kind = escape(level)
+        parts.append(
+            f'<li class="line level-{kind}" data-id="{message_id}" data-level="{kind}">{stamp} '
+            f'<span class="level">{kind}</span> <span class="text">{escape(text)}</span></li>\n'
+        )
+    return Markup("".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class LogView:
+    """Which lines the log shows: before a message id (None: the latest), of a
+    level, containing a text."""
+
+    before: int | None
+    after: int | None
+    level: str | None
+    search: str | None
+
+    @property
+    def paged(self) -> bool:
+        return self.before is not None or self.after is not None
+
+    def url(self, run_id: int, before: int | None = None, after: int | None = None) -> str:
+        params = []
+        if before is not None:
+            params.append(("before", str(before)))
+        if after is not None:
+            params.append(("after", str(after)))
+        if self.level:
+            params.append(("level", self.level))
+        if self.search:
+            params.append(("q", self.search))
+        return f"/runs/{run_id}" + ("?" + urlencode(params) if params else "") + "#log-h"
+
+
+def log_view(request: Request) -> LogView:
+    """The log's paging and filters from the page's URL; a bad value is a 400 page."""
+    query = request.query_params
+    before = parse_int("before", query.get("before"), required=False)
+    after = parse_int("after", query.get("after"), required=False, minimum=0)
+    level = request.query_params.get("level") or None
+    if level is not None and level not in {m.value for m in MessageLevel}:
+        raise errors.InvalidFilterParamValue(
+            f"level must be one of {', '.join(m.value for m in MessageLevel)}, got {level[:40]!r}."
+        )
+    search = (request.query_params.get("q") or "").strip() or None
+    if search is not None and len(search) > MAX_SEARCH:
+        raise errors.RequestParamsInvalid(
+            f"The search text is longer than {MAX_SEARCH} characters."
+        )
+    return LogView(before, after, level, search)
+
+
 @router.get("/runs/{run_id}")
 def run_page(run_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(run_id, "run")
+    view = log_view(request)
     with context.db.read() as conn:
         session, row = _load(conn, request, target)
         automation = automations_store.get_automation(conn, row[1])
         times = run_views.stage_times(conn, target)
-        lines, truncated = run_views.message_tail(conn, target, LOG_LINES)
-        log_expires_at = retention_store.log_expiry(conn, target, context.settings.retention_days)
+        log = run_views.message_page(
+            conn,
+            target,
+            LOG_LINES,
+            before=view.before,
+            after=view.after,
+            level=view.level,
+            search=view.search,
+        )
+        log_expires_at = None
+        if row[6] == RunStage.FINISHED.value:  # shown for a finished run only
+            log_expires_at = retention_store.log_expiry(
+                conn, target, context.settings.retention_days
+            )
+    lines = log.lines
     now = context.clock.now()
     fields = run_fields(row, now)
     return render(
@@ -136,7 +225,13 @@ def run_page(run_id: str, request: Request) -> Response:
         trigger=times.trigger if times else None,
         steps=timeline(row, times),
         lines=lines,
-        truncated=truncated,
+        log_html=log_html(lines),
+        view=view,
+        levels=[m.value for m in MessageLevel],
+        earlier_url=view.url(target, before=lines[0][0]) if log.has_earlier and lines else None,
+        later_url=view.url(target, after=lines[-1][0]) if log.has_later and lines else None,
+        latest_url=view.url(target) if view.paged else None,
+        at_tail=not log.has_later,
         last_message_id=lines[-1][0] if lines else 0,
         log_url=encoder_for(context, request).status_messages_url(target),
         log_expires_at=log_expires_at,
@@ -155,7 +250,9 @@ def run_live(run_id: str, request: Request) -> Response:
     with context.db.read() as conn:
         _session, row = _load(conn, request, target)
         times = run_views.stage_times(conn, target)
-        lines = runs_store.read_messages(conn, target, after_id=after, limit=LIVE_BATCH)
+        lines = []
+        if request.query_params.get("log") != "none":  # a reader of earlier lines: fields only
+            lines = runs_store.read_messages(conn, target, after_id=after, limit=LIVE_BATCH)
     body = {
         "run": run_fields(row, context.clock.now()),
         "timeline": [

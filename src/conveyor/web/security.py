@@ -59,16 +59,22 @@ class SecurityHeadersMiddleware:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A URL-encoded form body (what the UI's forms send), last value per name."""
+    return dict(await read_form_pairs(request))
+
+
+async def read_form_pairs(request: Request) -> list[tuple[str, str]]:
+    """A URL-encoded form body as (name, value) pairs in order: checkboxes sharing a
+    name send one pair each."""
     body = await request.body()
     if not body:
-        return {}  # a bare POST: no fields, so no token either
+        return []  # a bare POST: no fields, so no token either
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise errors.BadRequest("This form must be sent by a browser as a URL-encoded form.")
     if len(body) > MAX_FORM_BYTES:
         raise errors.RequestParamsInvalid("The form is too large.")
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise errors.RequestParamsInvalid("The form could not be read.") from None
 

@@ -1,11 +1,45 @@
-// Keeps a running run's page current: polls /runs/ID/live for the run's fields and the
-// log lines added since the last one shown, and stops once the run has finished.
+// The run page's log and, while the run is not finished, its live updates: polls
+// /runs/ID/live for the run's fields and the log lines added since the last one shown,
+// and stops once the run has finished. The log follows new lines while the reader is
+// at its bottom; scrolled up, it stays put and "Jump to latest" appears. Lines that
+// arrive live are shown only when they pass the page's level and search filters.
 // Without this script the page still shows everything, with a reload link.
 "use strict";
 
 (function () {
   const main = document.getElementById("main");
-  if (!main || main.dataset.finished === "true") {
+  const log = document.getElementById("log");
+  if (!main || !log) {
+    return;
+  }
+  const jump = document.getElementById("jump-latest");
+  const atTail = main.dataset.atTail === "true";
+  const wantLevel = main.dataset.level || "";
+  const wantText = (main.dataset.search || "").toLowerCase();
+  let following = true;
+
+  const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+  const toBottom = () => {
+    log.scrollTop = log.scrollHeight;
+  };
+  log.addEventListener("scroll", () => {
+    following = atBottom();
+    if (following && jump) {
+      jump.hidden = true;
+    }
+  });
+  if (jump) {
+    jump.addEventListener("click", () => {
+      following = true;
+      jump.hidden = true;
+      toBottom();
+      log.focus();
+    });
+  }
+  if (atTail) {
+    toBottom();
+  }
+  if (main.dataset.finished === "true") {
     return;
   }
   const runId = main.dataset.runId;
@@ -13,7 +47,6 @@
   const maxLines = Number(main.dataset.maxLines) || 500;
   let after = Number(main.dataset.after) || 0;
   const liveStatus = document.getElementById("live-status");
-  const log = document.getElementById("log");
   const logEmpty = document.getElementById("log-empty");
   const templates = document.getElementById("status-templates");
   const stateText = { skipped: "skipped", pending: "not yet", current: "now", done: "" };
@@ -62,7 +95,7 @@
     setText("duration", run.finished ? run.duration : run.duration + " so far");
     const completed = main.querySelector('[data-field="completed_at"]');
     if (completed && run.finished) {
-      setTime(completed, run.completed_at, run.completed_at);
+      setTime(completed, run.completed_at, run.completed_iso);
     }
     for (const step of timeline) {
       const item = document.querySelector('#timeline [data-stage="' + step.stage + '"]');
@@ -73,13 +106,26 @@
       item.querySelector(".step-state").textContent = stateText[step.state] || "";
       setTime(item.querySelector(".step-time"), step.at, step.iso);
     }
+    if (window.conveyorTimes) {
+      window.conveyorTimes(main.querySelector(".columns"));
+    }
   }
 
+  const matches = (message) =>
+    (!wantLevel || message.level === wantLevel) &&
+    (!wantText || message.text.toLowerCase().includes(wantText));
+
   function appendLines(messages) {
+    const added = [];
     for (const message of messages) {
+      after = message.id;
+      if (!matches(message)) {
+        continue;
+      }
       const line = document.createElement("li");
       line.className = "line level-" + message.level;
       line.dataset.id = String(message.id);
+      line.dataset.level = message.level;
       const time = document.createElement("time");
       time.dateTime = message.iso;
       time.textContent = message.at;
@@ -90,14 +136,34 @@
       text.className = "text";
       text.textContent = message.text;
       line.append(time, " ", level, " ", text);
-      log.appendChild(line);
-      after = message.id;
+      added.push(line);
     }
+    if (!added.length) {
+      return;
+    }
+    const fragment = document.createDocumentFragment();
+    fragment.append(...added);
+    log.appendChild(fragment);
+    if (window.conveyorTimes) {
+      for (const line of added) {
+        window.conveyorTimes(line);
+      }
+    }
+    // Keep at most maxLines; when the reader is scrolled up, keep what they look at in place.
+    const before = log.scrollHeight;
     while (log.children.length > maxLines) {
       log.removeChild(log.firstElementChild);
     }
-    if (messages.length && logEmpty) {
+    if (!following) {
+      log.scrollTop -= before - log.scrollHeight;
+    }
+    if (logEmpty) {
       logEmpty.hidden = true;
+    }
+    if (following) {
+      toBottom();
+    } else if (jump) {
+      jump.hidden = false;
     }
   }
 
@@ -114,7 +180,8 @@
   async function poll() {
     let body;
     try {
-      const response = await fetch("/runs/" + runId + "/live?after=" + after, {
+      const query = atTail ? "after=" + after : "log=none";
+      const response = await fetch("/runs/" + runId + "/live?" + query, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
         cache: "no-store",
