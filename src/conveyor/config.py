@@ -107,6 +107,8 @@ class Settings:
     # many, or whatever was done in this many seconds, whichever comes first.
     outcome_batch_size: int = 128
     outcome_batch_seconds: float = 0.2
+    # Seconds between sweeps of temp files of runs that will not resume (also at start).
+    temp_sweep_interval: float = 600.0
     # Triggers (docs/triggers.md): scheduler pass interval, file-event debounce and rescan.
     scheduler_interval: float = 1.0
     watch_debounce: float = 1.0
@@ -154,6 +156,7 @@ class Settings:
             durable_writes=_bool(env, "CONVEYOR_DURABLE_WRITES", False),
             outcome_batch_size=_int(env, "CONVEYOR_OUTCOME_BATCH_SIZE", 128, minimum=1),
             outcome_batch_seconds=_float(env, "CONVEYOR_OUTCOME_BATCH_SECONDS", 0.2, minimum=0.0),
+            temp_sweep_interval=_float(env, "CONVEYOR_TEMP_SWEEP_INTERVAL", 600.0, minimum=1.0),
             scheduler_interval=_float(env, "CONVEYOR_SCHEDULER_INTERVAL", 1.0, minimum=0.01),
             watch_debounce=_float(env, "CONVEYOR_WATCH_DEBOUNCE", 1.0, minimum=0.01),
             watch_rescan=_float(env, "CONVEYOR_WATCH_RESCAN", 300.0, minimum=1.0),

@@ -72,8 +72,9 @@ def test_a_crash_inside_a_batch_redoes_only_the_uncommitted_batch(world: World) 
         f"Copied in/{n} to out/{n} ({len(d)} bytes)." for n, d in data.items()
     )
     assert (
-        "The lease of worker dead ran out during executing (lease loss 1 of at most 3); "
-        "worker w2 takes over and resumes with the 5 operations not yet done."
+        "The lease of worker dead ran out 1.0 s ago during executing (operation #4 was in "
+        "flight at 1 of at most 3 lease losses); worker w2 takes over and resumes with the 5 "
+        "operations not yet done."
     ) in view.log
     assert view.log[-1] == "Run finished with status success: 8 operations succeeded, 0 failed."
 

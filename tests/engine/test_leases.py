@@ -95,7 +95,8 @@ def test_planning_is_taken_over_and_redone_after_the_lease_runs_out(world: World
         # The exception that stood for the crash, as the worker logs any it meets.
         "Worker dead stopped working on the run during planning: Crash: died before "
         "committing the plan; another worker takes over when its lease runs out.",
-        "The lease of worker dead ran out during planning (lease loss 1 of at most 3); "
+        "The lease of worker dead ran out 1.0 s ago during planning "
+        "(lease loss 1 of at most 3); "
         "worker w2 takes over and plans again from scratch (nothing of the earlier plan "
         "was saved).",
         "Plan: 3 files under 'in' match '*.txt'; copy each to 1 destination: 3 operations.",
@@ -131,8 +132,9 @@ def test_execution_resumes_with_only_the_pending_operations(world: World) -> Non
         for i in range(6)
     ]
     assert (
-        "The lease of worker dead ran out during executing (lease loss 1 of at most 3); "
-        "worker w2 takes over and resumes with the 4 operations not yet done."
+        "The lease of worker dead ran out 1.0 s ago during executing (operation #3 was in "
+        "flight at 1 of at most 3 lease losses); worker w2 takes over and resumes with the 4 "
+        "operations not yet done."
     ) in view.log
     assert view.log[-1] == "Run finished with status success: 6 operations succeeded, 0 failed."
 
@@ -147,20 +149,26 @@ def test_a_run_that_keeps_losing_its_lease_fails_after_the_limit(world: World) -
         )
         assert worker.step()
         world.clock.advance(world.settings.lease_seconds + 1)
+    # The claim that finds the limit passed ends the run, after looking at the disk.
+    assert world.worker("last", max_lease_losses=limit).step() is True
     assert world.worker("last", max_lease_losses=limit).step() is False
 
     view = world.view(run_id)
     assert view.run.run_stage is RunStage.FINISHED
     assert view.run.status is RunStatus.FAILURE
-    assert (view.run.successful_operations, view.run.failed_operations) == (0, 0)
+    # Operation 1's copy was made every time, never recorded: the disk says it is done.
+    assert (view.run.successful_operations, view.run.failed_operations) == (1, 0)
     assert view.lease.lease_losses == 3
-    assert view.log[-1] == (
-        "Run failed: the lease of worker doomed2 ran out during executing; that is lease loss "
-        "3, more than the 2 takeovers allowed (CONVEYOR_MAX_LEASE_LOSSES), so the run is not "
-        "retried again. 3 planned operations were not performed."
-    )
+    assert view.log[-2:] == [
+        "Copied in/f00.txt to out/f00.txt (7 bytes) (found on disk when the run was ended).",
+        "Run failed: the lease of worker doomed2 ran out during executing; operation #1 was in "
+        "flight at 3 lease losses, more than the 2 takeovers allowed "
+        "(CONVEYOR_MAX_LEASE_LOSSES), so the run is not retried again. 2 planned operations "
+        "were not performed.",
+    ]
     assert view.levels[-1] == "error"
-    assert [op[4] for op in view.operations] == ["abandoned"] * 3
+    assert [op[4] for op in view.operations] == ["done", "abandoned", "abandoned"]
+    assert world.files("out") == {"out/f00.txt": b"file 0 "}  # no temp file left
 
 
 def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> None:
@@ -175,11 +183,14 @@ def test_a_worker_that_lost_its_lease_cannot_record_or_finish(world: World) -> N
             conn,
             run_id,
             "stale",
+            stale.token,
             world.clock.now() + 10**6,
             [OperationOutcome(first.id, "done", True, world.clock.now(), "should not appear")],
         )
     with world.db.write() as conn:
-        assert not engine_store.extend_lease(conn, run_id, "stale", world.clock.now())
+        assert not engine_store.extend_lease(conn, run_id, "stale", stale.token, world.clock.now())
+        # The owner's name alone is not enough: the fencing token must be the current one.
+        assert not engine_store.extend_lease(conn, run_id, "fresh", stale.token, world.clock.now())
     # The stale worker's whole execution changes no count and no log line.
     execute_run(stale_engine, stale)
     view = world.view(run_id)
@@ -210,7 +221,7 @@ def test_a_planner_that_lost_its_lease_commits_nothing(world: World) -> None:
     assert view.operations == []
     assert view.log == [
         "Planning started (worker stale).",
-        "The lease of worker stale ran out during planning (lease loss 1 of at most 3); "
+        "The lease of worker stale ran out 1.0 s ago during planning (lease loss 1 of at most 3); "
         "worker fresh takes over and plans again from scratch (nothing of the earlier plan "
         "was saved).",
     ]
@@ -327,13 +338,19 @@ def test_a_batch_with_an_operation_already_recorded_records_nothing(world: World
     now = world.clock.now()
     with world.db.write() as conn:
         engine_store.complete_operations(
-            conn, run_id, "w1", now + 10**6, [OperationOutcome(second.id, "done", True, now, "two")]
+            conn,
+            run_id,
+            "w1",
+            claim.token,
+            now + 10**6,
+            [OperationOutcome(second.id, "done", True, now, "two")],
         )
     with pytest.raises(LeaseLost, match="already recorded"), world.db.write() as conn:
         engine_store.complete_operations(
             conn,
             run_id,
             "w1",
+            claim.token,
             now + 10**6,
             [
                 OperationOutcome(first.id, "done", True, now, "one"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conveyor.clock import Clock
 from conveyor.config import Settings
@@ -11,6 +12,9 @@ from conveyor.engine.heartbeat import Heartbeat, LeaseKeeper
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.storage import Storage
 from conveyor.store.database import Database
+
+if TYPE_CHECKING:
+    from conveyor.engine.leases import Claim
 
 
 @dataclass
@@ -26,11 +30,17 @@ class EngineContext:
 
     def __post_init__(self) -> None:
         # The bound method reads `self.clock` at each beat, so a swapped clock is honoured.
-        self.keeper = LeaseKeeper(self.db, self.lease_until, self.settings.lease_seconds / 3)
+        self.keeper = LeaseKeeper(
+            self.db,
+            self.lease_until,
+            self.settings.lease_seconds / 3,
+            lambda: self.clock.now(),
+            self.lease_us // 3,
+        )
 
-    def heartbeat(self, run_id: int, worker_id: str) -> Heartbeat:
+    def heartbeat(self, claim: Claim) -> Heartbeat:
         """Keep the lease of a run this worker holds alive until the block ends."""
-        return self.keeper.hold(run_id, worker_id)
+        return self.keeper.hold(claim.run_id, claim.worker_id, claim.token, claim.expires_at)
 
     @property
     def lease_us(self) -> int:

@@ -8,12 +8,20 @@ the run was planned, and before the worker stops; the last batch commits
 with the finish. A worker that dies loses at most its uncommitted batch,
 whose operations are still pending and are performed again (every action is
 idempotent), so nothing is counted or logged twice.
+
+Fencing: right before a file action that removes or replaces a file the
+worker checks that it still holds the lease for the safety margin (its
+heartbeat's fence); if not, it stops without acting and notes on the run
+what it did not do. After a takeover from a lost lease, outcomes commit one
+at a time for the first `outcome_batch_size` operations, so the operation
+in flight at a further loss is known (poison detection, leases.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
@@ -21,8 +29,18 @@ from sqlalchemy.engine import Connection
 from conveyor.domain import runs as lifecycle
 from conveyor.engine import access
 from conveyor.engine.context import EngineContext
+from conveyor.engine.heartbeat import Heartbeat
 from conveyor.engine.leases import Claim, release
-from conveyor.engine.operations import Action, Kind, Operation, Outcome, perform
+from conveyor.engine.operations import (
+    Action,
+    Fenced,
+    Kind,
+    Operation,
+    Outcome,
+    State,
+    observe,
+    perform,
+)
 from conveyor.engine.planner import check_automation
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
@@ -61,13 +79,17 @@ class _Batch:
     outcomes: list[OperationOutcome] = field(default_factory=list)
     folders: set[str] = field(default_factory=set)
     started: float = 0.0
+    first_seq: int = 0
     # True while every operation in the batch is a delete (or a refusal): deletes
     # of distinct files never affect each other, so they share a batch.
     only_deletes: bool = True
+    # Operations still to be committed one at a time (after a takeover from a loss).
+    careful: int = 0
 
     def add(self, op: Operation, outcome: Outcome, at: int) -> None:
         if not self.outcomes:
             self.started = time.monotonic()
+            self.first_seq = op.seq
         self.only_deletes = self.only_deletes and op.kind in (Kind.DELETE, Kind.REFUSE)
         self.outcomes.append(
             OperationOutcome(
@@ -87,6 +109,9 @@ class _Batch:
 
     def full(self) -> bool:
         settings = self.engine.settings
+        if self.careful > 0:
+            self.careful -= 1
+            return True
         return (
             len(self.outcomes) >= settings.outcome_batch_size
             or time.monotonic() - self.started >= settings.outcome_batch_seconds
@@ -99,13 +124,22 @@ class _Batch:
             conn,
             self.claim.run_id,
             self.claim.worker_id,
+            self.claim.token,
             now + self.engine.lease_us,
             self.outcomes,
         )
+        if self.outcomes:
+            self.engine.hooks.in_commit(self.claim.run_id, self.first_seq)
 
     def sync(self) -> None:
         """With durable writes: fsync the folders of the batch's files before committing."""
         self.engine.storage.sync_folders(self.folders)
+
+    def note_refusals(self) -> None:
+        """The lease is gone: note on the run the actions of this batch that were refused
+        (their outcomes cannot be recorded any more)."""
+        refused = [o.message for o in self.outcomes if o.state == State.FAILED.value]
+        _note(self.engine, self.claim, [f"it refused: {text}" for text in refused])
 
     def flush(self) -> bool:
         """Commit the batch; False if the lease was lost (nothing was recorded)."""
@@ -121,6 +155,7 @@ class _Batch:
                 self.claim.run_id,
                 len(self.outcomes),
             )
+            self.note_refusals()
             return False
         self.outcomes = []
         self.only_deletes = True
@@ -143,9 +178,50 @@ def _clear_stale_temps(engine: EngineContext, run_id: int, pending: list[Operati
         engine.storage.clear_temps(folder, f"r{run_id}-o")
 
 
+def _note(engine: EngineContext, claim: Claim, what: list[str]) -> None:
+    """Log on the run what a worker that lost its lease did not do.
+
+    Not an outcome (those are refused by the lease guard): one warning line per
+    action it refused, written even after the run finished, so the run's log
+    says why nothing happened to the file.
+    """
+    if not what:
+        return
+    prefix = (
+        f"Worker {claim.worker_id} no longer held the lease (generation {claim.token}) "
+        "and did not act"
+    )
+    lines = [(lifecycle.MessageLevel.WARNING, f"{prefix}: {text}") for text in what]
+    try:
+        engine.db.run_write(
+            lambda conn: engine_store.insert_messages(conn, claim.run_id, engine.clock.now(), lines)
+        )
+    except Exception:  # the note is best effort: the database may be what failed
+        log.exception("automation run %s: could not log what was not done", claim.run_id)
+
+
+def _fence(
+    engine: EngineContext, claim: Claim, heartbeat: Heartbeat
+) -> Callable[[Operation], Callable[[], None]]:
+    """The check run right before an operation's first destructive file action."""
+
+    def for_operation(op: Operation) -> Callable[[], None]:
+        def fence() -> None:
+            if not heartbeat.fence():
+                raise Fenced(op.seq)
+            engine.hooks.before_action(claim.run_id, op.seq)
+
+        return fence
+
+    return for_operation
+
+
 def execute_run(engine: EngineContext, claim: Claim) -> None:
     """The executing stage for a claimed run."""
-    with engine.heartbeat(claim.run_id, claim.worker_id) as heartbeat:
+    with engine.heartbeat(claim) as heartbeat:
+        if claim.abort is not None:
+            _abort(engine, claim)
+            return
         # A run that waited in the queue re-checks its automation; one already
         # executing (resumed) carries on with what it started.
         if not claim.resumed and check_automation(engine, claim) is None:
@@ -158,6 +234,9 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         if claim.resumed:
             _clear_stale_temps(engine, claim.run_id, pending)
         batch = _Batch(engine, claim)
+        if claim.lost:
+            batch.careful = engine.settings.outcome_batch_size
+        fence = _fence(engine, claim, heartbeat)
         guard = access.Guard(engine, claim.automation_id)
         for op in pending:
             if engine.stop.is_set():
@@ -166,14 +245,26 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 return
             if heartbeat.lost.is_set():
                 log.warning("automation run %s: lease lost; stopping its execution", claim.run_id)
+                batch.note_refusals()
                 return
             if batch.must_commit_before(op) and not batch.flush():
                 return
             if not batch.outcomes:  # each batch re-reads the owner's folder permissions
                 guard.refresh()
-            outcome = guard.check(op) or perform(
-                op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders
-            )
+            try:
+                outcome = guard.check(op) or perform(
+                    op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders, fence(op)
+                )
+            except Fenced:
+                log.warning(
+                    "automation run %s: lease lost before operation %s; nothing done",
+                    claim.run_id,
+                    op.seq,
+                )
+                batch.flush()  # refused by the lease guard unless the lease is still ours
+                if heartbeat.lost.is_set():  # not merely a failed write: someone else has it
+                    _note(engine, claim, [f"#{op.seq}: {op.describe()}."])
+                return
             at = engine.clock.now()
             engine.hooks.after_operation(claim.run_id, op.seq)
             batch.add(op, outcome, at)
@@ -191,6 +282,8 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
     now = engine.clock.now()
     if batch.outcomes:
         batch.record(conn)  # guarded on the lease; end_lease below guards the finish
+    else:
+        engine_store.hold_lease(conn, claim.run_id, claim.worker_id, claim.token, now)
     run = run_store.get_run(conn, claim.run_id)
     assert run is not None
     status = lifecycle.final_status(run.successful_operations, run.failed_operations)
@@ -205,4 +298,43 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
         if first is not None:
             message += f" First failure: {first[:500]}"
     run_store.finish_run(conn, claim.run_id, now, message=message, level=_LEVELS[status])
-    engine_store.end_lease(conn, claim.run_id, claim.worker_id)
+    engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
+
+
+def _abort(engine: EngineContext, claim: Claim) -> None:
+    """End a run whose operation in flight kept losing the lease (`claim.abort`).
+
+    Before the pending operations are marked not performed, the disk is looked
+    at (outside any transaction): an operation whose effect is there (a copy's
+    destination with the planned size, a move's or delete's source gone) is
+    recorded as done with what was found. The run's temp files are removed.
+    """
+    assert claim.abort is not None
+    reason = claim.abort
+    with engine.db.read() as conn:
+        pending = [
+            Operation.from_row(row) for row in engine_store.pending_operations(conn, claim.run_id)
+        ]
+    found = [(op, observe(op, engine.storage)) for op in pending]
+    _clear_stale_temps(engine, claim.run_id, pending)
+
+    def commit(conn: Connection) -> None:
+        now = engine.clock.now()
+        engine_store.complete_operations(
+            conn,
+            claim.run_id,
+            claim.worker_id,
+            claim.token,
+            now + engine.lease_us,
+            [
+                OperationOutcome(op.id, seen.state.value, seen.succeeded, now, seen.message)
+                for op, seen in found
+                if seen is not None
+            ],
+        )
+        engine_store.abort_run(conn, claim.run_id, now, reason)
+
+    try:
+        engine.db.run_write(commit)
+    except LeaseLost:
+        log.warning("automation run %s: lease lost before it could be failed", claim.run_id)

@@ -1,9 +1,14 @@
 """Claims as leases: taking a run from the queue or from a dead worker, and giving it back.
 
 A claim is one write transaction: find the oldest claimable run, move it
-into its working stage through the lifecycle, write the lease and a log
-line. A run whose lease ran out is taken over, and the loss counted; past
-`max_lease_losses` takeovers the run is finished as `failure` instead.
+into its working stage through the lifecycle, write the lease (with the next
+lease generation, the claim's fencing token) and a log line. A run whose
+lease ran out is taken over, and the loss counted against what was in
+flight: the plan (planning) or the first pending operation (executing).
+When that has been in flight at more than `max_lease_losses` losses, the run
+is to be finished as `failure`: at once in planning; in executing by the
+claiming worker after it looked at the disk (`Claim.abort`), since a file
+action may have happened that was never recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ class Claim:
     worker_id: str
     # True when the run was taken over or resumed rather than taken from a queue.
     resumed: bool
+    # The lease generation this claim wrote: every write for the run is guarded on it.
+    token: int = 0
+    # True when the run was taken over from a worker whose lease ran out.
+    lost: bool = False
+    # Set when the run must end instead (poison): the reason for its last log line.
+    abort: str | None = None
+    # When the lease this claim wrote runs out (engine clock, microseconds).
+    expires_at: int = 0
 
 
 def _ops(count: int) -> str:
@@ -57,56 +70,110 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 else RunStage.EXECUTING
             )
             run_store.advance_stage(conn, found.id, stage)
-            engine_store.take_lease(conn, found, worker_id, now, until, stage=stage, lost=False)
+            token = engine_store.take_lease(
+                conn, found, worker_id, now, until, stage=stage, lost=False
+            )
             if stage is RunStage.PLANNING:
                 text = f"Planning started (worker {worker_id})."
             else:
                 pending = engine_store.count_operations(conn, found.id, "pending")
                 text = f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
             engine_store.insert_messages(conn, found.id, now, [(MessageLevel.INFO, text)])
-            return Claim(found.id, found.automation_id, stage, worker_id, resumed=False)
+            return Claim(
+                found.id,
+                found.automation_id,
+                stage,
+                worker_id,
+                resumed=False,
+                token=token,
+                expires_at=until,
+            )
 
         lost = found.lease_owner is not None
-        losses = found.lease_losses + (1 if lost else 0)
-        engine_store.take_lease(
+        token = engine_store.take_lease(
             conn, found, worker_id, now, until, stage=found.run_stage, lost=lost
         )
+        executing = found.run_stage is RunStage.EXECUTING
+        in_flight = ""
         if lost:
             runevents.lease_lost(conn)
-        if lost and losses > limit:
-            engine_store.abort_run(
-                conn,
-                found.id,
-                now,
-                f"Run failed: the lease of worker {found.lease_owner} ran out during "
-                f"{found.run_stage.value}; that is lease loss {losses}, more than the "
-                f"{limit} takeovers allowed (CONVEYOR_MAX_LEASE_LOSSES), so the run is "
-                "not retried again.",
-            )
-            continue
-        if found.run_stage is RunStage.PLANNING:
+            # What was in flight: the plan, or the first pending operation. A whole
+            # process restart (every run it held loses its lease) charges each run's
+            # operation in hand, which differs from one restart to the next while
+            # the run makes progress; only a run that keeps killing its worker at
+            # the same point exhausts the budget.
+            if executing:
+                charged = engine_store.charge_loss(conn, found.id)
+                seq, at = charged if charged is not None else (0, 0)
+                culprit = f"operation #{seq}"
+                in_flight = (
+                    f"operation #{seq} was in flight at {at} of at most {limit} lease losses"
+                    if charged is not None
+                    else "no operation was in flight"
+                )
+            else:
+                at = found.lease_losses + 1
+                culprit = "the planning"
+                in_flight = f"lease loss {at} of at most {limit}"
+            if at > limit:
+                reason = (
+                    f"Run failed: the lease of worker {found.lease_owner} ran out during "
+                    f"{found.run_stage.value}; {culprit} was in flight at {at} lease losses, "
+                    f"more than the {limit} takeovers allowed (CONVEYOR_MAX_LEASE_LOSSES), so "
+                    "the run is not retried again."
+                )
+                if not executing:
+                    engine_store.abort_run(conn, found.id, now, reason)
+                    continue
+                # Finished by the claiming worker after it looked at the disk.
+                return Claim(
+                    found.id,
+                    found.automation_id,
+                    found.run_stage,
+                    worker_id,
+                    resumed=True,
+                    token=token,
+                    lost=True,
+                    abort=reason,
+                    expires_at=until,
+                )
+        if not executing:
             rest = "plans again from scratch (nothing of the earlier plan was saved)"
         else:
             pending = engine_store.count_operations(conn, found.id, "pending")
             rest = f"resumes with the {_ops(pending)} not yet done"
         if lost:
+            # How long after its expiry the lease was taken over: the takeover delay.
+            expired = found.lease_expires_at
+            late = f" {(now - expired) / 1e6:.1f} s ago" if expired is not None else ""
             text = (
-                f"The lease of worker {found.lease_owner} ran out during "
-                f"{found.run_stage.value} (lease loss {losses} of at most {limit}); "
-                f"worker {worker_id} takes over and {rest}."
+                f"The lease of worker {found.lease_owner} ran out{late} during "
+                f"{found.run_stage.value} ({in_flight}); worker {worker_id} takes over "
+                f"and {rest}."
             )
         else:
             text = f"Worker {worker_id} picks up the run its previous worker released and {rest}."
         level = MessageLevel.WARNING if lost else MessageLevel.INFO
         engine_store.insert_messages(conn, found.id, now, [(level, text)])
-        return Claim(found.id, found.automation_id, found.run_stage, worker_id, resumed=True)
+        return Claim(
+            found.id,
+            found.automation_id,
+            found.run_stage,
+            worker_id,
+            resumed=True,
+            token=token,
+            lost=lost,
+            expires_at=until,
+        )
 
 
 def release(engine: EngineContext, claim: Claim) -> None:
     """Hand an unfinished run back (the worker is stopping); the next claim is not a loss."""
     try:
         engine.db.run_write(
-            lambda conn: engine_store.release_lease(conn, claim.run_id, claim.worker_id)
+            lambda conn: engine_store.release_lease(
+                conn, claim.run_id, claim.worker_id, claim.token
+            )
         )
     except SQLAlchemyError:
         log.exception("could not release automation run %s; its lease will expire", claim.run_id)

@@ -47,9 +47,9 @@ from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
-from conveyor.engine.operations import Action, Kind, Operation
+from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob
-from conveyor.engine.storage import PathEscape, Storage, is_utf8, shown
+from conveyor.engine.storage import PathEscape, Storage, identity_of, is_utf8, shown
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import permissions as permission_store
@@ -364,7 +364,7 @@ def _plan_files(
         )
     if kind is AutomationType.DELETE_FILE:
         ops = [
-            Operation(seq, Kind.DELETE, source=f"{base}/{rel}" if base else rel)
+            _delete_operation(seq, f"{base}/{rel}" if base else rel, storage, folders)
             for seq, (base, rel) in enumerate(matched, start=1)
         ]
         return Plan(ops, [f"Plan: {summary}; delete {_plural(len(ops), 'file')}."])
@@ -393,6 +393,19 @@ def _plan_files(
             f"Plan: {summary}; {verb} each to {_plural(len(templates), 'destination')}: "
             f"{_plural(len(ops), 'operation')}."
         ],
+    )
+
+
+def _delete_operation(
+    seq: int, source: str, storage: Storage, folders: dict[str, str]
+) -> Operation:
+    """A delete, with the identity of the file it may remove (fencing)."""
+    try:
+        found = storage.lookup(source, folders, follow=False)
+    except PathEscape:
+        found = None  # refused when performed, as the path is checked again then
+    return Operation(
+        seq, Kind.DELETE, source=source, source_id=NO_FILE if found is None else identity_of(found)
     )
 
 
@@ -439,8 +452,20 @@ def _file_operation(
         action = Action.SKIP
     else:
         action = Action.OVERWRITE
+    # Fencing: the files this operation may remove or replace, as they are now.
+    entry = storage.lookup(source, folders, follow=False) if kind is Kind.MOVE else None
+    source_id = identity_of(entry) if entry is not None else None
+    old_id = identity_of(existing) if existing is not None and action is Action.OVERWRITE else None
     return Operation(
-        seq, kind, source=source, destination=target, action=action, size=size, old_size=old_size
+        seq,
+        kind,
+        source=source,
+        destination=target,
+        action=action,
+        size=size,
+        old_size=old_size,
+        source_id=source_id,
+        old_id=old_id,
     )
 
 
@@ -465,7 +490,9 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
 
     def abort(conn: Connection) -> None:
         now = engine.clock.now()
-        engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
+        engine_store.hold_lease(
+            conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
+        )
         engine_store.abort_run(conn, claim.run_id, now, reason)
 
     try:
@@ -477,7 +504,7 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
 
 def plan_run(engine: EngineContext, claim: Claim) -> None:
     """The planning stage for a claimed run: plan, then commit plan and stage change at once."""
-    with engine.heartbeat(claim.run_id, claim.worker_id):
+    with engine.heartbeat(claim):
         automation = check_automation(engine, claim)
         if automation is None:
             return
@@ -542,7 +569,7 @@ def _commit(
             message=f"{failure} Run finished with status failure.",
             level=MessageLevel.ERROR,
         )
-        engine_store.end_lease(conn, run_id, worker)
+        engine_store.end_lease(conn, run_id, worker, claim.token)
         return
     lines = [(MessageLevel.INFO, text) for text in plan.summary]
     if not plan.operations:
@@ -551,7 +578,7 @@ def _commit(
         run_store.finish_run(
             conn, run_id, now, message="Run finished with status success: 0 operations."
         )
-        engine_store.end_lease(conn, run_id, worker)
+        engine_store.end_lease(conn, run_id, worker, claim.token)
         return
     _insert_chunk(conn, run_id, now, plan.operations, lines)
     _queue(conn, engine, claim)
@@ -570,7 +597,9 @@ def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
             conn: Connection, chunk: list[Operation] = chunk, first: bool = first, last: bool = last
         ) -> None:
             now = engine.clock.now()
-            engine_store.hold_lease(conn, claim.run_id, claim.worker_id, now + engine.lease_us)
+            engine_store.hold_lease(
+                conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
+            )
             lines: list[tuple[MessageLevel, str]] = []
             if first:
                 lines = [(MessageLevel.INFO, text) for text in plan.summary]
@@ -634,4 +663,6 @@ def _queue(conn: Connection, engine: EngineContext, claim: Claim) -> None:
     # Stamped after the plan's rows are written: the run waits for a worker from
     # (about) here, not from the start of this transaction.
     queued_at = engine.clock.now()
-    engine_store.end_lease(conn, run_id, worker, RunStage.QUEUED_FOR_EXECUTION, queued_at)
+    engine_store.end_lease(
+        conn, run_id, worker, claim.token, RunStage.QUEUED_FOR_EXECUTION, queued_at
+    )

@@ -22,11 +22,12 @@ from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.scheduler import Scheduler, start_scheduler
 from conveyor.engine.storage import Storage
+from conveyor.engine.sweep import Sweeper
 from conveyor.engine.wakeup import Wakeup, listen
 from conveyor.engine.watcher import Watcher, start_watcher
 from conveyor.engine.worker import Worker
 from conveyor.observability.heartbeat import WorkerHeartbeat
-from conveyor.store.database import Database
+from conveyor.store.database import Database, SessionTimeouts
 
 if TYPE_CHECKING:
     from conveyor.api.app import Service
@@ -51,6 +52,7 @@ class WorkerPool:
         self.workers = [Worker(engine, f"{prefix}:{n}") for n in range(1, concurrency + 1)]
         self._threads: list[threading.Thread] = []
         self.heartbeat: WorkerHeartbeat | None = None
+        self.sweeper: Sweeper | None = None
 
     def start(self) -> None:
         for worker in self.workers:
@@ -74,6 +76,7 @@ class WorkerPool:
             )
         for thread in self._threads:
             thread.start()
+        self.sweeper = Sweeper(self.engine, self.engine.settings.temp_sweep_interval).start()
         # /readyz and conveyor_workers_alive see this process while its workers run.
         workers = self._threads[: len(self.workers)]
         self.heartbeat = WorkerHeartbeat(
@@ -94,12 +97,18 @@ class WorkerPool:
                 log.warning("%s did not stop within %.0f s", thread.name, JOIN_TIMEOUT)
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        self.engine.db.dispose()
 
 
 def make_engine(settings: Settings, db: Database, clock: Clock | None = None) -> EngineContext:
+    """The engine of a worker pool, with connections of its own to `db`'s database whose
+    waits are bounded by the lease (SessionTimeouts.for_lease): a stalled worker's
+    transaction cannot hold a run's row past its lease."""
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     return EngineContext(
-        db=db,
+        db=Database(db.url, timeouts=SessionTimeouts.for_lease(settings.lease_seconds)),
         settings=settings,
         clock=clock or SystemClock(),
         storage=Storage(settings.storage_root, durable=settings.durable_writes),

@@ -8,6 +8,15 @@ old file or the whole new one, never half a file, and a killed worker leaves
 nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
 and its folder are also fsynced before the outcome is recorded, so a finished
 operation survives a power loss too, at several times the cost per file.
+
+Fencing (docs/engine.md, "Fencing"): a file action that removes or replaces a
+file acts only on the file planning saw. The planned file's identity (device,
+inode, size, modification time) is compared *after* it was renamed aside,
+so the comparison is about the very file that would be destroyed; a file that
+is not the planned one is put back and the action refused (`Changed`). A file
+is put where nothing was planned with `link`, which never replaces anything.
+A `fence` callable, run just before the first destructive step, lets the
+caller refuse to act once its lease is gone.
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 # Temp files are named `.conveyor-<tag>-<random>.tmp`; listings never show them.
 TEMP_PREFIX = ".conveyor-"
@@ -39,6 +49,20 @@ _NO_KERNEL_COPY = {
     errno.EBADF,
     errno.EPERM,
 }
+
+
+# A file displaced to be removed or replaced waits under `.conveyor-<tag>-<random>.aside`
+# until it is known to be the planned file; such a name is never removed unchecked.
+ASIDE_SUFFIX = ".aside"
+# Errors of link() that mean "no hard links here": the action falls back to rename.
+_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+# (device, inode, size, modification time in ns) of a file as planning saw it; -1
+# fields are not compared (plans made before identities were recorded: size only).
+Identity = tuple[int, int, int, int]
+# What must be at a path for an action to replace it: the planned file, nothing
+# ("absent"), or anything ("any": callers outside the engine's plans).
+Expect = Identity | Literal["absent", "any"]
 
 
 class PathEscape(Exception):
@@ -65,8 +89,81 @@ def shown(name: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+class Changed(Exception):
+    """The file at a path is not the one planned; nothing was done to it. The message
+    names the path as the caller gave it (set by the caller)."""
+
+
+def _no_fence() -> None:
+    return None
+
+
+def identity_of(info: os.stat_result) -> Identity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def matches(info: os.stat_result, expected: Identity) -> bool:
+    return all(
+        want < 0 or want == got for want, got in zip(expected, identity_of(info), strict=True)
+    )
+
+
 def is_temp_name(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+    return name.startswith(TEMP_PREFIX) and (
+        name.endswith(TEMP_SUFFIX) or name.endswith(ASIDE_SUFFIX)
+    )
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def same_content(first: str, second: str) -> bool:
+    """Whether two regular files hold the same bytes (read in chunks; no link followed)."""
+    try:
+        one = os.open(first, _READ_FLAGS | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            two = os.open(second, _READ_FLAGS | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            a, b = os.fstat(one), os.fstat(two)
+            if not (stat.S_ISREG(a.st_mode) and stat.S_ISREG(b.st_mode)):
+                return False
+            if a.st_size != b.st_size:
+                return False
+            while True:
+                chunk = os.read(one, _CHUNK)
+                if chunk != os.read(two, len(chunk) or 1):
+                    return False
+                if not chunk:
+                    return True
+        finally:
+            os.close(two)
+    finally:
+        os.close(one)
+
+
+def place(source: str, target: str) -> bool:
+    """Give the file at `source` the name `target` too, unless something is there; False
+    then. A hard link never replaces anything; where the file system has none, a
+    rename after checking that `target` is free (the only check-then-act step)."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    if os.path.lexists(target):
+        return False
+    os.rename(source, target)
+    return True
 
 
 def _fsync_folder(folder: Path | str) -> None:
@@ -251,11 +348,15 @@ class Storage:
             for name in sorted(kept):
                 yield f"{prefix}/{name}" if prefix else name
 
-    def lookup(self, relative: str, folders: dict[str, str]) -> os.stat_result | None:
+    def lookup(
+        self, relative: str, folders: dict[str, str], *, follow: bool = True
+    ) -> os.stat_result | None:
         """`relative`'s stat (symbolic links followed), None if nothing is there; PathEscape
         as `resolve`. For planning many paths at once: `folders` keeps the real path
         of each folder resolved so far, so a file costs one `lstat` when its name is
         not a link (a link is resolved in full). Execution checks every path again.
+        `follow=False`: the entry itself (a link's own stat, after checking where it
+        points), as a move or delete acts on it.
         """
         if relative.startswith("/") or ".." in relative.split("/"):
             raise PathEscape(f"'{relative}' is not a path inside the storage root")
@@ -271,7 +372,8 @@ class Storage:
                 return os.stat(self.resolve(relative))
             info = os.lstat(f"{real_parent}/{name}")
             if stat.S_ISLNK(info.st_mode):
-                return os.stat(self.resolve(relative))
+                target = os.stat(self.resolve(relative))
+                return target if follow else info
             return info
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -325,31 +427,54 @@ class Storage:
                     pass
         return removed
 
-    def copy(self, source: str, destination: str, tag: str, folders: set[str] | None = None) -> int:
-        """Copy atomically (temp, [fsync,] rename); returns the bytes written.
+    def entry_identity(self, relative: str) -> Identity | None:
+        """The identity of the entry at `relative` itself (a link is not followed); None if
+        there is none. PathEscape as `resolve`."""
+        try:
+            return identity_of(os.lstat(self.entry(relative)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
-        `tag` names the operation (a retry's temp file never collides with an
-        earlier attempt's). `folders`: see `copy_resolved`.
+    def displace(self, real: str, expected: Identity, tag: str) -> str | None:
+        """Rename the entry at real path `real` aside (same folder) and return the aside
+        name, if it is the `expected` file: the caller then removes the aside name (or
+        puts it back). None if nothing is at `real`. If something else is there, it is
+        put back and Changed is raised: nothing was lost or replaced.
+
+        The identity is read from the renamed entry, so it is the file that would be
+        destroyed, whatever happened at `real` meanwhile.
         """
-        written = self.copy_resolved(self.real(source), self.real(destination), tag, folders)
-        if written is None:
-            raise FileNotFoundError(errno.ENOENT, "No such file", source)
-        return written
+        folder = os.path.dirname(real)
+        aside = f"{folder}/{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{ASIDE_SUFFIX}"
+        try:
+            os.rename(real, aside)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if matches(os.lstat(aside), expected):
+            return aside
+        self.put_back(aside, real)
+        raise Changed(real)
 
-    def copy_resolved(
-        self, src: str, dst: str, tag: str, folders: set[str] | None = None
-    ) -> int | None:
-        """Copy the regular file at real path `src` to real path `dst`; None if `src` is
-        not a regular file (gone, a folder, ...).
+    def put_back(self, aside: str, real: str) -> None:
+        """Return a displaced entry to its name; if something took the name meanwhile, keep
+        it visible next to it as `<name>.conveyor-kept-<random>` rather than lose either."""
+        try:
+            if place(aside, real):
+                _discard(aside)
+                return
+        except OSError as exc:  # a folder cannot be linked
+            if exc.errno not in (errno.EPERM, errno.EISDIR):
+                raise
+            if not os.path.lexists(real):
+                os.rename(aside, real)
+                return
+        os.rename(aside, f"{real}.conveyor-kept-{secrets.token_hex(4)}")
 
-        The data goes to a temp file in `dst`'s folder, in the kernel where it
-        can (`copy_file_range`), and the temp file is renamed over `dst`, so a
-        reader sees the old file or the whole new one. The permission bits are
-        the source's. When durable, the temp file is fsynced before the rename;
-        its folder is fsynced right after it, or, if `folders` is given, added
-        to it for the caller to fsync (once per folder) before it records the
-        outcome.
-        """
+    def write_temp(self, src: str, dst: str, tag: str) -> tuple[str, int] | None:
+        """Copy the regular file at real path `src` into a new temp file in `dst`'s folder
+        (in the kernel where it can, `copy_file_range`), with the source's permission
+        bits, fsynced when durable. Returns the temp file's path and its size; None if
+        `src` is not a regular file (gone, a folder, ...)."""
         try:
             reader = os.open(src, _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
@@ -373,34 +498,158 @@ class Storage:
                         os.fsync(writer)
                 finally:
                     os.close(writer)
-                os.replace(temp, dst)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
+                _discard(temp)
                 raise
         finally:
             os.close(reader)
+        return temp, written
+
+    def copy(self, source: str, destination: str, tag: str, folders: set[str] | None = None) -> int:
+        """Copy atomically (temp, [fsync,] rename); returns the bytes written.
+
+        `tag` names the operation (a retry's temp file never collides with an
+        earlier attempt's). `folders`: see `copy_resolved`.
+        """
+        written = self.copy_resolved(self.real(source), self.real(destination), tag, folders)
+        if written is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file", source)
+        return written
+
+    def copy_resolved(
+        self,
+        src: str,
+        dst: str,
+        tag: str,
+        folders: set[str] | None = None,
+        *,
+        old: Expect = "any",
+        fence: Callable[[], None] = _no_fence,
+    ) -> int | None:
+        """Copy the regular file at real path `src` to real path `dst`; None if `src` is
+        not a regular file (gone, a folder, ...).
+
+        The data goes to a temp file in `dst`'s folder (`write_temp`), which then
+        takes `dst`'s name, so a reader sees the old file or the whole new one.
+        `old` says what may be replaced: "absent" (the temp file is linked into
+        place, which fails if anything is there now), the planned file's identity
+        (it is displaced, checked and only then removed), or "any" (a plain rename
+        over whatever is there). If `dst` is not what `old` says but already holds
+        the new bytes (an earlier attempt that was never recorded), that is the
+        result; otherwise Changed. `fence` runs after the data is written, before
+        anything at `dst` is touched. When durable, its folder is fsynced after the
+        rename, or, if `folders` is given, added to it for the caller to fsync
+        (once per folder) before it records the outcome.
+        """
+        made = self.write_temp(src, dst, tag)
+        if made is None:
+            return None
+        temp, written = made
+        folder = os.path.dirname(dst)
+        try:
+            fence()
+            if old == "any":
+                os.replace(temp, dst)
+            else:
+                aside = None if old == "absent" else self.displace(dst, old, tag)
+                try:
+                    if not place(temp, dst) and not same_content(temp, dst):
+                        raise Changed(dst)
+                finally:
+                    if aside is not None:
+                        _discard(aside)  # the planned file: replaced, as planned
+        except Changed:
+            if old != "any" and same_content(temp, dst):
+                written = os.path.getsize(dst)  # an earlier attempt put it there
+            else:
+                raise
+        finally:
+            _discard(temp)
         self._sync_folder(folder, folders)
         return written
 
     def move(
-        self, source: str, destination: str, tag: str, folders: set[str] | None = None
-    ) -> None:
-        """Rename into place; across file systems, copy atomically then remove the source."""
-        src = self.entry(source)
-        dst = self.resolve(destination)
-        self._check_moved_link(src, dst, source, destination)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        self,
+        source: str,
+        destination: str,
+        tag: str,
+        folders: set[str] | None = None,
+        *,
+        planned: Identity | None = None,
+        old: Expect = "any",
+        fence: Callable[[], None] = _no_fence,
+    ) -> bool:
+        """Move the entry `source` to `destination`; False if an earlier attempt already
+        did (the source is gone, the destination is the planned file).
+
+        With `planned` (the source's identity at planning), the source must still be
+        that file (else Changed) and the destination must be what `old` says (see
+        `copy_resolved`). The file is linked to its new name (never replacing
+        anything), then its old name is displaced, checked and removed; across file
+        systems its data is copied first. FileNotFoundError if the source is gone and
+        the destination is not the planned file.
+        """
+        src = str(self.entry(source))
+        dst = str(self.resolve(destination))
+        self._check_moved_link(Path(src), Path(dst), source, destination)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if planned is None:
+            fence()
+            try:
+                os.replace(src, dst)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self.copy(source, destination, tag, folders)
+                os.unlink(src)
+            self._sync_moved(src, dst, folders)
+            return True
         try:
-            os.replace(src, dst)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            self.copy(source, destination, tag, folders)
-            src.unlink()
-        self._sync_folder(dst.parent, folders)
-        if src.parent != dst.parent:
-            self._sync_folder(src.parent, folders)
+            now = os.lstat(src)
+        except (FileNotFoundError, NotADirectoryError):
+            now = None
+        try:
+            there: os.stat_result | None = os.lstat(dst)
+        except (FileNotFoundError, NotADirectoryError):
+            there = None
+        if now is None:
+            if there is not None and matches(there, planned):
+                return False
+            raise FileNotFoundError(errno.ENOENT, "No such file", source)
+        if not matches(now, planned):
+            raise Changed(src)
+        fence()
+        if there is None or not matches(there, planned):  # not yet linked by an earlier try
+            aside = None
+            if isinstance(old, tuple) and there is not None:
+                aside = self.displace(dst, old, tag)
+            try:
+                # Checked again after the fence (the worker may have stalled there).
+                if not matches(os.lstat(src), planned):
+                    raise Changed(src)
+                try:
+                    linked = place(src, dst)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    linked = self._copy_across(src, dst, tag, folders) is not None
+                else:
+                    if linked and not matches(info := os.lstat(dst), planned):
+                        # The source was replaced between the check and the link: drop
+                        # the second name given to that file (it keeps its own).
+                        if info.st_nlink > 1:
+                            os.unlink(dst)
+                        raise Changed(src)
+                if not linked and not same_content(src, dst):
+                    raise Changed(dst)
+            finally:
+                if aside is not None:
+                    _discard(aside)
+        gone = self.displace(src, planned, tag)
+        if gone is not None:
+            _discard(gone)
+        self._sync_moved(src, dst, folders)
+        return True
 
     def _check_moved_link(self, src: Path, dst: Path, source: str, destination: str) -> None:
         """A symbolic link is moved as a link: a relative target then points from the new
@@ -416,12 +665,40 @@ class Storage:
                 f"from '{destination}'"
             )
 
-    def delete(self, relative: str, folders: set[str] | None = None) -> bool:
-        """Delete the file (a link, not its target); False if it was already gone."""
-        entry = self.entry(relative)
-        try:
-            entry.unlink()
-        except FileNotFoundError:
-            return False
-        self._sync_folder(entry.parent, folders)
+    def _copy_across(self, src: str, dst: str, tag: str, folders: set[str] | None) -> int | None:
+        """A move's data to another file system: copied, linked into place if free."""
+        return self.copy_resolved(src, dst, tag, folders, old="absent")
+
+    def _sync_moved(self, src: str, dst: str, folders: set[str] | None) -> None:
+        self._sync_folder(os.path.dirname(dst), folders)
+        if os.path.dirname(src) != os.path.dirname(dst):
+            self._sync_folder(os.path.dirname(src), folders)
+
+    def delete(
+        self,
+        relative: str,
+        folders: set[str] | None = None,
+        *,
+        planned: Identity | None = None,
+        fence: Callable[[], None] = _no_fence,
+        tag: str = "delete",
+    ) -> bool:
+        """Delete the file (a link, not its target); False if it was already gone.
+
+        With `planned`, the entry is displaced, checked and only then removed: a file
+        that is not the planned one is put back and Changed raised.
+        """
+        entry = str(self.entry(relative))
+        fence()
+        if planned is None:
+            try:
+                os.unlink(entry)
+            except FileNotFoundError:
+                return False
+        else:
+            aside = self.displace(entry, planned, tag)
+            if aside is None:
+                return False
+            os.unlink(aside)
+        self._sync_folder(os.path.dirname(entry), folders)
         return True

@@ -17,6 +17,7 @@ import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,10 +43,47 @@ def _is_sqlite_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTimeouts:
+    """Bounds on how long a connection's statements, lock waits and open transactions may
+    last, in milliseconds (the engine's, tied to its lease: docs/engine.md). PostgreSQL:
+    `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`, set when
+    the connection opens; SQLite: `lock_ms` is the busy timeout."""
+
+    statement_ms: int
+    lock_ms: int
+    idle_in_transaction_ms: int
+
+    @classmethod
+    def for_lease(cls, lease_seconds: float) -> SessionTimeouts:
+        """No statement outlives a lease, no lock wait a third of it, and a transaction
+        left idle (its client stalled) ends after half of it, releasing its locks
+        before the lease it was guarding runs out."""
+        lease_ms = int(lease_seconds * 1000)
+        return cls(
+            statement_ms=max(lease_ms, 1000),
+            lock_ms=max(lease_ms // 3, 200),
+            idle_in_transaction_ms=max(lease_ms // 2, 500),
+        )
+
+    def postgresql_options(self) -> str:
+        return (
+            f"-c statement_timeout={self.statement_ms} -c lock_timeout={self.lock_ms} "
+            f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_ms}"
+        )
+
+
 class Database:
     """One engine per process; connections come from its pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, null_pool: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        null_pool: bool = False,
+        timeouts: SessionTimeouts | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
@@ -53,12 +91,15 @@ class Database:
             kwargs["poolclass"] = NullPool
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        self.timeouts = timeouts
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             file = make_url(url).database
             if file and file != ":memory:" and not file.startswith("file:"):
                 create_private(Path(file))
         else:
+            if timeouts is not None:
+                kwargs["connect_args"] = {"options": timeouts.postgresql_options()}
             # The driver never begins a transaction by itself; Conveyor sends BEGIN
             # when SQLAlchemy begins one (below), as on SQLite, so `reads()` need not
             # switch a pooled connection in and out of autocommit.
@@ -68,7 +109,7 @@ class Database:
         self.write_failures = outage.WriteFailures()
         self._reads_engine = self.engine.execution_options(**{READS_OPTION: True})
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            _install_sqlite_hooks(self.engine, 5000 if timeouts is None else timeouts.lock_ms)
         else:
             event.listen(self.engine, "begin", _begin_postgresql)
             if not null_pool:
@@ -203,7 +244,7 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def _install_sqlite_hooks(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Conveyor issues BEGIN itself (below), so the driver must not.
@@ -211,7 +252,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -2,7 +2,8 @@
 
 Stage changes and counts still go through `conveyor.store.runs`; this module
 adds the bookkeeping around them. Every write that acts for a worker is
-guarded on `lease_owner`, so a worker that lost its lease changes nothing.
+guarded on `lease_owner` and on `lease_generation` (the fencing token the
+claim returned), so a worker that lost its lease changes nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Candidate:
     run_stage: RunStage
     lease_owner: str | None
     lease_losses: int
+    lease_generation: int = 0
+    lease_expires_at: int | None = None
 
 
 _CANDIDATE_COLUMNS = (
@@ -52,6 +55,8 @@ _CANDIDATE_COLUMNS = (
     runs_t.c.run_stage,
     runs_t.c.lease_owner,
     runs_t.c.lease_losses,
+    runs_t.c.lease_generation,
+    runs_t.c.lease_expires_at,
 )
 
 
@@ -106,6 +111,8 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
                 RunStage(row.run_stage),
                 row.lease_owner,
                 row.lease_losses,
+                row.lease_generation,
+                row.lease_expires_at,
             )
     return None
 
@@ -119,38 +126,54 @@ def take_lease(
     *,
     stage: RunStage,
     lost: bool,
-) -> None:
-    """Make `worker_id` the run's lease holder, guarded on the owner the claimer saw.
+) -> int:
+    """Make `worker_id` the run's lease holder, guarded on the generation the claimer
+    saw; returns the new generation, the fencing token of every write the holder makes.
 
     `lost` counts a lease that ran out while held (a dead or stalled worker).
     `stage` (the run's stage now) gets its start time unless it already has one.
     """
-    values: dict[str, Any] = {"lease_owner": worker_id, "lease_expires_at": expires_at}
+    token = candidate.lease_generation + 1
+    values: dict[str, Any] = {
+        "lease_owner": worker_id,
+        "lease_expires_at": expires_at,
+        "lease_generation": token,
+    }
     if lost:
         values["lease_losses"] = runs_t.c.lease_losses + 1
     started = STAGE_STARTED.get(stage)
     if started is not None:
         values[started.name] = func.coalesce(started, now)
-    owner = runs_t.c.lease_owner
     result = conn.execute(
         update(runs_t)
         .where(
             runs_t.c.id == candidate.id,
-            owner.is_(None) if candidate.lease_owner is None else owner == candidate.lease_owner,
+            runs_t.c.lease_generation == candidate.lease_generation,
         )
         .values(**values)
     )
     if result.rowcount != 1:
         raise LeaseLost(f"automation run {candidate.id} was claimed concurrently")
+    return token
 
 
-def extend_lease(conn: Connection, run_id: int, worker_id: str, expires_at: int) -> bool:
+def _held(run_id: int, worker_id: str, token: int) -> tuple[Any, ...]:
+    """The guard of every write the lease holder makes: its id and its fencing token."""
+    return (
+        runs_t.c.id == run_id,
+        runs_t.c.lease_owner == worker_id,
+        runs_t.c.lease_generation == token,
+    )
+
+
+def extend_lease(
+    conn: Connection, run_id: int, worker_id: str, token: int, expires_at: int
+) -> bool:
     """The heartbeat: push the lease's expiry out; False if this worker lost it."""
     result = conn.execute(
         update(runs_t)
         .where(
-            runs_t.c.id == run_id,
-            runs_t.c.lease_owner == worker_id,
+            *_held(run_id, worker_id, token),
             runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
         )
         .values(lease_expires_at=expires_at)
@@ -158,13 +181,13 @@ def extend_lease(conn: Connection, run_id: int, worker_id: str, expires_at: int)
     return bool(result.rowcount == 1)
 
 
-def hold_lease(conn: Connection, run_id: int, worker_id: str, expires_at: int) -> None:
+def hold_lease(conn: Connection, run_id: int, worker_id: str, token: int, expires_at: int) -> None:
     """Check (and extend) the lease inside the transaction that commits work; LeaseLost if gone.
 
     On PostgreSQL the UPDATE also locks the run's row until commit, so no
     claimer can take the run between this check and the commit.
     """
-    if not extend_lease(conn, run_id, worker_id, expires_at):
+    if not extend_lease(conn, run_id, worker_id, token, expires_at):
         raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
 
 
@@ -182,6 +205,7 @@ def end_lease(
     conn: Connection,
     run_id: int,
     worker_id: str,
+    token: int,
     stage_started: RunStage | None = None,
     now: int | None = None,
 ) -> None:
@@ -193,20 +217,16 @@ def end_lease(
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     if stage_started is not None:
         values[STAGE_STARTED[stage_started].name] = now
-    result = conn.execute(
-        update(runs_t)
-        .where(runs_t.c.id == run_id, runs_t.c.lease_owner == worker_id)
-        .values(**values)
-    )
+    result = conn.execute(update(runs_t).where(*_held(run_id, worker_id, token)).values(**values))
     if result.rowcount != 1:
         raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
 
 
-def release_lease(conn: Connection, run_id: int, worker_id: str) -> bool:
+def release_lease(conn: Connection, run_id: int, worker_id: str, token: int) -> bool:
     """Give a run back without finishing it (worker stopping): the next claim is no loss."""
     result = conn.execute(
         update(runs_t)
-        .where(runs_t.c.id == run_id, runs_t.c.lease_owner == worker_id)
+        .where(*_held(run_id, worker_id, token))
         .values(lease_owner=None, lease_expires_at=None)
     )
     return bool(result.rowcount == 1)
@@ -220,6 +240,22 @@ class LeaseInfo:
     planning_at: int | None
     queued_for_execution_at: int | None
     executing_at: int | None
+    lease_generation: int
+
+
+def unfinished_runs(conn: Connection, run_ids: Sequence[int]) -> set[int]:
+    """Those of `run_ids` that exist and are not finished (they may still resume)."""
+    alive: set[int] = set()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        alive.update(
+            conn.execute(
+                select(runs_t.c.id).where(
+                    runs_t.c.id.in_(chunk), runs_t.c.run_stage != RunStage.FINISHED.value
+                )
+            ).scalars()
+        )
+    return alive
 
 
 def lease_info(conn: Connection, run_id: int) -> LeaseInfo | None:
@@ -231,6 +267,7 @@ def lease_info(conn: Connection, run_id: int) -> LeaseInfo | None:
             runs_t.c.planning_at,
             runs_t.c.queued_for_execution_at,
             runs_t.c.executing_at,
+            runs_t.c.lease_generation,
         ).where(runs_t.c.id == run_id)
     ).first()
     return None if row is None else LeaseInfo(*row)
@@ -267,6 +304,25 @@ def pending_operations(conn: Connection, run_id: int) -> list[Any]:
             .order_by(ops_t.c.seq)
         )
     )
+
+
+def charge_loss(conn: Connection, run_id: int) -> tuple[int, int] | None:
+    """Count a lease loss against the operation that was in flight: the first pending
+    one (after a loss the next worker commits operations one at a time until it is
+    past the lost batch, so the same operation is first at each loss it causes).
+    Returns its (seq, losses so far), or None when nothing is pending."""
+    first = conn.execute(
+        select(ops_t.c.id, ops_t.c.seq, ops_t.c.lease_losses)
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .order_by(ops_t.c.seq)
+        .limit(1)
+    ).first()
+    if first is None:
+        return None
+    conn.execute(
+        update(ops_t).where(ops_t.c.id == first.id).values(lease_losses=first.lease_losses + 1)
+    )
+    return int(first.seq), int(first.lease_losses) + 1
 
 
 def count_operations(conn: Connection, run_id: int, state: str | None = None) -> int:
@@ -309,19 +365,24 @@ def complete_operations(
     conn: Connection,
     run_id: int,
     worker_id: str,
+    token: int,
     lease_until: int,
     outcomes: Sequence[OperationOutcome],
 ) -> AutomationRun:
     """Commit a batch of outcomes: each operation's state, the run's counts and one log
     line per operation, in the caller's transaction.
 
-    Guarded twice: the worker must hold the lease (checked and extended first)
-    and every operation must still be pending, so an outcome is never counted
+    Guarded twice: every operation must still be pending, and the worker must
+    hold the lease (checked and extended last), so an outcome is never counted
     twice; otherwise LeaseLost, and the caller's transaction rolls back with
-    nothing recorded.
+    nothing recorded. The lease check is the last statement on purpose: on
+    PostgreSQL a transaction left idle right after a pipelined executemany is
+    not ended by idle_in_transaction_session_timeout (measured with psycopg 3);
+    after a plain statement it is, so a worker stalled before its commit
+    cannot hold the run's row lock past half a lease.
     """
-    hold_lease(conn, run_id, worker_id, lease_until)
     if not outcomes:
+        hold_lease(conn, run_id, worker_id, token, lease_until)
         run = run_store.get_run(conn, run_id)
         assert run is not None
         return run
@@ -340,9 +401,11 @@ def complete_operations(
     )
     if result.rowcount != len(outcomes):
         raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
-    return run_store.record_operations(
+    run = run_store.record_operations(
         conn, run_id, [(o.succeeded, o.finished_at, o.message) for o in outcomes]
     )
+    hold_lease(conn, run_id, worker_id, token, lease_until)
+    return run
 
 
 def abandon_operations(conn: Connection, run_id: int, now: int) -> int:

@@ -126,6 +126,9 @@ automation_runs = Table(
     Column("planning_at", BigInteger, nullable=True),
     Column("queued_for_execution_at", BigInteger, nullable=True),
     Column("executing_at", BigInteger, nullable=True),
+    # The fencing token (migration 0007): one more with every claim; every write
+    # the lease holder makes is guarded on it.
+    Column("lease_generation", BigInteger, nullable=False, server_default="0"),
     Index("ix_runs_automation_id_id", "automation_id", "id"),
     Index("ix_runs_automation_created", "automation_id", "created_at", "id"),
     Index("ix_runs_automation_status_id", "automation_id", "status", "id"),
@@ -158,6 +161,8 @@ run_operations = Table(
     Column("state", String(12), nullable=False),
     Column("finished_at", BigInteger, nullable=True),
     Column("detail", Text, nullable=True),
+    # Lease losses at which this operation was the one in flight (migration 0007).
+    Column("lease_losses", Integer, nullable=False, server_default="0"),
     UniqueConstraint("run_id", "seq", name="uq_run_operations_run_seq"),
     Index("ix_run_operations_run_state_seq", "run_id", "state", "seq"),
 )

@@ -2,7 +2,7 @@
 value.limit.
 
 Revision ID: 0008_automation_settings
-Revises: 0006
+Revises: 0007_fencing
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_automation_settings"
-down_revision = "0006"
+down_revision = "0007_fencing"
 branch_labels = None
 depends_on = None
 
