@@ -37,6 +37,7 @@ class Fenced(Exception):
 def _no_fence() -> None:
     return None
 
+
 log = logging.getLogger("conveyor.engine")
 
 
