@@ -194,6 +194,8 @@ def perform(
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return Outcome(State.FAILED, f"Could not {op.describe()}: {reason}.")
+    except Fenced:
+        raise
     except Exception as exc:  # not a file error: still this operation's failure, with why
         log.exception("operation %s failed unexpectedly", tag)
         text = str(exc).replace("\n", " ")[:300]
