@@ -46,7 +46,9 @@ def test_a_revocation_during_execution_fails_the_remaining_operations(world: Wor
     assert view.log[-3:] == [
         "Refused to delete data/b: permission denied: no full permission on 'data'.",
         "Refused to delete data/c: permission denied: no full permission on 'data'.",
-        "Run finished with status partial_failure: 1 operation succeeded, 2 failed.",
+        "Run finished with status partial_failure: 1 operation succeeded, 2 failed. "
+        "First failure: Refused to delete data/b: permission denied: "
+        "no full permission on 'data'.",
     ]
 
 

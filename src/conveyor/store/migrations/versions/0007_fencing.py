@@ -21,12 +21,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("automation_runs") as batch:
-        batch.add_column(
-            sa.Column("lease_generation", sa.BigInteger, nullable=False, server_default="0")
-        )
-    with op.batch_alter_table("run_operations") as batch:
-        batch.add_column(sa.Column("lease_losses", sa.Integer, nullable=False, server_default="0"))
+    # Plain ADD COLUMN, as 0005 does: a batch would copy and drop tables that other
+    # tables' foreign keys point at, which SQLite refuses once runs exist.
+    op.add_column(
+        "automation_runs",
+        sa.Column("lease_generation", sa.BigInteger, nullable=False, server_default="0"),
+    )
+    op.add_column(
+        "run_operations",
+        sa.Column("lease_losses", sa.Integer, nullable=False, server_default="0"),
+    )
 
 
 def downgrade() -> None:

@@ -17,15 +17,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("automations") as batch:
-        batch.add_column(sa.Column("recurring_days", sa.Text, nullable=False, server_default=""))
-        batch.add_column(sa.Column("holiday_region", sa.Text, nullable=False, server_default=""))
-        batch.add_column(
-            sa.Column(
-                "always_serialize_jobs", sa.Boolean, nullable=False, server_default=sa.false()
-            )
-        )
-        batch.add_column(sa.Column("value_limit", sa.Integer, nullable=True))
+    # Plain ADD COLUMN (both databases support it with a constant default): a batch
+    # would copy and drop `automations`, which the runs' foreign keys forbid on SQLite.
+    op.add_column(
+        "automations", sa.Column("recurring_days", sa.Text, nullable=False, server_default="")
+    )
+    op.add_column(
+        "automations", sa.Column("holiday_region", sa.Text, nullable=False, server_default="")
+    )
+    op.add_column(
+        "automations",
+        sa.Column("always_serialize_jobs", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    op.add_column("automations", sa.Column("value_limit", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
