@@ -188,3 +188,33 @@ def test_the_id_the_sdks_send_again_must_be_the_paths(
         )
         assert deleted.status_code == 204
         assert client.get(f"{base}/automations/{automation}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/automation_runs", {"automation_id": "AUTOMATION", "colour": "red"}),
+        ("/automation_runs", {"automation_id": "AUTOMATION", "search[name]": "x"}),
+        ("/automations", {"colour": "red"}),
+        ("/automations", {"search[name]": "x"}),
+        ("/automation_logs", {"colour": "red"}),
+        ("/automation_logs", {"sort[created_at]": "asc"}),
+    ],
+)
+def test_a_parameter_a_list_does_not_read_is_refused(
+    server: Any, seed: Seeder, alice: Account, path: str, params: dict[str, str]
+) -> None:
+    """Accept or refuse: an unknown parameter is a 400 naming it, never silently dropped."""
+    automation = seed.automation(alice)
+    params = {k: str(automation) if v == "AUTOMATION" else v for k, v in params.items()}
+    reply = get(server, alice.key, path, **params)
+    assert reply.status_code == 400, reply.text
+    body = reply.json()
+    assert body["type"] == "bad-request/request-params-invalid"
+    unknown = next(k for k in params if k != "automation_id").partition("[")
+    assert body["error"].startswith(
+        f"Unknown parameter: {unknown[0]}{'[...]' if unknown[1] else ''}."
+    )
+    # The same list without it answers.
+    known = {k: v for k, v in params.items() if k == "automation_id"}
+    assert get(server, alice.key, path, **known).status_code == 200

@@ -34,6 +34,7 @@ from conveyor.domain.listing import (
     parse_range_filters,
     parse_time,
     query_pairs,
+    refuse_unknown,
 )
 from conveyor.store import automation_logs as store
 
@@ -101,6 +102,12 @@ def list_automation_logs(request: Request) -> Response:
             )
         filters = check_filter_fields(
             groups.get("filter"), plain, groups, store.FILTER_FIELDS, store.RANGE_FIELDS
+        )
+        refuse_unknown(
+            plain,
+            groups,
+            ("per_page", "cursor", "page"),
+            ("filter", "filter_gt", "filter_gteq", "filter_lt", "filter_lteq"),
         )
         query = store.LogQuery(
             per_page,

@@ -36,6 +36,7 @@ from conveyor.domain.listing import (
     parse_range_filters,
     parse_sort,
     query_pairs,
+    refuse_unknown,
 )
 from conveyor.domain.permissions import check_automation
 from conveyor.domain.schedules import human_readable_schedule
@@ -155,6 +156,10 @@ def visible_automation(conn: Connection, request: Request, automation_id: int) -
     return found
 
 
+_LIST_PARAMS = ("per_page", "cursor", "page")
+_LIST_GROUPS = ("sort_by", "filter", "filter_gt", "filter_gteq", "filter_lt", "filter_lteq")
+
+
 @router.get("/automations", summary="List Automations", openapi_extra=AUTOMATION_LIST_EXTRA)
 def list_automations(request: Request) -> Response:
     context = ctx(request)
@@ -170,6 +175,7 @@ def list_automations(request: Request) -> Response:
             store.AUTOMATION_FILTER_FIELDS,
             store.AUTOMATION_RANGE_FIELDS,
         )
+        refuse_unknown(plain, groups, _LIST_PARAMS, _LIST_GROUPS)
         ranges = parse_range_filters(groups, store.AUTOMATION_RANGE_FIELDS)
         disabled = None
         if "disabled" in filters:

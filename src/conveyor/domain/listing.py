@@ -1,10 +1,11 @@
 """List queries: parse and validate sort, filter, per_page and signed cursors.
 
 The wire form is Files.com's: `sort_by[FIELD]=asc|desc`, `filter[FIELD]=VALUE`,
-`per_page`, `cursor`; a repeated key counts with its last value, unknown keys
-are ignored. Pagination is keyset: a cursor holds the sort key and id of the
-record a page ended (or began) at, and is bound by an HMAC to the query it
-came from, so it cannot be forged or replayed against another list.
+`per_page`, `cursor`; a repeated key counts with its last value, and a key
+the list does not read is refused with a 400 naming it (`refuse_unknown`).
+Pagination is keyset: a cursor holds the sort key and id of the record a
+page ended (or began) at, and is bound by an HMAC to the query it came from,
+so it cannot be forged or replayed against another list.
 
 A cursor also holds the number of the page it leads to (the first page is 1),
 because the official JavaScript SDK, following `X-Files-Cursor`, sends
@@ -18,7 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,23 @@ def collect(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str,
         else:
             plain[key] = value
     return plain, groups
+
+
+def refuse_unknown(
+    plain: dict[str, str],
+    groups: dict[str, dict[str, str]],
+    params: Collection[str],
+    group_names: Collection[str],
+) -> None:
+    """Accept or refuse: a parameter this list does not read is a 400 naming it."""
+    unknown = sorted(key[:40] for key in set(plain) - set(params)) + sorted(
+        f"{name[:40]}[...]" for name in set(groups) - set(group_names)
+    )
+    if unknown:
+        supported = sorted(params) + sorted(f"{name}[...]" for name in group_names)
+        raise errors.RequestParamsInvalid(
+            f"Unknown parameter: {', '.join(unknown)}. This list takes {', '.join(supported)}."
+        )
 
 
 def parse_int(
@@ -306,6 +324,8 @@ def check_page(raw: str | None, cursor: Cursor | None) -> int:
 RUN_SORT_FIELDS = ("automation_id", "created_at", "status")
 RUN_FILTER_FIELDS = ("status", "automation_id")
 RUN_DEFAULT_SORT = Sort(field="created_at", descending=True)
+RUN_LIST_PARAMS = ("automation_id", "per_page", "cursor", "page", "user_id")
+RUN_LIST_GROUPS = ("sort_by", "filter")
 
 
 def parse_run_list_query(
@@ -321,6 +341,7 @@ def parse_run_list_query(
         # Every record of the list has the same automation_id: the order is the id's.
         sort = Sort(field=None, descending=sort.descending)
     filters = check_filter_fields(groups.get("filter"), plain, groups, RUN_FILTER_FIELDS)
+    refuse_unknown(plain, groups, RUN_LIST_PARAMS, RUN_LIST_GROUPS)
     status: RunStatus | None = None
     if "status" in filters:
         try:

@@ -23,6 +23,8 @@ from conveyor.domain import errors
 from conveyor.domain.automations import Automation, Trigger
 from conveyor.domain.listing import (
     RUN_KEY_TYPES,
+    RUN_LIST_GROUPS,
+    RUN_LIST_PARAMS,
     Cursor,
     RunListQuery,
     Sort,
@@ -70,7 +72,11 @@ def _day(raw: str, name: str) -> int:
 def parse_page_query(pairs: list[tuple[str, str]], automation_id: int, codec: Any) -> RunListQuery:
     """The API's run list query (its parser, its cursors) narrowed by the page's
     trigger and created date range (UTC days, both ends included)."""
-    api_pairs = [(k, v) for k, v in pairs if k not in WEB_FILTERS and k != "cursor"]
+    api_pairs = [
+        (k, v)
+        for k, v in pairs
+        if k != "cursor" and (k in RUN_LIST_PARAMS or k.partition("[")[0] in RUN_LIST_GROUPS)
+    ]
     query = parse_run_list_query(
         [("automation_id", str(automation_id)), *api_pairs], codec, DEFAULT_PER_PAGE
     )
