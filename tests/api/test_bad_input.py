@@ -54,13 +54,16 @@ def test_repeated_sort_by_with_two_fields_is_multiple_sort_params(unchanged: Wor
     assert_error(reply, 400, "bad-request/multiple-sort-params-not-allowed")
 
 
-def test_unknown_parameters_are_ignored(unchanged: World) -> None:
+def test_unknown_parameters_are_refused_by_name(unchanged: World) -> None:
+    """Accept or refuse, never ignore: every parameter the list does not read is named."""
     w = unchanged
-    plain = listing(w, f"automation_id={w.a}")
     noisy = listing(
         w, f"foo=bar&automation_id={w.a}&page=1&sort=status&filter_by=x&action=delete&a=%&b"
     )
-    assert noisy.body == plain.body
+    assert_error(noisy, 400, "bad-request/request-params-invalid")
+    assert noisy.json()["error"].startswith(
+        "Unknown parameter: a, action, b, filter_by, foo, sort. This list takes "
+    )
 
 
 # -------------------------------------------------------------- long values
