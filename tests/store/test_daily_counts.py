@@ -13,9 +13,10 @@ from sqlalchemy import text
 
 from conveyor.clock import ManualClock
 from conveyor.domain.runs import RunStage
-from conveyor.store import migrate, retention
+from conveyor.store import migrate, retention, triggers
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
+from conveyor.store.triggers import SlotRun
 from conveyor.testing.postgres import PostgresServer
 from conveyor.testing.seed import Seeder, make_run
 
@@ -55,6 +56,25 @@ def test_create_counts_a_running_run_on_its_utc_day(db: Database, seed: Seeder) 
     seed.run(automation, created_at=midnight + 5, stage=RunStage.EXECUTING)
     day = NOW // DAY
     assert kept(db) == {(automation, day - 1, "running", 1), (automation, day, "running", 2)}
+    assert kept(db) == recount(db)
+
+
+def test_scheduled_runs_are_counted_like_every_other_run(db: Database, seed: Seeder) -> None:
+    """The scheduler inserts many runs at once; they reach the chart like one made by hand,
+    and a slot that already has its run (ON CONFLICT DO NOTHING) is not counted twice."""
+    alice = seed.account("alice")
+    automation, other = seed.automation(alice), seed.automation(alice)
+    wanted = [
+        SlotRun(automation, NOW - 3_600_000_000, "daily", "Scheduled."),
+        SlotRun(automation, NOW, "daily", "Scheduled."),
+        SlotRun(other, NOW, "custom_schedule", "Scheduled."),
+    ]
+    with db.write() as conn:
+        assert len(triggers.create_slot_runs(conn, NOW, wanted)) == 3
+    with db.write() as conn:
+        assert triggers.create_slot_runs(conn, NOW + 1, wanted) == []
+    day = NOW // DAY
+    assert kept(db) == {(automation, day, "running", 2), (other, day, "running", 1)}
     assert kept(db) == recount(db)
 
 

@@ -106,10 +106,24 @@ def create_run(
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
     created = AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
-    add_daily_counts(conn, [(automation_id, created.created_at // DAY_US, created.status.value, 1)])
-    for observer in RUN_OBSERVERS:
-        observer(conn, None, created, extra)
+    record_created(conn, [(created, extra)])
     return created
+
+
+def record_created(
+    conn: Connection, created: Sequence[tuple[AutomationRun, dict[str, Any]]]
+) -> None:
+    """What every new run owes, in its creating transaction, whichever way it was
+    inserted (one by one here, or many at once by the scheduler): the per-day
+    counts and the observers."""
+    counts: dict[tuple[int, int, str], int] = {}
+    for run, _extra in created:
+        key = (run.automation_id, run.created_at // DAY_US, run.status.value)
+        counts[key] = counts.get(key, 0) + 1
+    add_daily_counts(conn, [(*key, n) for key, n in sorted(counts.items())])
+    for run, extra in created:
+        for observer in RUN_OBSERVERS:
+            observer(conn, None, run, extra)
 
 
 def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> AutomationRun | None:

@@ -10,7 +10,7 @@ watchers that see the same change create one run between them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -162,8 +162,12 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
     )
     created = []
     messages = []
+    fresh: list[tuple[lifecycle.AutomationRun, dict[str, Any]]] = []
+    trigger_of = {(item.automation_id, item.slot): item.trigger for item in wanted}
     for run_id, automation_id, slot in conn.execute(statement, rows):
         created.append(run_id)
+        run = replace(lifecycle.new_run(automation_id, now, slot), id=run_id)
+        fresh.append((run, {"trigger": trigger_of[(automation_id, slot)], "schedule_slot": slot}))
         messages.append(
             {
                 "run_id": run_id,
@@ -174,6 +178,7 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
         )
     if messages:
         conn.execute(messages_t.insert(), messages)
+        run_store.record_created(conn, fresh)
         notify_new_runs(conn, created[-1])
     return sorted(created)
 
