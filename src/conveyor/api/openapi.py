@@ -198,10 +198,22 @@ LIST_RUNS_DOC: dict[str, Any] = {
     },
 }
 
-_MODIFIED_RANGE = {
-    "type": "object",
-    "properties": {"last_modified_at": {"type": "string", "format": "date-time"}},
-}
+
+def _range_filters(field: str, what: str) -> list[dict[str, Any]]:
+    """Files.com's filter_gt/gteq/lt/lteq[FIELD] query parameters on a date-time field."""
+    schema = {"type": "object", "properties": {field: {"type": "string", "format": "date-time"}}}
+    words = (("gt", "after"), ("gteq", "at or after"), ("lt", "before"), ("lteq", "at or before"))
+    return [
+        _query(
+            f"filter_{op}",
+            schema,
+            f"filter_{op}[{field}]=DATE-TIME: {what} {word} it.",
+            style="deepObject",
+        )
+        for op, word in words
+    ]
+
+
 AUTOMATION_LIST_EXTRA: dict[str, Any] = {
     "parameters": [
         _query("cursor", {"type": "string"}, "Used for pagination."),
@@ -226,20 +238,7 @@ AUTOMATION_LIST_EXTRA: dict[str, Any] = {
             "filter[FIELD]=VALUE on disabled and/or automation.",
             style="deepObject",
         ),
-        *(
-            _query(
-                f"filter_{op}",
-                _MODIFIED_RANGE,
-                f"filter_{op}[last_modified_at]=DATE-TIME: automations last modified {word} it.",
-                style="deepObject",
-            )
-            for op, word in (
-                ("gt", "after"),
-                ("gteq", "at or after"),
-                ("lt", "before"),
-                ("lteq", "at or before"),
-            )
-        ),
+        *_range_filters("last_modified_at", "automations last modified"),
     ],
 }
 
@@ -290,7 +289,6 @@ AUTOMATION_LOG_SCHEMA: dict[str, Any] = {
         },
     },
 }
-_RANGE = {"type": "object", "properties": {"created_at": {"type": "string", "format": "date-time"}}}
 
 AUTOMATION_LOG_LIST_DOC: dict[str, Any] = {
     "summary": "List Automation Logs",
@@ -331,20 +329,7 @@ AUTOMATION_LOG_LIST_DOC: dict[str, Any] = {
                 "filter[FIELD]=VALUE, exact match.",
                 style="deepObject",
             ),
-            *(
-                _query(
-                    f"filter_{op}",
-                    _RANGE,
-                    f"filter_{op}[created_at]=DATE-TIME: entries created {word} it.",
-                    style="deepObject",
-                )
-                for op, word in (
-                    ("gt", "after"),
-                    ("gteq", "at or after"),
-                    ("lt", "before"),
-                    ("lteq", "at or before"),
-                )
-            ),
+            *_range_filters("created_at", "entries created"),
         ],
     },
 }
