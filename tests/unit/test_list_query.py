@@ -201,8 +201,13 @@ def test_invalid_sort_or_filter_field(pair: tuple[str, str], error: type[Excepti
         parse(AID, pair)
 
 
-def test_unknown_plain_parameters_are_ignored() -> None:
-    assert parse(AID, ("action", "x")) == parse(AID)
+def test_unknown_parameters_are_refused_by_name() -> None:
+    with pytest.raises(errors.RequestParamsInvalid, match=r"^Unknown parameter: action\. "):
+        parse(AID, ("action", "x"))
+    with pytest.raises(
+        errors.RequestParamsInvalid, match=r"^Unknown parameter: search\[\.\.\.\]\. "
+    ):
+        parse(AID, ("search[name]", "x"))
 
 
 def test_page_must_be_the_page_the_cursor_leads_to() -> None:
