@@ -392,6 +392,56 @@ def run_phase(target: Target, clients: int, *, count: int = 0, seconds: float = 
     return phase
 
 
+def burst(target: Target, count: int, senders: int) -> Phase:
+    """`count` manual_run POSTs sent as fast as `senders` connections allow, spread over
+    the automations; the rate is runs finished per second from the first POST to the
+    last `completed_at`."""
+    runs: list[Triggered] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    before = target.counts()
+    left = list(range(count))
+    started = time.time()
+
+    def sender(number: int) -> None:
+        headers = {"X-FilesAPI-Key": target.key}
+        try:
+            with httpx.Client(base_url=target.api, headers=headers, timeout=120) as client:
+                while True:
+                    with lock:
+                        if not left:
+                            return
+                        index = left.pop()
+                    made = trigger(client, target.automations[index % len(target.automations)])
+                    with lock:
+                        runs.append(made)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    conn = target.connect()
+    deadline = time.monotonic() + 300
+    while True:
+        row = conn.execute(
+            "SELECT count(*) FROM automation_runs WHERE run_stage != 'finished'"
+        ).fetchone()
+        if row[0] == 0:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{row[0]} runs still unfinished after 300 s")
+        time.sleep(0.02)
+    conn.close()
+    phase = Phase(runs, started, count_delta(before, target.counts()))
+    phase.stages = read_stages(target, [r.run_id for r in runs])
+    return phase
+
+
 def pg_xact(target: Target) -> tuple[int, int]:
     assert target.admin_dsn is not None
     with psycopg.connect(target.admin_dsn, autocommit=True) as conn:
