@@ -289,21 +289,23 @@ def discard_operations(conn: Connection, run_id: int) -> int:
     return conn.execute(delete(ops_t).where(ops_t.c.run_id == run_id)).rowcount or 0
 
 
-def pending_operations(conn: Connection, run_id: int) -> list[Any]:
-    return list(
-        conn.execute(
-            select(
-                ops_t.c.id,
-                ops_t.c.seq,
-                ops_t.c.kind,
-                ops_t.c.source,
-                ops_t.c.destination,
-                ops_t.c.detail,
-            )
-            .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
-            .order_by(ops_t.c.seq)
+def pending_operations(conn: Connection, run_id: int, limit: int | None = None) -> list[Any]:
+    """The run's pending operations in seq order (the first `limit` of them)."""
+    query = (
+        select(
+            ops_t.c.id,
+            ops_t.c.seq,
+            ops_t.c.kind,
+            ops_t.c.source,
+            ops_t.c.destination,
+            ops_t.c.detail,
         )
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .order_by(ops_t.c.seq)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query))
 
 
 def charge_loss(conn: Connection, run_id: int) -> tuple[int, int] | None:
