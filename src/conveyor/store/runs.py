@@ -126,11 +126,14 @@ def record_created(
             observer(conn, None, run, extra)
 
 
+_GET_RUN = select(*RUN_COLUMNS).where(runs_t.c.id == bindparam("run_id", type_=runs_t.c.id.type))
+# Built once: every lifecycle change reads the run first.
+_GET_RUN_FOR_UPDATE = _GET_RUN.with_for_update()
+
+
 def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> AutomationRun | None:
-    query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
-    if for_update and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    locked = for_update and conn.dialect.name != "sqlite"
+    row = conn.execute(_GET_RUN_FOR_UPDATE if locked else _GET_RUN, {"run_id": run_id}).first()
     return None if row is None else run_from_row(row)
 
 
