@@ -278,3 +278,85 @@ def check_can_rerun(run: AutomationRun, node: RerunNode, planned: int) -> None:
             f"node_id execution: Automation Run {run.id} has no planned operations to rerun "
             f"(status {run.status.value}); rerun it from planning."
         )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node of a run as Files.com's AutomationExecutionNode shows it (find_node)."""
+
+    node_id: str
+    node_type: str
+    status: str
+    run_stage: str
+    successful_operations: int
+    failed_operations: int
+    started_at: int | None
+    completed_at: int | None
+
+
+def node_state(
+    run: AutomationRun,
+    node: RerunNode,
+    *,
+    planning_at: int | None,
+    queued_for_execution_at: int | None,
+    executing_at: int | None,
+) -> NodeState:
+    """Where one node of the run stands, from its stage and the stage start times.
+
+    `planning` succeeded once its plan was queued for execution, and otherwise
+    ends with the run (planning failed, nothing to do, canceled). `execution`
+    and `failed_operations` are `pending` until the plan is made, `queued`,
+    `running`, then the run's final status (`skipped` if it never executed,
+    `canceled` if it was canceled before); `failed_operations` counts only the
+    failures and ends `failure` if there were any.
+    """
+    stage = run.run_stage
+    if node is RerunNode.PLANNING:
+        if stage is RunStage.QUEUED_FOR_PLANNING:
+            status, started, completed = "queued", None, None
+        elif stage is RunStage.PLANNING:
+            status, started, completed = "running", planning_at, None
+        elif queued_for_execution_at is not None:
+            status, started, completed = "success", planning_at, queued_for_execution_at
+        else:  # finished in planning
+            status, started, completed = run.status.value, planning_at, run.completed_at
+        node_stage = stage if stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING) else None
+        return NodeState(
+            node.value,
+            "plan",
+            status,
+            (node_stage or RunStage.FINISHED).value,
+            0,
+            0,
+            started,
+            completed,
+        )
+    started, completed = executing_at, run.completed_at if executing_at is not None else None
+    if stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING):
+        status, node_stage = "pending", RunStage.QUEUED_FOR_EXECUTION
+    elif stage is RunStage.QUEUED_FOR_EXECUTION:
+        status, node_stage = "queued", stage
+    elif stage is RunStage.EXECUTING:
+        status, node_stage = "running", stage
+    elif executing_at is None:
+        status = "canceled" if run.status is RunStatus.CANCELED else "skipped"
+        node_stage = RunStage.FINISHED
+    else:
+        status, node_stage = run.status.value, RunStage.FINISHED
+    if node is RerunNode.EXECUTION:
+        return NodeState(
+            node.value,
+            "execute",
+            status,
+            node_stage.value,
+            run.successful_operations,
+            run.failed_operations,
+            started,
+            completed,
+        )
+    if status in ("success", "partial_failure", "failure"):
+        status = "failure" if run.failed_operations else "success"
+    return NodeState(
+        node.value, "operations", status, node_stage.value, 0, run.failed_operations, started, completed
+    )
