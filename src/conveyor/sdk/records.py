@@ -55,6 +55,14 @@ AUTOMATION_RUN_FIELDS = (
     "successful_operations",
     "failed_operations",
     "status_messages_url",
+    # Run control, added by Files.com (docs/api.md says which version added each).
+    "retry_at",
+    "retried_at",
+    "retried_in_run_id",
+    "retry_of_run_id",
+    "cancel_requested_at",
+    "rerun_of_run_id",
+    "rerun_from_node_id",
 )
 
 
@@ -62,11 +70,12 @@ AUTOMATION_RUN_FIELDS = (
 class AutomationRun:
     """One execution of an automation.
 
-    `status` is one of ``running``, ``success``, ``partial_failure``,
-    ``failure``; `run_stage` one of ``queued_for_planning``, ``planning``,
-    ``queued_for_execution``, ``executing``, ``finished``. `runtime` is the
-    logical time the run is for (a date-time, not a duration).
-    `status_messages_url` is a signed link that expires.
+    `status` is one of ``queued``, ``running``, ``success``, ``partial_failure``,
+    ``failure``, ``skipped``, ``canceled``; `run_stage` one of
+    ``queued_for_planning``, ``planning``, ``queued_for_execution``,
+    ``executing``, ``finished``. `runtime` is the logical time the run is for (a
+    date-time, not a duration). `status_messages_url` is a signed link that
+    expires. The run-control fields are None when not set (or not sent).
     """
 
     id: int
@@ -79,6 +88,13 @@ class AutomationRun:
     successful_operations: int
     failed_operations: int
     status_messages_url: str | None
+    retry_at: datetime | None = None
+    retried_at: datetime | None = None
+    retried_in_run_id: int | None = None
+    retry_of_run_id: int | None = None
+    cancel_requested_at: datetime | None = None
+    rerun_of_run_id: int | None = None
+    rerun_from_node_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AutomationRun:
@@ -100,6 +116,13 @@ class AutomationRun:
             data["successful_operations"],
             data["failed_operations"],
             data["status_messages_url"],
+            parse_datetime(data.get("retry_at")),
+            parse_datetime(data.get("retried_at")),
+            data.get("retried_in_run_id"),
+            data.get("retry_of_run_id"),
+            parse_datetime(data.get("cancel_requested_at")),
+            data.get("rerun_of_run_id"),
+            data.get("rerun_from_node_id"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -115,6 +138,13 @@ class AutomationRun:
             "successful_operations": self.successful_operations,
             "failed_operations": self.failed_operations,
             "status_messages_url": self.status_messages_url,
+            "retry_at": format_datetime(self.retry_at),
+            "retried_at": format_datetime(self.retried_at),
+            "retried_in_run_id": self.retried_in_run_id,
+            "retry_of_run_id": self.retry_of_run_id,
+            "cancel_requested_at": format_datetime(self.cancel_requested_at),
+            "rerun_of_run_id": self.rerun_of_run_id,
+            "rerun_from_node_id": self.rerun_from_node_id,
         }
 
 
