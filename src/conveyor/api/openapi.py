@@ -96,6 +96,11 @@ AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
             "format": "int64",
             "description": "The run this run reruns (Files.com, 2026).",
         },
+        "rerun_from_node_id": {
+            "type": ["string", "null"],
+            "enum": ["planning", "execution", "failed_operations", None],
+            "description": "The node of the original a rerun starts from (Files.com, 2026).",
+        },
     },
 }
 

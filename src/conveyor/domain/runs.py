@@ -200,9 +200,7 @@ def finish_canceled(run: AutomationRun, now: int) -> AutomationRun:
     if run.cancel_requested_at is None:
         raise IllegalTransition("only a run whose cancel was requested ends canceled")
     check_transition(run.run_stage, RunStage.FINISHED)
-    return replace(
-        run, run_stage=RunStage.FINISHED, status=RunStatus.CANCELED, completed_at=now
-    )
+    return replace(run, run_stage=RunStage.FINISHED, status=RunStatus.CANCELED, completed_at=now)
 
 
 class RerunNode(enum.StrEnum):
@@ -257,8 +255,7 @@ def parse_rerun_node(node_id: object = None, failed_only: object = None) -> Reru
         return RerunNode.FAILED_OPERATIONS if flag else RerunNode.PLANNING
     if flag is not None and flag != (node is RerunNode.FAILED_OPERATIONS):
         raise RequestParamsInvalid(
-            f"failed_only={str(flag).lower()} contradicts node_id {node.value!r}; "
-            "send one of them."
+            f"failed_only={str(flag).lower()} contradicts node_id {node.value!r}; send one of them."
         )
     return node
 
@@ -333,18 +330,19 @@ def node_state(
             status, started, completed = "success", planning_at, queued_for_execution_at
         else:  # finished in planning
             status, started, completed = run.status.value, planning_at, run.completed_at
-        node_stage = stage if stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING) else None
+        waiting = stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING)
         return NodeState(
             node.value,
             "plan",
             status,
-            (node_stage or RunStage.FINISHED).value,
+            (stage if waiting else RunStage.FINISHED).value,
             0,
             0,
             started,
             completed,
         )
     started, completed = executing_at, run.completed_at if executing_at is not None else None
+    node_stage: RunStage
     if stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING):
         status, node_stage = "pending", RunStage.QUEUED_FOR_EXECUTION
     elif stage is RunStage.QUEUED_FOR_EXECUTION:
@@ -370,5 +368,12 @@ def node_state(
     if status in ("success", "partial_failure", "failure"):
         status = "failure" if run.failed_operations else "success"
     return NodeState(
-        node.value, "operations", status, node_stage.value, 0, run.failed_operations, started, completed
+        node.value,
+        "operations",
+        status,
+        node_stage.value,
+        0,
+        run.failed_operations,
+        started,
+        completed,
     )

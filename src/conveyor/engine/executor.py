@@ -245,7 +245,8 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         guard = access.Guard(engine, claim.automation_id)
         for op in pending:
             if batch.canceled:  # seen at the last commit: stop at this boundary
-                _cancel(engine, claim, f"worker {claim.worker_id} stopped before operation #{op.seq}")
+                where = f"worker {claim.worker_id} stopped before operation #{op.seq}"
+                _cancel(engine, claim, where)
                 return
             if engine.stop.is_set():
                 if batch.flush():

@@ -135,8 +135,7 @@ def create_rerun(
         )
     if automation.disabled:
         raise errors.AutomationCannotBeRunManually(
-            f"Automation {original.automation_id} is disabled; enable it before rerunning "
-            "its runs."
+            f"Automation {original.automation_id} is disabled; enable it before rerunning its runs."
         )
     trigger = conn.execute(select(runs_t.c.trigger).where(runs_t.c.id == run_id)).scalar_one()
     created = run_store.create_run(

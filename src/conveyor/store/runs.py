@@ -50,6 +50,7 @@ class RunRow(NamedTuple):
     cancel_requested_at: int | None
     cancel_requested_by: str | None
     rerun_of_run_id: int | None
+    rerun_from_node_id: str | None
     retry_of_run_id: int | None
     retried_in_run_id: int | None
     retry_at: int | None
