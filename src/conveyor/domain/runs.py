@@ -321,12 +321,16 @@ def node_state(
     failures and ends `failure` if there were any.
     """
     stage = run.run_stage
+    # Counted operations mean it executed (and so was planned) even where a stage
+    # start time is missing (runs made before the engine stamped them).
+    executed = executing_at is not None or run.successful_operations + run.failed_operations > 0
+    planned = queued_for_execution_at is not None or executed
     if node is RerunNode.PLANNING:
         if stage is RunStage.QUEUED_FOR_PLANNING:
             status, started, completed = "queued", None, None
         elif stage is RunStage.PLANNING:
             status, started, completed = "running", planning_at, None
-        elif queued_for_execution_at is not None:
+        elif planned:
             status, started, completed = "success", planning_at, queued_for_execution_at
         else:  # finished in planning
             status, started, completed = run.status.value, planning_at, run.completed_at
@@ -349,7 +353,7 @@ def node_state(
         status, node_stage = "queued", stage
     elif stage is RunStage.EXECUTING:
         status, node_stage = "running", stage
-    elif executing_at is None:
+    elif not executed:
         status = "canceled" if run.status is RunStatus.CANCELED else "skipped"
         node_stage = RunStage.FINISHED
     else:
