@@ -1,5 +1,9 @@
 """Cancel during a 2,000-file copy, at random moments, both databases (issue 15).
 
+Twenty moments per database: twelve in one worker's run (eight inside a batch,
+two at a batch's end, the first and the last operation), six at takeovers, two
+in planning.
+
 The cancel is requested through `store.run_control.request_cancel` (what the API
 calls) from inside the worker's own step, right after the file action of
 operation K and before its outcome is committed: inside a batch, at a batch's
@@ -35,7 +39,7 @@ BATCH = 64  # outcome_batch_size for these runs: 31 batches and a short one
 _PICK = random.Random(15)
 # Inside a batch (not its last operation), at a batch's last operation, the first
 # and the very last operation (the cancel then comes before the finish commits).
-INSIDE = sorted(_PICK.sample([k for k in range(2, FILES) if k % BATCH], 10))
+INSIDE = sorted(_PICK.sample([k for k in range(2, FILES) if k % BATCH], 8))
 BOUNDARY = sorted(_PICK.sample(range(BATCH, FILES, BATCH), 2))
 POINTS = [1, *INSIDE, *BOUNDARY, FILES]
 
