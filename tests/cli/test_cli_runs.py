@@ -52,8 +52,8 @@ TABLE = "\n".join(
 CSV_HEADER = (
     "id,automation_id,completed_at,created_at,runtime,status,run_stage,"
     "successful_operations,failed_operations,status_messages_url,"
-    "retry_at,retried_at,retried_in_run_id,retry_of_run_id,cancel_requested_at,"
-    "rerun_of_run_id,rerun_from_node_id"
+    "retry_at,retried_at,retried_in_run_id,retry_of_run_id,cancel_requested_at,rerun_of_run_id,"
+    "rerun_from_node_id"
 )
 ERROR_LINE = re.compile(r"conveyor: ([a-z-]+(?:/[a-z-]+)?): (.+) \(request id [0-9a-f]{16}\)\n")
 
@@ -182,7 +182,8 @@ def test_get_in_each_format(world: CliWorld) -> None:
             {},
             EXIT_BAD_REQUEST,
             "bad-request/invalid-filter-param-value",
-            "filter[status] must be one of running, success, partial_failure, failure, got 'nope'.",
+            "filter[status] must be one of running, success, partial_failure, failure, queued, "
+            "skipped, canceled, got 'nope'.",
         ),
         (
             ["--cursor", "bogus"],

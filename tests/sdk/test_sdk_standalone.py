@@ -79,12 +79,12 @@ def test_a_run_decodes_from_and_encodes_to_the_api_form() -> None:
         "successful_operations": 1,
         "failed_operations": 1,
         "status_messages_url": "https://www.example.com/log_file.txt",
-        "retry_at": None,
+        "retry_at": "2000-01-01T01:00:00Z",
         "retried_at": "2000-01-01T01:00:00Z",
-        "retried_in_run_id": 2,
-        "retry_of_run_id": None,
+        "retried_in_run_id": 1,
+        "retry_of_run_id": 1,
         "cancel_requested_at": "2000-01-01T01:00:00Z",
-        "rerun_of_run_id": 3,
+        "rerun_of_run_id": 1,
         "rerun_from_node_id": "failed_operations",
     }
     run = sdk.AutomationRun.from_json(wire)
@@ -100,17 +100,16 @@ def test_a_run_decodes_from_and_encodes_to_the_api_form() -> None:
         1,
         1,
         "https://www.example.com/log_file.txt",
-        retried_at=at,
-        retried_in_run_id=2,
-        cancel_requested_at=at,
-        rerun_of_run_id=3,
-        rerun_from_node_id="failed_operations",
+        at,
+        at,
+        1,
+        1,
+        at,
+        1,
+        "failed_operations",
     )
     assert list(run.to_json().items()) == list(wire.items())
     assert tuple(wire) == sdk.AUTOMATION_RUN_FIELDS
-    # A server that does not send the run-control fields (before they existed): None.
-    older = {k: v for k, v in wire.items() if k in sdk.AUTOMATION_RUN_FIELDS[:10]}
-    assert sdk.AutomationRun.from_json(older).rerun_of_run_id is None
 
 
 def test_query_encoding_follows_the_files_com_sdks() -> None:

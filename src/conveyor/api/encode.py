@@ -51,12 +51,13 @@ class RunEncoder:
             seconds = created_at // 1_000_000
             hour = seconds // 3600
             created = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
-            completed = None
-            if row.completed_at is not None:
-                seconds = row.completed_at // 1_000_000
+            completed = row.completed_at
+            if completed is not None:
+                seconds = completed // 1_000_000
                 hour = seconds // 3600
                 completed = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
             run_id = row.id
+            retry_at, retried_at, canceled = row.retry_at, row.retried_at, row.cancel_requested_at
             append(
                 {
                     "id": run_id,
@@ -73,18 +74,14 @@ class RunEncoder:
                         f"{prefix}{run_id}{suffix}{signatures[at : at + HEX_LENGTH]}"
                     ),
                     # Run control (Files.com; docs/api.md says which version added each).
-                    "retry_at": _time(row.retry_at),
-                    "retried_at": _time(row.retried_at),
+                    "retry_at": None if retry_at is None else rfc3339(retry_at),
+                    "retried_at": None if retried_at is None else rfc3339(retried_at),
                     "retried_in_run_id": row.retried_in_run_id,
                     "retry_of_run_id": row.retry_of_run_id,
-                    "cancel_requested_at": _time(row.cancel_requested_at),
+                    "cancel_requested_at": None if canceled is None else rfc3339(canceled),
                     "rerun_of_run_id": row.rerun_of_run_id,
                     "rerun_from_node_id": row.rerun_from_node_id,
                 }
             )
             at += HEX_LENGTH
         return records
-
-
-def _time(value: int | None) -> str | None:
-    return None if value is None else to_rfc3339(value)

@@ -55,7 +55,7 @@ AUTOMATION_RUN_FIELDS = (
     "successful_operations",
     "failed_operations",
     "status_messages_url",
-    # Run control, added by Files.com (docs/api.md says which version added each).
+    # Run control, after the seed's fields (Files.com added them in 2025-2026).
     "retry_at",
     "retried_at",
     "retried_in_run_id",
@@ -66,16 +66,21 @@ AUTOMATION_RUN_FIELDS = (
 )
 
 
+def _optional_time(value: Any) -> datetime | None:
+    return None if value is None else _fromisoformat(value)
+
+
 @dataclass(frozen=True, slots=True)
 class AutomationRun:
     """One execution of an automation.
 
-    `status` is one of ``queued``, ``running``, ``success``, ``partial_failure``,
-    ``failure``, ``skipped``, ``canceled``; `run_stage` one of
-    ``queued_for_planning``, ``planning``, ``queued_for_execution``,
-    ``executing``, ``finished``. `runtime` is the logical time the run is for (a
-    date-time, not a duration). `status_messages_url` is a signed link that
-    expires. The run-control fields are None when not set (or not sent).
+    `status` is one of ``running``, ``success``, ``partial_failure``,
+    ``failure``; `run_stage` one of ``queued_for_planning``, ``planning``,
+    ``queued_for_execution``, ``executing``, ``finished``. `runtime` is the
+    logical time the run is for (a date-time, not a duration).
+    `status_messages_url` is a signed link that expires. The run-control fields
+    (retry lineage, cancel, rerun) are None when unset, and when a server older
+    than run control does not send them.
     """
 
     id: int
@@ -116,11 +121,11 @@ class AutomationRun:
             data["successful_operations"],
             data["failed_operations"],
             data["status_messages_url"],
-            parse_datetime(data.get("retry_at")),
-            parse_datetime(data.get("retried_at")),
+            _optional_time(data.get("retry_at")),
+            _optional_time(data.get("retried_at")),
             data.get("retried_in_run_id"),
             data.get("retry_of_run_id"),
-            parse_datetime(data.get("cancel_requested_at")),
+            _optional_time(data.get("cancel_requested_at")),
             data.get("rerun_of_run_id"),
             data.get("rerun_from_node_id"),
         )
