@@ -33,6 +33,7 @@ from conveyor.observability import runevents
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import permissions as permission_store
+from conveyor.store import run_control
 from conveyor.store import runs as run_store
 from conveyor.store import triggers as trigger_store
 
@@ -50,6 +51,7 @@ class Loaded:
     grants: list[Grant] | None  # the owner's (None: an admin's, unrestricted)
     run: AutomationRun | None = None  # planning
     inputs: tuple[str, dict[str, Any]] | None = None  # planning: the trigger's input
+    scope: run_control.RerunScope | None = None  # planning: what a partial rerun keeps
     # executing: the pending operations' rows in seq order; None when there are more
     # than CLAIM_READS_OPERATIONS (the executor reads them itself).
     pending: list[Any] | None = None
@@ -66,6 +68,7 @@ def load(conn: Connection, run_id: int, automation_id: int, stage: RunStage) -> 
             grants,
             run=run_store.get_run(conn, run_id),
             inputs=trigger_store.run_input(conn, run_id),
+            scope=run_control.rerun_scope(conn, run_id),
         )
     rows = engine_store.pending_operations(conn, run_id, limit=CLAIM_READS_OPERATIONS + 1)
     return Loaded(automation, grants, pending=rows if len(rows) <= CLAIM_READS_OPERATIONS else None)
@@ -93,6 +96,9 @@ class Claim:
     abort: str | None = None
     # When the lease this claim wrote runs out (engine clock, microseconds).
     expires_at: int = 0
+    # True when the run's cancel was requested before this worker took it over:
+    # it is to be finished as canceled after a look at the disk (executor._abort).
+    canceled: bool = False
     # What the stage starts from, read in the claim's transaction (None: an abort claim).
     loaded: Loaded | None = None
 
@@ -150,6 +156,25 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         in_flight = ""
         if lost:
             runevents.lease_lost(conn)
+        if found.cancel_requested_at is not None:  # a cancel its last worker did not honour
+            if not executing:  # nothing was done on disk: drop what the planner saved
+                engine_store.discard_operations(conn, found.id)
+                where = f"worker {worker_id} took the run over during planning and stopped it"
+                run_control.finish_canceled(conn, found.id, now, where)
+                engine_store.clear_lease(conn, found.id)
+                continue
+            return Claim(
+                found.id,
+                found.automation_id,
+                found.run_stage,
+                worker_id,
+                resumed=True,
+                token=token,
+                lost=lost,
+                expires_at=until,
+                canceled=True,
+            )
+        if lost:
             # What was in flight: the plan, or the first pending operation. A whole
             # process restart (every run it held loses its lease) charges each run's
             # operation in hand, which differs from one restart to the next while
