@@ -82,6 +82,8 @@ trigger_actions
 recurring_days
 holiday_region
 always_serialize_jobs                  false
+retry_on_failure_number_of_attempts
+retry_on_failure_interval_in_minutes
 value
 webhook_url
 user_id                                1

@@ -125,6 +125,7 @@ class SlotRun:
     slot: int
     trigger: str
     message: str
+    serialized: bool = False  # always_serialize_jobs: created `queued` (domain.runs.new_run)
 
 
 def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> list[int]:
@@ -140,7 +141,7 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
     text_of = {(item.automation_id, item.slot): item.message for item in wanted}
     rows = []
     for item in wanted:
-        run = lifecycle.new_run(item.automation_id, now, item.slot)
+        run = lifecycle.new_run(item.automation_id, now, item.slot, serialized=item.serialized)
         rows.append(
             {
                 "automation_id": run.automation_id,
@@ -164,9 +165,11 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
     messages = []
     fresh: list[tuple[lifecycle.AutomationRun, dict[str, Any]]] = []
     trigger_of = {(item.automation_id, item.slot): item.trigger for item in wanted}
+    serialized = {item.automation_id for item in wanted if item.serialized}
     for run_id, automation_id, slot in conn.execute(statement, rows):
         created.append(run_id)
-        run = replace(lifecycle.new_run(automation_id, now, slot), id=run_id)
+        run = lifecycle.new_run(automation_id, now, slot, serialized=automation_id in serialized)
+        run = replace(run, id=run_id)
         fresh.append((run, {"trigger": trigger_of[(automation_id, slot)], "schedule_slot": slot}))
         messages.append(
             {
