@@ -56,10 +56,8 @@ def test_retry_settings_and_lineage_through_the_official_sdk(
     updated = files.automation.update(automation.id, {"retry_on_failure_interval_in_minutes": 30})
     assert updated.retry_on_failure_interval_in_minutes == 30
     found = files.automation.find(automation.id)
-    assert (found.retry_on_failure_number_of_attempts, found.retry_on_failure_interval_in_minutes) == (
-        2,
-        30,
-    )
+    assert found.retry_on_failure_number_of_attempts == 2
+    assert found.retry_on_failure_interval_in_minutes == 30
 
     failed = Seeder(db).run(automation.id, created_at=T0, outcome=(1, 2))  # partial_failure
     first = files.automation_run.find(failed.id)

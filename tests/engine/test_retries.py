@@ -94,7 +94,7 @@ def test_three_attempts_make_three_linked_retries_at_their_times(
         assert log[0].startswith(f"Retry {attempt} of 3 of automation run {failed['id']}")
         worker.drain()
     runs = chain(db, automation)
-    assert [r["id"] for r in runs][0] == original
+    assert runs[0]["id"] == original
     assert len(runs) == 4  # the original and exactly three retries
     assert [r["status"] for r in runs] == ["failure"] * 4
     last = runs[-1]
@@ -193,13 +193,10 @@ def test_two_schedulers_make_each_retry_exactly_once(
             world.clock.advance(5 * MINUTE)
             made: list[list[int]] = [[], []]
             barrier = threading.Barrier(2)
-
-            def race(index: int) -> None:
-                barrier.wait()
-                for _ in range(3):
-                    made[index] += run_pass(schedulers[index], world.clock).created
-
-            threads = [threading.Thread(target=race, args=(i,)) for i in range(2)]
+            threads = [
+                threading.Thread(target=race, args=(barrier, schedulers[i], world, made[i]))
+                for i in range(2)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -223,6 +220,13 @@ def test_two_schedulers_make_each_retry_exactly_once(
                 assert following["retry_of_run_id"] == walk[-1]["id"]
                 walk.append(following)
             assert [r["retry_attempt"] for r in walk] == [0, 1, 2, 3]
+
+
+def race(barrier: threading.Barrier, db: Database, world: World, made: list[int]) -> None:
+    """A scheduler: three passes at the clock's time, started with the other's."""
+    barrier.wait()
+    for _ in range(3):
+        made += run_pass(db, world.clock).created
 
 
 def test_always_serialize_jobs_shows_the_waiting_run_as_queued(world: World) -> None:

@@ -306,9 +306,7 @@ permissions = Table(
 # for theirs (retry_at and retried_in_run_id come with migration 0010).
 automations.append_column(Column("retry_on_failure_number_of_attempts", Integer, nullable=True))
 automations.append_column(Column("retry_on_failure_interval_in_minutes", Integer, nullable=True))
-automation_runs.append_column(
-    Column("retry_attempt", Integer, nullable=False, server_default="0")
-)
+automation_runs.append_column(Column("retry_attempt", Integer, nullable=False, server_default="0"))
 _RETRY_DUE = text("retry_at IS NOT NULL AND retried_in_run_id IS NULL")
 Index(
     "ix_runs_retry_due",
