@@ -83,10 +83,13 @@ def test_retry_settings_and_lineage_through_the_official_sdk(
         retry_id: failed.id,
     }
 
-    files.automation.update(
-        automation.id,
-        {"retry_on_failure_number_of_attempts": None, "retry_on_failure_interval_in_minutes": None},
-    )
+    # null turns retries off; the SDK's update refuses None client-side, so the raw API.
+    nulls = {
+        "retry_on_failure_number_of_attempts": None,
+        "retry_on_failure_interval_in_minutes": None,
+    }
+    response = api(server, alice, "PATCH", f"/automations/{automation.id}", json=nulls)
+    assert response.status_code == 200, response.text
     off = files.automation.find(automation.id)
     assert off.retry_on_failure_number_of_attempts is None
     assert off.retry_on_failure_interval_in_minutes is None
@@ -140,6 +143,13 @@ def test_one_retry_setting_without_the_other_is_refused(
             "retry_on_failure_interval_in_minutes": 5,
         }
     )
-    with pytest.raises(sdk_error.RequestParamsInvalidError) as raised:
-        files.automation.update(created.id, {"retry_on_failure_interval_in_minutes": None})
-    assert "retry_on_failure_interval_in_minutes is required" in str(raised.value)
+    response = api(
+        server,
+        alice,
+        "PATCH",
+        f"/automations/{created.id}",
+        json={"retry_on_failure_number_of_attempts": None},
+    )
+    assert response.status_code == 400
+    assert "retry_on_failure_number_of_attempts is required" in response.json()["error"]
+    assert files.automation.find(created.id).retry_on_failure_number_of_attempts == 3
