@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import literal, select, update
+from sqlalchemy import ColumnElement, literal, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import to_rfc3339
@@ -47,7 +47,7 @@ class RetryMade:
     retry_run_id: int | None  # None: abandoned (automation disabled, deleted or retries off)
 
 
-def _due(now: int) -> tuple[object, ...]:
+def _due(now: int) -> tuple[ColumnElement[bool], ...]:
     # The predicate of ix_runs_retry_due, so the planner can use the partial index.
     return (
         runs_t.c.retry_at.is_not(None),
