@@ -153,3 +153,25 @@ def test_one_retry_setting_without_the_other_is_refused(
     assert response.status_code == 400
     assert "retry_on_failure_number_of_attempts is required" in response.json()["error"]
     assert files.automation.find(created.id).retry_on_failure_number_of_attempts == 3
+
+
+def test_runs_of_a_serialized_automation_are_queued_through_the_official_sdk(
+    files: ModuleType, server: ServerThread, alice: Account
+) -> None:
+    """No worker runs here: every run of an always_serialize_jobs automation waits
+    `queued` (tests/engine/test_retries.py has the worker's claim make it `running`),
+    while another automation's runs are `running` from the start, as before."""
+    files.set_api_key(alice.key)
+    serial = files.automation.create({**COPY, "always_serialize_jobs": True})
+    parallel = files.automation.create(COPY)
+    for automation in (serial, serial, parallel):
+        files.automation.manual_run(automation.id)
+    statuses = {
+        automation.id: [
+            r.status for r in files.automation_run.list({"automation_id": automation.id})
+        ]
+        for automation in (serial, parallel)
+    }
+    assert statuses == {serial.id: ["queued", "queued"], parallel.id: ["running"]}
+    queued = files.automation_run.list({"automation_id": serial.id, "filter": {"status": "queued"}})
+    assert len(list(queued)) == 2
