@@ -119,7 +119,8 @@ def create_run(
     if conn.dialect.name == "postgresql":
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
-    created = AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
+    own = {name: value for name, value in extra.items() if name in _FIELDS}
+    created = replace(run, id=run_id, **own)
     record_created(conn, [(created, extra)])
     return created
 
@@ -267,11 +268,11 @@ def finish_run(
     if message is not None:
         _insert_message(conn, run_id, now, message, level)
     if after.status in lifecycle.RETRIED_STATUSES:
-        _schedule_retry(conn, after, now)
+        after = replace(after, retry_at=_schedule_retry(conn, after, now))
     return after
 
 
-def _schedule_retry(conn: Connection, run: AutomationRun, now: int) -> None:
+def _schedule_retry(conn: Connection, run: AutomationRun, now: int) -> int | None:
     """Set the finished run's retry_at if its automation retries it (Files.com's
     retry_on_failure_*), in the finishing transaction; the scheduler makes the retry
     when it is due (store.retries)."""
@@ -297,7 +298,7 @@ def _schedule_retry(conn: Connection, run: AutomationRun, now: int) -> None:
         deleted=bool(row.deleted),
     )
     if due is None:
-        return
+        return None
     conn.execute(update(runs_t).where(runs_t.c.id == run.id).values(retry_at=due))
     _insert_message(
         conn,
@@ -307,6 +308,7 @@ def _schedule_retry(conn: Connection, run: AutomationRun, now: int) -> None:
         f"{to_rfc3339(due)} ({row.retry_on_failure_interval_in_minutes} minutes after the end).",
         MessageLevel.INFO,
     )
+    return due
 
 
 # -------------------------------------------------------------------- reading
