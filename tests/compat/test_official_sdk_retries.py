@@ -8,13 +8,17 @@ scheduler pass at an injected clock's time.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
 
 import files_sdk.error as sdk_error
 import httpx
+import orjson
 import pytest
+from typer.testing import CliRunner
 
+from conveyor.cli.main import app
 from conveyor.clock import ManualClock, to_rfc3339
 from conveyor.engine.scheduler import run_pass
 from conveyor.store.database import Database
@@ -82,6 +86,16 @@ def test_retry_settings_and_lineage_through_the_official_sdk(
         failed.id: None,
         retry_id: failed.id,
     }
+
+    # The CLI shows the lineage too (`automation-runs get`, JSON and table).
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": alice.key}
+    shown = CliRunner().invoke(
+        app, ["automation-runs", "get", str(retry_id), "--format", "json"], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["retry_of_run_id"] == failed.id
+    table = CliRunner().invoke(app, ["automation-runs", "get", str(failed.id)], env=env)
+    assert re.search(rf"^retried_in_run_id +{retry_id}$", table.stdout, re.M)
 
     # null turns retries off; the SDK's update refuses None client-side, so the raw API.
     nulls = {
