@@ -17,6 +17,8 @@ from sqlalchemy import select
 from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine.leases import claim_next
 from conveyor.engine.scheduler import run_pass
+from conveyor.store import retries
+from conveyor.store import runs as run_store
 from conveyor.store.database import Database
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import run_inputs
@@ -220,6 +222,24 @@ def test_two_schedulers_make_each_retry_exactly_once(
                 assert following["retry_of_run_id"] == walk[-1]["id"]
                 walk.append(following)
             assert [r["retry_attempt"] for r in walk] == [0, 1, 2, 3]
+
+
+def test_a_second_link_of_a_retried_run_is_refused_and_rolls_back(
+    world: World, db: Database
+) -> None:
+    """The guard that makes a retry exactly once: linking a run already linked raises,
+    and the transaction, with the retry run it would have made, rolls back."""
+    automation = failing_copy(world, attempts=2, interval=5)
+    failed = world.run(automation)
+    world.worker().drain()
+    world.clock.advance(5 * MINUTE)
+    (retry,) = run_pass(db, world.clock).created
+    with pytest.raises(retries.RetryRaced), db.write() as conn:
+        extra = run_store.create_run(conn, automation, world.clock.now(), retry_of_run_id=failed)
+        retries.link_retry(conn, failed, extra.id, world.clock.now())
+    runs_now = chain(db, automation)
+    assert [r["id"] for r in runs_now] == [failed, retry]
+    assert runs_now[0]["retried_in_run_id"] == retry
 
 
 def race(barrier: threading.Barrier, db: Database, world: World, made: list[int]) -> None:

@@ -132,9 +132,15 @@ def create_due_retries(conn: Connection, now: int, limit: int = BATCH) -> list[R
                 run_id=retry.id, created_at=now, level=MessageLevel.INFO.value, message=text
             )
         )
-        _link(conn, row.id, values={"retried_at": now, "retried_in_run_id": retry.id})
+        link_retry(conn, row.id, retry.id, now)
         made.append(RetryMade(row.id, retry.id))
     return made
+
+
+def link_retry(conn: Connection, run_id: int, retry_run_id: int, now: int) -> None:
+    """The failed run's side of the link: `retried_at`, `retried_in_run_id`; RetryRaced
+    (roll back) if another retry was linked to it first."""
+    _link(conn, run_id, values={"retried_at": now, "retried_in_run_id": retry_run_id})
 
 
 def _link(conn: Connection, run_id: int, *, values: dict[str, object]) -> None:
