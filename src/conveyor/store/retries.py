@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, literal, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import to_rfc3339
 from conveyor.domain.runs import MessageLevel, retry_allowed
 from conveyor.store import runs as run_store
+from conveyor.store import triggers
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
-from conveyor.store.schema import run_inputs
 from conveyor.store.schema import run_messages as messages_t
 
 # Due retries one pass makes in one transaction; the rest wait for the next pass.
@@ -59,21 +59,6 @@ def _due(now: int) -> tuple[ColumnElement[bool], ...]:
 def any_due(conn: Connection, now: int) -> bool:
     """Is any retry due? One probe of the partial index: most passes stop here."""
     return conn.execute(select(runs_t.c.id).where(*_due(now)).limit(1)).first() is not None
-
-
-def copy_run_input(conn: Connection, from_run_id: int, to_run_id: int) -> None:
-    """Give `to_run_id` the trigger inputs of `from_run_id` (its webhook values or
-    event files), if it had any: the new run plans on the same inputs."""
-    conn.execute(
-        run_inputs.insert().from_select(
-            ["run_id", "kind", "payload"],
-            select(
-                literal(to_run_id, type_=run_inputs.c.run_id.type),
-                run_inputs.c.kind,
-                run_inputs.c.payload,
-            ).where(run_inputs.c.run_id == from_run_id),
-        )
-    )
 
 
 def create_due_retries(conn: Connection, now: int, limit: int = BATCH) -> list[RetryMade]:
@@ -122,7 +107,7 @@ def create_due_retries(conn: Connection, now: int, limit: int = BATCH) -> list[R
             retry_of_run_id=row.id,
             retry_attempt=attempt,
         )
-        copy_run_input(conn, row.id, retry.id)
+        triggers.copy_run_input(conn, row.id, retry.id)
         text = (
             f"Retry {attempt} of {attempts} of automation run {row.id}, which ended "
             f"{row.status} at {to_rfc3339(row.completed_at)}; planned from scratch."

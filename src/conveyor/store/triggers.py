@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, literal, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -279,6 +279,21 @@ def run_input(conn: Connection, run_id: int) -> tuple[str, dict[str, Any]] | Non
         return None
     payload: dict[str, Any] = orjson.loads(row.payload)
     return row.kind, payload
+
+
+def copy_run_input(conn: Connection, from_run_id: int, to_run_id: int) -> None:
+    """Give `to_run_id` the trigger inputs of `from_run_id` (its webhook values or
+    event files), if it had any: the new run plans on the same inputs."""
+    conn.execute(
+        run_inputs.insert().from_select(
+            ["run_id", "kind", "payload"],
+            select(
+                literal(to_run_id, type_=run_inputs.c.run_id.type),
+                run_inputs.c.kind,
+                run_inputs.c.payload,
+            ).where(run_inputs.c.run_id == from_run_id),
+        )
+    )
 
 
 def run_files(conn: Connection, run_id: int) -> list[str] | None:

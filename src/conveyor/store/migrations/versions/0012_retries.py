@@ -2,7 +2,7 @@
 attempt number along its retry chain, and the index the scheduler finds due retries by.
 
 Revision ID: 0012_retries
-Revises: 0010_run_control
+Revises: 0011_rerun
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_retries"
-down_revision = "0010_run_control"
+down_revision = "0011_rerun"
 branch_labels = None
 depends_on = None
 
