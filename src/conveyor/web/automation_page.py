@@ -8,6 +8,7 @@ cursor copied from the UI works against the API and the other way round.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from conveyor.domain.listing import (
 )
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import (
+    fingerprint,
     human_readable_schedule,
     local_iso,
     schedule_of,
@@ -135,15 +137,33 @@ class NextTime:
     local: str
 
 
+# schedule fingerprint -> (computed after, the next slots then). The slots after any
+# instant from `computed after` up to (not including) the first slot are the same, so
+# an entry is exact while now is in that range; a changed schedule has another key.
+_NEXT_TIMES: dict[str, tuple[int, list[NextTime]]] = {}
+_NEXT_TIMES_KEPT = 4096
+
+
 def next_times(automation: Automation, now: int) -> list[NextTime]:
-    """The next slots, as the API's next_runs lists them; none for a disabled automation."""
+    """The next slots, as the API's next_runs lists them; none for a disabled automation.
+
+    Computing them walks the calendar in the schedule's zone (a few hundred µs),
+    so they are remembered per schedule until the first of them has passed."""
     schedule = None if automation.disabled else schedule_of(automation)
     if schedule is None:
         return []
-    return [
+    key = fingerprint(automation)
+    kept = _NEXT_TIMES.get(key)
+    if kept is not None and kept[0] <= now and (not kept[1] or now < kept[1][0].at):
+        return kept[1]
+    found = [
         NextTime(slot, local_iso(slot, schedule.zone))
         for slot in upcoming_slots(schedule, now, NEXT_TIMES)
     ]
+    if len(_NEXT_TIMES) >= _NEXT_TIMES_KEPT:
+        _NEXT_TIMES.clear()
+    _NEXT_TIMES[key] = (now, found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +257,27 @@ def webhook_url(automation: Automation, base_url: str) -> str | None:
     return encode_automation(automation, base_url)["webhook_url"]  # type: ignore[no-any-return]
 
 
+# The charts are pure functions of what they show; pages viewed again with the same
+# counts (or durations) reuse them. Up to CHARTS_KEPT of each are kept.
+CHARTS_KEPT = 256
+
+
+@functools.lru_cache(maxsize=CHARTS_KEPT)
+def _daily(
+    per_day: tuple[tuple[int, str, int], ...], today: int
+) -> tuple[presentation.DailyChart, Markup]:
+    chart = presentation.daily_chart(per_day, today, CHART_DAYS)
+    return chart, charts.daily_svg(chart)
+
+
+@functools.lru_cache(maxsize=CHARTS_KEPT)
+def _durations(
+    durations: tuple[tuple[int, str, int], ...],
+) -> tuple[presentation.DurationChart, Markup]:
+    chart = presentation.duration_chart(durations)
+    return chart, charts.durations_svg(chart)
+
+
 @router.get("/automations/{automation_id}")
 def automation_page(automation_id: str, request: Request) -> Response:
     context = ctx(request)
@@ -248,7 +289,9 @@ def automation_page(automation_id: str, request: Request) -> Response:
     ]
     now = context.clock.now()
     today = now // presentation.DAY_US
-    with context.db.read() as conn:
+    # Each statement its own snapshot on PostgreSQL (no BEGIN and COMMIT round trips):
+    # a run created between them shows in one part of the page and not yet in another.
+    with context.db.reads() as conn:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
         query = parse_page_query(pairs, target, context.codec)
@@ -262,11 +305,11 @@ def automation_page(automation_id: str, request: Request) -> Response:
         token = context.codec.encode(query.scope, query.sort, position)
         return list_url(target, query, cursor=token)
 
-    durations = [
+    durations = tuple(
         (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
-    ]
-    daily = presentation.daily_chart(per_day, today, CHART_DAYS)
-    duration_chart = presentation.duration_chart(durations)
+    )
+    daily, daily_svg = _daily(tuple(per_day), today)
+    duration_chart, durations_svg = _durations(durations)
     return render(
         "automation.html",
         title=automation.name or f"Automation {automation.id}",
@@ -284,7 +327,9 @@ def automation_page(automation_id: str, request: Request) -> Response:
         triggers=[t.value for t in Trigger],
         filter_from=_day_text(query.created_from),
         filter_to=_day_text(query.created_before, end=True),
-        webhook_url=webhook_url(automation, context.base_url(request)),
+        webhook_url=webhook_url(automation, context.base_url(request))
+        if automation.trigger is Trigger.WEBHOOK
+        else None,
         notice=_notice(request),
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
@@ -292,8 +337,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         prev_url=page_url(page.prev_cursor),
         reset_url=list_url(target, query, status=None, clear_narrowing=True),
         daily=daily,
-        daily_svg=charts.daily_svg(daily),
+        daily_svg=daily_svg,
         durations=duration_chart,
-        durations_svg=charts.durations_svg(duration_chart),
+        durations_svg=durations_svg,
         chart_statuses=presentation.CHART_STATUSES,
     )
