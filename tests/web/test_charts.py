@@ -89,6 +89,11 @@ def test_daily_counts_are_current_at_once_and_equal_the_recount(db: Database) ->
         with db.read() as conn:
             kept = sorted(daily_counts.counts(conn, automation, TODAY, 30))
             assert kept == sorted(run_views.runs_per_day(conn, automation, TODAY - 29, 30))
+            # The automation page reads the same counts and recent runs in one statement.
+            for newest in (1, 3, 30):
+                recent = run_views.recent_runs(conn, [automation], newest)[automation]
+                together = run_views.charts_data(conn, automation, newest, TODAY - 29, 30)
+                assert together == (recent, kept)
             return kept
 
     assert counts() == [(TODAY - 1, "running", 1)]

@@ -42,7 +42,7 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
-from conveyor.web import charts, daily_counts, presentation
+from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id, visible_automation
 from conveyor.web.templating import badge, render, time_tag
@@ -296,8 +296,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         automation = visible_automation(conn, target, session.user)
         query = parse_page_query(pairs, target, context.codec)
         page = runs_store.list_runs(conn, query, with_trigger=True)
-        recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
-        per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
+        first_day = today - CHART_DAYS + 1
+        recent, per_day = run_views.charts_data(conn, target, DURATION_RUNS, first_day, CHART_DAYS)
 
     def page_url(position: Cursor | None) -> str | None:
         if position is None:
