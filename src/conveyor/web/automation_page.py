@@ -44,7 +44,7 @@ from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
-from conveyor.web.automations_page import parse_id, visible_automation
+from conveyor.web.automations_page import parse_id
 from conveyor.web.templating import badge, render, time_tag
 
 router = APIRouter(include_in_schema=False)
@@ -292,8 +292,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
     # Each statement its own snapshot on PostgreSQL (no BEGIN and COMMIT round trips):
     # a run created between them shows in one part of the page and not yet in another.
     with context.db.reads() as conn:
-        session = cookies.require_session(conn, request, context)
-        automation = visible_automation(conn, target, session.user)
+        session, automation = cookies.require_session_and_automation(conn, request, context, target)
         query = parse_page_query(pairs, target, context.codec)
         page = runs_store.list_runs(conn, query, with_trigger=True)
         first_day = today - CHART_DAYS + 1
