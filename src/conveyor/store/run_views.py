@@ -80,8 +80,8 @@ def runs_per_day(
     One statement of a count per (status, day): each count is a range of
     ix_runs_automation_status_created, read from the index alone (grouping by
     an expression of created_at instead sorts every run of the period). It
-    walks every run of the period; the chart reads `kept_runs_per_day`, and
-    this recount is what those kept counts must equal.
+    walks every run of the period; the chart reads `kept_runs_per_day` (as part
+    of `charts_data`), and this recount is what those kept counts must equal.
     """
     params: dict[str, int] = {"automation_id": automation_id}
     for i in range(days + 1):
