@@ -137,9 +137,10 @@ class NextTime:
     local: str
 
 
-# schedule fingerprint -> (computed after, the next slots then). The slots after any
-# instant from `computed after` up to (not including) the first slot are the same, so
-# an entry is exact while now is in that range; a changed schedule has another key.
+# automation id and schedule fingerprint -> (computed after, the next slots then).
+# The slots after any instant from `computed after` up to (not including) the first
+# slot are the same, so an entry is exact while now is in that range; a changed
+# schedule has another key.
 _NEXT_TIMES: dict[str, tuple[int, list[NextTime]]] = {}
 _NEXT_TIMES_KEPT = 4096
 
@@ -148,11 +149,12 @@ def next_times(automation: Automation, now: int) -> list[NextTime]:
     """The next slots, as the API's next_runs lists them; none for a disabled automation.
 
     Computing them walks the calendar in the schedule's zone (a few hundred µs),
-    so they are remembered per schedule until the first of them has passed."""
+    so they are remembered per automation and schedule until the first of them
+    has passed."""
     schedule = None if automation.disabled else schedule_of(automation)
     if schedule is None:
         return []
-    key = fingerprint(automation)
+    key = f"{automation.id}|{fingerprint(automation)}"
     kept = _NEXT_TIMES.get(key)
     if kept is not None and kept[0] <= now and (not kept[1] or now < kept[1][0].at):
         return kept[1]
@@ -264,8 +266,10 @@ CHARTS_KEPT = 256
 
 @functools.lru_cache(maxsize=CHARTS_KEPT)
 def _daily(
-    per_day: tuple[tuple[int, str, int], ...], today: int
+    automation_id: int, per_day: tuple[tuple[int, str, int], ...], today: int
 ) -> tuple[presentation.DailyChart, Markup]:
+    """Per automation (`automation_id` is only part of the key), so that an
+    automation's first render computes its chart even if another's counts are equal."""
     chart = presentation.daily_chart(per_day, today, CHART_DAYS)
     return chart, charts.daily_svg(chart)
 
@@ -307,7 +311,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
     durations = tuple(
         (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
     )
-    daily, daily_svg = _daily(tuple(per_day), today)
+    daily, daily_svg = _daily(target, tuple(per_day), today)
     duration_chart, durations_svg = _durations(durations)
     return render(
         "automation.html",
