@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import RunStatus
 from conveyor.store.automations import may_see
-from conveyor.store.runs import RUN_COLUMNS, RunRow
+from conveyor.store.runs import RUN_COLUMNS, RunRow, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -31,7 +31,7 @@ DAY_US = 86_400 * 1_000_000
 def recent_runs(
     conn: Connection, automation_ids: Iterable[int], limit: int
 ) -> dict[int, list[RunRow]]:
-    """The newest `limit` runs of each automation (RUN_COLUMNS rows), newest first.
+    """The newest `limit` runs of each automation, newest first.
 
     One query per automation: each is a short backwards walk of
     ix_runs_automation_created, where a single query over all of them would
@@ -39,14 +39,15 @@ def recent_runs(
     """
     found: dict[int, list[RunRow]] = {}
     for automation_id in automation_ids:
-        found[automation_id] = list(
-            conn.execute(
+        found[automation_id] = [
+            as_run_row(row)
+            for row in conn.execute(
                 select(*RUN_COLUMNS)
                 .where(runs_t.c.automation_id == automation_id)
                 .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
                 .limit(limit)
             ).all()
-        )
+        ]
     return found
 
 
@@ -118,10 +119,18 @@ class StageTimes:
     executing_at: int | None
 
 
+# Where arm 1 of the charts statement puts a count's day, status and number.
+_COUNT_IN = {
+    "id": daily_t.c.day,
+    "status": daily_t.c.status,
+    "successful_operations": daily_t.c.count,
+}
+
+
 def _charts_statement() -> Any:
     """`recent_runs` of one automation and its `kept_runs_per_day`, as one UNION ALL:
     arm 0 is the runs (RUN_COLUMNS), arm 1 the counts as (day, status, count) in the
-    columns of id, status and successful_operations."""
+    columns of id, status and successful_operations (NULL in the others)."""
     recent = (
         select(literal_column("0").label("arm"), *RUN_COLUMNS)
         .where(runs_t.c.automation_id == bindparam("automation_id"))
@@ -129,18 +138,9 @@ def _charts_statement() -> Any:
         .limit(bindparam("recent"))
         .subquery()
     )
-    nothing = literal(None, type_=runs_t.c.id.type)
     counts = select(
         literal_column("1"),
-        daily_t.c.day,
-        nothing,
-        nothing,
-        nothing,
-        nothing,
-        daily_t.c.status,
-        literal(None, type_=runs_t.c.run_stage.type),
-        daily_t.c.count,
-        nothing,
+        *(_COUNT_IN.get(column.name, literal(None, type_=column.type)) for column in RUN_COLUMNS),
     ).where(
         daily_t.c.automation_id == bindparam("automation_id"),
         daily_t.c.day >= bindparam("first_day"),
@@ -167,9 +167,17 @@ def charts_data(
             "end_day": first_day + days,
         },
     ).all()
-    runs = sorted((tuple(r[1:]) for r in rows if r[0] == 0), key=lambda r: (r[3], r[0]))
-    runs.reverse()  # newest first, as recent_runs reads them
-    per_day = sorted((int(r[1]), str(r[6]), int(r[8])) for r in rows if r[0] == 1 and r[8])
+    runs = sorted(
+        (as_run_row(r[1:]) for r in rows if r[0] == 0),
+        key=lambda r: (r.created_at, r.id),
+        reverse=True,  # newest first, as recent_runs reads them
+    )
+    counts = (as_run_row(r[1:]) for r in rows if r[0] == 1)
+    per_day = sorted(
+        (int(c.id), str(c.status), int(c.successful_operations))
+        for c in counts
+        if c.successful_operations
+    )
     return runs, per_day
 
 
@@ -197,7 +205,6 @@ class RunPageRow:
 _RUN_PAGE = (
     select(
         *RUN_COLUMNS,
-        runs_t.c.trigger,
         runs_t.c.planning_at,
         runs_t.c.queued_for_execution_at,
         runs_t.c.executing_at,
@@ -220,16 +227,17 @@ def run_page_row(conn: Connection, run_id: int, user: User) -> RunPageRow | None
     if row is None:
         return None
     width = len(RUN_COLUMNS)
-    trigger, planning_at, queued_at, executing_at = row[width : width + 4]
-    automation_id, name, deleted, retention_days, owner_id = row[width + 4 :]
+    run = as_run_row(row[:width])
+    planning_at, queued_at, executing_at = row[width : width + 3]
+    automation_id, name, deleted, retention_days, owner_id = row[width + 3 :]
     if not (user.is_admin if owner_id is None else may_see(user, owner_id)):
         return None
     label = None
     if automation_id is not None:
         label = AutomationLabel(automation_id, name or "", bool(deleted))
     return RunPageRow(
-        tuple(row[:width]),
-        StageTimes(trigger, planning_at, queued_at, executing_at),
+        run,
+        StageTimes(run.trigger, planning_at, queued_at, executing_at),
         label,
         retention_days,
     )

@@ -42,6 +42,7 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.runs import RunRow
 from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id
@@ -206,12 +207,19 @@ class RunLine:
     trigger: str
 
 
-def run_line(row: Any, now: int) -> RunLine:
-    """A row of list_runs(..., with_trigger=True)."""
-    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed, trigger = row
-    took = presentation.run_duration(created_at, completed_at, now)
+def run_line(row: RunRow, now: int) -> RunLine:
+    took = presentation.run_duration(row.created_at, row.completed_at, now)
     return RunLine(
-        run_id, created_at, runtime, completed_at, status, stage, ok, failed, took, trigger
+        row.id,
+        row.created_at,
+        row.runtime,
+        row.completed_at,
+        row.status,
+        row.run_stage,
+        row.successful_operations,
+        row.failed_operations,
+        took,
+        row.trigger,
     )
 
 
@@ -298,7 +306,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
     with context.db.reads() as conn:
         session, automation = cookies.require_session_and_automation(conn, request, context, target)
         query = parse_page_query(pairs, target, context.codec)
-        page = runs_store.list_runs(conn, query, with_trigger=True)
+        page = runs_store.list_runs(conn, query)
         first_day = today - CHART_DAYS + 1
         recent, per_day = run_views.charts_data(conn, target, DURATION_RUNS, first_day, CHART_DAYS)
 
@@ -309,7 +317,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         return list_url(target, query, cursor=token)
 
     durations = tuple(
-        (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
+        (row.id, row.status, presentation.run_duration(row.created_at, row.completed_at, now))
+        for row in reversed(recent)
     )
     daily, daily_svg = _daily(target, tuple(per_day), today)
     duration_chart, durations_svg = _durations(durations)
