@@ -51,9 +51,9 @@ class RunEncoder:
             seconds = created_at // 1_000_000
             hour = seconds // 3600
             created = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
-            completed = row.completed_at
-            if completed is not None:
-                seconds = completed // 1_000_000
+            completed = None
+            if row.completed_at is not None:
+                seconds = row.completed_at // 1_000_000
                 hour = seconds // 3600
                 completed = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
             run_id = row.id
@@ -80,6 +80,7 @@ class RunEncoder:
                     "retry_of_run_id": row.retry_of_run_id,
                     "cancel_requested_at": None if canceled is None else rfc3339(canceled),
                     "rerun_of_run_id": row.rerun_of_run_id,
+                    "rerun_from_node_id": row.rerun_from_node_id,
                 }
             )
             at += HEX_LENGTH
