@@ -10,8 +10,15 @@ from sqlalchemy import ColumnElement, bindparam, delete, select, true
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import errors
+from conveyor.domain.automations import Automation
 from conveyor.domain.listing import Cursor, Sort
-from conveyor.domain.permissions import Grant, Level, NewPermission
+from conveyor.domain.permissions import (
+    Grant,
+    Level,
+    NewPermission,
+    changes_data_plane,
+    check_automation,
+)
 from conveyor.store.keyset import KeysetPage, keyset_page
 from conveyor.store.schema import automations, permissions, users
 
@@ -188,3 +195,18 @@ def grants_for_automation(conn: Connection, automation_id: int) -> list[Grant] |
         select(automations.c.user_id).where(automations.c.id == automation_id)
     ).scalar()
     return [] if owner is None else grants_for_user(conn, int(owner))
+
+
+def check_automation_at_save(
+    conn: Connection, saved: Automation, before: Automation | None = None
+) -> None:
+    """Refuse (403 not-authorized, naming the path) saving an automation whose owner
+    may not read or write where it acts, inside the writing transaction, so that
+    raising rolls the save back. `before` is the automation as it was for an update:
+    then only a change of where it reads or writes is checked. The API and the web
+    forms both call this, so the browser cannot save what the API refuses."""
+    if before is not None and not changes_data_plane(before, saved):
+        return
+    grants = grants_for_user(conn, saved.user_id)
+    if grants is not None:
+        check_automation(saved, grants)
