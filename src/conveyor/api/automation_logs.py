@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_LOG_LIST_DOC
 from conveyor.api.paging import cursor_headers
@@ -88,7 +88,7 @@ def list_automation_logs(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
     with context.db.read() as conn:
-        user = authenticate(conn, request)
+        user = caller(request)
         if "sort_by" in plain or "sort_by" in groups:
             raise errors.DoesNotSupportSorting(
                 "Automation logs cannot be sorted: they are listed newest first."

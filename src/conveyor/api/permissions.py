@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY
@@ -191,7 +191,7 @@ def list_permissions(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
     with context.db.read() as conn:
-        user = authenticate(conn, request)
+        user = caller(request)
         query = _list_query(plain, groups, user, context.settings.default_per_page)
         token = plain.get("cursor")
         if token:
@@ -230,7 +230,7 @@ async def create_permission(request: Request) -> Response:
     body = await _body(request)
 
     def work(conn: Any) -> store.PermissionRecord:
-        _require_admin(authenticate(conn, request), "grant")
+        _require_admin(caller(request), "grant")
         return store.create_permission(conn, validate_create(body), context.clock.now())
 
     created = context.db.run_write(work)
@@ -244,7 +244,7 @@ def delete_permission(permission_id: str, request: Request) -> Response:
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
 
     def work(conn: Any) -> None:
-        _require_admin(authenticate(conn, request), "revoke")
+        _require_admin(caller(request), "revoke")
         target = parse_id(permission_id)
         # The official SDK repeats the id as a query parameter; nothing else is taken.
         unknown = sorted(set(plain) - {"id"}) + sorted(f"{name}[...]" for name in groups)

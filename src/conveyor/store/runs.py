@@ -21,8 +21,8 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
-from conveyor.store.keyset import KeysetPage, keyset_reads
-from conveyor.store.prepared import Prepared, Read, Reads, run_reads
+from conveyor.store.keyset import KeysetPage, keyset_steps
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -262,19 +262,14 @@ def run_row(conn: Connection, run_id: int) -> RunRow | None:
     return conn.execute(select(*RUN_COLUMNS).where(runs_t.c.id == run_id)).first()
 
 
-def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
+def find_visible_run(dialect: Dialect, run_id: int, user: User) -> Steps[RunRow | None]:
     """The run's row (RUN_COLUMNS, the driver's tuple) if it exists and the user may
     see its automation."""
-    return run_reads(conn, find_visible_run_reads(conn.dialect, run_id, user))
-
-
-def find_visible_run_reads(dialect: Dialect, run_id: int, user: User) -> Reads[RunRow | None]:
-    """`find_visible_run` as a reading generator (`store.prepared.Read`)."""
     if user.is_admin:
-        rows = yield Read(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
+        rows = yield Statement(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
     else:
         values = {"run_id": run_id, "user_id": user.id}
-        rows = yield Read(_FIND_OWNED_RUN.for_dialect(dialect), values)
+        rows = yield Statement(_FIND_OWNED_RUN.for_dialect(dialect), values)
     return rows[0] if rows else None
 
 
@@ -323,16 +318,9 @@ Page = KeysetPage
 _KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
 
 
-def list_runs(conn: Connection, query: RunListQuery, with_trigger: bool = False) -> Page:
+def list_runs(dialect: Dialect, query: RunListQuery, with_trigger: bool = False) -> Steps[Page]:
     """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
-    `with_trigger` adds each run's trigger after RUN_COLUMNS (the web UI's table)."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query, with_trigger))
-
-
-def list_runs_reads(
-    dialect: Dialect, query: RunListQuery, with_trigger: bool = False
-) -> Reads[Page]:
-    """`list_runs` as a reading generator (`store.prepared.Read`).
+    `with_trigger` adds each run's trigger after RUN_COLUMNS (the web UI's table).
 
     With filter[status], sorting by status is sorting by id (one status), which
     ix_runs_automation_status_id serves without a sort step. The statements are
@@ -351,7 +339,7 @@ def list_runs_reads(
         scope, narrowing = _narrowed_scope(scope, query, params)
     else:
         narrowing = ()
-    return keyset_reads(
+    return keyset_steps(
         dialect,
         columns=(*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS,
         table_columns=runs_t.c,

@@ -40,9 +40,11 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.automations import visible_automation
+from conveyor.store.prepared import run_steps
 from conveyor.web import charts, daily_counts, presentation
 from conveyor.web import session as cookies
-from conveyor.web.automations_page import parse_id, visible_automation
+from conveyor.web.automations_page import parse_id
 from conveyor.web.templating import badge, render, time_tag
 
 router = APIRouter(include_in_schema=False)
@@ -252,7 +254,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
         query = parse_page_query(pairs, target, context.codec)
-        page = runs_store.list_runs(conn, query, with_trigger=True)
+        page = run_steps(conn, runs_store.list_runs(conn.dialect, query, with_trigger=True))
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 

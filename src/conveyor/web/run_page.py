@@ -27,6 +27,7 @@ from conveyor.store import automations as automations_store
 from conveyor.store import retention as retention_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.prepared import run_steps
 from conveyor.web import presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id
@@ -111,7 +112,7 @@ def run_fields(row: Any, now: int) -> dict[str, Any]:
 def _load(conn: Any, request: Request, run_id: int) -> tuple[Any, Any]:
     context = ctx(request)
     session = cookies.require_session(conn, request, context)
-    row = runs_store.find_visible_run(conn, run_id, session.user)
+    row = run_steps(conn, runs_store.find_visible_run(conn.dialect, run_id, session.user))
     if row is None:
         raise errors.NotFound(f"Automation Run {run_id} not found.")
     return session, row
