@@ -20,7 +20,6 @@ from starlette.responses import Response
 from conveyor.api.auth import caller
 from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_LOG_LIST_DOC
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -29,6 +28,7 @@ from conveyor.domain.listing import (
     check_filter_fields,
     check_page,
     collect,
+    cursor_headers,
     parse_int,
     parse_per_page,
     parse_range_filters,

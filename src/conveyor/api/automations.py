@@ -19,7 +19,6 @@ from conveyor.api.auth import caller
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_BODY, AUTOMATION_LIST_EXTRA
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -37,6 +36,7 @@ from conveyor.domain.listing import (
     check_page,
     check_sent_id,
     collect,
+    cursor_headers,
     parse_id,
     parse_per_page,
     parse_range_filters,

@@ -17,7 +17,6 @@ from conveyor.api.auth import caller
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON
 from conveyor.domain import errors
 from conveyor.domain.listing import (
@@ -25,6 +24,7 @@ from conveyor.domain.listing import (
     check_filter_fields,
     check_page,
     collect,
+    cursor_headers,
     parse_id,
     parse_int,
     parse_per_page,

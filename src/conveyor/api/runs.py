@@ -21,11 +21,16 @@ from conveyor.api.auth import authenticate
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
-from conveyor.api.paging import cursor_headers
 from conveyor.api.steps import run_request_steps
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import check_sent_id, parse_id, parse_run_list_query, query_pairs
+from conveyor.domain.listing import (
+    check_sent_id,
+    cursor_headers,
+    parse_id,
+    parse_run_list_query,
+    query_pairs,
+)
 from conveyor.store import runs as runs_store
 from conveyor.store.automations import automation_owner, may_see
 from conveyor.store.prepared import Steps

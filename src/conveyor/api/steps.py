@@ -18,13 +18,13 @@ runs on PostgreSQL; only the driver differs.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.context import AppContext
 from conveyor.store.database import Database
-from conveyor.store.prepared import Steps, run_steps
+from conveyor.store.prepared import Statement, Steps, advance, run_steps
 
 T = TypeVar("T")
 
@@ -35,15 +35,11 @@ async def run_request_steps(context: AppContext, steps: Steps[T]) -> T:
     if pool is None:
         return await run_in_threadpool(_on_connection, context.db, steps)
     async with pool.connection() as conn:
-        rows: Any = None  # the first send(None) starts the generator
-        while True:
-            try:
-                statement = steps.send(rows)
-            except StopIteration as done:
-                return cast(T, done.value)
-            sql = statement.sql
-            cursor = await conn.execute(sql.sql, sql.parameters(statement.values))
-            rows = await cursor.fetchall()
+        step = advance(steps, None)
+        while isinstance(step, Statement):
+            cursor = await conn.execute(step.sql.sql, step.sql.parameters(step.values))
+            step = advance(steps, await cursor.fetchall())
+        return step.value
 
 
 def _on_connection(db: Database, steps: Steps[T]) -> T:

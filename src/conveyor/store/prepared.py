@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.engine import Connection, Dialect
 
@@ -93,12 +93,26 @@ T = TypeVar("T")
 Steps = Generator[Statement, list[Any], T]
 
 
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    """What steps returned once they ran to their end."""
+
+    value: T
+
+
+def advance(steps: Steps[T], rows: list[Any] | None) -> Statement | Done[T]:
+    """Send `steps` the rows of the statement they yielded last (None to start them):
+    the next statement to run, or Done with their result. A runner calls this until
+    it gets Done, whichever driver it runs the statements on."""
+    try:
+        return steps.send(rows)  # type: ignore[arg-type]
+    except StopIteration as done:
+        return Done(cast(T, done.value))
+
+
 def run_steps(conn: Connection, steps: Steps[T]) -> T:
-    """Run `steps` on `conn`: each statement's rows are sent back, until it returns."""
-    rows: Any = None  # the first send(None) starts the generator
-    while True:
-        try:
-            statement = steps.send(rows)
-        except StopIteration as done:
-            return cast(T, done.value)
-        rows = statement.sql.rows(conn, statement.values)
+    """Run `steps` on `conn`: each statement's rows are sent back, until they return."""
+    step = advance(steps, None)
+    while isinstance(step, Statement):
+        step = advance(steps, step.sql.rows(conn, step.values))
+    return step.value

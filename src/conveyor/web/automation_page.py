@@ -25,9 +25,9 @@ from conveyor.domain.listing import (
     RUN_KEY_TYPES,
     RUN_LIST_GROUPS,
     RUN_LIST_PARAMS,
-    Cursor,
     RunListQuery,
     Sort,
+    page_tokens,
     parse_run_list_query,
     query_pairs,
 )
@@ -258,11 +258,12 @@ def automation_page(automation_id: str, request: Request) -> Response:
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 
-    def page_url(position: Cursor | None) -> str | None:
-        if position is None:
-            return None
-        token = context.codec.encode(query.scope, query.sort, position)
-        return list_url(target, query, cursor=token)
+    def page_url(token: str | None) -> str | None:
+        return None if token is None else list_url(target, query, cursor=token)
+
+    next_token, prev_token = page_tokens(
+        context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+    )
 
     durations = [
         (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
@@ -290,8 +291,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         notice=_notice(request),
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
-        next_url=page_url(page.next_cursor),
-        prev_url=page_url(page.prev_cursor),
+        next_url=page_url(next_token),
+        prev_url=page_url(prev_token),
         reset_url=list_url(target, query, status=None, clear_narrowing=True),
         daily=daily,
         daily_svg=charts.daily_svg(daily),

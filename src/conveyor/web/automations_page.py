@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from conveyor.api.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation, check_can_run_manually
-from conveyor.domain.listing import Cursor, Sort
+from conveyor.domain.listing import Sort, page_tokens
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as automations_store
@@ -84,12 +84,13 @@ def automations_page(request: Request) -> Response:
         found = [automations_store.automation_from_row(row) for row in page.rows]
         recent = run_views.recent_runs(conn, [a.id for a in found], STRIP_RUNS)
 
-    def page_url(position: Cursor | None) -> str | None:
-        if position is None:
-            return None
-        return "/automations?" + urlencode({"cursor": context.codec.encode(scope, _SORT, position)})
+    def page_url(token: str | None) -> str | None:
+        return None if token is None else "/automations?" + urlencode({"cursor": token})
 
-    next_url, prev_url = page_url(page.next_cursor), page_url(page.prev_cursor)
+    tokens = page_tokens(
+        context.codec, scope, _SORT, query.cursor, page.next_cursor, page.prev_cursor
+    )
+    next_url, prev_url = page_url(tokens[0]), page_url(tokens[1])
     return render(
         "automations.html",
         title="Automations",
