@@ -29,6 +29,7 @@ from conveyor.domain.listing import (
     check_page,
     collect,
     cursor_headers,
+    page_tokens,
     parse_int,
     parse_per_page,
     parse_range_filters,
@@ -122,7 +123,14 @@ def list_automation_logs(request: Request) -> Response:
         check_page(plain.get("page"), query.cursor)
         page = store.list_logs(conn, user, query)
     headers = cursor_headers(
-        context.codec, query.scope(user), _SORT, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec,
+            query.scope(user),
+            _SORT,
+            query.cursor,
+            page.next_cursor,
+            page.prev_cursor,
+        )
     )
     body = orjson.dumps([encode(store.entry(row)) for row in page.rows])
     return Response(body, media_type=JSON, headers=headers)

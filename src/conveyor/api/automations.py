@@ -37,6 +37,7 @@ from conveyor.domain.listing import (
     check_sent_id,
     collect,
     cursor_headers,
+    page_tokens,
     parse_id,
     parse_per_page,
     parse_range_filters,
@@ -195,7 +196,9 @@ def list_automations(request: Request) -> Response:
         page = store.list_automations(conn, user, query)
     base = context.base_url(request)
     headers = cursor_headers(
-        context.codec, query.scope(user), sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec, query.scope(user), sort, query.cursor, page.next_cursor, page.prev_cursor
+        )
     )
     body = [encode_automation(store.automation_from_row(row), base) for row in page.rows]
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)

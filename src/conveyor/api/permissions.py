@@ -25,6 +25,7 @@ from conveyor.domain.listing import (
     check_page,
     collect,
     cursor_headers,
+    page_tokens,
     parse_id,
     parse_int,
     parse_per_page,
@@ -209,7 +210,14 @@ def list_permissions(request: Request) -> Response:
         check_page(plain.get("page"), query.cursor)
         page = store.list_permissions(conn, query)
     headers = cursor_headers(
-        context.codec, query.scope(), query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec,
+            query.scope(),
+            query.sort,
+            query.cursor,
+            page.next_cursor,
+            page.prev_cursor,
+        )
     )
     body = [encode_permission(store.record_from_row(row)) for row in page.rows]
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)

@@ -27,6 +27,7 @@ from conveyor.domain import errors
 from conveyor.domain.listing import (
     check_sent_id,
     cursor_headers,
+    page_tokens,
     parse_id,
     parse_run_list_query,
     query_pairs,
@@ -70,7 +71,9 @@ def _list(request: Request) -> Steps[Response]:
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
     page = yield from runs_store.list_runs(dialect, query)
     headers = cursor_headers(
-        context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        )
     )
     body = encoder_for(context, request).runs(page.rows)
     return Response(body, media_type=JSON, headers=headers)

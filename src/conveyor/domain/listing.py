@@ -462,21 +462,15 @@ def page_tokens(
     return next_token, prev_token
 
 
-def cursor_headers(
-    codec: CursorCodec,
-    scope: list[Any],
-    sort: Sort,
-    current: Cursor | None,
-    next_cursor: Cursor | None,
-    prev_cursor: Cursor | None,
-) -> dict[str, str]:
-    """The cursor headers of a list answer, as Files.com sends them.
+def cursor_headers(tokens: tuple[str | None, str | None]) -> dict[str, str]:
+    """The cursor headers of a list answer, as Files.com sends them, from the next
+    and previous page's tokens (`page_tokens`).
 
     `X-Files-Cursor-Next` and `X-Files-Cursor-Prev` lead to the next and previous
     page; `X-Files-Cursor` repeats the next one, the header the official
     JavaScript SDK's auto-pagination follows (the Python SDK reads `-Next` first).
     """
-    next_token, prev_token = page_tokens(codec, scope, sort, current, next_cursor, prev_cursor)
+    next_token, prev_token = tokens
     headers = {}
     if next_token is not None:
         headers["X-Files-Cursor-Next"] = next_token
