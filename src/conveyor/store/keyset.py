@@ -122,25 +122,45 @@ def _statements(
     anchor_id: Any,
     forward: bool,
     dialect: str,
+    branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
+    sqlite_index: str | None = None,
 ) -> tuple[Any, Any | None]:
     """The page statement (without its LIMIT; from the anchor on, the anchor included)
     and the EXISTS probe at or behind the anchor (None without a cursor); `key` and
-    `anchor_id` are the anchor's values or bind parameters."""
+    `anchor_id` are the anchor's values or bind parameters.
+
+    `branches` are disjoint alternatives added to the scope (one status each, say),
+    each an ordered index range: the page merges them (UNION ALL under the ORDER BY
+    and LIMIT) instead of sorting their union. `sqlite_index` names the index every
+    arm reads on SQLite (`INDEXED BY`), where no statistics choose it."""
+
+    def arm(*conditions: ColumnElement[bool]) -> Any:
+        statement = select(*columns).where(*scope, *conditions)
+        if sqlite_index is not None:
+            statement = statement.with_hint(
+                table_columns["id"].table, f"INDEXED BY {sqlite_index}", "sqlite"
+            )
+        return statement
+
     if cursor is None:
-        statement: Any = (
-            select(*columns)
-            .where(and_(*scope))
-            .order_by(*order(read_field, descending, forward, table_columns))
-        )
-        return statement, None
-    # From the anchor itself on: when the anchor's run is still there, the page's
-    # first row is that run, which says there is a page the way we came from.
-    arms = [
-        select(*columns).where(and_(*scope, condition))
-        for condition in beyond(
-            table_columns, read_field, descending, key, anchor_id, forward, dialect, inclusive=True
-        )
-    ]
+        arms = [arm(*branch) for branch in branches]
+    else:
+        # From the anchor itself on: when the anchor's run is still there, the page's
+        # first row is that run, which says there is a page the way we came from.
+        arms = [
+            arm(*branch, condition)
+            for branch in branches
+            for condition in beyond(
+                table_columns,
+                read_field,
+                descending,
+                key,
+                anchor_id,
+                forward,
+                dialect,
+                inclusive=True,
+            )
+        ]
     if len(arms) == 1:
         statement = arms[0].order_by(*order(read_field, descending, forward, table_columns))
     else:
@@ -150,11 +170,13 @@ def _statements(
         statement = statement.order_by(
             *order(read_field, descending, forward, statement.selected_columns)
         )
+    if cursor is None:
+        return statement, None
     # Is there anything on the other side of the anchor (the side we came from)?
     probes = beyond(
         table_columns, read_field, descending, key, anchor_id, not forward, dialect, inclusive=True
     )
-    probe = select(or_(*(exists().where(and_(*scope, p)) for p in probes)))
+    probe = select(or_(*(exists().where(and_(*scope, *b, p)) for b in branches for p in probes)))
     return statement, probe
 
 
@@ -211,12 +233,14 @@ def keyset_reads(
     per_page: int,
     params: dict[str, Any],
     cache_key: Hashable,
+    branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
+    sqlite_index: str | None = None,
 ) -> Reads[KeysetPage]:
     """`keyset_page` as a reading generator (`store.prepared.Read`), for the hottest
     lists: the page and probe statements of each shape are built and compiled once.
 
     `scope` must hold bind parameters only, their values in `params`, and the same
-    `cache_key` must always come with the same scope and columns; rows are the
+    `cache_key` must always come with the same scope, branches and columns; rows are the
     driver's plain tuples, so the columns must need no result conversion
     (`store.prepared`).
     """
@@ -236,6 +260,8 @@ def keyset_reads(
             anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
             forward=forward,
             dialect=dialect.name,
+            branches=branches,
+            sqlite_index=sqlite_index,
         )
         statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
         compiled = (

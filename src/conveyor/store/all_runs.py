@@ -1,0 +1,179 @@
+"""The operator's view of runs across automations, and what bulk actions match.
+
+A page is read by `store.keyset` in `created_at, id` order from one index
+(docs/indexes.md): several statuses (or triggers) are one ordered range each,
+merged under the page's LIMIT, so a page costs the same at any depth:
+
+| filter | index | ranges merged |
+|---|---|---|
+| automation and statuses | `ix_runs_automation_status_created` | one per status |
+| automation | `ix_runs_automation_created` | one |
+| triggers or statuses | `ix_runs_trigger_status_created` | one per (trigger, status) |
+| none | `ix_runs_created` | one |
+
+A status-only filter reads one range per (trigger, status) rather than an index
+starting with `status`: such an index would tempt PostgreSQL's planner away
+from `ix_runs_automation_status_created` for one automation's list.
+
+With an automation, a trigger filter is checked on each run of its ranges. A
+user who is not an admin sees the runs of the automations they own: the same
+ranges, each run's automation checked against theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
+from sqlalchemy.engine import Connection, Dialect
+
+from conveyor.domain.automations import Trigger
+from conveyor.domain.listing import AllRunsQuery
+from conveyor.domain.runs import RunStatus
+from conveyor.store.keyset import KeysetPage, keyset_reads
+from conveyor.store.prepared import Reads, run_reads
+from conveyor.store.runs import RUN_COLUMNS
+from conveyor.store.schema import automation_runs as runs_t
+from conveyor.store.schema import automations
+from conveyor.store.users import User
+
+RUN_TRIGGERS = tuple(t.value for t in Trigger)  # what a run's `trigger` holds
+_KEY_INDEX = [column.name for column in RUN_COLUMNS].index("created_at")
+_RANGE_OPS = {"gt": "__gt__", "gteq": "__ge__", "lt": "__lt__", "lteq": "__le__"}
+
+
+def _bound(name: str, column: Any) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+def _shape(
+    query: AllRunsQuery, viewer: User
+) -> tuple[list[ColumnElement[bool]], list[list[ColumnElement[bool]]], str, dict[str, Any]]:
+    """(scope, branches, index, bind values) of the query as `viewer` sees it."""
+    params: dict[str, Any] = {}
+    scope: list[ColumnElement[bool]] = []
+    if not viewer.is_admin:
+        owned = select(automations.c.id).where(
+            automations.c.user_id == _bound("viewer", automations.c.user_id)
+        )
+        scope.append(runs_t.c.automation_id.in_(owned.scalar_subquery()))
+        params["viewer"] = viewer.id
+    for i, r in enumerate(query.ranges):
+        name = f"range_{i}"
+        scope.append(
+            getattr(runs_t.c.created_at, _RANGE_OPS[r.op])(_bound(name, runs_t.c.created_at))
+        )
+        params[name] = r.value
+    statuses = list(query.statuses)
+    triggers = list(query.triggers)
+    if query.automation_id is not None:
+        scope.append(runs_t.c.automation_id == _bound("automation_id", runs_t.c.automation_id))
+        params["automation_id"] = query.automation_id
+        if triggers:
+            names = [f"trigger_{i}" for i in range(len(triggers))]
+            scope.append(runs_t.c.trigger.in_([_bound(n, runs_t.c.trigger) for n in names]))
+            params.update(zip(names, triggers, strict=True))
+        index = "ix_runs_automation_status_created" if statuses else "ix_runs_automation_created"
+        triggers = []
+    elif triggers or statuses:
+        # Every run's trigger is one of Trigger's (reruns and retries keep their
+        # original's), so "any trigger" is the merge of one range per trigger.
+        index = "ix_runs_trigger_status_created"
+        triggers = triggers or list(RUN_TRIGGERS)
+        statuses = statuses or [s.value for s in RunStatus]
+    else:
+        index = "ix_runs_created"
+    branches: list[list[ColumnElement[bool]]] = []
+    for t in range(len(triggers)) or [None]:
+        for s in range(len(statuses)) or [None]:
+            branch = []
+            if t is not None:
+                branch.append(runs_t.c.trigger == _bound(f"trigger_{t}", runs_t.c.trigger))
+                params[f"trigger_{t}"] = triggers[t]
+            if s is not None:
+                branch.append(runs_t.c.status == _bound(f"status_{s}", runs_t.c.status))
+                params[f"status_{s}"] = statuses[s]
+            branches.append(branch)
+    return scope, branches, index, params
+
+
+def _cache_key(query: AllRunsQuery, viewer: User, columns: int) -> tuple[Any, ...]:
+    return (
+        "all_runs",
+        viewer.is_admin,
+        query.automation_id is not None,
+        len(query.statuses),
+        len(query.triggers),
+        tuple(r.op for r in query.ranges),
+        columns,
+    )
+
+
+def list_all_runs(
+    conn: Connection, query: AllRunsQuery, viewer: User, with_trigger: bool = False
+) -> KeysetPage:
+    """One page of the runs `viewer` may see across automations (RUN_COLUMNS rows,
+    then the trigger with `with_trigger`)."""
+    return run_reads(conn, list_all_runs_reads(conn.dialect, query, viewer, with_trigger))
+
+
+def list_all_runs_reads(
+    dialect: Dialect, query: AllRunsQuery, viewer: User, with_trigger: bool = False
+) -> Reads[KeysetPage]:
+    """`list_all_runs` as a reading generator (`store.prepared.Read`)."""
+    scope, branches, index, params = _shape(query, viewer)
+    columns = (*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS
+    return keyset_reads(
+        dialect,
+        columns=columns,
+        table_columns=runs_t.c,
+        read_field="created_at",
+        descending=query.sort.descending,
+        key_index=_KEY_INDEX,
+        scope=scope,
+        cursor=query.cursor,
+        per_page=query.per_page,
+        params=params,
+        cache_key=_cache_key(query, viewer, len(columns)),
+        branches=branches,
+        sqlite_index=index,
+    )
+
+
+def matching_run_ids(
+    conn: Connection,
+    query: AllRunsQuery,
+    viewer: User,
+    *,
+    unfinished_only: bool = False,
+    limit: int | None = None,
+) -> list[int]:
+    """The ids of every run the filter matches for `viewer`, in the query's order
+    (at most `limit`); `unfinished_only` keeps runs without a final status."""
+    scope, branches, _index, params = _shape(query, viewer)
+    conditions = [and_(*branch) for branch in branches if branch]
+    statement = select(runs_t.c.id).where(*scope)
+    if conditions:
+        statement = statement.where(or_(*conditions))
+    if unfinished_only:
+        statement = statement.where(runs_t.c.completed_at.is_(None))
+    order = runs_t.c.created_at.desc() if query.sort.descending else runs_t.c.created_at.asc()
+    tie = runs_t.c.id.desc() if query.sort.descending else runs_t.c.id.asc()
+    statement = statement.order_by(order, tie)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [row[0] for row in conn.execute(statement, params)]
+
+
+def count_matching(
+    conn: Connection, query: AllRunsQuery, viewer: User, *, unfinished_only: bool = False
+) -> int:
+    """How many runs `matching_run_ids` would give (without a limit)."""
+    scope, branches, _index, params = _shape(query, viewer)
+    conditions = [and_(*branch) for branch in branches if branch]
+    statement = select(func.count()).select_from(runs_t).where(*scope)
+    if conditions:
+        statement = statement.where(or_(*conditions))
+    if unfinished_only:
+        statement = statement.where(runs_t.c.completed_at.is_(None))
+    return int(conn.execute(statement, params).scalar_one())
