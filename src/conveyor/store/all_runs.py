@@ -177,3 +177,15 @@ def count_matching(
     if unfinished_only:
         statement = statement.where(runs_t.c.completed_at.is_(None))
     return int(conn.execute(statement, params).scalar_one())
+
+
+def automation_names(conn: Connection, ids: list[int]) -> dict[int, tuple[str, bool]]:
+    """(name, deleted) of each automation in `ids` (the Runs page's column), one lookup."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(automations.c.id, automations.c.name, automations.c.deleted).where(
+            automations.c.id.in_(sorted(set(ids)))
+        )
+    )
+    return {row.id: (row.name, bool(row.deleted)) for row in rows}
