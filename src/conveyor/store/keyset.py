@@ -123,7 +123,6 @@ def _statements(
     forward: bool,
     dialect: str,
     branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
-    sqlite_index: str | None = None,
 ) -> tuple[Any, Any | None]:
     """The page statement (without its LIMIT; from the anchor on, the anchor included)
     and the EXISTS probe at or behind the anchor (None without a cursor); `key` and
@@ -131,16 +130,10 @@ def _statements(
 
     `branches` are disjoint alternatives added to the scope (one status each, say),
     each an ordered index range: the page merges them (UNION ALL under the ORDER BY
-    and LIMIT) instead of sorting their union. `sqlite_index` names the index every
-    arm reads on SQLite (`INDEXED BY`), where no statistics choose it."""
+    and LIMIT) instead of sorting their union."""
 
     def arm(*conditions: ColumnElement[bool]) -> Any:
-        statement = select(*columns).where(*scope, *conditions)
-        if sqlite_index is not None:
-            statement = statement.with_hint(
-                table_columns["id"].table, f"INDEXED BY {sqlite_index}", "sqlite"
-            )
-        return statement
+        return select(*columns).where(*scope, *conditions)
 
     if cursor is None:
         arms = [arm(*branch) for branch in branches]
@@ -166,6 +159,13 @@ def _statements(
     else:
         # The ranges are disjoint and each is read in index order, so the
         # database merges them without sorting (SQLite: MERGE (UNION ALL)).
+        if dialect != "sqlite":
+            # PostgreSQL merges the arms (Merge Append) only when each is ordered
+            # itself, `(SELECT ... ORDER BY ...) UNION ALL ...`; otherwise it
+            # appends and sorts. SQLite refuses an ORDER BY inside a compound.
+            arms = [
+                a.order_by(*order(read_field, descending, forward, table_columns)) for a in arms
+            ]
         statement = union_all(*arms)
         statement = statement.order_by(
             *order(read_field, descending, forward, statement.selected_columns)
@@ -234,7 +234,6 @@ def keyset_reads(
     params: dict[str, Any],
     cache_key: Hashable,
     branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
-    sqlite_index: str | None = None,
 ) -> Reads[KeysetPage]:
     """`keyset_page` as a reading generator (`store.prepared.Read`), for the hottest
     lists: the page and probe statements of each shape are built and compiled once.
@@ -261,7 +260,6 @@ def keyset_reads(
             forward=forward,
             dialect=dialect.name,
             branches=branches,
-            sqlite_index=sqlite_index,
         )
         statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
         compiled = (
