@@ -143,42 +143,46 @@ def list_all_runs_reads(
     )
 
 
+def _matching(
+    query: AllRunsQuery, viewer: User, finished: bool | None
+) -> tuple[Any, dict[str, Any]]:
+    """The filter's runs for `viewer` as one condition; `finished` keeps only finished
+    (True) or unfinished (False) runs."""
+    scope, branches, params = _shape(query, viewer)
+    conditions = [and_(*branch) for branch in branches if branch]
+    if conditions:
+        scope.append(or_(*conditions))
+    if finished is not None:
+        stage = runs_t.c.run_stage == "finished"
+        scope.append(stage if finished else ~stage)
+    return and_(*scope) if scope else and_(runs_t.c.id > 0), params
+
+
 def matching_run_ids(
     conn: Connection,
     query: AllRunsQuery,
     viewer: User,
     *,
-    unfinished_only: bool = False,
+    finished: bool | None = None,
     limit: int | None = None,
 ) -> list[int]:
-    """The ids of every run the filter matches for `viewer`, in the query's order
-    (at most `limit`); `unfinished_only` keeps runs without a final status."""
-    scope, branches, params = _shape(query, viewer)
-    conditions = [and_(*branch) for branch in branches if branch]
-    statement = select(runs_t.c.id).where(*scope)
-    if conditions:
-        statement = statement.where(or_(*conditions))
-    if unfinished_only:
-        statement = statement.where(runs_t.c.completed_at.is_(None))
+    """The ids of the runs the filter matches for `viewer`, in the query's order (at
+    most `limit`); `finished` keeps only finished (True) or unfinished (False) runs."""
+    condition, params = _matching(query, viewer, finished)
     order = runs_t.c.created_at.desc() if query.sort.descending else runs_t.c.created_at.asc()
     tie = runs_t.c.id.desc() if query.sort.descending else runs_t.c.id.asc()
-    statement = statement.order_by(order, tie)
+    statement = select(runs_t.c.id).where(condition).order_by(order, tie)
     if limit is not None:
         statement = statement.limit(limit)
     return [row[0] for row in conn.execute(statement, params)]
 
 
 def count_matching(
-    conn: Connection, query: AllRunsQuery, viewer: User, *, unfinished_only: bool = False
+    conn: Connection, query: AllRunsQuery, viewer: User, *, finished: bool | None = None
 ) -> int:
-    """How many runs `matching_run_ids` would give (without a limit)."""
-    scope, branches, params = _shape(query, viewer)
-    conditions = [and_(*branch) for branch in branches if branch]
-    statement = select(func.count()).select_from(runs_t).where(*scope)
-    if conditions:
-        statement = statement.where(or_(*conditions))
-    if unfinished_only:
-        statement = statement.where(runs_t.c.completed_at.is_(None))
+    """How many runs `matching_run_ids` would give without a limit."""
+    condition, params = _matching(query, viewer, finished)
+    statement = select(func.count()).select_from(runs_t).where(condition)
     return int(conn.execute(statement, params).scalar_one())
 
 
