@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_all_runs"
-down_revision = "0009_permissions"  # TEMP until 0010 lands
+down_revision = "0010_run_control"
 branch_labels = None
 depends_on = None
 
