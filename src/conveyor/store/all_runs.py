@@ -22,6 +22,7 @@ ranges, each run's automation checked against theirs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, literal_column, or_, select
@@ -32,7 +33,7 @@ from conveyor.domain.listing import AllRunsQuery
 from conveyor.domain.runs import RunStatus
 from conveyor.store.keyset import KeysetPage, keyset_reads
 from conveyor.store.prepared import Reads, run_reads
-from conveyor.store.runs import RUN_COLUMNS
+from conveyor.store.runs import RUN_COLUMNS, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.users import User
@@ -101,7 +102,7 @@ def _shape(
     return scope, branches, params
 
 
-def _cache_key(query: AllRunsQuery, viewer: User, columns: int) -> tuple[Any, ...]:
+def _cache_key(query: AllRunsQuery, viewer: User) -> tuple[Any, ...]:
     return (
         "all_runs",
         viewer.is_admin,
@@ -109,27 +110,20 @@ def _cache_key(query: AllRunsQuery, viewer: User, columns: int) -> tuple[Any, ..
         len(query.statuses),
         len(query.triggers),
         tuple(r.op for r in query.ranges),
-        columns,
     )
 
 
-def list_all_runs(
-    conn: Connection, query: AllRunsQuery, viewer: User, with_trigger: bool = False
-) -> KeysetPage:
-    """One page of the runs `viewer` may see across automations (RUN_COLUMNS rows,
-    then the trigger with `with_trigger`)."""
-    return run_reads(conn, list_all_runs_reads(conn.dialect, query, viewer, with_trigger))
+def list_all_runs(conn: Connection, query: AllRunsQuery, viewer: User) -> KeysetPage:
+    """One page of the runs `viewer` may see across automations (`RunRow`s)."""
+    return run_reads(conn, list_all_runs_reads(conn.dialect, query, viewer))
 
 
-def list_all_runs_reads(
-    dialect: Dialect, query: AllRunsQuery, viewer: User, with_trigger: bool = False
-) -> Reads[KeysetPage]:
+def list_all_runs_reads(dialect: Dialect, query: AllRunsQuery, viewer: User) -> Reads[KeysetPage]:
     """`list_all_runs` as a reading generator (`store.prepared.Read`)."""
     scope, branches, params = _shape(query, viewer)
-    columns = (*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS
-    return keyset_reads(
+    page = yield from keyset_reads(
         dialect,
-        columns=columns,
+        columns=RUN_COLUMNS,
         table_columns=runs_t.c,
         read_field="created_at",
         descending=query.sort.descending,
@@ -138,9 +132,10 @@ def list_all_runs_reads(
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=_cache_key(query, viewer, len(columns)),
+        cache_key=_cache_key(query, viewer),
         branches=branches,
     )
+    return replace(page, rows=[as_run_row(row) for row in page.rows])
 
 
 def _matching(

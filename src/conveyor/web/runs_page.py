@@ -23,6 +23,7 @@ from conveyor.domain import errors
 from conveyor.domain.listing import AllRunsQuery, Cursor, parse_all_runs_query, query_pairs
 from conveyor.domain.runs import RunStatus
 from conveyor.store import all_runs
+from conveyor.store.runs import RunRow
 from conveyor.web import presentation
 from conveyor.web import session as cookies
 from conveyor.web.templating import badge, render, time_tag
@@ -125,12 +126,13 @@ def parse_page(pairs: list[tuple[str, str]], codec: Any) -> tuple[RunsFilter, Al
     return shown, query
 
 
-def rows_html(rows: list[Any], names: dict[int, tuple[str, bool]], now: int) -> Markup:
+def rows_html(rows: list[RunRow], names: dict[int, tuple[str, bool]], now: int) -> Markup:
     """The table's rows (written here, as the automation page's are); names are escaped."""
     out = []
     for row in rows:
-        run_id, automation_id, completed_at, created_at = row[0], row[1], row[2], row[3]
-        status, stage, ok, failed, trigger = row[5], row[6], row[7], row[8], row[-1]
+        run_id, automation_id, completed_at = row.id, row.automation_id, row.completed_at
+        created_at, status, stage, trigger = row.created_at, row.status, row.run_stage, row.trigger
+        ok, failed = row.successful_operations, row.failed_operations
         name, deleted = names.get(automation_id, ("", True))
         label = escape(name or f"Automation {automation_id}")
         automation = (
@@ -164,7 +166,7 @@ def runs_page(request: Request) -> Response:
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
         shown, query = parse_page(pairs, context.codec)
-        page = all_runs.list_all_runs(conn, query, session.user, with_trigger=True)
+        page = all_runs.list_all_runs(conn, query, session.user)
         names = all_runs.automation_names(conn, [row[1] for row in page.rows])
 
     def page_url(position: Cursor | None) -> str | None:
