@@ -9,6 +9,8 @@ from html import unescape
 from web_client import WebClient
 from web_site import NOW, Site
 
+from conveyor.store import runs as runs_store
+from conveyor.store.schema import automation_runs
 from conveyor.testing.seed import Account
 
 SECOND = 1_000_000
@@ -93,3 +95,23 @@ def test_runs_page_refuses_bad_filters_readably(site: Site) -> None:
         assert response.headers["content-type"].startswith("text/html")
         assert text in unescape(response.text), (query, response.text[:500])
     assert site.client().get("/runs").status_code in (303, 307)
+
+
+def test_run_page_links_its_lineage(site: Site) -> None:
+    client, alice = signed_in(site)
+    automation = site.seed.automation(alice, "lineage")
+    original = site.seed.run(automation, outcome=(0, 1))
+    with site.db.write() as conn:
+        rerun = runs_store.create_run(conn, automation, NOW, rerun_of_run_id=original.id)
+        retry = runs_store.create_run(conn, automation, NOW, retry_of_run_id=rerun.id)
+        conn.execute(
+            automation_runs.update()
+            .where(automation_runs.c.id == rerun.id)
+            .values(retried_in_run_id=retry.id)
+        )
+    html = client.get(f"/runs/{rerun.id}").text
+    assert f'<dt>Rerun of</dt><dd><a href="/runs/{original.id}">Run {original.id}</a>' in html
+    assert f'<dt>Retried in</dt><dd><a href="/runs/{retry.id}">Run {retry.id}</a>' in html
+    html = client.get(f"/runs/{retry.id}").text
+    assert f'<dt>Retry of</dt><dd><a href="/runs/{rerun.id}">Run {rerun.id}</a>' in html
+    assert "Rerun of" not in client.get(f"/runs/{original.id}").text
