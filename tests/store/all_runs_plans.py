@@ -172,11 +172,11 @@ def problems_of_every_query(
 
 def main() -> None:
     print(
-        "Data: one automation with 2,000 runs among 99 others with 200 runs each, all "
+        "Data: one automation with 400 runs among 60 others with 40 runs each, all "
         "manual, and as many again of the other triggers; pages of 4.\n"
     )
     for name, db in _databases():
-        automation, _owner = build_mixed(db, 2_000, 99, 200)
+        automation, _owner = build_mixed(db, 400, 60, 40)
         with db.read() as conn:
             print(f"### {name}\n")
             for what, pairs, intended in cases(automation):
