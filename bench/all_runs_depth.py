@@ -99,7 +99,17 @@ def _seed_sqlite(total: int) -> tuple[str, Keys]:
     started = time.perf_counter()
     ids, keys = _prepare(url)
     conn = sqlite3.connect(path, isolation_level=None)
+    # A bulk load: no journal, a large cache, and the run indexes built once at the end
+    # from the rows (sorted) instead of kept up to date row by row.
+    conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-500000")
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name = 'automation_runs' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _sql in indexes:
+        conn.execute(f"DROP INDEX {name}")
     conn.execute("BEGIN")
     marks = ", ".join("?" * 9)
     insert = f"INSERT INTO automation_runs ({COLUMNS}) VALUES ({marks})"
@@ -111,7 +121,9 @@ def _seed_sqlite(total: int) -> tuple[str, Keys]:
             batch = []
     conn.executemany(insert, batch)
     conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _name, sql in indexes:
+        conn.execute(sql)
+    conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     print(f"seeded {total:,} runs into SQLite in {time.perf_counter() - started:.0f} s")
     return url, keys
@@ -128,10 +140,20 @@ def seeded(backend: str, total: int) -> Iterator[tuple[Seeded, Keys]]:
         url = server.create_database("bench")
         ids, keys = _prepare(url)
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            # The run indexes are built once from the loaded rows, not row by row.
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'automation_runs' "
+                "AND indexname <> 'automation_runs_pkey'"
+            ).fetchall()
+            for name, _sql in indexes:
+                conn.execute(f"DROP INDEX {name}")
             copy_sql = f"COPY automation_runs ({COLUMNS}) FROM STDIN"
             with conn.cursor() as cur, cur.copy(copy_sql) as copy:
                 for row in rows(total, ids):
                     copy.write_row(row)
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            for _name, sql in indexes:
+                conn.execute(sql)
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM (ANALYZE) automation_runs")
