@@ -31,7 +31,7 @@ from conveyor.testing.seed import make_run
 
 SECOND = 1_000_000  # created_at values whole seconds apart, as filters name them
 TRIGGERS = [t.value for t in Trigger]
-STATUSES = list(OUTCOMES)
+STATUSES = list(OUTCOMES)  # the statuses the seed can make; filters name any status
 RUNS = st.lists(
     st.tuples(
         st.integers(0, 3),  # which of four automations (0 and 1: alice's, 2 and 3: bob's)
@@ -46,7 +46,7 @@ RANGE = st.one_of(
 )
 QUERIES = st.fixed_dictionaries(
     {
-        "statuses": st.lists(st.sampled_from(STATUSES), max_size=3, unique=True),
+        "statuses": st.lists(st.sampled_from(list(RunStatus)), max_size=3, unique=True),
         "triggers": st.lists(st.sampled_from(TRIGGERS), max_size=2, unique=True),
         "automation": st.one_of(st.none(), st.integers(0, 3)),
         "ranges": st.lists(RANGE, max_size=2),
