@@ -1,0 +1,33 @@
+"""conveyor.sdk's all-runs view and bulk actions against the live server, both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sdk_helpers import BASE_US, Seeded
+
+from conveyor import sdk
+from conveyor.testing.seed import Seeder
+
+
+def test_all_runs_pages_across_automations_with_list_filters(
+    client: sdk.Client, seeded: Seeded, seed: Seeder
+) -> None:
+    other = seed.automation(seeded.account)
+    late = seed.run(other, created_at=BASE_US + 60_000_000, outcome=(0, 1))
+    wanted = [late, *reversed(seeded.by_status("failure") + seeded.by_status("partial_failure"))]
+    wanted = sorted(wanted, key=lambda r: (r.created_at, r.id), reverse=True)
+    page = client.automation_run.all_runs(
+        {"filter": {"status": ["failure", "partial_failure"]}, "per_page": 2}
+    )
+    assert all(type(record) is sdk.AutomationRun for record in page)
+    assert [r.id for r in page.auto_paging_iter()] == [r.id for r in wanted]
+    oldest = client.automation_run.all_runs(
+        {
+            "sort_by": {"created_at": "asc"},
+            "filter": {"automation_id": seeded.automation_id},
+            "filter_lt": {"created_at": "2023-11-14T22:13:22Z"},
+        }
+    )
+    assert [r.id for r in oldest] == [r.id for r in seeded.runs[:2]]
+    with pytest.raises(sdk.InvalidFilterParamValueError):
+        client.automation_run.all_runs({"filter": {"trigger": "cron"}})
