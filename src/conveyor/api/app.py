@@ -16,11 +16,13 @@ from conveyor.api import (
     all_runs,
     automation_logs,
     automations,
+    bulk,
     health,
     openapi_errors,
     permissions,
     ratelimit,
     retention,
+    run_control,
     runs,
     schedules,
     webhooks,
@@ -130,12 +132,14 @@ def create_app(
     first = [Depends(authenticate_first)]
     app.include_router(runs.router)
     app.include_router(automations.router, dependencies=first)
+    app.include_router(run_control.router, dependencies=first)
     app.include_router(automation_logs.router, dependencies=first)
     app.include_router(permissions.router, dependencies=first)
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router, dependencies=first)
     app.include_router(all_runs.router, dependencies=first)  # Conveyor: runs of all automations
+    app.include_router(bulk.router, dependencies=first)  # Conveyor: bulk cancel and rerun
     app.include_router(health.router)
     if settings.metrics:
         app.include_router(metrics_api.router)

@@ -17,6 +17,7 @@ from conveyor.web import (
     automation_form,
     automation_page,
     automations_page,
+    run_actions,
     run_page,
     runs_page,
     sign_in,
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
     app.include_router(automation_page.router)
     app.include_router(runs_page.router)  # /runs, before /runs/{id}
     app.include_router(run_page.router)
+    app.include_router(run_actions.router)  # /runs/{id}/cancel and /rerun
     app.include_router(api_docs.router)  # /api/rest/v1/docs, Swagger UI from this server
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
