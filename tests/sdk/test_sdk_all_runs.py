@@ -38,7 +38,12 @@ def test_bulk_dry_run_changes_nothing(client: sdk.Client, seeded: Seeded) -> Non
         {"filter": {"automation_id": seeded.automation_id}}, dry_run=True
     )
     unfinished = [r.id for r in reversed(seeded.runs) if r.completed_at is None]
-    assert preview == {"action": "cancel", "dry_run": True, "count": 2, "run_ids": unfinished}
+    assert preview == {
+        "action": "cancel",
+        "dry_run": True,
+        "count": len(unfinished),
+        "run_ids": unfinished,
+    }
     before = [(r.id, r.status) for r in client.automation_run.all_runs({"per_page": 100})]
     rerun = client.automation_run.bulk_rerun({"filter": {"status": "success"}}, dry_run=True)
     assert rerun["count"] == len(seeded.by_status("success"))
