@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from e2e_browser import World
 from e2e_checks import audit, check_page
@@ -11,6 +12,8 @@ from playwright.sync_api import Page, expect
 from test_ui_flows import folders_automation, sign_in
 
 from conveyor.clock import SystemClock
+from conveyor.domain.runs import RunStatus
+from conveyor.store import runs as runs_store
 
 SECOND = 1_000_000
 
@@ -58,3 +61,35 @@ def test_runs_page_filters_and_pages_runs_of_every_automation(page: Page, world:
     page.get_by_role("button", name="Apply").click()
     assert shown_ids() == sorted(wanted)[:10]
     expect(page).to_have_url(re.compile(r"status=failure"))
+
+
+def test_run_now_then_cancel_then_rerun_from_the_run_page(page: Page, world: World) -> None:
+    automation = folders_automation(world, world.alice, "Cancel me")
+    sign_in(page, world, world.alice)
+    page.goto(f"{world.url}/automations/{automation}")
+    page.get_by_role("button", name="Run now").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    # The engine's test hooks slow each operation down: the run is still in progress.
+    page.get_by_role("link", name="Cancel…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Cancel run {run_id}?")
+    check_page(page, "run-cancel")
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page).to_have_url(f"{world.url}/runs/{run_id}")
+    # The engine stops the run at its next operation boundary (within a second here).
+    for _ in range(60):
+        with world.db.read() as conn:
+            found = runs_store.get_run(conn, run_id)
+        if found is not None and found.status is RunStatus.CANCELED:
+            break
+        time.sleep(0.5)
+    page.reload()
+    expect(page.locator('[data-field="status-badge"] .status')).to_have_text("Canceled")
+    expect(page.locator("dt", has_text="Cancel requested")).to_have_count(1)
+    page.get_by_role("link", name="Rerun…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Rerun run {run_id}?")
+    check_page(page, "run-rerun")
+    page.get_by_role("button", name="Rerun").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    assert int(page.url.rsplit("/", 1)[1]) != run_id
+    expect(page.get_by_role("link", name=f"Run {run_id}")).to_be_visible()
