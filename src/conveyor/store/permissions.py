@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, true
+from sqlalchemy import ColumnElement, bindparam, delete, select, true
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import errors
@@ -166,15 +166,20 @@ def list_permissions(conn: Connection, query: PermissionListQuery) -> KeysetPage
 def grants_for_user(conn: Connection, user_id: int) -> list[Grant] | None:
     """The user's grants; None for an admin (who needs none) and for a missing user
     an empty list (nothing is allowed)."""
-    row = conn.execute(select(users.c.is_admin).where(users.c.id == user_id)).first()
+    row = conn.execute(_IS_ADMIN, {"user_id": user_id}).first()
     if row is not None and row.is_admin:
         return None
-    rows = conn.execute(
-        select(permissions.c.path, permissions.c.permission, permissions.c.recursive).where(
-            permissions.c.user_id == user_id
-        )
-    ).all()
+    rows = conn.execute(_GRANTS, {"user_id": user_id}).all()
     return [Grant(r.path, Level(r.permission), bool(r.recursive)) for r in rows]
+
+
+# Built once: every claim of a run reads its owner's grants.
+_IS_ADMIN = select(users.c.is_admin).where(
+    users.c.id == bindparam("user_id", type_=users.c.id.type)
+)
+_GRANTS = select(permissions.c.path, permissions.c.permission, permissions.c.recursive).where(
+    permissions.c.user_id == bindparam("user_id", type_=permissions.c.user_id.type)
+)
 
 
 def grants_for_automation(conn: Connection, automation_id: int) -> list[Grant] | None:

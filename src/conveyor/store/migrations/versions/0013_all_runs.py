@@ -6,7 +6,7 @@ statuses. `bulk_requests` remembers each bulk cancel or rerun
 by its Idempotency-Key, so a repeated request acts on nothing twice.
 
 Revision ID: 0013_all_runs
-Revises: 0011_rerun
+Revises: 0012_retries
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_all_runs"
-down_revision = "0011_rerun"
+down_revision = "0012_retries"
 branch_labels = None
 depends_on = None
 
