@@ -11,8 +11,10 @@ from fastapi.openapi.utils import get_openapi
 
 from conveyor import web
 from conveyor.api import (
+    all_runs,
     automation_logs,
     automations,
+    bulk,
     health,
     openapi_errors,
     permissions,
@@ -117,6 +119,8 @@ def create_app(
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router, dependencies=first)
+    app.include_router(all_runs.router, dependencies=first)  # Conveyor: runs of all automations
+    app.include_router(bulk.router, dependencies=first)  # Conveyor: bulk cancel and rerun
     app.include_router(health.router)
     if settings.metrics:
         app.include_router(metrics_api.router)
