@@ -148,10 +148,13 @@ def timed(command: list[str]) -> Timed:
 
 
 @contextmanager
-def conveyor(backend: str, durable: bool) -> Iterator[Setup]:
+def conveyor(backend: str, durable: bool, code: Path | None = None) -> Iterator[Setup]:
+    """A `conveyor serve` on a fresh home; `code`: a `src` folder to run instead of this one."""
     with ExitStack() as stack:
         home = stack.enter_context(conveyor_home(backend, "conveyor-copy"))
         env = {**home.env, "CONVEYOR_DURABLE_WRITES": "true" if durable else "false"}
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         serve = CountedProcess(["serve"], env, home.path, "serve")
         stack.callback(serve.stop)
         wait_healthy(home.api, serve)
@@ -197,6 +200,7 @@ def py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
             "--rate",
             "250",
             "--threads",
+            "--idle",  # wall-clock samples: a worker waiting in the kernel counts too
             "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,
@@ -269,7 +273,10 @@ def measure_case(
     rounds: int,
     durable: bool,
     profile: Path | None,
+    other: tuple[Setup, httpx.Client] | None = None,
 ) -> None:
+    """`other`: a server running other code (`--baseline-src`), whose run is timed right
+    after this one's in every round."""
     files, size = CASES[case]
     root = setup.root
     source = f"src-{case}"
@@ -281,6 +288,8 @@ def measure_case(
         f"{time.perf_counter() - started:.1f} s"
     )
     src = str(root / source)
+    if other is not None:  # the same files for the other server, as hard links
+        subprocess.run(["cp", "-al", src, str(other[0].root / source)], check=True)
 
     def step(name: str, command: Callable[[str], list[str]], synced: bool = False) -> Timed:
         """One peer's copy into a fresh folder, timed (with its `sync` if `synced`)."""
@@ -306,6 +315,8 @@ def measure_case(
     ratios: dict[str, list[float]] = {peer: [] for peer in names}
     cpu_ratios: dict[str, list[float]] = {peer: [] for peer in names}
     run_rates: list[float] = []
+    baseline: list[float] = []
+    baseline_cpu: list[float] = []
     for number in range(1, rounds + 1):
         results: dict[str, Timed] = {}
         cp_before = step(f"cp-{number}", cp, synced=durable)
@@ -318,6 +329,17 @@ def measure_case(
         if copied != total:
             raise RuntimeError(f"{name} copied {copied} bytes of {total}")
         remove(root / "copies" / name)
+        if other is not None:
+            sync()
+            theirs = timed_run(other[0], other[1], source, name, None)
+            remove(other[0].root / "copies" / name)
+            baseline.append(theirs.seconds / run.seconds)
+            baseline_cpu.append(theirs.cpu / run.cpu)
+            print(
+                f"  round {number}: baseline code's run {theirs.seconds:.2f} s (planning "
+                f"{theirs.planning:.2f} s, executing {theirs.executing:.2f} s, server CPU "
+                f"{theirs.cpu:.2f} s)"
+            )
         if "rclone copy" in peers:
             results["rclone copy"] = step(f"rclone-{number}", peers["rclone copy"])
         cp_after = step(f"cp-{number}b", cp, synced=durable)
@@ -352,8 +374,18 @@ def measure_case(
         f"{label}: CPU of the peer ÷ CPU of the server for the run: "
         + "; ".join(f"{peer} {spread(cpu_ratios[peer])}" for peer in names)
     )
+    if other is not None:
+        print(
+            f"{label}: this code's run speed ÷ the baseline code's {spread(baseline)}; "
+            f"its CPU ÷ this code's {spread(baseline_cpu)}"
+        )
+        remove(other[0].root / source)
     remove(root / source)
     sys.stdout.flush()
+
+
+def client_for(setup: Setup) -> httpx.Client:
+    return httpx.Client(base_url=setup.api, headers={"X-FilesAPI-Key": setup.key}, timeout=60)
 
 
 def main() -> None:
@@ -361,8 +393,15 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--case", choices=["small", "large", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="file counts x this (quick runs)")
     parser.add_argument("--durable", action="store_true", help="CONVEYOR_DURABLE_WRITES=true")
     parser.add_argument("--profile", type=Path, help="py-spy speedscope of the first run here")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also time, in each round, a server running the code in this `src` folder "
+        "(e.g. `git archive <commit> src | tar -x -C /tmp/base`, then /tmp/base/src)",
+    )
     args = parser.parse_args()
     print(f"command: .venv/bin/python {COMMAND} {' '.join(sys.argv[1:])}".rstrip())
     if not args.durable:
@@ -370,15 +409,23 @@ def main() -> None:
     print_machine()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     cases = ["small", "large"] if args.case == "both" else [args.case]
+    for case, (files, size) in CASES.items():
+        CASES[case] = (max(FOLDERS, round(files * args.scale)), size)
     for backend in backends:
-        with conveyor(backend, args.durable) as setup:
-            headers = {"X-FilesAPI-Key": setup.key}
-            with httpx.Client(base_url=setup.api, headers=headers, timeout=60) as client:
-                for case in cases:
-                    profile = args.profile if backend == backends[0] else None
-                    if profile is not None and case != cases[0]:
-                        profile = profile.with_name(f"{profile.stem}-{case}{profile.suffix}")
-                    measure_case(setup, client, backend, case, args.rounds, args.durable, profile)
+        with ExitStack() as stack:
+            setup = stack.enter_context(conveyor(backend, args.durable))
+            client = stack.enter_context(client_for(setup))
+            other = None
+            if args.baseline_src is not None:
+                theirs = stack.enter_context(conveyor(backend, args.durable, args.baseline_src))
+                other = (theirs, stack.enter_context(client_for(theirs)))
+            for case in cases:
+                profile = args.profile if backend == backends[0] else None
+                if profile is not None and case != cases[0]:
+                    profile = profile.with_name(f"{profile.stem}-{case}{profile.suffix}")
+                measure_case(
+                    setup, client, backend, case, args.rounds, args.durable, profile, other
+                )
     print(f"load average at end: {load_average()}")
 
 
