@@ -3,9 +3,9 @@
 Every path an automation names is relative to the root. `resolve` follows
 symbolic links and refuses anything that lands outside the root, so no
 automation can read, write or delete a file elsewhere. Writes go to a temp
-file in the destination folder and are renamed into place: a reader sees the
-old file or the whole new one, never half a file, and a killed worker leaves
-nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
+file in the destination folder (unnamed, O_TMPFILE, where the kernel can) and
+then get their name: a reader sees the old file or the whole new one, never
+half a file, and a killed worker leaves nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
 and its folder are also fsynced before the outcome is recorded, so a finished
 operation survives a power loss too, at several times the cost per file.
 
