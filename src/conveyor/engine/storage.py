@@ -5,9 +5,10 @@ symbolic links and refuses anything that lands outside the root, so no
 automation can read, write or delete a file elsewhere. Writes go to a temp
 file in the destination folder (unnamed, O_TMPFILE, where the kernel can) and
 then get their name: a reader sees the old file or the whole new one, never
-half a file, and a killed worker leaves nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
-and its folder are also fsynced before the outcome is recorded, so a finished
-operation survives a power loss too, at several times the cost per file.
+half a file, and a killed worker leaves nothing half-written. With
+`durable=True` (CONVEYOR_DURABLE_WRITES) each file and its folder are also
+fsynced before the outcome is recorded, so a finished operation survives a
+power loss too, at several times the cost per file.
 
 Fencing (docs/engine.md, "Fencing"): a file action that removes or replaces a
 file acts only on the file planning saw. The planned file's identity (device,
