@@ -157,7 +157,7 @@ def conveyor(backend: str, durable: bool, code: Path | None = None) -> Iterator[
             env["PYTHONPATH"] = str(code)
         serve = CountedProcess(["serve"], env, home.path, "serve")
         stack.callback(serve.stop)
-        wait_healthy(home.api, serve)
+        wait_healthy(home.api, serve, timeout=300)  # a loaded machine starts slowly
         yield Setup(home.path / "files", home.url, home.api, home.key, serve)
 
 
