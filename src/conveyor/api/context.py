@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from conveyor.api.ratelimit import RateLimiter
 from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.domain.listing import CursorCodec
@@ -25,8 +26,10 @@ class AppContext:
     # Called with a new run's id after its transaction commits; the engine
     # replaces it to wake its workers.
     on_run_created: Callable[[int], None] = field(default=lambda _run_id: None)
-    # PostgreSQL: connections for the run list read on the event loop (api.steps).
+    # PostgreSQL: connections for the run reads on the event loop (api.steps).
     read_pool: AsyncReadPool | None = None
+    # Per-key and per-webhook token buckets (api.ratelimit); None: limits are off.
+    rate_limiter: RateLimiter | None = None
 
     def base_url(self, request: Request) -> str:
         """The absolute origin clients reach us at: configured, else from the request."""

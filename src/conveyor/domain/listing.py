@@ -440,3 +440,41 @@ class CursorCodec:
         elif not isinstance(key, key_type) or (isinstance(key, bool) and key_type is not bool):
             raise invalid
         return Cursor("next" if direction == "n" else "prev", key, run_id, page)
+
+
+def page_tokens(
+    codec: CursorCodec,
+    scope: list[Any],
+    sort: Sort,
+    current: Cursor | None,
+    next_cursor: Cursor | None,
+    prev_cursor: Cursor | None,
+) -> tuple[str | None, str | None]:
+    """The cursor tokens leading to the next and the previous page from a page reached
+    with `current` (None: the first page); each carries the number of the page it
+    leads to (`check_page`). The API sends them as headers (`cursor_headers`), the
+    web UI as its pages' links."""
+    page = current.page if current is not None else 1
+    next_token = None if next_cursor is None else codec.encode(scope, sort, next_cursor, page + 1)
+    prev_token = (
+        None if prev_cursor is None else codec.encode(scope, sort, prev_cursor, max(1, page - 1))
+    )
+    return next_token, prev_token
+
+
+def cursor_headers(tokens: tuple[str | None, str | None]) -> dict[str, str]:
+    """The cursor headers of a list answer, as Files.com sends them, from the next
+    and previous page's tokens (`page_tokens`).
+
+    `X-Files-Cursor-Next` and `X-Files-Cursor-Prev` lead to the next and previous
+    page; `X-Files-Cursor` repeats the next one, the header the official
+    JavaScript SDK's auto-pagination follows (the Python SDK reads `-Next` first).
+    """
+    next_token, prev_token = tokens
+    headers = {}
+    if next_token is not None:
+        headers["X-Files-Cursor-Next"] = next_token
+        headers["X-Files-Cursor"] = next_token
+    if prev_token is not None:
+        headers["X-Files-Cursor-Prev"] = prev_token
+    return headers

@@ -8,8 +8,8 @@ it has gone does one EXISTS probe ask. An empty page (only possible past
 records that went away) has no cursors.
 
 Automations are listed through `keyset_page` (statements built per call, run
-through SQLAlchemy). Runs, on every API page, through `keyset_reads`: a
-reading generator whose scope is written with bind parameters, so the page
+through SQLAlchemy). Runs, on every API page, through `keyset_steps`:
+steps (`store.prepared`) whose scope is written with bind parameters, so the page
 and probe statements of each shape (sort, direction, way, cursor or not,
 dialect) are built and compiled to driver SQL once, and read as the driver's
 plain tuples (`store.prepared`).
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.listing import Cursor, RangeFilter
-from conveyor.store.prepared import DriverSql, Read, Reads
+from conveyor.store.prepared import DriverSql, Statement, Steps
 
 _RANGE_OPERATORS = {"gt": operator.gt, "gteq": operator.ge, "lt": operator.lt, "lteq": operator.le}
 
@@ -198,7 +198,7 @@ def keyset_page(
     return _page(rows, found, behind, cursor, per_page, key_index)
 
 
-def keyset_reads(
+def keyset_steps(
     dialect: Dialect,
     *,
     columns: Sequence[Any],
@@ -211,9 +211,10 @@ def keyset_reads(
     per_page: int,
     params: dict[str, Any],
     cache_key: Hashable,
-) -> Reads[KeysetPage]:
-    """`keyset_page` as a reading generator (`store.prepared.Read`), for the hottest
-    lists: the page and probe statements of each shape are built and compiled once.
+) -> Steps[KeysetPage]:
+    """`keyset_page` as steps (`store.prepared.Steps`), for the run list of the API
+    and the web UI: the page and probe statements of each shape are built and
+    compiled once.
 
     `scope` must hold bind parameters only, their values in `params`, and the same
     `cache_key` must always come with the same scope and columns; rows are the
@@ -248,9 +249,9 @@ def keyset_reads(
         values["keyset_key"] = cursor.key
         values["keyset_id"] = cursor.id
     page_sql, probe_sql = compiled
-    rows = yield Read(page_sql, values)
+    rows = yield Statement(page_sql, values)
     found = _anchor_found(rows, cursor, key_index)
-    behind = found or (probe_sql is not None and bool((yield Read(probe_sql, values))[0][0]))
+    behind = found or (probe_sql is not None and bool((yield Statement(probe_sql, values))[0][0]))
     return _page(rows, found, behind, cursor, per_page, key_index)
 
 

@@ -7,6 +7,7 @@ made concurrently by another worker fails loudly instead of being lost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any, NamedTuple
@@ -22,8 +23,8 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
-from conveyor.store.keyset import KeysetPage, keyset_reads
-from conveyor.store.prepared import Prepared, Read, Reads, run_reads
+from conveyor.store.keyset import KeysetPage, keyset_steps
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -142,11 +143,14 @@ def record_created(
             observer(conn, None, run, extra)
 
 
+_GET_RUN = select(*RUN_COLUMNS).where(runs_t.c.id == bindparam("run_id", type_=runs_t.c.id.type))
+# Built once: every lifecycle change reads the run first.
+_GET_RUN_FOR_UPDATE = _GET_RUN.with_for_update()
+
+
 def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> AutomationRun | None:
-    query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
-    if for_update and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    locked = for_update and conn.dialect.name != "sqlite"
+    row = conn.execute(_GET_RUN_FOR_UPDATE if locked else _GET_RUN, {"run_id": run_id}).first()
     return None if row is None else run_from_row(row)
 
 
@@ -164,15 +168,16 @@ def _apply(
         if getattr(after, name) != getattr(before, name)
     }
     if values:
+        params = {f"new_{name}": value for name, value in values.items()}
         result = conn.execute(
-            update(runs_t)
-            .where(
-                runs_t.c.id == run_id,
-                runs_t.c.run_stage == before.run_stage,
-                runs_t.c.successful_operations == before.successful_operations,
-                runs_t.c.failed_operations == before.failed_operations,
-            )
-            .values(**values)
+            _change(tuple(sorted(values))),
+            {
+                **params,
+                "old_id": run_id,
+                "old_stage": before.run_stage.value,
+                "old_ok": before.successful_operations,
+                "old_failed": before.failed_operations,
+            },
         )
         if result.rowcount != 1:
             raise IllegalTransition(f"automation run {run_id} changed concurrently")
@@ -190,6 +195,24 @@ def _apply(
         for observer in RUN_OBSERVERS:
             observer(conn, before, after, {})
     return before, after
+
+
+@functools.cache
+def _change(names: tuple[str, ...]) -> Any:
+    """`_apply`'s guarded UPDATE of the columns `names`, built once per set of columns
+    (a handful: each lifecycle change touches the same ones every time)."""
+    return (
+        update(runs_t)
+        .where(
+            runs_t.c.id == bindparam("old_id", type_=runs_t.c.id.type),
+            runs_t.c.run_stage == bindparam("old_stage", type_=runs_t.c.run_stage.type),
+            runs_t.c.successful_operations
+            == bindparam("old_ok", type_=runs_t.c.successful_operations.type),
+            runs_t.c.failed_operations
+            == bindparam("old_failed", type_=runs_t.c.failed_operations.type),
+        )
+        .values({name: bindparam(f"new_{name}", type_=runs_t.c[name].type) for name in names})
+    )
 
 
 def advance_stage(conn: Connection, run_id: int, target: RunStage) -> AutomationRun:
@@ -321,18 +344,13 @@ def run_row(conn: Connection, run_id: int) -> RunRow | None:
     return None if row is None else as_run_row(row)
 
 
-def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
+def find_visible_run(dialect: Dialect, run_id: int, user: User) -> Steps[RunRow | None]:
     """The run's row if it exists and the user may see its automation."""
-    return run_reads(conn, find_visible_run_reads(conn.dialect, run_id, user))
-
-
-def find_visible_run_reads(dialect: Dialect, run_id: int, user: User) -> Reads[RunRow | None]:
-    """`find_visible_run` as a reading generator (`store.prepared.Read`)."""
     if user.is_admin:
-        rows = yield Read(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
+        rows = yield Statement(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
     else:
         values = {"run_id": run_id, "user_id": user.id}
-        rows = yield Read(_FIND_OWNED_RUN.for_dialect(dialect), values)
+        rows = yield Statement(_FIND_OWNED_RUN.for_dialect(dialect), values)
     return as_run_row(rows[0]) if rows else None
 
 
@@ -385,13 +403,8 @@ _KEY_INDEX: dict[str | None, int | None] = {
 }
 
 
-def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query))
-
-
-def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
-    """`list_runs` as a reading generator (`store.prepared.Read`).
+def list_runs(dialect: Dialect, query: RunListQuery) -> Steps[Page]:
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
 
     With filter[status], sorting by status is sorting by id (one status), which
     ix_runs_automation_status_id serves without a sort step. The statements are
@@ -410,7 +423,7 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         scope, narrowing = _narrowed_scope(scope, query, params)
     else:
         narrowing = ()
-    page = yield from keyset_reads(
+    page = yield from keyset_steps(
         dialect,
         columns=RUN_COLUMNS,
         table_columns=runs_t.c,
