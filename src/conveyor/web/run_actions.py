@@ -17,6 +17,7 @@ from conveyor.domain.runs import RunStage
 from conveyor.store import automations as automations_store
 from conveyor.store import run_control
 from conveyor.store import runs as runs_store
+from conveyor.store.prepared import run_steps
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id
 from conveyor.web.security import check_token, read_form
@@ -27,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 def _visible(conn: Any, request: Request, run_id: int) -> tuple[Any, Any]:
     session = cookies.require_session(conn, request, ctx(request))
-    row = runs_store.find_visible_run(conn, run_id, session.user)
+    row = run_steps(conn, runs_store.find_visible_run(conn.dialect, run_id, session.user))
     if row is None:
         raise errors.NotFound(f"Automation Run {run_id} not found.")
     return session, row
