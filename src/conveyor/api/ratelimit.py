@@ -56,10 +56,8 @@ class DatabaseLimiter:
     would let a burst of requests exhaust it, each waiting for another.
     """
 
-    POOL_SIZE = 4
-
     def __init__(self, db: Database, clock: Clock, rate: float, burst: int) -> None:
-        self.db = Database(db.url, pool_size=self.POOL_SIZE)
+        self.db = Database(db.url, role="rate-limits")
         self.clock = clock
         self.rate = rate
         self.burst = burst

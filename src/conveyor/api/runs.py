@@ -27,8 +27,8 @@ from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
 from conveyor.domain.listing import check_sent_id, parse_id, parse_run_list_query, query_pairs
 from conveyor.store import runs as runs_store
-from conveyor.store.asyncpool import AsyncReadPool
 from conveyor.store.automations import may_see
+from conveyor.store.database import AsyncReadPool
 from conveyor.store.prepared import Reads, run_reads
 from conveyor.store.users import user_and_automation_owner_reads, user_by_id_reads
 

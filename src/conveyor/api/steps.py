@@ -7,11 +7,11 @@ kept in the database, taken with one statement on the request's connection.
 
 `store.prepared.run_reads` runs such a handler on a SQLAlchemy connection, in
 the thread pool, as every database is read. On PostgreSQL, `run_steps_async`
-runs it on the event loop over psycopg's asyncio driver (`store.asyncpool`),
-which saves the hand-over to a worker thread and back and SQLAlchemy's pool
-(with the change to autocommit connections made alongside it, server CPU per
-PostgreSQL page of 1,000 runs went from 2.05 to 1.78 ms in the quick runs of
-docs/benchmarks.md, "Closing the PostgreSQL gap"). The run
+runs it on the event loop over psycopg's asyncio driver (connections from
+psycopg_pool: `store.database.async_read_pool`), which saves the hand-over to a
+worker thread and back and SQLAlchemy's pool (with the change to autocommit
+connections made alongside it, server CPU per PostgreSQL page of 1,000 runs went
+from 2.05 to 1.78 ms in the quick runs of docs/benchmarks.md). The run
 list and the run find are written this way.
 """
 
@@ -23,7 +23,7 @@ from fastapi import Request
 from sqlalchemy.engine import Dialect
 
 from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, admitted, api_key, remember
-from conveyor.store.asyncpool import AsyncReadPool
+from conveyor.store.database import AsyncReadPool
 from conveyor.store.prepared import Reads
 from conveyor.store.users import User, user_for_key_reads
 

@@ -20,7 +20,7 @@ from conveyor.clock import SystemClock
 from conveyor.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from conveyor.api.app import Service
+    from conveyor.context import Service
     from conveyor.store.database import Database
 
 T = TypeVar("T")

@@ -14,10 +14,10 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.config import Settings
+from conveyor.context import AppContext, Service
 from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.scheduler import Scheduler, start_scheduler
@@ -28,10 +28,6 @@ from conveyor.engine.watcher import Watcher, start_watcher
 from conveyor.engine.worker import Worker
 from conveyor.observability.heartbeat import WorkerHeartbeat
 from conveyor.store.database import Database, SessionTimeouts
-
-if TYPE_CHECKING:
-    from conveyor.api.app import Service
-    from conveyor.api.context import AppContext
 
 log = logging.getLogger("conveyor.engine")
 JOIN_TIMEOUT = 60.0
@@ -108,7 +104,9 @@ def make_engine(settings: Settings, db: Database, clock: Clock | None = None) ->
     transaction cannot hold a run's row past its lease."""
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     return EngineContext(
-        db=Database(db.url, timeouts=SessionTimeouts.for_lease(settings.lease_seconds)),
+        db=Database(
+            db.url, role="engine", timeouts=SessionTimeouts.for_lease(settings.lease_seconds)
+        ),
         settings=settings,
         clock=clock or SystemClock(),
         storage=Storage(settings.storage_root, durable=settings.durable_writes),

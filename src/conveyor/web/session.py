@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conveyor.api.context import AppContext
+from conveyor.context import AppContext
 from conveyor.store.web_sessions import WebSession, find_session
 
 SESSION_COOKIE = "conveyor_session"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.store import web_sessions
 from conveyor.web import session as cookies
 from conveyor.web.security import check_token, read_form, safe_next
