@@ -215,7 +215,7 @@ def worker(
             "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
         )
         raise typer.Exit(2)
-    setup_process(settings, db, worker=True)
+    setup_process(settings, worker=True)
     raise typer.Exit(
         run_worker_process(settings, db, concurrency, scheduler=scheduler, watcher=watcher)
     )

@@ -20,6 +20,7 @@ from conveyor.config import Settings
 from conveyor.context import AppContext, Service
 from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
+from conveyor.engine.retention import start_retention
 from conveyor.engine.scheduler import Scheduler, start_scheduler
 from conveyor.engine.storage import Storage
 from conveyor.engine.sweep import Sweeper
@@ -141,8 +142,10 @@ def run_worker_process(
 ) -> int:
     """`conveyor worker`: run the engine until SIGTERM or SIGINT; the exit status.
 
-    `scheduler` and `watcher` also run the triggers in this process (docs/triggers.md).
+    `scheduler` and `watcher` also run the triggers in this process (docs/triggers.md);
+    retention prunes expired runs here as in `conveyor serve`.
     """
+    stop_retention = start_retention(db, SystemClock(), settings)
     pool = WorkerPool(make_engine(settings, db), concurrency)
     stopping = threading.Event()
 
@@ -180,6 +183,7 @@ def run_worker_process(
     for trigger in triggers:
         trigger.stop()
     pool.stop()
+    stop_retention()
     print("Conveyor worker stopped.", flush=True)
     sys.stdout.flush()
     return 0
