@@ -45,8 +45,11 @@ READS_OPTION = "conveyor_reads"
 LOCK_RETRIES = 12
 # Seconds to wait for a PostgreSQL server to answer a new connection (with_connect_timeout).
 CONNECT_TIMEOUT = 5
-# Seconds a request waits for a pooled connection to come free (or to be made) before
-# it is answered as an outage (conveyor.store.outage: a 503 with Retry-After).
+# Seconds a request waits for a pooled connection to come free before it is answered
+# as an outage (conveyor.store.outage: a 503 with Retry-After). SQLAlchemy's pool makes
+# a missing connection in the request itself and fails it at once when the server is
+# down; psycopg_pool makes them in the background and lets the request wait, so its
+# wait is bounded as a new connection's is (CONNECT_TIMEOUT).
 POOL_TIMEOUT = 30
 
 # The most connections to the database each pool of one process opens (the one place
@@ -242,14 +245,15 @@ def async_read_pool(database_url: str) -> AsyncReadPool:
     `Database.reads()` does) and made on demand, one kept open. psycopg_pool's own
     health check runs as a connection is handed out (`check_connection`: an empty
     statement; a broken connection is replaced); a connection returned mid-statement
-    (its request was cancelled) or broken is discarded."""
+    (its request was cancelled) or broken is discarded. A request waits at most
+    CONNECT_TIMEOUT for a connection (POOL_TIMEOUT), then is answered as an outage."""
     return AsyncConnectionPool(
         driver_conninfo(database_url),
         min_size=1,
         max_size=POOLS["api-reads"],
         kwargs={"autocommit": True, "application_name": "conveyor api-reads"},
         check=AsyncConnectionPool.check_connection,
-        timeout=POOL_TIMEOUT,
+        timeout=CONNECT_TIMEOUT,
         name="api-reads",
         open=False,
     )
