@@ -243,20 +243,37 @@ def async_read_pool(database_url: str) -> AsyncReadPool:
 
     Its connections are in autocommit (each statement reads its own snapshot, as
     `Database.reads()` does) and made on demand, one kept open. psycopg_pool's own
-    health check runs as a connection is handed out (`check_connection`: an empty
-    statement; a broken connection is replaced); a connection returned mid-statement
-    (its request was cancelled) or broken is discarded. A request waits at most
-    CONNECT_TIMEOUT for a connection (POOL_TIMEOUT), then is answered as an outage."""
-    return AsyncConnectionPool(
+    health check (`check_connection`: an empty statement) runs as a connection is
+    handed out; a connection returned mid-statement (its request was cancelled) or
+    broken is discarded. A request waits at most CONNECT_TIMEOUT for a connection,
+    then is answered as an outage.
+
+    When the check finds a connection broken, its server process ended, most likely
+    with every other pooled connection's (a restart, `pg_terminate_backend`): then
+    every idle connection is checked at once (`pool.check()`, which replaces the
+    broken ones), as SQLAlchemy's pool discards them all after a failed ping.
+    Otherwise psycopg_pool would hand each dead connection out in turn, waiting
+    1, 2, 4 s between them, and a request would run out of time before reaching a
+    live one."""
+
+    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await pool.check()
+            raise
+
+    pool: AsyncReadPool = AsyncConnectionPool(
         driver_conninfo(database_url),
         min_size=1,
         max_size=POOLS["api-reads"],
         kwargs={"autocommit": True, "application_name": "conveyor api-reads"},
-        check=AsyncConnectionPool.check_connection,
+        check=check,
         timeout=CONNECT_TIMEOUT,
         name="api-reads",
         open=False,
     )
+    return pool
 
 
 def driver_conninfo(database_url: str) -> str:
