@@ -60,6 +60,12 @@ def wire(run: AutomationRun) -> dict[str, Any]:
         "run_stage": run.run_stage.value,
         "successful_operations": run.successful_operations,
         "failed_operations": run.failed_operations,
+        "retry_at": None,
+        "retried_at": None,
+        "retried_in_run_id": None,
+        "retry_of_run_id": None,
+        "cancel_requested_at": None,
+        "rerun_of_run_id": None,
     }
 
 

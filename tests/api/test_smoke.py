@@ -18,6 +18,12 @@ SEED_FIELDS = {
     "successful_operations",
     "failed_operations",
     "status_messages_url",
+    "retry_at",
+    "retried_at",
+    "retried_in_run_id",
+    "retry_of_run_id",
+    "cancel_requested_at",
+    "rerun_of_run_id",
 }
 
 

@@ -236,8 +236,12 @@ INVALID = [
         )
         for time_of_day in ("10:00\n", "\u0661\u0660:00", "10:00:00", "24:00")
     ),
-    ({**COPY, "trigger": "daily", "schedule_time_zone": "A" * 300}, BAD_PARAMS, "time zone"),
-    ({**COPY, "path_time_zone": "Europe/" + "x" * 300}, BAD_PARAMS, "time zone"),
+    (
+        {**COPY, "trigger": "daily", "schedule_time_zone": "A" * 300},
+        BAD_PARAMS,
+        "schedule_time_zone",
+    ),
+    ({**COPY, "path_time_zone": "Europe/" + "x" * 300}, BAD_PARAMS, "path_time_zone"),
     (
         {**COPY, "trigger": "daily", "interval": "month", "recurring_day": "9" * 5000},
         BAD_PARAMS,

@@ -281,6 +281,12 @@ def test_run_prints_the_created_run(cli: Cli) -> None:
         "successful_operations   0\n"
         "failed_operations       0\n"
         f"status_messages_url     {url}\n"
+        "retry_at\n"
+        "retried_at\n"
+        "retried_in_run_id\n"
+        "retry_of_run_id\n"
+        "cancel_requested_at\n"
+        "rerun_of_run_id\n"
     )
     listed = invoke(
         ["automation-runs", "list", "--automation-id", "1", "--format", "csv"], cli.env()

@@ -79,11 +79,32 @@ def test_a_run_decodes_from_and_encodes_to_the_api_form() -> None:
         "successful_operations": 1,
         "failed_operations": 1,
         "status_messages_url": "https://www.example.com/log_file.txt",
+        "retry_at": "2000-01-01T01:00:00Z",
+        "retried_at": "2000-01-01T01:00:00Z",
+        "retried_in_run_id": 1,
+        "retry_of_run_id": 1,
+        "cancel_requested_at": "2000-01-01T01:00:00Z",
+        "rerun_of_run_id": 1,
     }
     run = sdk.AutomationRun.from_json(wire)
     at = datetime(2000, 1, 1, 1, tzinfo=UTC)
     assert run == sdk.AutomationRun(
-        1, 1, at, at, at, "success", "planning", 1, 1, "https://www.example.com/log_file.txt"
+        1,
+        1,
+        at,
+        at,
+        at,
+        "success",
+        "planning",
+        1,
+        1,
+        "https://www.example.com/log_file.txt",
+        at,
+        at,
+        1,
+        1,
+        at,
+        1,
     )
     assert list(run.to_json().items()) == list(wire.items())
     assert tuple(wire) == sdk.AUTOMATION_RUN_FIELDS

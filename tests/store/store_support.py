@@ -24,6 +24,8 @@ OUTCOMES: dict[RunStatus, tuple[int, int] | None] = {
     RunStatus.FAILURE: (0, 1),
     RunStatus.PARTIAL_FAILURE: (2, 1),
 }
+# The statuses these helpers can make (the run-control statuses need cancel and queueing).
+MADE_STATUSES = list(OUTCOMES)
 
 
 def new_automations(conn: Connection, count: int, owner: str = "owner") -> list[int]:

@@ -8,6 +8,7 @@ import itertools
 import httpx
 import pytest
 from store_support import (
+    MADE_STATUSES,
     T0,
     delete_runs,
     follow,
@@ -22,7 +23,7 @@ from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
 
-STATUSES = itertools.cycle(list(RunStatus))
+STATUSES = itertools.cycle(MADE_STATUSES)
 
 
 def existing_runs(db: Database, count: int) -> tuple[int, int, list[AutomationRun]]:

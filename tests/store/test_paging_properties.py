@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_support import T0, follow, make_runs, new_automations, read_page, records
+from store_support import MADE_STATUSES, T0, follow, make_runs, new_automations, read_page, records
 
 from conveyor.domain.runs import AutomationRun, RunStatus
 from conveyor.store.database import Database
@@ -27,7 +27,7 @@ RUNS = st.lists(
     st.tuples(
         st.integers(0, 2),  # which of three automations
         st.integers(0, 4),  # created_at offset: five values, so many ties
-        st.sampled_from(list(RunStatus)),
+        st.sampled_from(MADE_STATUSES),
     ),
     max_size=24,
 )

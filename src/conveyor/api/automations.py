@@ -311,7 +311,7 @@ async def manual_run(automation_id: str, request: Request) -> Response:
         return runs_store.run_row(conn, run_id)
 
     row = await run_in_threadpool(context.db.run_write, work)
-    context.on_run_created(row[0])
+    context.on_run_created(row.id)
     return _respond(encoder_for(context, request).run(row), 201)
 
 

@@ -17,6 +17,7 @@ from conveyor.domain.automations import (
     AutomationType,
     Trigger,
 )
+from conveyor.domain.runs import RunStatus
 
 # OpenAPI 3.1 (what FastAPI serves) says "may be null" with a type list.
 DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -53,7 +54,7 @@ AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
             "format": "date-time",
             "description": "The logical time the run is for (schedule slot or trigger time).",
         },
-        "status": {"type": "string", "enum": ["running", "success", "partial_failure", "failure"]},
+        "status": {"type": "string", "enum": [status.value for status in RunStatus]},
         "run_stage": {
             "type": "string",
             "enum": [
@@ -70,6 +71,30 @@ AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
             "type": "string",
             "format": "uri",
             "description": "Signed, expiring link to the status-messages log.",
+        },
+        "retry_at": {
+            **DATE_TIME,
+            "description": "When this failed run will be retried (Files.com, 2025).",
+        },
+        "retried_at": {**DATE_TIME, "description": "When this run was retried (Files.com, 2025)."},
+        "retried_in_run_id": {
+            "type": ["integer", "null"],
+            "format": "int64",
+            "description": "The run that is or will be retrying this run (Files.com, 2025).",
+        },
+        "retry_of_run_id": {
+            "type": ["integer", "null"],
+            "format": "int64",
+            "description": "The original run this run retries (Files.com, 2025).",
+        },
+        "cancel_requested_at": {
+            **DATE_TIME,
+            "description": "When a cancel of this run was requested (Files.com, 2026).",
+        },
+        "rerun_of_run_id": {
+            "type": ["integer", "null"],
+            "format": "int64",
+            "description": "The run this run reruns (Files.com, 2026).",
         },
     },
 }

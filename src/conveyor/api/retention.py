@@ -90,9 +90,9 @@ def find_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
         row = visible_run(conn, request, run_id)
-        found = store.run_retention(conn, row[0])
+        found = store.run_retention(conn, row.id)
     if found is None:
-        raise errors.NotFound(f"Automation Run {row[0]} not found.")
+        raise errors.NotFound(f"Automation Run {row.id} not found.")
     default = context.settings.retention_days
     body = encoder_for(context, request).run(row)
     body["log_expires_at"] = to_rfc3339(

@@ -110,7 +110,7 @@ async def _trigger(secret: str, request: Request) -> Response:
         return runs_store.run_row(conn, run_id)
 
     row = await run_in_threadpool(context.db.run_write, work)
-    context.on_run_created(row[0])
+    context.on_run_created(row.id)
     return Response(
         orjson.dumps(encoder_for(context, request).run(row)), status_code=201, media_type=JSON
     )

@@ -214,8 +214,9 @@ FILES_COM_ZONES: dict[str, str] = {
 }
 
 
-def resolve_time_zone(name: str) -> ZoneInfo:
-    """A Files.com zone name ("Eastern Time (US & Canada)") or an IANA name."""
+def resolve_time_zone(name: str, field: str = "schedule_time_zone") -> ZoneInfo:
+    """A Files.com zone name ("Eastern Time (US & Canada)") or an IANA name; an
+    unknown one is refused naming `field`."""
     iana = FILES_COM_ZONES.get(name, name)
     try:
         if len(iana) > MAX_TIME_ZONE_LENGTH or not iana.isascii():
@@ -223,7 +224,7 @@ def resolve_time_zone(name: str) -> ZoneInfo:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.RequestParamsInvalid(
-            f"schedule_time_zone {name[:60]!r} is not a known time zone; use an IANA name "
+            f"{field} {name[:60]!r} is not a known time zone; use an IANA name "
             "such as 'America/New_York' or a Files.com name such as "
             "'Eastern Time (US & Canada)'."
         ) from None
@@ -565,7 +566,7 @@ def validate_fields(body: Mapping[str, Any], current: Automation | None = None) 
     if merged.get("exclude_pattern"):
         check_path(merged["exclude_pattern"], "exclude_pattern", allow_glob=True)
     if merged.get("path_time_zone"):
-        resolve_time_zone(merged["path_time_zone"])
+        resolve_time_zone(merged["path_time_zone"], "path_time_zone")
     if merged.get("holiday_region"):
         holiday_calendar(merged["holiday_region"])
         if trigger not in (Trigger.DAILY, Trigger.CUSTOM_SCHEDULE):

@@ -26,6 +26,10 @@ class RunStatus(enum.StrEnum):
     SUCCESS = "success"
     PARTIAL_FAILURE = "partial_failure"
     FAILURE = "failure"
+    # Added by Files.com with run control (docs/api.md says when and what each means).
+    QUEUED = "queued"
+    SKIPPED = "skipped"
+    CANCELED = "canceled"
 
 
 class MessageLevel(enum.StrEnum):
@@ -58,6 +62,14 @@ class AutomationRun:
     run_stage: RunStage
     successful_operations: int
     failed_operations: int
+    # Run control: who asked to cancel and when, and the rerun/retry lineage.
+    cancel_requested_at: int | None = None
+    cancel_requested_by: str | None = None
+    rerun_of_run_id: int | None = None
+    retry_of_run_id: int | None = None
+    retried_in_run_id: int | None = None
+    retry_at: int | None = None
+    retried_at: int | None = None
 
     @property
     def finished(self) -> bool:

@@ -55,7 +55,18 @@ AUTOMATION_RUN_FIELDS = (
     "successful_operations",
     "failed_operations",
     "status_messages_url",
+    # Run control, after the seed's fields (Files.com added them in 2025-2026).
+    "retry_at",
+    "retried_at",
+    "retried_in_run_id",
+    "retry_of_run_id",
+    "cancel_requested_at",
+    "rerun_of_run_id",
 )
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return None if value is None else _fromisoformat(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +77,9 @@ class AutomationRun:
     ``failure``; `run_stage` one of ``queued_for_planning``, ``planning``,
     ``queued_for_execution``, ``executing``, ``finished``. `runtime` is the
     logical time the run is for (a date-time, not a duration).
-    `status_messages_url` is a signed link that expires.
+    `status_messages_url` is a signed link that expires. The run-control fields
+    (retry lineage, cancel, rerun) are None when unset, and when a server older
+    than run control does not send them.
     """
 
     id: int
@@ -79,6 +92,12 @@ class AutomationRun:
     successful_operations: int
     failed_operations: int
     status_messages_url: str | None
+    retry_at: datetime | None = None
+    retried_at: datetime | None = None
+    retried_in_run_id: int | None = None
+    retry_of_run_id: int | None = None
+    cancel_requested_at: datetime | None = None
+    rerun_of_run_id: int | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AutomationRun:
@@ -100,6 +119,12 @@ class AutomationRun:
             data["successful_operations"],
             data["failed_operations"],
             data["status_messages_url"],
+            _optional_time(data.get("retry_at")),
+            _optional_time(data.get("retried_at")),
+            data.get("retried_in_run_id"),
+            data.get("retry_of_run_id"),
+            _optional_time(data.get("cancel_requested_at")),
+            data.get("rerun_of_run_id"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -115,6 +140,12 @@ class AutomationRun:
             "successful_operations": self.successful_operations,
             "failed_operations": self.failed_operations,
             "status_messages_url": self.status_messages_url,
+            "retry_at": format_datetime(self.retry_at),
+            "retried_at": format_datetime(self.retried_at),
+            "retried_in_run_id": self.retried_in_run_id,
+            "retry_of_run_id": self.retry_of_run_id,
+            "cancel_requested_at": format_datetime(self.cancel_requested_at),
+            "rerun_of_run_id": self.rerun_of_run_id,
         }
 
 

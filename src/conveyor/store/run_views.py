@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, func, literal, literal_column, select, union_a
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import RunStatus
-from conveyor.store.runs import RUN_COLUMNS, RunRow
+from conveyor.store.runs import RUN_COLUMNS, RunRow, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import run_daily_counts as daily_t
 from conveyor.store.schema import run_messages as messages_t
@@ -28,7 +28,7 @@ DAY_US = 86_400 * 1_000_000
 def recent_runs(
     conn: Connection, automation_ids: Iterable[int], limit: int
 ) -> dict[int, list[RunRow]]:
-    """The newest `limit` runs of each automation (RUN_COLUMNS rows), newest first.
+    """The newest `limit` runs of each automation, newest first.
 
     One query per automation: each is a short backwards walk of
     ix_runs_automation_created, where a single query over all of them would
@@ -36,14 +36,15 @@ def recent_runs(
     """
     found: dict[int, list[RunRow]] = {}
     for automation_id in automation_ids:
-        found[automation_id] = list(
-            conn.execute(
+        found[automation_id] = [
+            as_run_row(row)
+            for row in conn.execute(
                 select(*RUN_COLUMNS)
                 .where(runs_t.c.automation_id == automation_id)
                 .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
                 .limit(limit)
             )
-        )
+        ]
     return found
 
 

@@ -8,8 +8,8 @@ made concurrently by another worker fails loudly instead of being lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from typing import Any
+from dataclasses import fields, replace
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import text as sql_text
@@ -29,21 +29,36 @@ from conveyor.store.schema import run_daily_counts as daily_t
 from conveyor.store.schema import run_messages as messages_t
 from conveyor.store.users import User
 
-# The order of columns in every row this module returns for the API to encode.
-RUN_COLUMNS = (
-    runs_t.c.id,
-    runs_t.c.automation_id,
-    runs_t.c.completed_at,
-    runs_t.c.created_at,
-    runs_t.c.runtime,
-    runs_t.c.status,
-    runs_t.c.run_stage,
-    runs_t.c.successful_operations,
-    runs_t.c.failed_operations,
-)
+
+class RunRow(NamedTuple):
+    """A run as read for encoding and display: the run's columns, by name.
+
+    `RUN_COLUMNS` is derived from these names, so a new run column is added
+    here once (and to the schema, the encoder and the OpenAPI description).
+    """
+
+    id: int
+    automation_id: int
+    completed_at: int | None
+    created_at: int
+    runtime: int
+    status: str
+    run_stage: str
+    successful_operations: int
+    failed_operations: int
+    trigger: str
+    cancel_requested_at: int | None
+    cancel_requested_by: str | None
+    rerun_of_run_id: int | None
+    retry_of_run_id: int | None
+    retried_in_run_id: int | None
+    retry_at: int | None
+    retried_at: int | None
+
+
+RUN_COLUMNS = tuple(runs_t.c[name] for name in RunRow._fields)
+as_run_row = RunRow._make
 _FIELDS = [f.name for f in fields(AutomationRun)]
-# A database row: RUN_COLUMNS for runs, (id, created_at, level, message) for messages.
-RunRow = Any
 # Called with (conn, before, after, extra) for every run created (before is None)
 # or changed, inside the writer's transaction; conveyor.observability reports them.
 RunObserver = Callable[[Connection, AutomationRun | None, AutomationRun, dict[str, Any]], None]
@@ -77,18 +92,12 @@ def add_daily_counts(conn: Connection, changes: Sequence[tuple[int, int, str, in
 
 
 def run_from_row(row: Sequence[Any]) -> AutomationRun:
-    (run_id, automation_id, completed_at, created_at, runtime, status, stage, ok, failed) = row
-    return AutomationRun(
-        id=run_id,
-        automation_id=automation_id,
-        created_at=created_at,
-        runtime=runtime,
-        completed_at=completed_at,
-        status=RunStatus(status),
-        run_stage=RunStage(stage),
-        successful_operations=ok,
-        failed_operations=failed,
-    )
+    """The domain's run from a row in RUN_COLUMNS order (a RunRow or the driver's tuple)."""
+    found = as_run_row(row)
+    values = {name: getattr(found, name) for name in _FIELDS}
+    values["status"] = RunStatus(found.status)
+    values["run_stage"] = RunStage(found.run_stage)
+    return AutomationRun(**values)
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -258,13 +267,13 @@ def finish_run(
 
 
 def run_row(conn: Connection, run_id: int) -> RunRow | None:
-    """The run's row in RUN_COLUMNS order, for encoding."""
-    return conn.execute(select(*RUN_COLUMNS).where(runs_t.c.id == run_id)).first()
+    """The run's row, for encoding."""
+    row = conn.execute(select(*RUN_COLUMNS).where(runs_t.c.id == run_id)).first()
+    return None if row is None else as_run_row(row)
 
 
 def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
-    """The run's row (RUN_COLUMNS, the driver's tuple) if it exists and the user may
-    see its automation."""
+    """The run's row if it exists and the user may see its automation."""
     return run_reads(conn, find_visible_run_reads(conn.dialect, run_id, user))
 
 
@@ -275,7 +284,7 @@ def find_visible_run_reads(dialect: Dialect, run_id: int, user: User) -> Reads[R
     else:
         values = {"run_id": run_id, "user_id": user.id}
         rows = yield Read(_FIND_OWNED_RUN.for_dialect(dialect), values)
-    return rows[0] if rows else None
+    return as_run_row(rows[0]) if rows else None
 
 
 def _find_run(owned: bool) -> Any:
@@ -293,7 +302,7 @@ _FIND_OWNED_RUN = Prepared(lambda: _find_run(owned=True))
 
 def read_messages(
     conn: Connection, run_id: int, after_id: int = 0, limit: int = 10_000
-) -> list[RunRow]:
+) -> list[Any]:
     """The run's log lines (id, created_at, level, message) in order."""
     return list(
         conn.execute(
@@ -320,24 +329,25 @@ def first_error_message(conn: Connection, run_id: int) -> str | None:
 
 Page = KeysetPage
 
-_KEY_INDEX = {None: None, "created_at": 3, "status": 5}  # position in RUN_COLUMNS
+# Where the keyset reads each sort field's value in a row.
+_KEY_INDEX: dict[str | None, int | None] = {
+    None: None,
+    **{name: RunRow._fields.index(name) for name in ("created_at", "status")},
+}
 
 
-def list_runs(conn: Connection, query: RunListQuery, with_trigger: bool = False) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
-    `with_trigger` adds each run's trigger after RUN_COLUMNS (the web UI's table)."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query, with_trigger))
+def list_runs(conn: Connection, query: RunListQuery) -> Page:
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
+    return run_reads(conn, list_runs_reads(conn.dialect, query))
 
 
-def list_runs_reads(
-    dialect: Dialect, query: RunListQuery, with_trigger: bool = False
-) -> Reads[Page]:
+def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
     """`list_runs` as a reading generator (`store.prepared.Read`).
 
     With filter[status], sorting by status is sorting by id (one status), which
     ix_runs_automation_status_id serves without a sort step. The statements are
-    built and compiled once per shape (keyset's `cache_key`); rows are the
-    driver's tuples in RUN_COLUMNS order.
+    built and compiled once per shape (keyset's `cache_key`); the page's rows
+    are `RunRow`s.
     """
     params: dict[str, Any] = {"automation_id": query.automation_id}
     scope = _AUTOMATION_SCOPE
@@ -351,9 +361,9 @@ def list_runs_reads(
         scope, narrowing = _narrowed_scope(scope, query, params)
     else:
         narrowing = ()
-    return keyset_reads(
+    page = yield from keyset_reads(
         dialect,
-        columns=(*RUN_COLUMNS, runs_t.c.trigger) if with_trigger else RUN_COLUMNS,
+        columns=RUN_COLUMNS,
         table_columns=runs_t.c,
         read_field=read_field,
         descending=query.sort.descending,
@@ -362,8 +372,9 @@ def list_runs_reads(
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=("automation_runs", query.status is not None, with_trigger, *narrowing),
+        cache_key=("automation_runs", query.status is not None, *narrowing),
     )
+    return replace(page, rows=[as_run_row(row) for row in page.rows])
 
 
 def _narrowed_scope(

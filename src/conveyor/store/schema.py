@@ -129,6 +129,15 @@ automation_runs = Table(
     # The fencing token (migration 0007): one more with every claim; every write
     # the lease holder makes is guarded on it.
     Column("lease_generation", BigInteger, nullable=False, server_default="0"),
+    # Run control (migration 0010): a requested cancel, and the rerun and retry
+    # lineage (Files.com's AutomationRun fields).
+    Column("cancel_requested_at", BigInteger, nullable=True),
+    Column("cancel_requested_by", String(255), nullable=True),
+    Column("rerun_of_run_id", ID, nullable=True),
+    Column("retry_of_run_id", ID, nullable=True),
+    Column("retried_in_run_id", ID, nullable=True),
+    Column("retry_at", BigInteger, nullable=True),
+    Column("retried_at", BigInteger, nullable=True),
     Index("ix_runs_automation_id_id", "automation_id", "id"),
     Index("ix_runs_automation_created", "automation_id", "created_at", "id"),
     Index("ix_runs_automation_status_id", "automation_id", "status", "id"),

@@ -40,6 +40,7 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.runs import RunRow
 from conveyor.web import charts, daily_counts, presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id, visible_automation
@@ -184,12 +185,19 @@ class RunLine:
     trigger: str
 
 
-def run_line(row: Any, now: int) -> RunLine:
-    """A row of list_runs(..., with_trigger=True)."""
-    run_id, _automation, completed_at, created_at, runtime, status, stage, ok, failed, trigger = row
-    took = presentation.run_duration(created_at, completed_at, now)
+def run_line(row: RunRow, now: int) -> RunLine:
+    took = presentation.run_duration(row.created_at, row.completed_at, now)
     return RunLine(
-        run_id, created_at, runtime, completed_at, status, stage, ok, failed, took, trigger
+        row.id,
+        row.created_at,
+        row.runtime,
+        row.completed_at,
+        row.status,
+        row.run_stage,
+        row.successful_operations,
+        row.failed_operations,
+        took,
+        row.trigger,
     )
 
 
@@ -252,7 +260,7 @@ def automation_page(automation_id: str, request: Request) -> Response:
         session = cookies.require_session(conn, request, context)
         automation = visible_automation(conn, target, session.user)
         query = parse_page_query(pairs, target, context.codec)
-        page = runs_store.list_runs(conn, query, with_trigger=True)
+        page = runs_store.list_runs(conn, query)
         recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
         per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
 
@@ -263,7 +271,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         return list_url(target, query, cursor=token)
 
     durations = [
-        (row[0], row[5], presentation.run_duration(row[3], row[2], now)) for row in reversed(recent)
+        (row.id, row.status, presentation.run_duration(row.created_at, row.completed_at, now))
+        for row in reversed(recent)
     ]
     daily = presentation.daily_chart(per_day, today, CHART_DAYS)
     duration_chart = presentation.duration_chart(durations)

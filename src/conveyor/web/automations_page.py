@@ -53,7 +53,7 @@ class AutomationSummary:
 
 def summarize(automation: Automation, recent: list[RunRow]) -> AutomationSummary:
     """`recent` is newest first, as the store reads it."""
-    strip = [Mark(row[0], row[5], row[3]) for row in reversed(recent)]
+    strip = [Mark(row.id, row.status, row.created_at) for row in reversed(recent)]
     finished = [mark for mark in strip if mark.status != RunStatus.RUNNING.value]
     succeeded = sum(1 for mark in finished if mark.status == RunStatus.SUCCESS.value)
     return AutomationSummary(

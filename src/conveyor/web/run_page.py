@@ -27,6 +27,7 @@ from conveyor.store import automations as automations_store
 from conveyor.store import retention as retention_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.runs import RunRow
 from conveyor.web import presentation
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id
@@ -59,7 +60,8 @@ def timeline(row: Any, times: run_views.StageTimes | None) -> list[Step]:
     stages it never entered as skipped; an unfinished run cannot have skipped
     any, so an earlier stage without a time is done at an unknown time.
     """
-    completed_at, created_at, stage, ok, failed = row[2], row[3], row[6], row[7], row[8]
+    completed_at, created_at, stage = row.completed_at, row.created_at, row.run_stage
+    ok, failed = row.successful_operations, row.failed_operations
     order = [s.value for s in RunStage]
     entered: list[int | None] = [
         created_at,
@@ -89,22 +91,21 @@ def timeline(row: Any, times: run_views.StageTimes | None) -> list[Step]:
     return steps
 
 
-def run_fields(row: Any, now: int) -> dict[str, Any]:
+def run_fields(row: RunRow, now: int) -> dict[str, Any]:
     """The run as the page's script needs it to refresh the fields it shows."""
-    run_id, _automation_id, completed_at, created_at, _runtime, status, stage, ok, failed = row
-    took = presentation.run_duration(created_at, completed_at, now)
+    took = presentation.run_duration(row.created_at, row.completed_at, now)
     return {
-        "id": run_id,
-        "status": status,
-        "status_label": presentation.status_label(status),
-        "run_stage": stage,
-        "stage_label": presentation.stage_label(stage),
-        "successful_operations": ok,
-        "failed_operations": failed,
-        "completed_at": presentation.when(completed_at),
-        "completed_iso": presentation.iso(completed_at),
+        "id": row.id,
+        "status": row.status,
+        "status_label": presentation.status_label(row.status),
+        "run_stage": row.run_stage,
+        "stage_label": presentation.stage_label(row.run_stage),
+        "successful_operations": row.successful_operations,
+        "failed_operations": row.failed_operations,
+        "completed_at": presentation.when(row.completed_at),
+        "completed_iso": presentation.iso(row.completed_at),
         "duration": presentation.duration(took),
-        "finished": stage == RunStage.FINISHED.value,
+        "finished": row.run_stage == RunStage.FINISHED.value,
     }
 
 
@@ -194,7 +195,7 @@ def run_page(run_id: str, request: Request) -> Response:
     view = log_view(request)
     with context.db.read() as conn:
         session, row = _load(conn, request, target)
-        automation = automations_store.get_automation(conn, row[1])
+        automation = automations_store.get_automation(conn, row.automation_id)
         times = run_views.stage_times(conn, target)
         log = run_views.message_page(
             conn,
@@ -206,7 +207,7 @@ def run_page(run_id: str, request: Request) -> Response:
             search=view.search,
         )
         log_expires_at = None
-        if row[6] == RunStage.FINISHED.value:  # shown for a finished run only
+        if row.run_stage == RunStage.FINISHED.value:  # shown for a finished run only
             log_expires_at = retention_store.log_expiry(
                 conn, target, context.settings.retention_days
             )
