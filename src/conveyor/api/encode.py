@@ -51,9 +51,9 @@ class RunEncoder:
             seconds = created_at // 1_000_000
             hour = seconds // 3600
             created = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
-            completed = row.completed_at
-            if completed is not None:
-                seconds = completed // 1_000_000
+            completed = None
+            if row.completed_at is not None:
+                seconds = row.completed_at // 1_000_000
                 hour = seconds // 3600
                 completed = (cached_hour(hour) or hour_text(hour)) + minutes_seconds[seconds % 3600]
             run_id = row.id
