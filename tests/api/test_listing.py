@@ -66,6 +66,7 @@ def wire(run: AutomationRun) -> dict[str, Any]:
         "retry_of_run_id": None,
         "cancel_requested_at": None,
         "rerun_of_run_id": None,
+        "rerun_from_node_id": None,
     }
 
 

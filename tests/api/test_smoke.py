@@ -24,6 +24,7 @@ SEED_FIELDS = {
     "retry_of_run_id",
     "cancel_requested_at",
     "rerun_of_run_id",
+    "rerun_from_node_id",
 }
 
 

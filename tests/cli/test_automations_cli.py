@@ -287,6 +287,7 @@ def test_run_prints_the_created_run(cli: Cli) -> None:
         "retry_of_run_id\n"
         "cancel_requested_at\n"
         "rerun_of_run_id\n"
+        "rerun_from_node_id\n"
     )
     listed = invoke(
         ["automation-runs", "list", "--automation-id", "1", "--format", "csv"], cli.env()

@@ -52,7 +52,8 @@ TABLE = "\n".join(
 CSV_HEADER = (
     "id,automation_id,completed_at,created_at,runtime,status,run_stage,"
     "successful_operations,failed_operations,status_messages_url,"
-    "retry_at,retried_at,retried_in_run_id,retry_of_run_id,cancel_requested_at,rerun_of_run_id"
+    "retry_at,retried_at,retried_in_run_id,retry_of_run_id,cancel_requested_at,rerun_of_run_id,"
+    "rerun_from_node_id"
 )
 ERROR_LINE = re.compile(r"conveyor: ([a-z-]+(?:/[a-z-]+)?): (.+) \(request id [0-9a-f]{16}\)\n")
 
@@ -87,7 +88,7 @@ def test_list_csv_has_the_seed_fields_as_header(world: CliWorld) -> None:
     url = world.api(f"/automation_runs/{world.runs[1].id}").json()["status_messages_url"]
     assert result.stdout == (
         f"{CSV_HEADER}\n"
-        f"2,1,2023-11-14T22:13:21Z,2023-11-14T22:13:21Z,2023-11-14T22:13:21Z,failure,finished,0,3,{url},,,,,,\n"
+        f"2,1,2023-11-14T22:13:21Z,2023-11-14T22:13:21Z,2023-11-14T22:13:21Z,failure,finished,0,3,{url},,,,,,,\n"
     )
 
 
@@ -159,6 +160,7 @@ def test_get_in_each_format(world: CliWorld) -> None:
         "retry_of_run_id\n"
         "cancel_requested_at\n"
         "rerun_of_run_id\n"
+        "rerun_from_node_id\n"
     )
 
     as_json = invoke(["automation-runs", "get", run_id, "--format", "json"], world.env())
@@ -168,7 +170,7 @@ def test_get_in_each_format(world: CliWorld) -> None:
     assert as_csv.stdout == (
         f"{CSV_HEADER}\n"
         "3,1,2023-11-14T22:13:22Z,2023-11-14T22:13:22Z,2023-11-14T22:13:22Z,"
-        f"partial_failure,finished,1,1,{url},,,,,,\n"
+        f"partial_failure,finished,1,1,{url},,,,,,,\n"
     )
 
 

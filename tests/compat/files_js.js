@@ -7,6 +7,9 @@
 //                                      the method of the record `Model.find(ID)` returns
 //   {"error_class_for": {"type": ..., "http-code": ...}}
 //                                      the class the SDK raises for that error body
+//   {"send": {"path", "verb", "params"}, "model": "AutomationRun"}
+//                                      the SDK's own `Api.sendRequest` (for an endpoint the
+//                                      SDK version has no method for), decoded as `model`
 // Answer: one entry per call, {"value": ...} (records as their attributes) or
 // {"error": {"class", "code", "type", "message"}}.
 
@@ -40,6 +43,12 @@ const perform = async call => {
   }
   // eslint-disable-next-line global-require, import/no-dynamic-require
   const Model = require(`files.com/lib/models/${call.model}.js`).default
+  if (call.send) {
+    const Api = require('files.com/lib/Api.js').default // eslint-disable-line global-require
+    const { path, verb, params } = call.send
+    const response = await Api.sendRequest(path, verb, params || {}, {})
+    return { value: plain(new Model(response?.data, {})) }
+  }
   if (call.find !== undefined) {
     const record = await Model.find(call.find)
     return { value: plain(await record[call.method](...(call.args || []))) }

@@ -48,6 +48,10 @@ def test_the_served_document_validates(serve: Serve) -> None:
         # Files.com processing failure of a manual run that cannot be started.
         if path.endswith("/manual_run"):
             assert "automation-cannot-be-run-manually" in responses["422"]["description"]
+        elif path.endswith("/cancel"):
+            assert "already-completed" in responses["422"]["description"]
+        elif path.endswith("/rerun"):
+            assert "resource-locked" in responses["422"]["description"]
         else:
             assert "422" not in responses, f"{method} {path}: Conveyor answers 400, never 422"
 

@@ -85,6 +85,7 @@ def test_a_run_decodes_from_and_encodes_to_the_api_form() -> None:
         "retry_of_run_id": 1,
         "cancel_requested_at": "2000-01-01T01:00:00Z",
         "rerun_of_run_id": 1,
+        "rerun_from_node_id": "failed_operations",
     }
     run = sdk.AutomationRun.from_json(wire)
     at = datetime(2000, 1, 1, 1, tzinfo=UTC)
@@ -105,6 +106,7 @@ def test_a_run_decodes_from_and_encodes_to_the_api_form() -> None:
         1,
         at,
         1,
+        "failed_operations",
     )
     assert list(run.to_json().items()) == list(wire.items())
     assert tuple(wire) == sdk.AUTOMATION_RUN_FIELDS

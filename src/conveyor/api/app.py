@@ -20,6 +20,7 @@ from conveyor.api import (
     permissions,
     ratelimit,
     retention,
+    run_control,
     runs,
     schedules,
     webhooks,
@@ -128,6 +129,7 @@ def create_app(
     first = [Depends(authenticate_first)]
     app.include_router(runs.router)
     app.include_router(automations.router, dependencies=first)
+    app.include_router(run_control.router, dependencies=first)
     app.include_router(automation_logs.router, dependencies=first)
     app.include_router(permissions.router, dependencies=first)
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs

@@ -80,6 +80,7 @@ class RunEncoder:
                     "retry_of_run_id": row.retry_of_run_id,
                     "cancel_requested_at": None if canceled is None else rfc3339(canceled),
                     "rerun_of_run_id": row.rerun_of_run_id,
+                    "rerun_from_node_id": row.rerun_from_node_id,
                 }
             )
             at += HEX_LENGTH

@@ -96,6 +96,11 @@ AUTOMATION_RUN_SCHEMA: dict[str, Any] = {
             "format": "int64",
             "description": "The run this run reruns (Files.com, 2026).",
         },
+        "rerun_from_node_id": {
+            "type": ["string", "null"],
+            "enum": ["planning", "execution", "failed_operations", None],
+            "description": "The node of the original a rerun starts from (Files.com, 2026).",
+        },
     },
 }
 
@@ -450,4 +455,73 @@ WEBHOOK_BODY: dict[str, Any] = {
             "text/plain": {"schema": {"type": "string"}},
         },
     }
+}
+
+
+# Run control (conveyor.api.run_control; docs/api.md, Cancel and rerun).
+_RUN_ID_BODY = {"id": {"type": "integer", "description": "The run's id again (the SDKs send it)"}}
+CANCEL_RUN_DOC: dict[str, Any] = {
+    "summary": "Cancel Automation Run",
+    "responses": {"200": _json(AUTOMATION_RUN_SCHEMA, "The run after the request"), **ERRORS},
+    "openapi_extra": {"security": API_KEY},
+}
+RERUN_DOC: dict[str, Any] = {
+    "summary": "Re-run Automation from Node",
+    "responses": {"201": _json(AUTOMATION_RUN_SCHEMA, "The new run"), **ERRORS},
+    "openapi_extra": {
+        "security": API_KEY,
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            **_RUN_ID_BODY,
+                            "node_id": {
+                                "type": "string",
+                                "enum": ["planning", "execution", "failed_operations"],
+                                "description": "The node of the original the rerun starts from",
+                            },
+                            "failed_only": {
+                                "type": "boolean",
+                                "description": "Conveyor: the same as node_id failed_operations",
+                            },
+                        },
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        },
+    },
+}
+NODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "node_id": {"type": "string"},
+        "node_type": {"type": "string"},
+        "status": {"type": "string"},
+        "run_stage": {"type": "string"},
+        "reused": {"type": "boolean"},
+        "successful_operations": {"type": "integer"},
+        "failed_operations": {"type": "integer"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "completed_at": {"type": ["string", "null"], "format": "date-time"},
+        "duration_ms": {"type": ["integer", "null"]},
+    },
+}
+FIND_NODE_DOC: dict[str, Any] = {
+    "summary": "Show Automation Run Node",
+    "responses": {"200": _json(NODE_SCHEMA, "The node"), **ERRORS},
+    "openapi_extra": {
+        "security": API_KEY,
+        "parameters": [
+            _query(
+                "node_id",
+                {"type": "string", "enum": ["planning", "execution", "failed_operations"]},
+                "The node",
+                required=True,
+            )
+        ],
+    },
 }

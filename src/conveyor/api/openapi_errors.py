@@ -35,6 +35,11 @@ ERROR_ANSWERS = {
 PROCESSING_FAILURES = {
     "/api/rest/v1/automations/{automation_id}/manual_run": "The automation cannot be run "
     "(it is disabled): type `processing-failure/automation-cannot-be-run-manually`",
+    "/api/rest/v1/automation_runs/{run_id}/cancel": "The run already finished: type "
+    "`processing-failure/already-completed`",
+    "/api/rest/v1/automation_runs/{run_id}/rerun": "The run has not finished (type "
+    "`processing-failure/resource-locked`), or its automation was deleted or disabled "
+    "(type `processing-failure/automation-cannot-be-run-manually`)",
 }
 KEYLESS_ANSWERS = {code: ERROR_ANSWERS[code] for code in ("400", "404", "503")}
 # Operations that answer 403 (Files.com's not-authorized types): admin-only permission

@@ -208,5 +208,46 @@ def run_log(
             out.flush()  # a reader at the other end of a pipe sees each line as it comes
 
 
+@runs_app.command("cancel")
+def cancel_run(
+    run_id: Annotated[int, typer.Argument(metavar="ID", help="The run's id.")],
+    fmt: FormatOption = OutputFormat.TABLE,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a run and print it.
+
+    A queued run is canceled at once. A running one shows `cancel_requested_at`
+    and stops at its next operation boundary (`conveyor automation-runs log ID
+    --follow` shows when). A finished run is refused, naming its status.
+    """
+    with make_client(url, api_key) as client, client_errors():
+        run = client.automation_run.cancel(run_id)
+        write_record(run.to_json(), sdk.AUTOMATION_RUN_FIELDS, fmt)
+
+
+@runs_app.command("rerun")
+def rerun_run(
+    run_id: Annotated[int, typer.Argument(metavar="ID", help="The finished run's id.")],
+    failed_only: Annotated[
+        bool,
+        typer.Option(
+            "--failed-only", help="Plan only the operations that failed in the original run."
+        ),
+    ] = False,
+    fmt: FormatOption = OutputFormat.TABLE,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Rerun a finished run and print the new run.
+
+    The new run has the original's automation, runtime and trigger inputs, and
+    its id in `rerun_of_run_id`.
+    """
+    with make_client(url, api_key) as client, client_errors():
+        run = client.automation_run.rerun(run_id, failed_only=failed_only or None)
+        write_record(run.to_json(), sdk.AUTOMATION_RUN_FIELDS, fmt)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="automation-runs")

@@ -140,7 +140,9 @@ def write_record(record: Mapping[str, Any], fields: Sequence[str], fmt: OutputFo
 def exit_code(error: sdk.Error) -> int:
     if isinstance(error, sdk.APIConnectionError):
         return EXIT_CONNECTION
-    if isinstance(error, sdk.BadRequestError | sdk.AutomationCannotBeRunManuallyError):
+    if isinstance(error, sdk.BadRequestError) or (
+        isinstance(error, sdk.ProcessingFailureError) and error.http_status == 422
+    ):
         return EXIT_BAD_REQUEST
     if isinstance(error, sdk.NotAuthenticatedError | sdk.NotAuthorizedError):
         return EXIT_AUTH

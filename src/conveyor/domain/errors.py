@@ -96,6 +96,26 @@ class AutomationCannotBeRunManually(ConveyorError):
     title = "Automation Cannot Be Run Manually"
 
 
+class AlreadyCompleted(ConveyorError):
+    """Cancel of a run that already finished: nothing is changed (Files.com's type)."""
+
+    http_status = 422
+    error_type = "processing-failure/already-completed"
+    title = "Already Completed"
+
+
+class RunNotFinished(ConveyorError):
+    """Rerun of a run that has not finished yet: nothing is changed.
+
+    Files.com has no type of its own for it; `resource-locked` (the run is
+    still being worked on) names a class in both official SDKs.
+    """
+
+    http_status = 422
+    error_type = "processing-failure/resource-locked"
+    title = "Automation Run Not Finished"
+
+
 class AuthenticationRequired(ConveyorError):
     http_status = 401
     error_type = "not-authenticated/authentication-required"

@@ -10,7 +10,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from conveyor.domain.errors import IllegalTransition
+from conveyor.domain.errors import (
+    AlreadyCompleted,
+    IllegalTransition,
+    RequestParamsInvalid,
+    RunNotFinished,
+)
 
 
 class RunStage(enum.StrEnum):
@@ -152,3 +157,227 @@ def check_can_log(run: AutomationRun) -> None:
     """A finished run never changes again, its log included."""
     if run.finished:
         raise IllegalTransition("a finished run's log is closed")
+
+
+# ---------------------------------------------------------------- run control
+#
+# Cancel and rerun (issue 15; docs/api.md, docs/engine.md). Decided here, written
+# by `conveyor.store.run_control`, which the API, bulk actions and web UI all call.
+
+# The stages in which a run waits for a worker: a cancel ends it at once.
+WAITING_STAGES = frozenset({RunStage.QUEUED_FOR_PLANNING, RunStage.QUEUED_FOR_EXECUTION})
+
+
+def check_can_cancel(run: AutomationRun) -> None:
+    """A finished run cannot be canceled (AlreadyCompleted names its status)."""
+    if run.finished:
+        raise AlreadyCompleted(
+            f"Automation Run {run.id} already finished with status {run.status.value}; "
+            "only a queued or running run can be canceled."
+        )
+
+
+def request_cancel(run: AutomationRun, now: int, by: str) -> AutomationRun:
+    """The run after a cancel request by the user named `by` at `now`.
+
+    A run waiting for a worker (queued for planning or for execution) is
+    canceled at once. A run being planned or executed records the request
+    (`cancel_requested_at`, `cancel_requested_by`); its worker ends it at the
+    next operation boundary, or the worker taking it over does. A second
+    request while one is pending changes nothing: the first one stands.
+    """
+    check_can_cancel(run)
+    if run.cancel_requested_at is not None:
+        return run
+    asked = replace(run, cancel_requested_at=now, cancel_requested_by=by)
+    if run.run_stage in WAITING_STAGES:
+        return finish_canceled(asked, now)
+    return asked
+
+
+def finish_canceled(run: AutomationRun, now: int) -> AutomationRun:
+    """Finish a run whose cancel was requested: status `canceled`, completed now."""
+    if run.cancel_requested_at is None:
+        raise IllegalTransition("only a run whose cancel was requested ends canceled")
+    check_transition(run.run_stage, RunStage.FINISHED)
+    return replace(run, run_stage=RunStage.FINISHED, status=RunStatus.CANCELED, completed_at=now)
+
+
+class RerunNode(enum.StrEnum):
+    """The nodes of a Conveyor run, where a rerun starts (Files.com's `node_id`).
+
+    A Conveyor run is two stages: `planning` (list the files, decide each
+    operation) and `execution` (perform the operations). A rerun always plans
+    again on the storage as it is now, with the original's runtime and trigger
+    inputs; the node says which of the original's operations it keeps:
+    `planning` everything the automation matches now (a full rerun),
+    `execution` only the operations the original planned, `failed_operations`
+    only those that failed in the original (Conveyor's `failed_only=true`).
+    """
+
+    PLANNING = "planning"
+    EXECUTION = "execution"
+    FAILED_OPERATIONS = "failed_operations"
+
+    @property
+    def kept_states(self) -> tuple[str, ...] | None:
+        """The states of the original's operations the rerun keeps; None: no filter."""
+        if self is RerunNode.EXECUTION:
+            return ("pending", "done", "skipped", "failed", "abandoned")
+        if self is RerunNode.FAILED_OPERATIONS:
+            return ("failed",)
+        return None
+
+
+NODE_IDS = ", ".join(node.value for node in RerunNode)
+
+
+def parse_rerun_node(node_id: object = None, failed_only: object = None) -> RerunNode:
+    """The node a rerun request names: `node_id` (the official SDKs), `failed_only`
+    (Conveyor's parameter, true or false), or neither (a full rerun). Both may be
+    sent if they agree. RequestParamsInvalid names the field that is wrong."""
+    node = None
+    if node_id is not None:
+        if not isinstance(node_id, str) or node_id not in RerunNode._value2member_map_:
+            raise RequestParamsInvalid(
+                f"node_id {str(node_id)[:60]!r} is not a node of a Conveyor run; "
+                f"the nodes are {NODE_IDS}."
+            )
+        node = RerunNode(node_id)
+    flag = None
+    if failed_only is not None:
+        flag = _boolean(failed_only)
+        if flag is None:
+            raise RequestParamsInvalid(
+                f"failed_only must be true or false; got {str(failed_only)[:60]!r}."
+            )
+    if node is None:
+        return RerunNode.FAILED_OPERATIONS if flag else RerunNode.PLANNING
+    if flag is not None and flag != (node is RerunNode.FAILED_OPERATIONS):
+        raise RequestParamsInvalid(
+            f"failed_only={str(flag).lower()} contradicts node_id {node.value!r}; send one of them."
+        )
+    return node
+
+
+def _boolean(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    return None
+
+
+def check_can_rerun(run: AutomationRun, node: RerunNode, planned: int) -> None:
+    """A rerun needs a finished original, and, from `execution` or
+    `failed_operations`, something there to rerun (`planned`: the original's
+    operations)."""
+    if not run.finished:
+        raise RunNotFinished(
+            f"Automation Run {run.id} is {run.run_stage.value} (status {run.status.value}); "
+            "only a finished run can be rerun."
+        )
+    if node is RerunNode.FAILED_OPERATIONS and run.failed_operations == 0:
+        raise RequestParamsInvalid(
+            f"node_id failed_operations (failed_only): Automation Run {run.id} has no failed "
+            f"operations to rerun (status {run.status.value})."
+        )
+    if node is RerunNode.EXECUTION and planned == 0:
+        raise RequestParamsInvalid(
+            f"node_id execution: Automation Run {run.id} has no planned operations to rerun "
+            f"(status {run.status.value}); rerun it from planning."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node of a run as Files.com's AutomationExecutionNode shows it (find_node)."""
+
+    node_id: str
+    node_type: str
+    status: str
+    run_stage: str
+    successful_operations: int
+    failed_operations: int
+    started_at: int | None
+    completed_at: int | None
+
+
+def node_state(
+    run: AutomationRun,
+    node: RerunNode,
+    *,
+    planning_at: int | None,
+    queued_for_execution_at: int | None,
+    executing_at: int | None,
+) -> NodeState:
+    """Where one node of the run stands, from its stage and the stage start times.
+
+    `planning` succeeded once its plan was queued for execution, and otherwise
+    ends with the run (planning failed, nothing to do, canceled). `execution`
+    and `failed_operations` are `pending` until the plan is made, `queued`,
+    `running`, then the run's final status (`skipped` if it never executed,
+    `canceled` if it was canceled before); `failed_operations` counts only the
+    failures and ends `failure` if there were any.
+    """
+    stage = run.run_stage
+    # Counted operations mean it executed (and so was planned) even where a stage
+    # start time is missing (runs made before the engine stamped them).
+    executed = executing_at is not None or run.successful_operations + run.failed_operations > 0
+    planned = queued_for_execution_at is not None or executed
+    if node is RerunNode.PLANNING:
+        if stage is RunStage.QUEUED_FOR_PLANNING:
+            status, started, completed = "queued", None, None
+        elif stage is RunStage.PLANNING:
+            status, started, completed = "running", planning_at, None
+        elif planned:
+            status, started, completed = "success", planning_at, queued_for_execution_at
+        else:  # finished in planning
+            status, started, completed = run.status.value, planning_at, run.completed_at
+        waiting = stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING)
+        return NodeState(
+            node.value,
+            "plan",
+            status,
+            (stage if waiting else RunStage.FINISHED).value,
+            0,
+            0,
+            started,
+            completed,
+        )
+    started, completed = executing_at, run.completed_at if executing_at is not None else None
+    node_stage: RunStage
+    if stage in (RunStage.QUEUED_FOR_PLANNING, RunStage.PLANNING):
+        status, node_stage = "pending", RunStage.QUEUED_FOR_EXECUTION
+    elif stage is RunStage.QUEUED_FOR_EXECUTION:
+        status, node_stage = "queued", stage
+    elif stage is RunStage.EXECUTING:
+        status, node_stage = "running", stage
+    elif not executed:
+        status = "canceled" if run.status is RunStatus.CANCELED else "skipped"
+        node_stage = RunStage.FINISHED
+    else:
+        status, node_stage = run.status.value, RunStage.FINISHED
+    if node is RerunNode.EXECUTION:
+        return NodeState(
+            node.value,
+            "execute",
+            status,
+            node_stage.value,
+            run.successful_operations,
+            run.failed_operations,
+            started,
+            completed,
+        )
+    if status in ("success", "partial_failure", "failure"):
+        status = "failure" if run.failed_operations else "success"
+    return NodeState(
+        node.value,
+        "operations",
+        status,
+        node_stage.value,
+        0,
+        run.failed_operations,
+        started,
+        completed,
+    )

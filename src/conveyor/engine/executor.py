@@ -43,6 +43,7 @@ from conveyor.engine.operations import (
 )
 from conveyor.engine.planner import check_automation
 from conveyor.store import engine as engine_store
+from conveyor.store import run_control
 from conveyor.store import runs as run_store
 from conveyor.store.engine import LeaseLost, OperationOutcome
 
@@ -85,6 +86,9 @@ class _Batch:
     only_deletes: bool = True
     # Operations still to be committed one at a time (after a takeover from a loss).
     careful: int = 0
+    # Set when a commit found the run's cancel requested (read back by that commit's
+    # own UPDATE of the run: no statement of its own).
+    canceled: bool = False
 
     def add(self, op: Operation, outcome: Outcome, at: int) -> None:
         if not self.outcomes:
@@ -120,7 +124,7 @@ class _Batch:
     def record(self, conn: Connection) -> None:
         """Commit the outcomes in the caller's transaction (after the files are durable)."""
         now = self.engine.clock.now()
-        engine_store.complete_operations(
+        run = engine_store.complete_operations(
             conn,
             self.claim.run_id,
             self.claim.worker_id,
@@ -128,6 +132,7 @@ class _Batch:
             now + self.engine.lease_us,
             self.outcomes,
         )
+        self.canceled = run.cancel_requested_at is not None
         if self.outcomes:
             self.engine.hooks.in_commit(self.claim.run_id, self.first_seq)
 
@@ -219,7 +224,7 @@ def _fence(
 def execute_run(engine: EngineContext, claim: Claim) -> None:
     """The executing stage for a claimed run."""
     with engine.heartbeat(claim) as heartbeat:
-        if claim.abort is not None:
+        if claim.abort is not None or claim.canceled:
             _abort(engine, claim)
             return
         # A run that waited in the queue re-checks its automation; one already
@@ -239,6 +244,10 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         fence = _fence(engine, claim, heartbeat)
         guard = access.Guard(engine, claim.automation_id)
         for op in pending:
+            if batch.canceled:  # seen at the last commit: stop at this boundary
+                where = f"worker {claim.worker_id} stopped before operation #{op.seq}"
+                _cancel(engine, claim, where)
+                return
             if engine.stop.is_set():
                 if batch.flush():
                     release(engine, claim)
@@ -286,6 +295,11 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
         engine_store.hold_lease(conn, claim.run_id, claim.worker_id, claim.token, now)
     run = run_store.get_run(conn, claim.run_id)
     assert run is not None
+    if run.cancel_requested_at is not None:  # asked before the run could finish
+        where = f"worker {claim.worker_id} had performed every operation"
+        run_control.finish_canceled(conn, claim.run_id, now, where)
+        engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
+        return
     status = lifecycle.final_status(run.successful_operations, run.failed_operations)
     message = (
         f"Run finished with status {status.value}: {run.successful_operations} "
@@ -301,15 +315,32 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
     engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
 
 
+def _cancel(engine: EngineContext, claim: Claim, where: str) -> None:
+    """Finish the run as canceled at an operation boundary (its batch is committed)."""
+
+    def commit(conn: Connection) -> None:
+        now = engine.clock.now()
+        engine_store.hold_lease(
+            conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
+        )
+        run_control.finish_canceled(conn, claim.run_id, now, where)
+        engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
+
+    try:
+        engine.db.run_write(commit)
+    except LeaseLost:
+        log.warning("automation run %s: lease lost before it could be canceled", claim.run_id)
+
+
 def _abort(engine: EngineContext, claim: Claim) -> None:
-    """End a run whose operation in flight kept losing the lease (`claim.abort`).
+    """End a run whose operation in flight kept losing the lease (`claim.abort`), or
+    whose cancel was requested before this worker took it over (`claim.canceled`).
 
     Before the pending operations are marked not performed, the disk is looked
     at (outside any transaction): an operation whose effect is there (a copy's
     destination with the planned size, a move's or delete's source gone) is
     recorded as done with what was found. The run's temp files are removed.
     """
-    assert claim.abort is not None
     reason = claim.abort
     with engine.db.read() as conn:
         pending = [
@@ -332,9 +363,17 @@ def _abort(engine: EngineContext, claim: Claim) -> None:
                 if seen is not None
             ],
         )
-        engine_store.abort_run(conn, claim.run_id, now, reason)
+        if reason is None:  # canceled: the disk decided what the last worker did
+            where = (
+                f"worker {claim.worker_id} took the run over and stopped it after looking "
+                "on disk for what its previous worker did"
+            )
+            run_control.finish_canceled(conn, claim.run_id, now, where)
+            engine_store.clear_lease(conn, claim.run_id)
+        else:
+            engine_store.abort_run(conn, claim.run_id, now, reason)
 
     try:
         engine.db.run_write(commit)
     except LeaseLost:
-        log.warning("automation run %s: lease lost before it could be failed", claim.run_id)
+        log.warning("automation run %s: lease lost before it could be ended", claim.run_id)

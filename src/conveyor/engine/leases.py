@@ -23,6 +23,7 @@ from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.observability import runevents
 from conveyor.store import engine as engine_store
+from conveyor.store import run_control
 from conveyor.store import runs as run_store
 
 log = logging.getLogger("conveyor.engine")
@@ -44,6 +45,9 @@ class Claim:
     abort: str | None = None
     # When the lease this claim wrote runs out (engine clock, microseconds).
     expires_at: int = 0
+    # True when the run's cancel was requested before this worker took it over:
+    # it is to be finished as canceled after a look at the disk (executor._abort).
+    canceled: bool = False
 
 
 def _ops(count: int) -> str:
@@ -97,6 +101,25 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         in_flight = ""
         if lost:
             runevents.lease_lost(conn)
+        if found.cancel_requested_at is not None:  # a cancel its last worker did not honour
+            if not executing:  # nothing was done on disk: drop what the planner saved
+                engine_store.discard_operations(conn, found.id)
+                where = f"worker {worker_id} took the run over during planning and stopped it"
+                run_control.finish_canceled(conn, found.id, now, where)
+                engine_store.clear_lease(conn, found.id)
+                continue
+            return Claim(
+                found.id,
+                found.automation_id,
+                found.run_stage,
+                worker_id,
+                resumed=True,
+                token=token,
+                lost=lost,
+                expires_at=until,
+                canceled=True,
+            )
+        if lost:
             # What was in flight: the plan, or the first pending operation. A whole
             # process restart (every run it held loses its lease) charges each run's
             # operation in hand, which differs from one restart to the next while

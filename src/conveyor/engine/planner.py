@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 
 from sqlalchemy.engine import Connection
@@ -43,7 +43,7 @@ from conveyor.domain.destinations import (
 )
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.permissions import automation_refusal
-from conveyor.domain.runs import MessageLevel, RunStage
+from conveyor.domain.runs import MessageLevel, RerunNode, RunStage
 from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim
@@ -53,6 +53,7 @@ from conveyor.engine.storage import PathEscape, Storage, identity_of, is_utf8, s
 from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
 from conveyor.store import permissions as permission_store
+from conveyor.store import run_control
 from conveyor.store import runs as run_store
 from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
@@ -187,6 +188,26 @@ def _plan_folders(
             ops.append(Operation(seq, Kind.CREATE_FOLDER, destination=folder))
     where = f" under {_plural(len(parents), 'folder')} matching '{automation.path}'" if glob else ""
     return Plan(ops, [f"Plan: create {_plural(len(ops), 'folder')}{where}."])
+
+
+def _rerun_plan(plan: Plan, scope: run_control.RerunScope) -> Plan:
+    """Keep the operations planned now that the rerun's original had in the states its
+    node keeps (same source and destination), numbered again from 1."""
+    kept = [op for op in plan.operations if (op.source, op.destination) in scope.pairs]
+    operations = [replace(op, seq=seq) for seq, op in enumerate(kept, start=1)]
+    what = "failed in" if scope.node is RerunNode.FAILED_OPERATIONS else "were planned by"
+    gone = len(scope.pairs) - len(kept)
+    text = (
+        f"Rerun of run {scope.original_id} from node {scope.node.value}: "
+        f"{len(kept)} of the {_plural(len(plan.operations), 'operation')} planned now "
+        f"{what} run {scope.original_id}; only those are performed."
+    )
+    if gone > 0:
+        text += (
+            f" {_plural(gone, 'operation')} of run {scope.original_id} "
+            "have no counterpart now (the file is gone or no longer matches)."
+        )
+    return Plan(operations, [*plan.summary, text])
 
 
 def _refused(seq: int, source: str | None, destination: str, reason: str) -> Operation:
@@ -512,9 +533,13 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             run = run_store.get_run(conn, claim.run_id)
             inputs = trigger_store.run_input(conn, claim.run_id)
             grants = permission_store.grants_for_user(conn, automation.user_id)
+            scope = run_control.rerun_scope(conn, claim.run_id)
         assert run is not None
         kind, payload = inputs if inputs is not None else (None, {})
         only = [entry["path"] for entry in payload["files"]] if kind == "files" else None
+        if scope is not None:  # a rerun keeping some of its original's operations
+            wanted = set(scope.sources)
+            only = scope.sources if only is None else [p for p in only if p in wanted]
         params = webhook_params(payload) if kind == "webhook" else None
         if kind == "manual":
             params = dict(payload["values"])
@@ -533,6 +558,8 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
                 if denied is not None:
                     raise PlanningFailed(f"permission denied: {denied}")
                 plan = Plan(access.restrict(plan.operations, grants), plan.summary)
+            if scope is not None and plan is not None:
+                plan = _rerun_plan(plan, scope)
         except PlanningFailed as exc:
             plan, failure = None, f"Planning failed: {exc}."
         except OSError as exc:
@@ -550,12 +577,27 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
             log.warning("automation run %s: lease lost during planning; plan dropped", claim.run_id)
 
 
+def _canceled(conn: Connection, engine: EngineContext, claim: Claim, now: int) -> bool:
+    """If the run's cancel was requested, finish it as canceled instead of saving the
+    plan (dropping what earlier chunks saved) and end the lease; True if so."""
+    run = run_store.get_run(conn, claim.run_id)
+    if run is None or run.cancel_requested_at is None:
+        return False
+    engine_store.discard_operations(conn, claim.run_id)
+    where = f"worker {claim.worker_id} stopped at the end of planning; the plan was not saved"
+    run_control.finish_canceled(conn, claim.run_id, now, where)
+    engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
+    return True
+
+
 def _commit(
     conn: Connection, engine: EngineContext, claim: Claim, plan: Plan | None, failure: str | None
 ) -> None:
     now = engine.clock.now()
     run_id = claim.run_id
     worker = claim.worker_id
+    if _canceled(conn, engine, claim, now):
+        return
     earlier: list[tuple[MessageLevel, str]] = []
     _discard_earlier(conn, run_id, now, earlier)
     if earlier:
@@ -595,11 +637,13 @@ def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
 
         def work(
             conn: Connection, chunk: list[Operation] = chunk, first: bool = first, last: bool = last
-        ) -> None:
+        ) -> bool:
             now = engine.clock.now()
             engine_store.hold_lease(
                 conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
             )
+            if _canceled(conn, engine, claim, now):
+                return True
             lines: list[tuple[MessageLevel, str]] = []
             if first:
                 lines = [(MessageLevel.INFO, text) for text in plan.summary]
@@ -607,8 +651,10 @@ def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
             _insert_chunk(conn, claim.run_id, now, chunk, lines)
             if last:
                 _queue(conn, engine, claim)
+            return False
 
-        engine.db.run_write(work)
+        if engine.db.run_write(work):
+            return
         if not last and engine.db.is_sqlite:
             time.sleep(PLAN_CHUNK_PAUSE)
 

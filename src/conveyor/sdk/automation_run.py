@@ -14,7 +14,7 @@ from conveyor.sdk.records import AutomationRun
 from conveyor.sdk.resources import AutomationRunResource
 from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower
 
-__all__ = ["all", "find", "follow", "get", "list", "log"]
+__all__ = ["all", "cancel", "find", "follow", "get", "list", "log", "rerun"]
 
 
 def _resource() -> AutomationRunResource:
@@ -42,6 +42,18 @@ def find(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
 def get(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
     """The same as find()."""
     return find(id, params)
+
+
+def cancel(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
+    """Cancel a run; see `AutomationRunResource.cancel`."""
+    return _resource().cancel(id, params)
+
+
+def rerun(
+    id: int, params: Mapping[str, Any] | None = None, *, failed_only: bool | None = None
+) -> AutomationRun:
+    """Rerun a finished run; see `AutomationRunResource.rerun`."""
+    return _resource().rerun(id, params, failed_only=failed_only)
 
 
 def log(id: int) -> str:

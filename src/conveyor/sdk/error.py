@@ -32,8 +32,10 @@ the first segment, then by the HTTP status. The hierarchy::
         ├── NotFoundError             404
         │   └── UserNotFoundError
         ├── ProcessingFailureError    409, 422
+        │   ├── AlreadyCompletedError
         │   ├── AutomationCannotBeRunManuallyError
-        │   └── ConflictError
+        │   ├── ConflictError
+        │   └── ResourceLockedError
         ├── RateLimitedError          429
         │   └── TooManyRequestsError
         ├── InternalServerError       500 and other 5xx (whatever their type)
@@ -48,6 +50,7 @@ from typing import Any
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "AlreadyCompletedError",
     "AuthenticationRequiredError",
     "AutomationCannotBeRunManuallyError",
     "BadRequestError",
@@ -74,6 +77,7 @@ __all__ = [
     "ReadPermissionRequiredError",
     "RequestParamsInvalidError",
     "RequestParamsRequiredError",
+    "ResourceLockedError",
     "ServiceUnavailableError",
     "SiteAdminRequiredError",
     "TooManyRequestsError",
@@ -229,6 +233,18 @@ class AutomationCannotBeRunManuallyError(ProcessingFailureError):
 
 class ConflictError(ProcessingFailureError):
     type_segment = "conflict"
+
+
+class AlreadyCompletedError(ProcessingFailureError):
+    """Cancel of a run that already finished."""
+
+    type_segment = "already-completed"
+
+
+class ResourceLockedError(ProcessingFailureError):
+    """Rerun of a run that has not finished yet."""
+
+    type_segment = "resource-locked"
 
 
 class RateLimitedError(APIError):

@@ -62,6 +62,7 @@ AUTOMATION_RUN_FIELDS = (
     "retry_of_run_id",
     "cancel_requested_at",
     "rerun_of_run_id",
+    "rerun_from_node_id",
 )
 
 
@@ -98,6 +99,7 @@ class AutomationRun:
     retry_of_run_id: int | None = None
     cancel_requested_at: datetime | None = None
     rerun_of_run_id: int | None = None
+    rerun_from_node_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AutomationRun:
@@ -125,6 +127,7 @@ class AutomationRun:
             data.get("retry_of_run_id"),
             _optional_time(data.get("cancel_requested_at")),
             data.get("rerun_of_run_id"),
+            data.get("rerun_from_node_id"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -146,6 +149,7 @@ class AutomationRun:
             "retry_of_run_id": self.retry_of_run_id,
             "cancel_requested_at": format_datetime(self.cancel_requested_at),
             "rerun_of_run_id": self.rerun_of_run_id,
+            "rerun_from_node_id": self.rerun_from_node_id,
         }
 
 

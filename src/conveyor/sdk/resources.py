@@ -107,6 +107,39 @@ class AutomationRunResource:
         """The same as find()."""
         return self.find(id, params)
 
+    def cancel(self, id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
+        """Cancel a run: a queued one is `canceled` at once; a running one records the
+        request (`cancel_requested_at`) and stops at its next operation boundary.
+        A finished run is refused (AlreadyCompletedError, naming its status). Never
+        retried."""
+        response = self._session.request(
+            "POST",
+            f"/automation_runs/{path_id(id)}/cancel",
+            json=None if params is None else dict(params),
+        )
+        return decode_one(self._session, response, AutomationRun.from_json)
+
+    def rerun(
+        self,
+        id: int,
+        params: Mapping[str, Any] | None = None,
+        *,
+        failed_only: bool | None = None,
+    ) -> AutomationRun:
+        """Rerun a finished run: a new run of the same automation with the same runtime and
+        trigger inputs, linked by `rerun_of_run_id`; returns it (queued_for_planning).
+
+        `failed_only=True` plans only the operations that failed in the original
+        (the same as `{"node_id": "failed_operations"}`; the nodes are planning,
+        execution, failed_operations, docs/api.md). Never retried."""
+        body = dict(params or {})
+        if failed_only is not None:
+            body["failed_only"] = failed_only
+        response = self._session.request(
+            "POST", f"/automation_runs/{path_id(id)}/rerun", json=body or None
+        )
+        return decode_one(self._session, response, AutomationRun.from_json)
+
     def log(self, id: int) -> str:
         """The run's status messages as plain text, one line per message, read through its
         signed `status_messages_url` (found with this client's key, read without it)."""

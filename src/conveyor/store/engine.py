@@ -47,6 +47,7 @@ class Candidate:
     lease_losses: int
     lease_generation: int = 0
     lease_expires_at: int | None = None
+    cancel_requested_at: int | None = None
 
 
 _CANDIDATE_COLUMNS = (
@@ -57,6 +58,7 @@ _CANDIDATE_COLUMNS = (
     runs_t.c.lease_losses,
     runs_t.c.lease_generation,
     runs_t.c.lease_expires_at,
+    runs_t.c.cancel_requested_at,
 )
 
 
@@ -113,6 +115,7 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
                 row.lease_losses,
                 row.lease_generation,
                 row.lease_expires_at,
+                row.cancel_requested_at,
             )
     return None
 

@@ -50,6 +50,7 @@ class RunRow(NamedTuple):
     cancel_requested_at: int | None
     cancel_requested_by: str | None
     rerun_of_run_id: int | None
+    rerun_from_node_id: str | None
     retry_of_run_id: int | None
     retried_in_run_id: int | None
     retry_at: int | None
@@ -406,3 +407,11 @@ _CREATED_BEFORE = bindparam("created_before", type_=runs_t.c.created_at.type)
 # Built once: the statements are compiled once per shape anyway (keyset's cache_key).
 _AUTOMATION_SCOPE: tuple[ColumnElement[bool], ...] = (runs_t.c.automation_id == _AUTOMATION_ID,)
 _AUTOMATION_STATUS_SCOPE = (*_AUTOMATION_SCOPE, runs_t.c.status == _STATUS)
+
+
+def change_run(
+    conn: Connection, run_id: int, change: Callable[[AutomationRun], AutomationRun]
+) -> tuple[AutomationRun, AutomationRun]:
+    """Apply a lifecycle decision of `conveyor.domain.runs` to the run, guarded by the
+    state it was decided from (for callers in `store`, e.g. `store.run_control`)."""
+    return _apply(conn, run_id, change)

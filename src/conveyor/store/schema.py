@@ -232,6 +232,10 @@ Index(
     unique=True,
 )
 
+# Reruns (migration 0011): the node of the original a rerun starts from
+# (conveyor.domain.runs.RerunNode); NULL for runs that are not reruns.
+automation_runs.append_column(Column("rerun_from_node_id", String(32), nullable=True))
+
 # What a trigger handed to a run: a webhook's request, or the files a file
 # event run acts on (JSON in `payload`).
 run_inputs = Table(
