@@ -82,6 +82,8 @@ trigger_actions
 recurring_days
 holiday_region
 always_serialize_jobs                  false
+retry_on_failure_number_of_attempts
+retry_on_failure_interval_in_minutes
 value
 webhook_url
 user_id                                1
@@ -248,6 +250,34 @@ def test_update_changes_only_the_given_fields(cli: Cli) -> None:
         "Parameter missing: destinations (where copy_file puts files)",
     )
     assert orjson.loads(cli.api("/automations/1").content) == after  # nothing changed
+
+
+def test_retry_options_set_and_clear_the_automatic_retries(cli: Cli) -> None:
+    made(cli)
+    retries = (
+        "--retry-on-failure-number-of-attempts",
+        "3",
+        "--retry-on-failure-interval-in-minutes",
+        "30",
+    )
+    after = orjson.loads(cli.ok("update", "1", *retries, "--format", "json"))
+    assert (
+        after["retry_on_failure_number_of_attempts"],
+        after["retry_on_failure_interval_in_minutes"],
+    ) == (3, 30)
+    cleared = orjson.loads(cli.ok("update", "1", "--no-retry-on-failure", "--format", "json"))
+    assert (
+        cleared["retry_on_failure_number_of_attempts"],
+        cleared["retry_on_failure_interval_in_minutes"],
+    ) == (None, None)
+    code, out, err = cli("update", "1", "--retry-on-failure-number-of-attempts", "11")
+    assert (code, out) == (EXIT_BAD_REQUEST, "")
+    matched = ERROR_LINE.fullmatch(err)
+    assert matched is not None
+    assert matched.group(2).startswith("retry_on_failure_number_of_attempts must be between 1")
+    code, out, err = cli("update", "1", "--no-retry-on-failure", *retries)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "cannot be combined" in " ".join(line.strip(" │") for line in err.splitlines())
 
 
 def test_delete_prints_nothing_and_the_automation_is_gone(cli: Cli) -> None:

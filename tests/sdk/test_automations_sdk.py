@@ -115,6 +115,8 @@ def test_create_returns_a_typed_record_with_every_field(
         recurring_days=(),
         holiday_region=None,
         always_serialize_jobs=False,
+        retry_on_failure_number_of_attempts=None,
+        retry_on_failure_interval_in_minutes=None,
         value=None,
         webhook_url=None,
         user_id=alice.user.id,

@@ -92,6 +92,8 @@ def encode_automation(automation: Automation, base_url: str) -> dict[str, Any]:
         "recurring_days": list(automation.recurring_days),
         "holiday_region": text(automation.holiday_region),
         "always_serialize_jobs": automation.always_serialize_jobs,
+        "retry_on_failure_number_of_attempts": automation.retry_on_failure_number_of_attempts,
+        "retry_on_failure_interval_in_minutes": automation.retry_on_failure_interval_in_minutes,
         "value": None if automation.value_limit is None else {"limit": automation.value_limit},
         "webhook_url": webhook_url,
         "user_id": automation.user_id,

@@ -13,6 +13,8 @@ from conveyor.domain.automations import (
     INTERVALS,
     MAX_DESTINATIONS,
     MAX_PATH_LENGTH,
+    RETRY_ATTEMPTS,
+    RETRY_INTERVAL_MINUTES,
     TRIGGER_ACTIONS,
     AutomationType,
     Trigger,
@@ -416,6 +418,17 @@ AUTOMATION_BODY_SCHEMA: dict[str, Any] = {
         },
         "interval": {"type": "string", "enum": list(INTERVALS)},
         "recurring_day": {"type": "integer", "minimum": 0, "maximum": 366},
+        # Files.com's ranges; null turns automatic retries off (send both or neither).
+        "retry_on_failure_number_of_attempts": {
+            "type": ["integer", "null"],
+            "minimum": RETRY_ATTEMPTS[0],
+            "maximum": RETRY_ATTEMPTS[1],
+        },
+        "retry_on_failure_interval_in_minutes": {
+            "type": ["integer", "null"],
+            "minimum": RETRY_INTERVAL_MINUTES[0],
+            "maximum": RETRY_INTERVAL_MINUTES[1],
+        },
         **{
             name: {"type": "boolean"}
             for name in (

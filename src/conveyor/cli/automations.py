@@ -150,6 +150,25 @@ def body_from_options(
     disabled: Annotated[
         Flag, _option("--disabled/--enabled", help="Disable or enable the automation.")
     ] = None,
+    retry_attempts: Annotated[
+        int | None,
+        _option(
+            "--retry-on-failure-number-of-attempts",
+            help="Retry a run that ends failure or partial_failure at most this many times "
+            "(1-10); needs --retry-on-failure-interval-in-minutes.",
+        ),
+    ] = None,
+    retry_interval: Annotated[
+        int | None,
+        _option(
+            "--retry-on-failure-interval-in-minutes",
+            help="Minutes from a failed run's end to its retry (5-1440).",
+        ),
+    ] = None,
+    no_retries: Annotated[
+        bool,
+        _option("--no-retry-on-failure", help="Turn automatic retries off (both settings null)."),
+    ] = False,
     json_body: Annotated[
         Text,
         _option(
@@ -182,8 +201,18 @@ def body_from_options(
         "schedule_time_zone": time_zone,
         "trigger_actions": trigger_actions or None,
         "disabled": disabled,
+        "retry_on_failure_number_of_attempts": retry_attempts,
+        "retry_on_failure_interval_in_minutes": retry_interval,
     }
     body.update({key: value for key, value in fields.items() if value is not None})
+    if no_retries:
+        if retry_attempts is not None or retry_interval is not None:
+            raise typer.BadParameter(
+                "--no-retry-on-failure cannot be combined with the retry settings",
+                param_hint="--no-retry-on-failure",
+            )
+        body["retry_on_failure_number_of_attempts"] = None
+        body["retry_on_failure_interval_in_minutes"] = None
     return body
 
 

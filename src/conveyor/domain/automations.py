@@ -52,6 +52,10 @@ MAX_PATH_LENGTH = 5000
 MAX_PATH_DEPTH = 256  # folder levels in a path, destination or glob
 MAX_NAME_LENGTH = 255  # the name column's width (store.schema)
 MAX_DESTINATIONS = 100
+# Files.com's allowed ranges (inclusive): at most 10 retries, 5 minutes to one day apart.
+RETRY_ATTEMPTS = (1, 10)
+RETRY_INTERVAL_MINUTES = (5, 1440)
+_RETRY_FIELDS = ("retry_on_failure_number_of_attempts", "retry_on_failure_interval_in_minutes")
 # ASCII digits only, and nothing after the minutes (fullmatch: `$` would allow a final
 # newline, and `\d` other scripts' digits).
 _TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
@@ -261,6 +265,10 @@ class Automation:
     recurring_days: tuple[int, ...] = ()
     holiday_region: str = ""
     always_serialize_jobs: bool = False
+    # Files.com's automatic retries of a run that ends failure or partial_failure:
+    # both set (within RETRY_ATTEMPTS / RETRY_INTERVAL_MINUTES) or both None (off).
+    retry_on_failure_number_of_attempts: int | None = None
+    retry_on_failure_interval_in_minutes: int | None = None
     value_limit: int | None = None  # Files.com `value: {"limit": N}`: the newest N files only
     webhook_secret: str | None = None
     created_at: int = 0
@@ -352,7 +360,7 @@ _LIST_FIELDS = (
     "recurring_days",
 )
 EDITABLE_FIELDS = frozenset(
-    _STRING_FIELDS + _BOOL_FIELDS + _LIST_FIELDS + ("recurring_day", "value_limit")
+    _STRING_FIELDS + _BOOL_FIELDS + _LIST_FIELDS + _RETRY_FIELDS + ("recurring_day", "value_limit")
 )
 # Fields whose change is a change of behaviour (Files.com: last_modified_at
 # "does not change for name or description updates").
@@ -372,10 +380,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "ignore_locked_folders": "Conveyor has no Lock Folders behavior",
     "legacy_folder_matching": "Files.com deprecated it and Conveyor acts on files only",
     "workspace_id": "Conveyor has no workspaces",
-    "retry_on_failure_number_of_attempts": "automatic retries come with run control "
-    "(SPEC 2.5), which is not built yet",
-    "retry_on_failure_interval_in_minutes": "automatic retries come with run control "
-    "(SPEC 2.5), which is not built yet",
 }
 # Fields the API sends back that a client may send again unchanged (the
 # official SDK's save() sends every attribute it holds): accepted only when
@@ -406,6 +410,15 @@ def _coerce(name: str, value: Any) -> Any:
         raise errors.RequestParamsInvalid(f"{name} must be a boolean.")
     if name == "recurring_day":
         return _integer(name, value)
+    if name in _RETRY_FIELDS:
+        number = _integer(name, value)
+        low, high = RETRY_ATTEMPTS if name == _RETRY_FIELDS[0] else RETRY_INTERVAL_MINUTES
+        if not low <= number <= high:
+            raise errors.RequestParamsInvalid(
+                f"{name} must be between {low} and {high} (Files.com's range), got {number}; "
+                "send null to turn automatic retries off."
+            )
+        return number
     if name in _LIST_FIELDS:
         if isinstance(value, str):  # Files.com accepts comma-delimited strings for lists
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -575,9 +588,21 @@ def validate_fields(body: Mapping[str, Any], current: Automation | None = None) 
             )
 
     _validate_trigger(trigger, merged, values)
+    _check_retries(merged)
     if "destinations" in values:
         values["destinations"] = destinations
     return values
+
+
+def _check_retries(merged: Mapping[str, Any]) -> None:
+    """Retries need both settings: how many and how long apart (or neither: off)."""
+    attempts, interval = (merged.get(name) for name in _RETRY_FIELDS)
+    if (attempts is None) != (interval is None):
+        missing, given = _RETRY_FIELDS if attempts is None else _RETRY_FIELDS[::-1]
+        raise errors.RequestParamsInvalid(
+            f"{missing} is required with {given}: automatic retries need both "
+            "(send both as null to turn them off)."
+        )
 
 
 def _time_of_day(text: str) -> str:

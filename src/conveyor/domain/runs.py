@@ -98,9 +98,14 @@ def final_status(successful: int, failed: int, planning_failed: bool = False) ->
     return RunStatus.PARTIAL_FAILURE
 
 
-def new_run(automation_id: int, now: int, runtime: int | None = None) -> AutomationRun:
+def new_run(
+    automation_id: int, now: int, runtime: int | None = None, *, serialized: bool = False
+) -> AutomationRun:
     """A run as created by a trigger: queued for planning, running, no counts.
 
+    A run of an `always_serialize_jobs` automation (`serialized`) is `queued`
+    instead until a worker starts planning it, which it does only once every
+    earlier run of its automation has finished (Files.com's `queued` status).
     `id` is 0 until the store assigns one.
     """
     return AutomationRun(
@@ -109,7 +114,7 @@ def new_run(automation_id: int, now: int, runtime: int | None = None) -> Automat
         created_at=now,
         runtime=now if runtime is None else runtime,
         completed_at=None,
-        status=RunStatus.RUNNING,
+        status=RunStatus.QUEUED if serialized else RunStatus.RUNNING,
         run_stage=RunStage.QUEUED_FOR_PLANNING,
         successful_operations=0,
         failed_operations=0,
@@ -121,6 +126,8 @@ def advance(run: AutomationRun, target: RunStage) -> AutomationRun:
     if target is RunStage.FINISHED:
         raise IllegalTransition("use finish() to finish a run")
     check_transition(run.run_stage, target)
+    if run.status is RunStatus.QUEUED:  # its wait is over: a worker took it
+        return replace(run, run_stage=target, status=RunStatus.RUNNING)
     return replace(run, run_stage=target)
 
 
@@ -151,6 +158,38 @@ def finish(run: AutomationRun, now: int, planning_failed: bool = False) -> Autom
         status=final_status(run.successful_operations, run.failed_operations, planning_failed),
         completed_at=now,
     )
+
+
+# Files.com retries a run that ends with one of these (retry_on_failure_*).
+RETRIED_STATUSES = frozenset({RunStatus.FAILURE, RunStatus.PARTIAL_FAILURE})
+MINUTE_US = 60_000_000
+
+
+def retry_allowed(attempt: int, attempts: int | None, *, disabled: bool, deleted: bool) -> bool:
+    """May the run that is `attempt` of its chain (0: the original run, 1: its first
+    retry ...) be retried, under an automation allowing `attempts` retries (None: off)?"""
+    return attempts is not None and attempt < attempts and not disabled and not deleted
+
+
+def retry_time(
+    run: AutomationRun,
+    attempt: int,
+    attempts: int | None,
+    interval_minutes: int | None,
+    *,
+    disabled: bool = False,
+    deleted: bool = False,
+) -> int | None:
+    """When the finished `run` is to be retried (its `retry_at`), or None: only a run
+    that ended failure or partial_failure, with retries left, `interval_minutes` after
+    it ended."""
+    if run.status not in RETRIED_STATUSES or run.completed_at is None:
+        return None
+    if interval_minutes is None:
+        return None
+    if not retry_allowed(attempt, attempts, disabled=disabled, deleted=deleted):
+        return None
+    return run.completed_at + interval_minutes * MINUTE_US
 
 
 def check_can_log(run: AutomationRun) -> None:

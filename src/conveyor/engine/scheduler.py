@@ -10,6 +10,11 @@ schedule_slot) and saves the scheduler's state, in multi-row statements.
 Any number of schedulers, in any number of processes on any machines, may
 run against one database: the unique index makes a second run for a slot
 impossible, so they never duplicate work, they only repeat a cheap check.
+
+The same pass makes the automatic retries that came due (Files.com's
+`retry_on_failure_*`; `conveyor.store.retries`), in a transaction of their
+own: one probe of a partial index when none is due, and each retry made
+exactly once however many schedulers race for it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -35,11 +41,12 @@ from conveyor.domain.schedules import (
     schedule_of,
 )
 from conveyor.observability import components
-from conveyor.store import outage
+from conveyor.store import outage, retries
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 
 log = logging.getLogger("conveyor.scheduler")
+T = TypeVar("T")
 
 # PostgreSQL deadlock and serialization failures: the pass is retried from the start.
 _RETRYABLE_PGCODES = frozenset({"40P01", "40001"})
@@ -90,40 +97,65 @@ def _decide_all(
                     decision.run_slot,
                     automation.trigger.value,
                     _message(automation, decision),
+                    serialized=automation.always_serialize_jobs,
                 )
             )
     return wanted, states
 
 
+def _write(db: Database, work: Callable[[Connection], T]) -> T:
+    """`work` in a write transaction, again from the start after a PostgreSQL deadlock
+    or serialization failure with another scheduler."""
+    for attempt in range(_RETRIES + 1):
+        try:
+            return db.run_write(work)
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in _RETRYABLE_PGCODES or attempt == _RETRIES:
+                raise
+            log.info("scheduler pass conflicted with another (%s); retrying", code)
+    raise AssertionError("unreachable")
+
+
 def run_pass(
     db: Database, clock: Clock, on_run_created: Callable[[int], None] | None = None
 ) -> PassResult:
-    """One scheduler pass at `clock.now()`; returns what it did."""
+    """One scheduler pass at `clock.now()`: the due schedule slots, then the due
+    automatic retries; returns what it did."""
     now = clock.now()
     with db.read() as conn:
-        if not store.any_schedule_candidate(conn, now):
-            return PassResult(0, [])
+        slots_due = store.any_schedule_candidate(conn, now)
+        retries_due = retries.any_due(conn, now)
 
-    def work(conn: Connection) -> PassResult:
+    def slots(conn: Connection) -> PassResult:
         candidates = store.schedule_candidates(conn, now, lock=True)
         wanted, states = _decide_all(candidates, now)
         created = store.create_slot_runs(conn, now, wanted)
         store.save_schedule_states(conn, now, states)
         return PassResult(len(states), created)
 
-    for attempt in range(_RETRIES + 1):
-        try:
-            result = db.run_write(work)
-            break
-        except DBAPIError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in _RETRYABLE_PGCODES or attempt == _RETRIES:
-                raise
-            log.info("scheduler pass conflicted with another (%s); retrying", code)
+    result = _write(db, slots) if slots_due else PassResult(0, [])
+    if retries_due:
+        made = _make_retries(db, now)
+        result = PassResult(result.examined, result.created + made)
     if on_run_created is not None:
         for run_id in result.created:
             on_run_created(run_id)
     return result
+
+
+def _make_retries(db: Database, now: int) -> list[int]:
+    """The retry runs that came due (a batch at a time), ids of those this pass made."""
+    made: list[int] = []
+    while True:
+        try:
+            batch = _write(db, lambda conn: retries.create_due_retries(conn, now))
+        except retries.RetryRaced as exc:  # rolled back; the other scheduler made it
+            log.info("%s", exc)
+            return made
+        made += [m.retry_run_id for m in batch if m.retry_run_id is not None]
+        if len(batch) < retries.BATCH:
+            return made
 
 
 class Scheduler:

@@ -182,6 +182,8 @@ AUTOMATION_FIELDS = (
     "recurring_days",
     "holiday_region",
     "always_serialize_jobs",
+    "retry_on_failure_number_of_attempts",
+    "retry_on_failure_interval_in_minutes",
     "value",
     "webhook_url",
     "user_id",
@@ -201,7 +203,9 @@ class Automation:
     `schedule_times_of_day` are ``HH:MM``. `recurring_days` are the days of a
     daily trigger's period it runs on; `holiday_region` a region whose public
     holidays it skips; `value` is ``{"limit": N}`` when a copy or move takes
-    only the newest N files. `webhook_url` is set for webhook
+    only the newest N files. `retry_on_failure_number_of_attempts` (1-10) and
+    `retry_on_failure_interval_in_minutes` (5-1440) retry a run that ends
+    ``failure`` or ``partial_failure`` (both None: no retries). `webhook_url` is set for webhook
     triggers only, and `last_modified_at` changes with every change of
     behaviour (not for name or description).
     """
@@ -233,6 +237,8 @@ class Automation:
     recurring_days: tuple[int, ...]
     holiday_region: str | None
     always_serialize_jobs: bool
+    retry_on_failure_number_of_attempts: int | None
+    retry_on_failure_interval_in_minutes: int | None
     value: dict[str, Any] | None
     webhook_url: str | None
     user_id: int

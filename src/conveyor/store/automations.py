@@ -49,6 +49,8 @@ def _to_db(values: dict[str, Any]) -> dict[str, Any]:
             "recurring_day",
             "webhook_secret",
             "value_limit",
+            "retry_on_failure_number_of_attempts",
+            "retry_on_failure_interval_in_minutes",
         ):
             out[name] = False if name in ("disabled", "always_serialize_jobs") else ""
         else:

@@ -26,9 +26,9 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.runs import AutomationRun, MessageLevel, RerunNode
 from conveyor.store import engine as engine_store
 from conveyor.store import runs as run_store
+from conveyor.store import triggers
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
-from conveyor.store.schema import run_inputs
 from conveyor.store.schema import run_operations as ops_t
 
 
@@ -147,13 +147,7 @@ def create_rerun(
         rerun_of_run_id=run_id,
         rerun_from_node_id=node.value,
     )
-    inputs = conn.execute(
-        select(run_inputs.c.kind, run_inputs.c.payload).where(run_inputs.c.run_id == run_id)
-    ).first()
-    if inputs is not None:
-        conn.execute(
-            run_inputs.insert().values(run_id=created.id, kind=inputs.kind, payload=inputs.payload)
-        )
+    triggers.copy_run_input(conn, run_id, created.id)
     keeps = {
         RerunNode.PLANNING: "everything the automation matches now",
         RerunNode.EXECUTION: "only the operations it planned",

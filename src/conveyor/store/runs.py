@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
+from conveyor.clock import to_rfc3339
 from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
@@ -107,15 +108,20 @@ def run_from_row(row: Sequence[Any]) -> AutomationRun:
 def create_run(
     conn: Connection, automation_id: int, now: int, runtime: int | None = None, **extra: Any
 ) -> AutomationRun:
-    """Insert a new run (queued_for_planning, running). `extra` sets engine columns."""
-    run = lifecycle.new_run(automation_id, now, runtime)
+    """Insert a new run (queued_for_planning; running, or queued for an
+    always_serialize_jobs automation). `extra` sets engine columns."""
+    serialized = conn.execute(
+        select(automations.c.always_serialize_jobs).where(automations.c.id == automation_id)
+    ).scalar()
+    run = lifecycle.new_run(automation_id, now, runtime, serialized=bool(serialized))
     values = {name: getattr(run, name) for name in _FIELDS if name != "id"}
     values.update(extra)
     run_id = conn.execute(runs_t.insert().values(**values).returning(runs_t.c.id)).scalar_one()
     if conn.dialect.name == "postgresql":
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
-    created = AutomationRun(**{**{n: getattr(run, n) for n in _FIELDS}, "id": run_id})
+    own = {name: value for name, value in extra.items() if name in _FIELDS}
+    created = replace(run, id=run_id, **own)
     record_created(conn, [(created, extra)])
     return created
 
@@ -171,7 +177,8 @@ def _apply(
         if result.rowcount != 1:
             raise IllegalTransition(f"automation run {run_id} changed concurrently")
         if before.status != after.status:
-            # Only finishing changes the status (running -> final); the counts move with it.
+            # Finishing changes the status (-> final), and so does the claim of a queued
+            # run (queued -> running); the counts move with it.
             day = before.created_at // DAY_US
             add_daily_counts(
                 conn,
@@ -261,7 +268,48 @@ def finish_run(
     _, after = _apply(conn, run_id, lambda run: lifecycle.finish(run, now, planning_failed))
     if message is not None:
         _insert_message(conn, run_id, now, message, level)
+    if after.status in lifecycle.RETRIED_STATUSES:
+        after = replace(after, retry_at=_schedule_retry(conn, after, now))
     return after
+
+
+def _schedule_retry(conn: Connection, run: AutomationRun, now: int) -> int | None:
+    """Set the finished run's retry_at if its automation retries it (Files.com's
+    retry_on_failure_*), in the finishing transaction; the scheduler makes the retry
+    when it is due (store.retries)."""
+    a = automations.c
+    row = conn.execute(
+        select(
+            runs_t.c.retry_attempt,
+            a.disabled,
+            a.deleted,
+            a.retry_on_failure_number_of_attempts,
+            a.retry_on_failure_interval_in_minutes,
+        )
+        .select_from(runs_t.join(automations, a.id == runs_t.c.automation_id))
+        .where(runs_t.c.id == run.id)
+    ).one()
+    attempts = row.retry_on_failure_number_of_attempts
+    due = lifecycle.retry_time(
+        run,
+        row.retry_attempt,
+        attempts,
+        row.retry_on_failure_interval_in_minutes,
+        disabled=bool(row.disabled),
+        deleted=bool(row.deleted),
+    )
+    if due is None:
+        return None
+    conn.execute(update(runs_t).where(runs_t.c.id == run.id).values(retry_at=due))
+    _insert_message(
+        conn,
+        run.id,
+        now,
+        f"Ended {run.status.value}: retry {row.retry_attempt + 1} of {attempts} is due at "
+        f"{to_rfc3339(due)} ({row.retry_on_failure_interval_in_minutes} minutes after the end).",
+        MessageLevel.INFO,
+    )
+    return due
 
 
 # -------------------------------------------------------------------- reading

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -310,4 +311,20 @@ permissions = Table(
     Column("recursive", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("user_id", "path", "permission", name="uq_permissions_user_path"),
+)
+
+# Automatic retries (migration 0012): the automation's Files.com settings, and
+# each run's attempt along its retry chain (0: not a retry). The scheduler
+# finds due retries by ix_runs_retry_due, which holds only runs still waiting
+# for theirs (retry_at and retried_in_run_id come with migration 0010).
+automations.append_column(Column("retry_on_failure_number_of_attempts", Integer, nullable=True))
+automations.append_column(Column("retry_on_failure_interval_in_minutes", Integer, nullable=True))
+automation_runs.append_column(Column("retry_attempt", Integer, nullable=False, server_default="0"))
+_RETRY_DUE = text("retry_at IS NOT NULL AND retried_in_run_id IS NULL")
+Index(
+    "ix_runs_retry_due",
+    automation_runs.c.retry_at,
+    automation_runs.c.id,
+    sqlite_where=_RETRY_DUE,
+    postgresql_where=_RETRY_DUE,
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, literal, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -125,6 +125,7 @@ class SlotRun:
     slot: int
     trigger: str
     message: str
+    serialized: bool = False  # always_serialize_jobs: created `queued` (domain.runs.new_run)
 
 
 def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> list[int]:
@@ -140,7 +141,7 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
     text_of = {(item.automation_id, item.slot): item.message for item in wanted}
     rows = []
     for item in wanted:
-        run = lifecycle.new_run(item.automation_id, now, item.slot)
+        run = lifecycle.new_run(item.automation_id, now, item.slot, serialized=item.serialized)
         rows.append(
             {
                 "automation_id": run.automation_id,
@@ -164,9 +165,11 @@ def create_slot_runs(conn: Connection, now: int, wanted: Sequence[SlotRun]) -> l
     messages = []
     fresh: list[tuple[lifecycle.AutomationRun, dict[str, Any]]] = []
     trigger_of = {(item.automation_id, item.slot): item.trigger for item in wanted}
+    serialized = {item.automation_id for item in wanted if item.serialized}
     for run_id, automation_id, slot in conn.execute(statement, rows):
         created.append(run_id)
-        run = replace(lifecycle.new_run(automation_id, now, slot), id=run_id)
+        run = lifecycle.new_run(automation_id, now, slot, serialized=automation_id in serialized)
+        run = replace(run, id=run_id)
         fresh.append((run, {"trigger": trigger_of[(automation_id, slot)], "schedule_slot": slot}))
         messages.append(
             {
@@ -276,6 +279,21 @@ def run_input(conn: Connection, run_id: int) -> tuple[str, dict[str, Any]] | Non
         return None
     payload: dict[str, Any] = orjson.loads(row.payload)
     return row.kind, payload
+
+
+def copy_run_input(conn: Connection, from_run_id: int, to_run_id: int) -> None:
+    """Give `to_run_id` the trigger inputs of `from_run_id` (its webhook values or
+    event files), if it had any: the new run plans on the same inputs."""
+    conn.execute(
+        run_inputs.insert().from_select(
+            ["run_id", "kind", "payload"],
+            select(
+                literal(to_run_id, type_=run_inputs.c.run_id.type),
+                run_inputs.c.kind,
+                run_inputs.c.payload,
+            ).where(run_inputs.c.run_id == from_run_id),
+        )
+    )
 
 
 def run_files(conn: Connection, run_id: int) -> list[str] | None:

@@ -54,7 +54,8 @@ class AutomationSummary:
 def summarize(automation: Automation, recent: list[RunRow]) -> AutomationSummary:
     """`recent` is newest first, as the store reads it."""
     strip = [Mark(row.id, row.status, row.created_at) for row in reversed(recent)]
-    finished = [mark for mark in strip if mark.status != RunStatus.RUNNING.value]
+    unfinished = (RunStatus.RUNNING.value, RunStatus.QUEUED.value)
+    finished = [mark for mark in strip if mark.status not in unfinished]
     succeeded = sum(1 for mark in finished if mark.status == RunStatus.SUCCESS.value)
     return AutomationSummary(
         automation,
