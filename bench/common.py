@@ -432,15 +432,23 @@ def seconds(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def interleaved_medians(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each case, the cases taking turns so that noise from the
-    shared machine falls on all of them alike. One untimed warm-up call each."""
+def interleaved_samples(
+    cases: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds of each case `rounds` times, the cases taking turns so that noise from
+    the shared machine falls on all of them alike. One untimed warm-up call each."""
     for work in cases.values():
         work()
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, work in cases.items():
             samples[name].append(seconds(work))
+    return samples
+
+
+def interleaved_medians(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each case (`interleaved_samples`)."""
+    samples = interleaved_samples(cases, rounds)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -1,4 +1,5 @@
-"""Engine overhead: create_folder runs per second end to end, against the database's own ceiling.
+"""Engine overhead: create_folder runs per second end to end, against the database's own ceiling,
+in a burst of manual runs, and against Prefect.
 
 Conveyor runs as it is deployed, each process started through
 `common.py counted`, which counts every transaction its SQLAlchemy engines
@@ -6,8 +7,8 @@ commit (by thread: API, engine worker, lease heartbeat, scheduler, ...):
 
 - SQLite: one `conveyor serve` with its default embedded workers (2);
 - PostgreSQL (a throwaway durable server, fsync on): one `conveyor serve`
-  with CONVEYOR_EMBEDDED_WORKERS=0 for the API, and 2 `conveyor worker`
-  processes (1 worker thread each), woken by LISTEN/NOTIFY.
+  with CONVEYOR_EMBEDDED_WORKERS=0 for the API, and `--workers` (3)
+  `conveyor worker` processes (1 worker thread each), woken by LISTEN/NOTIFY.
 
 The client triggers `create_folder` automations (one destination each)
 with POST /api/rest/v1/automations/{id}/manual_run over HTTP on 127.0.0.1
@@ -30,7 +31,20 @@ run table every 5 ms. Each round, in turn:
    and COMMIT (`created_at` is the trigger time, taken before the API's
    INSERT), during which no worker could see the run;
 3. throughput: `--clients` closed-loop clients (each triggers a run, waits
-   for it to finish, triggers the next) for `--seconds`.
+   for it to finish, triggers the next) for `--seconds`;
+4. burst: `--burst` (1,000) manual_run POSTs sent at once by `--senders` (8)
+   connections, spread over the automations; runs/s is how many runs
+   finished per second from the first POST to the last `completed_at`
+   (issue 17's goal: >= 150 on SQLite, >= 300 on PostgreSQL with 3 workers);
+5. Prefect (when it can be imported: `pip install -e '.[bench]'`, or another
+   interpreter given with `--prefect-python`): a local `prefect server` with
+   its default SQLite database and a flow that makes one folder, called
+   `--prefect-runs` times one after another in a client process (Prefect's way
+   to run a flow without a worker); runs/s and its median seconds per run.
+   Measured in the same rounds as Conveyor's burst, taking turns.
+
+The latency phase also gives p50/p99 from `created_at` to `completed_at` of
+runs that did not queue (the workers idle before each; the goal: p50 <= 5 ms).
 
 Figures: runs/s ÷ ceiling transactions/s per round and their median; write
 transactions per run (in-process counts; on PostgreSQL also the server's
@@ -42,14 +56,20 @@ not the engine's.
 
     .venv/bin/python bench/engine_overhead.py                       # both databases, 3 rounds
     .venv/bin/python bench/engine_overhead.py --backend sqlite --rounds 1 --seconds 3   # quick
+    .venv/bin/python bench/engine_overhead.py --backend sqlite --prefect-python /path/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -62,7 +82,18 @@ from typing import Any
 import httpx
 import psycopg
 
-from common import CountedProcess, conveyor_home, count_delta, print_machine, wait_healthy
+from common import (
+    CountedProcess,
+    accepts,
+    conveyor_home,
+    count_delta,
+    load_average,
+    print_machine,
+    stop_process,
+    wait_healthy,
+    wait_started,
+)
+from conveyor.testing.postgres import free_port
 
 API = "/api/rest/v1"
 POLL_SECONDS = 0.005
@@ -392,6 +423,56 @@ def run_phase(target: Target, clients: int, *, count: int = 0, seconds: float = 
     return phase
 
 
+def burst(target: Target, count: int, senders: int) -> Phase:
+    """`count` manual_run POSTs sent as fast as `senders` connections allow, spread over
+    the automations; the rate is runs finished per second from the first POST to the
+    last `completed_at`."""
+    runs: list[Triggered] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    before = target.counts()
+    left = list(range(count))
+    started = time.time()
+
+    def sender(number: int) -> None:
+        headers = {"X-FilesAPI-Key": target.key}
+        try:
+            with httpx.Client(base_url=target.api, headers=headers, timeout=120) as client:
+                while True:
+                    with lock:
+                        if not left:
+                            return
+                        index = left.pop()
+                    made = trigger(client, target.automations[index % len(target.automations)])
+                    with lock:
+                        runs.append(made)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    conn = target.connect()
+    deadline = time.monotonic() + 300
+    while True:
+        row = conn.execute(
+            "SELECT count(*) FROM automation_runs WHERE run_stage != 'finished'"
+        ).fetchone()
+        if row[0] == 0:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{row[0]} runs still unfinished after 300 s")
+        time.sleep(0.02)
+    conn.close()
+    phase = Phase(runs, started, count_delta(before, target.counts()))
+    phase.stages = read_stages(target, [r.run_id for r in runs])
+    return phase
+
+
 def pg_xact(target: Target) -> tuple[int, int]:
     assert target.admin_dsn is not None
     with psycopg.connect(target.admin_dsn, autocommit=True) as conn:
@@ -431,7 +512,7 @@ def wait_worker_started(process: CountedProcess, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def conveyor(backend: str, clients: int) -> Iterator[Target]:
+def conveyor(backend: str, clients: int, workers: int = 3) -> Iterator[Target]:
     with ExitStack() as stack:
         home = stack.enter_context(conveyor_home(backend, "conveyor-overhead"))
         env = {**home.env, "CONVEYOR_RATE_LIMIT_RATE": "0"}
@@ -443,7 +524,7 @@ def conveyor(backend: str, clients: int) -> Iterator[Target]:
         processes.append(serve)
         wait_healthy(home.api, serve)
         if backend == "postgresql":
-            for n in range(2):
+            for n in range(workers):
                 worker = CountedProcess(["worker"], env, home.path, f"worker-{n}")
                 stack.callback(worker.stop)
                 wait_worker_started(worker)
@@ -466,13 +547,138 @@ def describe_counts(counts: dict[str, int], runs: int) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------ Prefect
+
+# The client: a flow that makes one folder, called one run after another in-process.
+PREFECT_CLIENT = """
+import json, os, sys, time
+from prefect import flow
+
+@flow(name="make-folder", persist_result=False)
+def make_folder(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+
+folder, count = sys.argv[1], int(sys.argv[2])
+make_folder(folder)  # warm-up: registers the flow
+times = []
+started = time.perf_counter()
+for _ in range(count):
+    began = time.perf_counter()
+    make_folder(folder)
+    times.append(time.perf_counter() - began)
+print(json.dumps({"seconds": time.perf_counter() - started, "times": times}))
+"""
+
+
+@dataclass
+class Prefect:
+    python: str
+    version: str
+    env: dict[str, str]
+    home: Path
+
+
+def prefect_version(python: str) -> str | None:
+    """Prefect's version in `python`, or None when it cannot be imported there."""
+    found = subprocess.run(
+        [python, "-c", "import prefect; print(prefect.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+@contextmanager
+def prefect_server(python: str) -> Iterator[Prefect | None]:
+    """A local `prefect server` (its default SQLite database in a temp home), or None
+    with a message when Prefect is not installed in `python`."""
+    version = prefect_version(python)
+    if version is None:
+        print(
+            f"Prefect: skipped, it cannot be imported by {python} (install the bench extra: "
+            ".venv/bin/pip install -e '.[bench]', or give --prefect-python)"
+        )
+        yield None
+        return
+    with ExitStack() as stack:
+        home = Path(tempfile.mkdtemp(prefix="prefect-bench-"))
+        stack.callback(shutil.rmtree, home, True)
+        port = free_port()
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+        log = stack.enter_context(open(home / "server.log", "wb"))
+        command = [str(Path(python).parent / "prefect"), "server", "start"]
+        server = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(stop_process, server)
+        wait_started(
+            server,
+            lambda: accepts(port) and _prefect_healthy(port),
+            f"prefect server (log: {home / 'server.log'})",
+            timeout=180,
+        )
+        print(f"Prefect {version}: a local `prefect server` (SQLite), flows called in-process")
+        yield Prefect(python, version, env, home)
+
+
+def _prefect_healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def prefect_round(prefect: Prefect, count: int) -> tuple[float, float]:
+    """`count` flow runs one after another: (runs/s, median seconds per run)."""
+    done = subprocess.run(
+        [prefect.python, "-c", PREFECT_CLIENT, str(prefect.home / "made"), str(count)],
+        env=prefect.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the Prefect client failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return count / result["seconds"], statistics.median(result["times"])
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """Median with min and max, as the figures are recorded."""
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"(min {min(values):.{digits}f}, max {max(values):.{digits}f})"
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
 def measure(backend: str, args: argparse.Namespace) -> None:
     print(f"\n== {backend} ==")
-    with conveyor(backend, args.clients) as target:
+    with ExitStack() as stack:
+        target = stack.enter_context(conveyor(backend, args.clients, args.workers))
+        prefect = None
+        if backend == "sqlite" and args.prefect_runs:
+            prefect = stack.enter_context(prefect_server(args.prefect_python))
         layout = (
             "1 `conveyor serve`, 2 embedded workers"
             if backend == "sqlite"
-            else "1 `conveyor serve` (0 embedded workers) + 2 `conveyor worker`"
+            else f"1 `conveyor serve` (0 embedded workers) + {args.workers} `conveyor worker`"
         )
         print(f"{layout}; {args.clients} closed-loop clients for the throughput phase")
         ratios: list[float] = []
@@ -482,6 +688,10 @@ def measure(backend: str, args: argparse.Namespace) -> None:
         waits_all: list[float] = []
         gaps_all: list[tuple[float, float]] = []
         idle_shares_all: list[float] = []
+        bursts: list[float] = []
+        created_to_completed: list[float] = []
+        prefect_rates: list[float] = []
+        prefect_each: list[float] = []
         for round_number in range(1, args.rounds + 1):
             one = ceiling(target, 1, args.ceiling_seconds)
             two = ceiling(target, 2, args.ceiling_seconds)
@@ -501,6 +711,9 @@ def measure(backend: str, args: argparse.Namespace) -> None:
             waits_all += latency.waits_ms()
             gaps, odd = latency.handovers()
             gaps_all += gaps
+            created_to_completed += [
+                (stage[5] - stage[1]) / 1000 for stage in latency.stages.values()
+            ]
             idle_shares_all += [
                 (plan + execute) / total
                 for (plan, execute), total in zip(gaps, latency.latencies(), strict=False)
@@ -563,6 +776,23 @@ def measure(backend: str, args: argparse.Namespace) -> None:
                     f"executing ({len(gaps)} runs; {odd} with another transaction sequence "
                     "left out)"
                 )
+            if args.burst:
+                shot = burst(target, args.burst, args.senders)
+                bursts.append(shot.rate)
+                print(
+                    f"  burst: {len(shot.runs)} manual_run calls ({args.senders} connections) "
+                    f"finished in {shot.seconds:.2f} s = {shot.rate:.1f} runs/s; "
+                    f"{shot.per_run('*/write/commit'):.2f} write and "
+                    f"{shot.per_run('*/read/commit'):.2f} read transactions per run"
+                )
+            if prefect is not None:
+                rate, each = prefect_round(prefect, args.prefect_runs)
+                prefect_rates.append(rate)
+                prefect_each.append(each * 1000)
+                print(
+                    f"  Prefect: {args.prefect_runs} flow runs one after another: "
+                    f"{rate:.1f} runs/s, median {each * 1000:.0f} ms per run"
+                )
             if args.detail:
                 print("  throughput phase transactions by role/kind/end:")
                 print("\n".join(describe_counts(load.counts, len(load.runs))))
@@ -585,6 +815,27 @@ def measure(backend: str, args: argparse.Namespace) -> None:
                 f"{len(gaps_all)} runs)"
             )
         print(
+            f"{backend}: created_at to completed_at, one run at a time (not queued): p50 "
+            f"{percentile(created_to_completed, 0.5):.1f} ms, p99 "
+            f"{percentile(created_to_completed, 0.99):.1f} ms over "
+            f"{len(created_to_completed)} runs (goal: p50 <= 5 ms)"
+        )
+        if bursts:
+            goal = 150 if backend == "sqlite" else 300
+            print(
+                f"{backend}: burst of {args.burst}: runs/s median {spread(bursts)} over "
+                f"{len(bursts)} rounds (goal >= {goal})"
+            )
+        if prefect_rates:
+            ratios_p = [c / p for c, p in zip(bursts, prefect_rates, strict=False)]
+            print(
+                f"{backend}: Prefect {prefect.version if prefect else ''}: runs/s median "
+                f"{spread(prefect_rates)}, ms per run median {spread(prefect_each, 0)}; "
+                f"Conveyor's burst / Prefect, same round: median {spread(ratios_p)} "
+                "(goal >= 30)"
+            )
+        print(f"load average now: {load_average()}")
+        print(
             f"{backend}: by the stage stamps (queuing transactions included): median "
             f"{statistics.median(waits_all):.1f} ms = median share "
             f"{statistics.median(shares_all) * 100:.1f} %"
@@ -600,6 +851,17 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=15, help="one-at-a-time runs/round")
     parser.add_argument("--ceiling-seconds", type=float, default=2.0)
     parser.add_argument("--detail", action="store_true", help="transactions by thread role")
+    parser.add_argument("--burst", type=int, default=1000, help="manual runs per burst (0: none)")
+    parser.add_argument("--senders", type=int, default=8, help="connections sending the burst")
+    parser.add_argument("--workers", type=int, default=3, help="PostgreSQL: worker processes")
+    parser.add_argument(
+        "--prefect-runs", type=int, default=100, help="Prefect flow runs per round (0: none)"
+    )
+    parser.add_argument(
+        "--prefect-python",
+        default=sys.executable,
+        help="the interpreter Prefect is installed in (default: this one)",
+    )
     args = parser.parse_args()
     print(f"command: .venv/bin/python {COMMAND} {' '.join(sys.argv[1:])}".rstrip())
     print_machine()

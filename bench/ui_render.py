@@ -47,7 +47,7 @@ from common import (
     START_US,
     Seeded,
     ServerProcess,
-    interleaved_medians,
+    interleaved_samples,
     lifecycle_rows,
     print_machine,
     seconds,
@@ -67,6 +67,11 @@ AUTOMATIONS = 6
 LOG_LINES = 50_000
 COPY_MESSAGES = "COPY run_messages (run_id, created_at, level, message) FROM STDIN"
 BROWSER_SAMPLES = 5
+
+
+def spread(values: list[float]) -> str:
+    """The samples' range, min-max in ms: the medians' context on a shared machine."""
+    return f"min-max {min(values) * 1000:.1f}-{max(values) * 1000:.1f} ms"
 
 
 def run_rows(runs: int, owners: list[int], now: int) -> Iterator[tuple[Any, ...]]:
@@ -235,7 +240,8 @@ def measure(db: Seeded, rounds: int) -> None:
         for ui_size, api_size in PAIRS:
             cases[f"ui{ui_size}"] = lambda n=ui_size: page(n)
             cases[f"api{api_size}"] = lambda n=api_size: api_page(n)
-        medians = interleaved_medians(cases, rounds)
+        samples = interleaved_samples(cases, rounds)
+        medians = {name: statistics.median(values) for name, values in samples.items()}
         # First renders of the other automations' pages: nothing of theirs cached yet.
         others = range(db.automation_id + 1, db.automation_id + AUTOMATIONS)
         cold = [seconds(lambda a=a: page(UI_PAGE, a)) for a in others]
@@ -248,7 +254,8 @@ def measure(db: Seeded, rounds: int) -> None:
             print(
                 f"{db.backend}: UI page of {ui_size} runs {ui_s * 1000:.1f} ms / "
                 f"API page of {api_size} runs {api_s * 1000:.1f} ms = {ratio:.2f} "
-                f"({verdict} the goal <= {GOAL:g})"
+                f"({verdict} the goal <= {GOAL:g}); "
+                f"{spread(samples[f'ui{ui_size}'])} / {spread(samples[f'api{api_size}'])}"
             )
         print(
             f"{db.backend}: first render (nothing cached), median of {len(cold)}: "
@@ -295,7 +302,7 @@ def measure_run_page(
     print(
         f"{db.backend}: run {run_id}: page of {len(tail):,} bytes, {errors_shown} error lines shown"
     )
-    medians = interleaved_medians(
+    samples = interleaved_samples(
         {
             "page": page,
             "level": lambda: page(level="error"),
@@ -305,12 +312,14 @@ def measure_run_page(
         },
         rounds,
     )
+    medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, against in (("page", "show"), ("level", "download"), ("search", "download")):
         ratio = medians[name] / medians[against]
         print(
             f"{db.backend}: run page ({name}) {medians[name] * 1000:.1f} ms / API {against} "
             f"{medians[against] * 1000:.1f} ms = {ratio:.2f} "
-            f"({'meets' if ratio <= GOAL else 'misses'} the goal <= {GOAL:g})"
+            f"({'meets' if ratio <= GOAL else 'misses'} the goal <= {GOAL:g}); "
+            f"{spread(samples[name])} / {spread(samples[against])}"
         )
     browser_timing(base_url, db.api_key, f"/runs/{run_id}", db.backend)
 

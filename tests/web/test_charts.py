@@ -3,15 +3,20 @@ the log's tail, on both databases where SQL is involved."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from web_site import NOW
 
 from conveyor.clock import ManualClock
+from conveyor.domain.automations import Automation, AutomationType, Trigger
 from conveyor.domain.runs import RunStage
+from conveyor.domain.schedules import schedule_of, upcoming_slots
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
-from conveyor.web import daily_counts, presentation
+from conveyor.web import presentation
+from conveyor.web.automation_page import next_times
 
 DAY = presentation.DAY_US
 TODAY = NOW // DAY
@@ -82,8 +87,13 @@ def test_daily_counts_are_current_at_once_and_equal_the_recount(db: Database) ->
 
     def counts() -> list[tuple[int, str, int]]:
         with db.read() as conn:
-            kept = sorted(daily_counts.counts(conn, automation, TODAY, 30))
+            kept = run_views.kept_runs_per_day(conn, automation, TODAY - 29, 30)
             assert kept == sorted(run_views.runs_per_day(conn, automation, TODAY - 29, 30))
+            # The automation page reads the same counts and recent runs in one statement.
+            for newest in (1, 3, 30):
+                recent = run_views.recent_runs(conn, [automation], newest)[automation]
+                together = run_views.charts_data(conn, automation, newest, TODAY - 29, 30)
+                assert together == (recent, kept)
             return kept
 
     assert counts() == [(TODAY - 1, "running", 1)]
@@ -127,3 +137,32 @@ def test_message_page_reads_the_tail_pages_and_filters(db: Database) -> None:
     assert [line[3] for line in found.lines] == ["line 3"]
     assert [line[3] for line in literal.lines] == ["100% done_ok"]
     assert errors_only.lines == [] and not errors_only.has_earlier
+
+
+def test_next_times_are_remembered_only_while_they_are_the_next_ones() -> None:
+    """The automation page's next five slots, kept per schedule, equal a fresh
+    computation at every instant: before, at and after the first slot, and after the
+    schedule changes or the automation is disabled."""
+    daily = Automation(
+        id=1,
+        user_id=1,
+        automation=AutomationType.CREATE_FOLDER,
+        trigger=Trigger.DAILY,
+        interval="day",
+        schedule_times_of_day=("06:00", "18:00"),
+        schedule_time_zone="Europe/Paris",
+    )
+
+    def fresh(automation: Automation, at: int) -> list[int]:
+        schedule = schedule_of(automation)
+        assert schedule is not None
+        return upcoming_slots(schedule, at, 5)
+
+    first = fresh(daily, NOW)
+    assert [t.at for t in next_times(daily, NOW)] == first
+    for at in (NOW + 1, first[0] - 1, first[0], first[0] + 1, first[2]):
+        assert [t.at for t in next_times(daily, at)] == fresh(daily, at), at
+    assert [t.at for t in next_times(daily, NOW)] == first  # an earlier instant again
+    moved = replace(daily, schedule_times_of_day=("07:30",))
+    assert [t.at for t in next_times(moved, NOW)] == fresh(moved, NOW) != first
+    assert next_times(replace(daily, disabled=True), NOW) == []

@@ -17,11 +17,14 @@ from web_client import WebClient, form_token
 from web_site import NOW, Site
 
 from conveyor.domain.automations import Automation, AutomationType, Trigger
+from conveyor.domain.permissions import Level
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.domain.schedules import schedule_of, upcoming_slots
 from conveyor.store import automations as automations_store
+from conveyor.store import permissions as permissions_store
 from conveyor.store import runs as runs_store
 from conveyor.store.schema import automations as automations_t
+from conveyor.store.schema import permissions as permissions_t
 from conveyor.testing.seed import Account
 from conveyor.web.automation_form import error_field
 from conveyor.web.presentation import when
@@ -410,6 +413,74 @@ def test_edit_saves_valid_changes_and_a_refused_edit_changes_nothing(site: Site)
         "destination 'b/../escape' must not contain empty, '.' or '..' segments."
     )
     assert api(site, alice, "GET", f"/automations/{created['id']}").json() == shown
+
+
+def test_a_form_acting_where_its_owner_may_not_is_refused_as_the_api_refuses_it(
+    site: Site,
+) -> None:
+    """The folder-permission check of the API's save runs for the forms too, in the
+    writing transaction: the API's 403 message at its field, nothing saved."""
+    bob = site.seed.account("bob", root=None)
+    with site.db.write() as conn:
+        permissions_store.grant(conn, bob.user.id, "in", Level.READONLY, NOW)
+        permissions_store.grant(conn, bob.user.id, "out/bob", Level.FULL, NOW)
+    client = site.client()
+    assert client.sign_in(bob.key).status_code == 303
+    hidden = new_form(client)
+    fields = [
+        ("automation", "copy_file"),
+        ("trigger", "manual"),
+        ("source", "in/*.csv"),
+        ("destinations", "out/alice/"),
+    ]
+    before = count_automations(site)
+    refused = post(client, "/automations/new", [*hidden.items(), *fields])
+    assert refused.status_code == 403
+    by_api = api(
+        site,
+        bob,
+        "POST",
+        "/automations",
+        {"automation": "copy_file", "source": "in/*.csv", "destinations": ["out/alice/"]},
+    )
+    assert by_api.status_code == 403
+    assert (
+        inline_error(refused.text, "destinations")
+        == by_api.json()["error"]
+        == (
+            "destination 'out/alice/': no write (or full) permission on 'out/alice' "
+            "and its subfolders."
+        )
+    )
+    assert ">out/alice/</textarea>" in refused.text  # what was typed is kept
+    assert count_automations(site) == before
+    # The refusal rolled back the form's one-time token too: corrected, it saves.
+    fixed = [*fields[:3], ("destinations", "out/bob/")]
+    created = post(client, "/automations/new", [*hidden.items(), *fixed])
+    assert created.status_code == 303, created.text
+    automation_id = int(created.headers["location"].split("/")[2].split("?")[0])
+    # Editing: a source bob may not read is refused at its field, the record unchanged.
+    edit = [
+        ("csrf_token", hidden["csrf_token"]),
+        ("automation", "copy_file"),
+        ("trigger", "manual"),
+        ("source", "secret/*"),
+        ("destinations", "out/bob/"),
+    ]
+    unreadable = post(client, f"/automations/{automation_id}/edit", edit)
+    assert unreadable.status_code == 403
+    assert inline_error(unreadable.text, "source") == (
+        "source 'secret/*': no read (or full) permission on 'secret'."
+    )
+    shown = api(site, bob, "GET", f"/automations/{automation_id}").json()
+    assert (shown["source"], shown["destinations"]) == ("in/*.csv", ["out/bob/"])
+    # A change that does not touch where it reads or writes is not checked, as in the
+    # API: after the grant on "in" is revoked, renaming still saves.
+    with site.db.write() as conn:
+        conn.execute(permissions_t.delete().where(permissions_t.c.path == "in"))
+    renamed = [*edit[:3], ("source", "in/*.csv"), ("destinations", "out/bob/"), ("name", "R")]
+    assert post(client, f"/automations/{automation_id}/edit", renamed).status_code == 303
+    assert api(site, bob, "GET", f"/automations/{automation_id}").json()["name"] == "R"
 
 
 def test_disable_enable_and_delete(site: Site) -> None:

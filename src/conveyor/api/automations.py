@@ -38,7 +38,6 @@ from conveyor.domain.listing import (
     query_pairs,
     refuse_unknown,
 )
-from conveyor.domain.permissions import check_automation
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as store
 from conveyor.store import permissions as permission_store
@@ -117,22 +116,6 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise errors.RequestParamsInvalid("The request body must be a JSON object.")
     return data
-
-
-DATA_PLANE_FIELDS = (
-    "automation",
-    "path",
-    "source",
-    "destinations",
-    "flatten_destination_structure",
-)
-
-
-def check_data_plane(conn: Connection, automation: Automation) -> None:
-    """Refuse (403, naming the path) an automation its owner may not read or write with."""
-    grants = permission_store.grants_for_user(conn, automation.user_id)
-    if grants is not None:
-        check_automation(automation, grants)
 
 
 def _without_echoes(body: dict[str, Any], echoed: dict[str, Any] | None) -> dict[str, Any]:
@@ -214,7 +197,7 @@ async def create_automation(request: Request) -> Response:
         new_id = store.create_automation(conn, user.id, context.clock.now(), **values)
         created = store.get_automation(conn, new_id)
         assert created is not None
-        check_data_plane(conn, created)  # raising rolls the insert back
+        permission_store.check_automation_at_save(conn, created)  # raising rolls back
         return created
 
     created = context.db.run_write(work)
@@ -243,10 +226,7 @@ async def update_automation(automation_id: str, request: Request) -> Response:
         echoed = encode_automation(current, context.base_url(request))
         values = validate_fields(_without_echoes(body, echoed), current)
         updated = store.update_automation(conn, current, values, context.clock.now())
-        # A change of where it reads or writes is checked; renaming or disabling an
-        # automation whose permission was revoked stays possible.
-        if any(getattr(current, name) != getattr(updated, name) for name in DATA_PLANE_FIELDS):
-            check_data_plane(conn, updated)  # raising rolls the update back
+        permission_store.check_automation_at_save(conn, updated, current)  # raising rolls back
         return updated
 
     updated = context.db.run_write(work)

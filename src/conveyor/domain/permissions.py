@@ -55,6 +55,8 @@ _ERRORS: Mapping[Need, type[errors.ConveyorError]] = {
     Need.WRITE: errors.WritePermissionRequired,
     Need.FULL: errors.FullPermissionRequired,
 }
+# What a refused permission raises, for callers that show it next to a field.
+PERMISSION_ERRORS = tuple(_ERRORS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,22 @@ def automation_needs(automation: Automation) -> list[tuple[Need, str, bool, str]
             folder, subtree = folder_of(destination), False
         needs.append((Need.WRITE, folder, subtree, f"destination '{destination}'"))
     return needs
+
+
+# The fields that decide where an automation reads and writes: a change of any of
+# them is checked against its owner's permissions at save (renaming or disabling
+# an automation whose permission was revoked stays possible).
+DATA_PLANE_FIELDS = (
+    "automation",
+    "path",
+    "source",
+    "destinations",
+    "flatten_destination_structure",
+)
+
+
+def changes_data_plane(before: Automation, after: Automation) -> bool:
+    return any(getattr(before, name) != getattr(after, name) for name in DATA_PLANE_FIELDS)
 
 
 def check_automation(automation: Automation, grants: Iterable[Grant]) -> None:

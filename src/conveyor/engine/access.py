@@ -79,14 +79,21 @@ def restrict(operations: list[Operation], grants: list[Grant] | None) -> list[Op
 
 class Guard:
     """The owner's grants during execution, read again by `refresh` (once per batch of
-    outcomes), so a revocation takes effect at the latest at the next batch."""
+    outcomes), so a revocation takes effect at the latest at the next batch. The
+    first batch uses `grants` as the claim read them, in its transaction."""
 
-    def __init__(self, engine: EngineContext, automation_id: int) -> None:
+    def __init__(
+        self, engine: EngineContext, automation_id: int, grants: list[Grant] | None
+    ) -> None:
         self._engine = engine
         self._automation_id = automation_id
-        self.rules = Rules([])
+        self.rules = Rules(grants)
+        self._fresh = True  # read by the claim, just now
 
     def refresh(self) -> None:
+        if self._fresh:
+            self._fresh = False
+            return
         with self._engine.db.read() as conn:
             self.rules = Rules(permission_store.grants_for_automation(conn, self._automation_id))
 

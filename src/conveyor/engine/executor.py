@@ -231,18 +231,19 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         # executing (resumed) carries on with what it started.
         if not claim.resumed and check_automation(engine, claim) is None:
             return
-        with engine.db.read() as conn:
-            pending = [
-                Operation.from_row(row)
-                for row in engine_store.pending_operations(conn, claim.run_id)
-            ]
+        assert claim.loaded is not None
+        rows = claim.loaded.pending
+        if rows is None:  # more than the claim reads in its transaction
+            with engine.db.read() as conn:
+                rows = engine_store.pending_operations(conn, claim.run_id)
+        pending = [Operation.from_row(row) for row in rows]
         if claim.resumed:
             _clear_stale_temps(engine, claim.run_id, pending)
         batch = _Batch(engine, claim)
         if claim.lost:
             batch.careful = engine.settings.outcome_batch_size
         fence = _fence(engine, claim, heartbeat)
-        guard = access.Guard(engine, claim.automation_id)
+        guard = access.Guard(engine, claim.automation_id, claim.loaded.grants)
         for op in pending:
             if batch.canceled:  # seen at the last commit: stop at this boundary
                 where = f"worker {claim.worker_id} stopped before operation #{op.seq}"

@@ -9,24 +9,75 @@ When that has been in flight at more than `max_lease_losses` losses, the run
 is to be finished as `failure`: at once in planning; in executing by the
 claiming worker after it looked at the disk (`Claim.abort`), since a file
 action may have happened that was never recorded.
+
+The claim's transaction also reads what the stage starts from (`Loaded`): the
+automation and its owner's grants, and the run and its trigger's input
+(planning) or its pending operations (executing), so a worker needs no read
+transaction of its own before it plans or executes.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from conveyor.domain.runs import MessageLevel, RunStage
+from conveyor.domain.automations import Automation
+from conveyor.domain.permissions import Grant
+from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.observability import runevents
+from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
+from conveyor.store import permissions as permission_store
 from conveyor.store import run_control
 from conveyor.store import runs as run_store
+from conveyor.store import triggers as trigger_store
 
 log = logging.getLogger("conveyor.engine")
+# The most pending operations a claim for execution reads in its own transaction;
+# a larger run's are read after it, so the claim holds SQLite's write lock briefly.
+CLAIM_READS_OPERATIONS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a stage starts from, read in the claim's transaction."""
+
+    automation: Automation | None  # deleted or disabled ones too: the stage checks
+    grants: list[Grant] | None  # the owner's (None: an admin's, unrestricted)
+    run: AutomationRun | None = None  # planning
+    inputs: tuple[str, dict[str, Any]] | None = None  # planning: the trigger's input
+    scope: run_control.RerunScope | None = None  # planning: what a partial rerun keeps
+    # executing: the pending operations' rows in seq order; None when there are more
+    # than CLAIM_READS_OPERATIONS (the executor reads them itself).
+    pending: list[Any] | None = None
+
+
+def load(conn: Connection, run_id: int, automation_id: int, stage: RunStage) -> Loaded:
+    automation = automation_store.get_automation(conn, automation_id)
+    grants = (
+        permission_store.grants_for_user(conn, automation.user_id) if automation is not None else []
+    )
+    if stage is RunStage.PLANNING:
+        return Loaded(
+            automation,
+            grants,
+            run=run_store.get_run(conn, run_id),
+            inputs=trigger_store.run_input(conn, run_id),
+            scope=run_control.rerun_scope(conn, run_id),
+        )
+    rows = engine_store.pending_operations(conn, run_id, limit=CLAIM_READS_OPERATIONS + 1)
+    return Loaded(automation, grants, pending=rows if len(rows) <= CLAIM_READS_OPERATIONS else None)
+
+
+def _pending_count(conn: Connection, run_id: int, loaded: Loaded) -> int:
+    if loaded.pending is not None:
+        return len(loaded.pending)
+    return engine_store.count_operations(conn, run_id, "pending")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +99,8 @@ class Claim:
     # True when the run's cancel was requested before this worker took it over:
     # it is to be finished as canceled after a look at the disk (executor._abort).
     canceled: bool = False
+    # What the stage starts from, read in the claim's transaction (None: an abort claim).
+    loaded: Loaded | None = None
 
 
 def _ops(count: int) -> str:
@@ -77,10 +130,11 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
             token = engine_store.take_lease(
                 conn, found, worker_id, now, until, stage=stage, lost=False
             )
+            loaded = load(conn, found.id, found.automation_id, stage)
             if stage is RunStage.PLANNING:
                 text = f"Planning started (worker {worker_id})."
             else:
-                pending = engine_store.count_operations(conn, found.id, "pending")
+                pending = _pending_count(conn, found.id, loaded)
                 text = f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
             engine_store.insert_messages(conn, found.id, now, [(MessageLevel.INFO, text)])
             return Claim(
@@ -91,6 +145,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 resumed=False,
                 token=token,
                 expires_at=until,
+                loaded=loaded,
             )
 
         lost = found.lease_owner is not None
@@ -160,10 +215,11 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                     abort=reason,
                     expires_at=until,
                 )
+        loaded = load(conn, found.id, found.automation_id, found.run_stage)
         if not executing:
             rest = "plans again from scratch (nothing of the earlier plan was saved)"
         else:
-            pending = engine_store.count_operations(conn, found.id, "pending")
+            pending = _pending_count(conn, found.id, loaded)
             rest = f"resumes with the {_ops(pending)} not yet done"
         if lost:
             # How long after its expiry the lease was taken over: the takeover delay.
@@ -187,6 +243,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
             token=token,
             lost=lost,
             expires_at=until,
+            loaded=loaded,
         )
 
 

@@ -50,12 +50,9 @@ from conveyor.engine.leases import Claim
 from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob
 from conveyor.engine.storage import PathEscape, Storage, identity_of, is_utf8, shown
-from conveyor.store import automations as automation_store
 from conveyor.store import engine as engine_store
-from conveyor.store import permissions as permission_store
 from conveyor.store import run_control
 from conveyor.store import runs as run_store
-from conveyor.store import triggers as trigger_store
 from conveyor.store.engine import LeaseLost
 
 log = logging.getLogger("conveyor.engine")
@@ -502,9 +499,10 @@ def _gone_reason(automation: Automation | None, automation_id: int) -> str | Non
 
 
 def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
-    """The claim's automation; if it was deleted or disabled, finish the run as failure."""
-    with engine.db.read() as conn:
-        automation = automation_store.get_automation(conn, claim.automation_id)
+    """The claim's automation (read by the claim); if it was deleted or disabled,
+    finish the run as failure."""
+    assert claim.loaded is not None
+    automation = claim.loaded.automation
     reason = _gone_reason(automation, claim.automation_id)
     if reason is None:
         return automation
@@ -529,11 +527,9 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
         automation = check_automation(engine, claim)
         if automation is None:
             return
-        with engine.db.read() as conn:
-            run = run_store.get_run(conn, claim.run_id)
-            inputs = trigger_store.run_input(conn, claim.run_id)
-            grants = permission_store.grants_for_user(conn, automation.user_id)
-            scope = run_control.rerun_scope(conn, claim.run_id)
+        assert claim.loaded is not None
+        run, inputs, grants = claim.loaded.run, claim.loaded.inputs, claim.loaded.grants
+        scope = claim.loaded.scope
         assert run is not None
         kind, payload = inputs if inputs is not None else (None, {})
         only = [entry["path"] for entry in payload["files"]] if kind == "files" else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.automations import (
@@ -108,8 +108,14 @@ def create_automation(
 
 def get_automation(conn: Connection, automation_id: int) -> Automation | None:
     """The automation, deleted or not; None if it never existed."""
-    row = conn.execute(select(*SELECT_COLUMNS).where(automations.c.id == automation_id)).first()
+    row = conn.execute(_GET_AUTOMATION, {"automation_id": automation_id}).first()
     return None if row is None else automation_from_row(row)
+
+
+# Built once: every claim of a run reads its automation.
+_GET_AUTOMATION = select(*SELECT_COLUMNS).where(
+    automations.c.id == bindparam("automation_id", type_=automations.c.id.type)
+)
 
 
 def find_visible(conn: Connection, automation_id: int, user: User) -> Automation | None:

@@ -4,6 +4,11 @@ Reads use `Database.read()`; every write goes through `Database.write()` or
 `Database.run_write()`. On SQLite a write transaction starts with
 `BEGIN IMMEDIATE`, so two writers never deadlock on a lock upgrade, and
 `database is locked` is retried a bounded number of times with backoff.
+Inside one process, SQLite writers of the same file also take turns on a
+lock of the process (`_writer_lock`) before `BEGIN IMMEDIATE`: a waiting
+writer starts the moment the previous one commits, instead of sleeping in
+SQLite's busy handler (1, 2, 5, ... up to 100 ms between looks), which made
+every contended write of the API and the engine wait milliseconds for nothing.
 On PostgreSQL the driver's connections are in autocommit and Conveyor sends
 `BEGIN` when SQLAlchemy begins a transaction, so `reads()` (statements without
 a transaction) and the transactions share one pool without switching modes.
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -72,6 +79,20 @@ POOL_TIMEOUT = 30
 # - listen: PostgreSQL only, the engine's LISTEN connection (engine.wakeup), made
 #   outside any pool.
 POOLS: dict[str, int] = {"api": 16, "api-reads": 8, "rate-limits": 8, "engine": 16, "listen": 1}
+
+
+# One lock per SQLite file (real path) for the whole process, shared by every
+# Database on it (the API's and the engine's): see the module docstring.
+_WRITER_LOCKS: dict[str, threading.RLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(file: str | None) -> threading.RLock | None:
+    if not file or file == ":memory:" or file.startswith("file:"):
+        return None
+    key = os.path.realpath(file)
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, threading.RLock())
 
 
 def _is_sqlite_busy(exc: BaseException) -> bool:
@@ -132,11 +153,15 @@ class Database:
                 pool_size=half, max_overflow=POOLS[role] - half, pool_timeout=POOL_TIMEOUT
             )
         self.timeouts = timeouts
+        self._writer: threading.RLock | None = None
+        busy_ms = 5000 if timeouts is None else timeouts.lock_ms
+        self._writer_wait = busy_ms / 1000
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             file = make_url(url).database
             if file and file != ":memory:" and not file.startswith("file:"):
                 create_private(Path(file))
+            self._writer = _writer_lock(file)
         else:
             connect_args: dict[str, Any] = {"application_name": f"conveyor {role}"}
             if timeouts is not None:
@@ -154,7 +179,7 @@ class Database:
         self.write_failures = outage.WriteFailures()
         self._reads_engine = self.engine.execution_options(**{READS_OPTION: True})
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine, 5000 if timeouts is None else timeouts.lock_ms)
+            _install_sqlite_hooks(self.engine, busy_ms)
         else:
             event.listen(self.engine, "begin", _begin_postgresql)
 
@@ -186,7 +211,15 @@ class Database:
 
         A write that fails for an outage (a full disk, a read-only or vanished
         database) is remembered in `write_failures` until one succeeds, for /readyz.
+        On SQLite the process's writer lock is held from before `BEGIN IMMEDIATE`
+        until the commit; waiting for it longer than the busy timeout fails as
+        SQLite's own `database is locked` would.
         """
+        lock = self._writer
+        if lock is not None and not lock.acquire(timeout=self._writer_wait):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
@@ -197,6 +230,9 @@ class Database:
             if why is not None:
                 self.write_failures.failed(why)
             raise
+        finally:
+            if lock is not None:
+                lock.release()
         self.write_failures.succeeded()
 
     def run_write(self, work: Callable[[Connection], T], retries: int = LOCK_RETRIES) -> T:

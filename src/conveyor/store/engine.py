@@ -81,6 +81,30 @@ def _waits_for_an_earlier_run() -> Any:
     )
 
 
+def _candidate_queries(for_update: bool) -> tuple[Any, ...]:
+    """next_candidate's three statements, oldest first, built once (bound `now`)."""
+    now = bindparam("now", type_=runs_t.c.lease_expires_at.type)
+    queries = (
+        select(*_CANDIDATE_COLUMNS).where(
+            runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
+            or_(runs_t.c.lease_expires_at.is_(None), runs_t.c.lease_expires_at < now),
+        ),
+        select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_EXECUTION),
+        select(*_CANDIDATE_COLUMNS).where(
+            runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING, ~_waits_for_an_earlier_run()
+        ),
+    )
+    ordered = tuple(query.order_by(runs_t.c.id).limit(1) for query in queries)
+    if for_update:
+        return tuple(query.with_for_update(skip_locked=True) for query in ordered)
+    return ordered
+
+
+# Built once: a claim runs them often, and building a statement (and its cache key)
+# costs more CPU than SQLite takes to run it.
+_CANDIDATES = {False: _candidate_queries(False), True: _candidate_queries(True)}
+
+
 def next_candidate(conn: Connection, now: int) -> Candidate | None:
     """The oldest run needing a worker, locked for this transaction.
 
@@ -91,21 +115,8 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
     PostgreSQL rows locked by another claimer are skipped; on SQLite the
     caller's BEGIN IMMEDIATE transaction already excludes other claimers.
     """
-    queries = [
-        select(*_CANDIDATE_COLUMNS).where(
-            runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
-            or_(runs_t.c.lease_expires_at.is_(None), runs_t.c.lease_expires_at < now),
-        ),
-        select(*_CANDIDATE_COLUMNS).where(runs_t.c.run_stage == RunStage.QUEUED_FOR_EXECUTION),
-        select(*_CANDIDATE_COLUMNS).where(
-            runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING, ~_waits_for_an_earlier_run()
-        ),
-    ]
-    for query in queries:
-        query = query.order_by(runs_t.c.id).limit(1)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        row = conn.execute(query).first()
+    for query in _CANDIDATES[conn.dialect.name == "postgresql"]:
+        row = conn.execute(query, {"now": now}).first()
         if row is not None:
             return Candidate(
                 row.id,
@@ -169,17 +180,25 @@ def _held(run_id: int, worker_id: str, token: int) -> tuple[Any, ...]:
     )
 
 
+# Built once (every commit of a worker runs it): the heartbeat's and hold_lease's UPDATE.
+_EXTEND = (
+    update(runs_t)
+    .where(
+        runs_t.c.id == bindparam("b_run", type_=runs_t.c.id.type),
+        runs_t.c.lease_owner == bindparam("b_owner", type_=runs_t.c.lease_owner.type),
+        runs_t.c.lease_generation == bindparam("b_token", type_=runs_t.c.lease_generation.type),
+        runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
+    )
+    .values(lease_expires_at=bindparam("b_until", type_=runs_t.c.lease_expires_at.type))
+)
+
+
 def extend_lease(
     conn: Connection, run_id: int, worker_id: str, token: int, expires_at: int
 ) -> bool:
     """The heartbeat: push the lease's expiry out; False if this worker lost it."""
     result = conn.execute(
-        update(runs_t)
-        .where(
-            *_held(run_id, worker_id, token),
-            runs_t.c.run_stage.in_([s.value for s in ACTIVE]),
-        )
-        .values(lease_expires_at=expires_at)
+        _EXTEND, {"b_run": run_id, "b_owner": worker_id, "b_token": token, "b_until": expires_at}
     )
     return bool(result.rowcount == 1)
 
@@ -292,21 +311,23 @@ def discard_operations(conn: Connection, run_id: int) -> int:
     return conn.execute(delete(ops_t).where(ops_t.c.run_id == run_id)).rowcount or 0
 
 
-def pending_operations(conn: Connection, run_id: int) -> list[Any]:
-    return list(
-        conn.execute(
-            select(
-                ops_t.c.id,
-                ops_t.c.seq,
-                ops_t.c.kind,
-                ops_t.c.source,
-                ops_t.c.destination,
-                ops_t.c.detail,
-            )
-            .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
-            .order_by(ops_t.c.seq)
+def pending_operations(conn: Connection, run_id: int, limit: int | None = None) -> list[Any]:
+    """The run's pending operations in seq order (the first `limit` of them)."""
+    query = (
+        select(
+            ops_t.c.id,
+            ops_t.c.seq,
+            ops_t.c.kind,
+            ops_t.c.source,
+            ops_t.c.destination,
+            ops_t.c.detail,
         )
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .order_by(ops_t.c.seq)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query))
 
 
 def charge_loss(conn: Connection, run_id: int) -> tuple[int, int] | None:

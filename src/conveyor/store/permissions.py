@@ -6,12 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, true
+from sqlalchemy import ColumnElement, bindparam, delete, select, true
 from sqlalchemy.engine import Connection
 
 from conveyor.domain import errors
+from conveyor.domain.automations import Automation
 from conveyor.domain.listing import Cursor, Sort
-from conveyor.domain.permissions import Grant, Level, NewPermission
+from conveyor.domain.permissions import (
+    Grant,
+    Level,
+    NewPermission,
+    changes_data_plane,
+    check_automation,
+)
 from conveyor.store.keyset import KeysetPage, keyset_page
 from conveyor.store.schema import automations, permissions, users
 
@@ -166,15 +173,20 @@ def list_permissions(conn: Connection, query: PermissionListQuery) -> KeysetPage
 def grants_for_user(conn: Connection, user_id: int) -> list[Grant] | None:
     """The user's grants; None for an admin (who needs none) and for a missing user
     an empty list (nothing is allowed)."""
-    row = conn.execute(select(users.c.is_admin).where(users.c.id == user_id)).first()
+    row = conn.execute(_IS_ADMIN, {"user_id": user_id}).first()
     if row is not None and row.is_admin:
         return None
-    rows = conn.execute(
-        select(permissions.c.path, permissions.c.permission, permissions.c.recursive).where(
-            permissions.c.user_id == user_id
-        )
-    ).all()
+    rows = conn.execute(_GRANTS, {"user_id": user_id}).all()
     return [Grant(r.path, Level(r.permission), bool(r.recursive)) for r in rows]
+
+
+# Built once: every claim of a run reads its owner's grants.
+_IS_ADMIN = select(users.c.is_admin).where(
+    users.c.id == bindparam("user_id", type_=users.c.id.type)
+)
+_GRANTS = select(permissions.c.path, permissions.c.permission, permissions.c.recursive).where(
+    permissions.c.user_id == bindparam("user_id", type_=permissions.c.user_id.type)
+)
 
 
 def grants_for_automation(conn: Connection, automation_id: int) -> list[Grant] | None:
@@ -183,3 +195,18 @@ def grants_for_automation(conn: Connection, automation_id: int) -> list[Grant] |
         select(automations.c.user_id).where(automations.c.id == automation_id)
     ).scalar()
     return [] if owner is None else grants_for_user(conn, int(owner))
+
+
+def check_automation_at_save(
+    conn: Connection, saved: Automation, before: Automation | None = None
+) -> None:
+    """Refuse (403 not-authorized, naming the path) saving an automation whose owner
+    may not read or write where it acts, inside the writing transaction, so that
+    raising rolls the save back. `before` is the automation as it was for an update:
+    then only a change of where it reads or writes is checked. The API and the web
+    forms both call this, so the browser cannot save what the API refuses."""
+    if before is not None and not changes_data_plane(before, saved):
+        return
+    grants = grants_for_user(conn, saved.user_id)
+    if grants is not None:
+        check_automation(saved, grants)

@@ -17,10 +17,13 @@ from sqlalchemy import bindparam, func, literal, literal_column, select, union_a
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import RunStatus
+from conveyor.store.automations import may_see
 from conveyor.store.runs import RUN_COLUMNS, RunRow, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
+from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import run_daily_counts as daily_t
 from conveyor.store.schema import run_messages as messages_t
+from conveyor.store.users import User
 
 DAY_US = 86_400 * 1_000_000
 
@@ -43,7 +46,7 @@ def recent_runs(
                 .where(runs_t.c.automation_id == automation_id)
                 .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
                 .limit(limit)
-            )
+            ).all()
         ]
     return found
 
@@ -78,8 +81,8 @@ def runs_per_day(
     One statement of a count per (status, day): each count is a range of
     ix_runs_automation_status_created, read from the index alone (grouping by
     an expression of created_at instead sorts every run of the period). It
-    walks every run of the period; the chart reads `kept_runs_per_day`, and
-    this recount is what those kept counts must equal.
+    walks every run of the period; the chart reads `kept_runs_per_day` (as part
+    of `charts_data`), and this recount is what those kept counts must equal.
     """
     params: dict[str, int] = {"automation_id": automation_id}
     for i in range(days + 1):
@@ -116,16 +119,128 @@ class StageTimes:
     executing_at: int | None
 
 
-def stage_times(conn: Connection, run_id: int) -> StageTimes | None:
-    row = conn.execute(
-        select(
-            runs_t.c.trigger,
-            runs_t.c.planning_at,
-            runs_t.c.queued_for_execution_at,
-            runs_t.c.executing_at,
-        ).where(runs_t.c.id == run_id)
-    ).first()
-    return None if row is None else StageTimes(*row)
+# Where arm 1 of the charts statement puts a count's day, status and number.
+_COUNT_IN = {
+    "id": daily_t.c.day,
+    "status": daily_t.c.status,
+    "successful_operations": daily_t.c.count,
+}
+
+
+def _charts_statement() -> Any:
+    """`recent_runs` of one automation and its `kept_runs_per_day`, as one UNION ALL:
+    arm 0 is the runs (RUN_COLUMNS), arm 1 the counts as (day, status, count) in the
+    columns of id, status and successful_operations (NULL in the others)."""
+    recent = (
+        select(literal_column("0").label("arm"), *RUN_COLUMNS)
+        .where(runs_t.c.automation_id == bindparam("automation_id"))
+        .order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc())
+        .limit(bindparam("recent"))
+        .subquery()
+    )
+    counts = select(
+        literal_column("1"),
+        *(_COUNT_IN.get(column.name, literal(None, type_=column.type)) for column in RUN_COLUMNS),
+    ).where(
+        daily_t.c.automation_id == bindparam("automation_id"),
+        daily_t.c.day >= bindparam("first_day"),
+        daily_t.c.day < bindparam("end_day"),
+    )
+    return union_all(select(recent), counts)
+
+
+_CHARTS = _charts_statement()
+
+
+def charts_data(
+    conn: Connection, automation_id: int, recent: int, first_day: int, days: int
+) -> tuple[list[RunRow], list[tuple[int, str, int]]]:
+    """`recent_runs(conn, [automation_id], recent)` and `kept_runs_per_day(conn,
+    automation_id, first_day, days)` in one statement: the automation page's charts
+    in one round trip instead of two."""
+    rows = conn.execute(
+        _CHARTS,
+        {
+            "automation_id": automation_id,
+            "recent": recent,
+            "first_day": first_day,
+            "end_day": first_day + days,
+        },
+    ).all()
+    runs = sorted(
+        (as_run_row(r[1:]) for r in rows if r[0] == 0),
+        key=lambda r: (r.created_at, r.id),
+        reverse=True,  # newest first, as recent_runs reads them
+    )
+    counts = (as_run_row(r[1:]) for r in rows if r[0] == 1)
+    per_day = sorted(
+        (int(c.id), str(c.status), int(c.successful_operations))
+        for c in counts
+        if c.successful_operations
+    )
+    return runs, per_day
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationLabel:
+    """How a run's page names the run's automation."""
+
+    id: int
+    name: str
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunPageRow:
+    """What a run's page shows besides its log: the run (RUN_COLUMNS), its stage
+    times, its automation (None if that row is gone) and the automation's log
+    retention override."""
+
+    run: RunRow
+    times: StageTimes
+    automation: AutomationLabel | None
+    retention_override: int | None
+
+
+_RUN_PAGE = (
+    select(
+        *RUN_COLUMNS,
+        runs_t.c.planning_at,
+        runs_t.c.queued_for_execution_at,
+        runs_t.c.executing_at,
+        automations_t.c.id,
+        automations_t.c.name,
+        automations_t.c.deleted,
+        automations_t.c.retention_days,
+        automations_t.c.user_id,
+    )
+    .select_from(runs_t.outerjoin(automations_t, automations_t.c.id == runs_t.c.automation_id))
+    .where(runs_t.c.id == bindparam("run_id"))
+)
+
+
+def run_page_row(conn: Connection, run_id: int, user: User) -> RunPageRow | None:
+    """The run if `user` may see it (the rule of `store.runs.find_visible_run`), with
+    what its page shows besides the log, in one statement (one round trip where the
+    page used to make four)."""
+    row = conn.execute(_RUN_PAGE, {"run_id": run_id}).first()
+    if row is None:
+        return None
+    width = len(RUN_COLUMNS)
+    run = as_run_row(row[:width])
+    planning_at, queued_at, executing_at = row[width : width + 3]
+    automation_id, name, deleted, retention_days, owner_id = row[width + 3 :]
+    if not (user.is_admin if owner_id is None else may_see(user, owner_id)):
+        return None
+    label = None
+    if automation_id is not None:
+        label = AutomationLabel(automation_id, name or "", bool(deleted))
+    return RunPageRow(
+        run,
+        StageTimes(run.trigger, planning_at, queued_at, executing_at),
+        label,
+        retention_days,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +290,7 @@ def message_page(
                 .where(*conditions, messages_t.c.id > after)
                 .order_by(messages_t.c.id)
                 .limit(limit + 1)
-            )
+            ).all()
         )
         has_later = len(rows) > limit
         rows = rows[:limit]
@@ -187,7 +302,7 @@ def message_page(
             .where(*conditions, *bound)
             .order_by(messages_t.c.id.desc())
             .limit(limit + 1)
-        )
+        ).all()
     )
     has_earlier = len(rows) > limit
     rows = rows[:limit]

@@ -7,6 +7,7 @@ made concurrently by another worker fails loudly instead of being lost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any, NamedTuple
@@ -142,11 +143,14 @@ def record_created(
             observer(conn, None, run, extra)
 
 
+_GET_RUN = select(*RUN_COLUMNS).where(runs_t.c.id == bindparam("run_id", type_=runs_t.c.id.type))
+# Built once: every lifecycle change reads the run first.
+_GET_RUN_FOR_UPDATE = _GET_RUN.with_for_update()
+
+
 def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> AutomationRun | None:
-    query = select(*RUN_COLUMNS).where(runs_t.c.id == run_id)
-    if for_update and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    locked = for_update and conn.dialect.name != "sqlite"
+    row = conn.execute(_GET_RUN_FOR_UPDATE if locked else _GET_RUN, {"run_id": run_id}).first()
     return None if row is None else run_from_row(row)
 
 
@@ -164,15 +168,16 @@ def _apply(
         if getattr(after, name) != getattr(before, name)
     }
     if values:
+        params = {f"new_{name}": value for name, value in values.items()}
         result = conn.execute(
-            update(runs_t)
-            .where(
-                runs_t.c.id == run_id,
-                runs_t.c.run_stage == before.run_stage,
-                runs_t.c.successful_operations == before.successful_operations,
-                runs_t.c.failed_operations == before.failed_operations,
-            )
-            .values(**values)
+            _change(tuple(sorted(values))),
+            {
+                **params,
+                "old_id": run_id,
+                "old_stage": before.run_stage.value,
+                "old_ok": before.successful_operations,
+                "old_failed": before.failed_operations,
+            },
         )
         if result.rowcount != 1:
             raise IllegalTransition(f"automation run {run_id} changed concurrently")
@@ -190,6 +195,24 @@ def _apply(
         for observer in RUN_OBSERVERS:
             observer(conn, before, after, {})
     return before, after
+
+
+@functools.cache
+def _change(names: tuple[str, ...]) -> Any:
+    """`_apply`'s guarded UPDATE of the columns `names`, built once per set of columns
+    (a handful: each lifecycle change touches the same ones every time)."""
+    return (
+        update(runs_t)
+        .where(
+            runs_t.c.id == bindparam("old_id", type_=runs_t.c.id.type),
+            runs_t.c.run_stage == bindparam("old_stage", type_=runs_t.c.run_stage.type),
+            runs_t.c.successful_operations
+            == bindparam("old_ok", type_=runs_t.c.successful_operations.type),
+            runs_t.c.failed_operations
+            == bindparam("old_failed", type_=runs_t.c.failed_operations.type),
+        )
+        .values({name: bindparam(f"new_{name}", type_=runs_t.c[name].type) for name in names})
+    )
 
 
 def advance_stage(conn: Connection, run_id: int, target: RunStage) -> AutomationRun:

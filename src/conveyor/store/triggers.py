@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, literal, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, literal, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -272,13 +272,17 @@ def create_triggered_run(
 
 def run_input(conn: Connection, run_id: int) -> tuple[str, dict[str, Any]] | None:
     """(kind, payload) that the run's trigger stored, or None (manual and scheduled runs)."""
-    row = conn.execute(
-        select(run_inputs.c.kind, run_inputs.c.payload).where(run_inputs.c.run_id == run_id)
-    ).first()
+    row = conn.execute(_RUN_INPUT, {"run_id": run_id}).first()
     if row is None:
         return None
     payload: dict[str, Any] = orjson.loads(row.payload)
     return row.kind, payload
+
+
+# Built once: every claim for planning reads it.
+_RUN_INPUT = select(run_inputs.c.kind, run_inputs.c.payload).where(
+    run_inputs.c.run_id == bindparam("run_id", type_=run_inputs.c.run_id.type)
+)
 
 
 def copy_run_input(conn: Connection, from_run_id: int, to_run_id: int) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from conveyor.store.schema import api_keys, users, web_sessions
+from conveyor.domain.automations import Automation
+from conveyor.store.automations import SELECT_COLUMNS, automation_from_row
+from conveyor.store.schema import api_keys, automations, users, web_sessions
 from conveyor.store.users import User, hash_key
 
 
@@ -59,32 +62,56 @@ def sign_in(conn: Connection, key: str, now: int, lifetime_us: int) -> tuple[str
     return token, User(user_id, name, bool(is_admin))
 
 
+_SESSION_COLUMNS = (
+    web_sessions.c.id,
+    web_sessions.c.csrf_token,
+    web_sessions.c.expires_at,
+    users.c.id,
+    users.c.name,
+    users.c.is_admin,
+)
+_LIVE_SESSIONS = web_sessions.join(users, users.c.id == web_sessions.c.user_id).join(
+    api_keys, api_keys.c.id == web_sessions.c.api_key_id
+)
+
+
+def _live(token: str, now: int) -> tuple[Any, ...]:
+    return (
+        web_sessions.c.token_hash == _hash(token),
+        web_sessions.c.expires_at > now,
+        api_keys.c.revoked_at.is_(None),
+    )
+
+
+def _session_of(row: Any) -> WebSession:
+    session_id, csrf, expires_at, user_id, name, is_admin = row[:6]
+    return WebSession(session_id, User(user_id, name, bool(is_admin)), csrf, expires_at)
+
+
 def find_session(conn: Connection, token: str, now: int) -> WebSession | None:
     """The live session of a cookie's token, with its user; None if ended, expired or revoked."""
     row = conn.execute(
-        select(
-            web_sessions.c.id,
-            web_sessions.c.csrf_token,
-            web_sessions.c.expires_at,
-            users.c.id,
-            users.c.name,
-            users.c.is_admin,
-        )
-        .select_from(
-            web_sessions.join(users, users.c.id == web_sessions.c.user_id).join(
-                api_keys, api_keys.c.id == web_sessions.c.api_key_id
-            )
-        )
-        .where(
-            web_sessions.c.token_hash == _hash(token),
-            web_sessions.c.expires_at > now,
-            api_keys.c.revoked_at.is_(None),
-        )
+        select(*_SESSION_COLUMNS).select_from(_LIVE_SESSIONS).where(*_live(token, now))
+    ).first()
+    return None if row is None else _session_of(row)
+
+
+def find_session_and_automation(
+    conn: Connection, token: str, now: int, automation_id: int
+) -> tuple[WebSession | None, Automation | None]:
+    """`find_session`, and `store.automations.get_automation(automation_id)` when the
+    session is live, in one statement: a page about one automation checks who is
+    asking and reads the automation in one round trip."""
+    row = conn.execute(
+        select(*_SESSION_COLUMNS, *SELECT_COLUMNS)
+        .select_from(_LIVE_SESSIONS.outerjoin(automations, automations.c.id == automation_id))
+        .where(*_live(token, now))
     ).first()
     if row is None:
-        return None
-    session_id, csrf, expires_at, user_id, name, is_admin = row
-    return WebSession(session_id, User(user_id, name, bool(is_admin)), csrf, expires_at)
+        return None, None
+    automation = row[len(_SESSION_COLUMNS) :]
+    found = None if automation[0] is None else automation_from_row(automation)
+    return _session_of(row), found
 
 
 def sign_out(conn: Connection, session_id: int) -> None:

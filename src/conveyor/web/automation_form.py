@@ -36,9 +36,11 @@ from conveyor.domain.automations import (
     Trigger,
     validate_fields,
 )
+from conveyor.domain.permissions import PERMISSION_ERRORS
 from conveyor.domain.schedules import DAY_NAMES, local_iso, schedule_of, upcoming_slots
 from conveyor.store import automations as automations_store
 from conveyor.store import form_tokens
+from conveyor.store import permissions as permissions_store
 from conveyor.store.web_sessions import WebSession
 from conveyor.web import session as cookies
 from conveyor.web.automations_page import parse_id, visible_automation
@@ -252,54 +254,7 @@ def _check_form_token(token: str, now: int) -> None:
 
 @router.post("/automations/new")
 async def create_automation(request: Request) -> Response:
-    context = ctx(request)
-    pairs = await read_form_pairs(request)
-    single = dict(pairs)
-    with context.db.read() as conn:
-        session = cookies.require_session(conn, request, context)
-    check_token(single.get("csrf_token"), session.csrf_token)
-    token = single.get("form_token", "")
-    now = context.clock.now()
-    _check_form_token(token, now)
-    body = body_from_form(pairs, creating=True)
-    try:
-        values = validate_fields(body)
-    except errors.BadRequest as exc:
-        return _form_page(
-            request,
-            session,
-            automation=None,
-            shown=values_from_body(body),
-            form_token=token,
-            error=exc.message,
-            status_code=400,
-        )
-    if single.get("action") == "preview":
-        return _form_page(
-            request,
-            session,
-            automation=None,
-            shown=values_from_body(body),
-            form_token=token,
-            preview=preview_slots(values, now),
-        )
-
-    def work(conn: Any) -> str:
-        current = cookies.require_session(conn, request, context)
-        check_token(single.get("csrf_token"), current.csrf_token)
-        earlier = form_tokens.claim(conn, token, now)
-        if earlier is not None:
-            return earlier or "/automations"
-        new_id = automations_store.create_automation(conn, current.user.id, now, **values)
-        target = f"/automations/{new_id}?created=1"
-        form_tokens.record(conn, token, target)
-        return target
-
-    try:
-        target = await run_in_threadpool(context.db.run_write, work)
-    except IntegrityError:  # a concurrent submit of the same form claimed it first
-        target = await run_in_threadpool(context.db.run_write, work)
-    return RedirectResponse(target, status_code=303)
+    return await _save(request, None)
 
 
 @router.get("/automations/{automation_id}/edit")
@@ -316,48 +271,80 @@ def edit_automation(automation_id: str, request: Request) -> Response:
 
 @router.post("/automations/{automation_id}/edit")
 async def update_automation(automation_id: str, request: Request) -> Response:
+    return await _save(request, parse_id(automation_id, "automation"))
+
+
+async def _save(request: Request, target: int | None) -> Response:
+    """Create (`target` None) or update an automation from its form, or preview the
+    schedule. Validation (`domain.automations.validate_fields`) and the folder-permission
+    check (`store.permissions.check_automation_at_save`) are the API's, the latter in
+    the writing transaction; a refusal shows the form again with what was typed and the
+    message next to the field it names, and nothing is saved."""
     context = ctx(request)
-    target = parse_id(automation_id, "automation")
     pairs = await read_form_pairs(request)
     single = dict(pairs)
+    creating = target is None
     with context.db.read() as conn:
         session = cookies.require_session(conn, request, context)
         check_token(single.get("csrf_token"), session.csrf_token)
-        current = visible_automation(conn, target, session.user)
-    body = body_from_form(pairs, creating=False)
+        current = None if target is None else visible_automation(conn, target, session.user)
     now = context.clock.now()
-    try:
-        values = validate_fields(body, current)
-    except errors.BadRequest as exc:
+    form_token = single.get("form_token", "") if creating else None
+    if form_token is not None:
+        _check_form_token(form_token, now)
+    body = body_from_form(pairs, creating=creating)
+
+    def again(status_code: int = 200, **shown: Any) -> Response:
         return _form_page(
             request,
             session,
             automation=current,
             shown=values_from_body(body),
-            form_token=None,
-            error=exc.message,
-            status_code=400,
-        )
-    if single.get("action") == "preview":
-        merged = {name: getattr(current, name) for name in EDITABLE_FIELDS} | values
-        return _form_page(
-            request,
-            session,
-            automation=current,
-            shown=values_from_body(body),
-            form_token=None,
-            preview=preview_slots(merged, now),
+            form_token=form_token,
+            status_code=status_code,
+            **shown,
         )
 
-    def work(conn: Any) -> None:
+    def work(conn: Any) -> str:
         fresh = cookies.require_session(conn, request, context)
         check_token(single.get("csrf_token"), fresh.csrf_token)
+        if target is None:
+            assert form_token is not None
+            earlier = form_tokens.claim(conn, form_token, now)
+            if earlier is not None:
+                return earlier or "/automations"
+            new_id = automations_store.create_automation(conn, fresh.user.id, now, **values)
+            created = automations_store.get_automation(conn, new_id)
+            assert created is not None
+            permissions_store.check_automation_at_save(conn, created)  # raising rolls back
+            done = f"/automations/{new_id}?created=1"
+            form_tokens.record(conn, form_token, done)
+            return done
         latest = visible_automation(conn, target, fresh.user)
         # Validated again against the row as it is now, in the writing transaction.
-        automations_store.update_automation(conn, latest, validate_fields(body, latest), now)
+        saved = automations_store.update_automation(
+            conn, latest, validate_fields(body, latest), now
+        )
+        permissions_store.check_automation_at_save(conn, saved, latest)  # raising rolls back
+        return f"/automations/{target}?saved=1"
 
-    await run_in_threadpool(context.db.run_write, work)
-    return RedirectResponse(f"/automations/{target}?saved=1", status_code=303)
+    try:
+        values = validate_fields(body, current)
+        if single.get("action") == "preview":
+            merged = {name: getattr(current, name) for name in EDITABLE_FIELDS} if current else {}
+            return again(preview=preview_slots(merged | values, now))
+        try:
+            done = await run_in_threadpool(context.db.run_write, work)
+        except IntegrityError:
+            if not creating:
+                raise
+            # A concurrent submit of the same form claimed its token first.
+            done = await run_in_threadpool(context.db.run_write, work)
+    except errors.BadRequest as exc:
+        return again(error=exc.message, status_code=400)
+    except PERMISSION_ERRORS as exc:
+        return again(error=exc.message, status_code=403)
+    return RedirectResponse(done, status_code=303)
 
 
 async def _state_change(request: Request, automation_id: str, disabled: bool) -> Response:

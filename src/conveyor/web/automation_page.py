@@ -8,6 +8,7 @@ cursor copied from the UI works against the API and the other way round.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from conveyor.domain.listing import (
 )
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import (
+    fingerprint,
     human_readable_schedule,
     local_iso,
     schedule_of,
@@ -41,9 +43,9 @@ from conveyor.domain.schedules import (
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.runs import RunRow
-from conveyor.web import charts, daily_counts, presentation
+from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
-from conveyor.web.automations_page import parse_id, visible_automation
+from conveyor.web.automations_page import parse_id
 from conveyor.web.templating import badge, render, time_tag
 
 router = APIRouter(include_in_schema=False)
@@ -136,15 +138,35 @@ class NextTime:
     local: str
 
 
+# automation id and schedule fingerprint -> (computed after, the next slots then).
+# The slots after any instant from `computed after` up to (not including) the first
+# slot are the same, so an entry is exact while now is in that range; a changed
+# schedule has another key.
+_NEXT_TIMES: dict[str, tuple[int, list[NextTime]]] = {}
+_NEXT_TIMES_KEPT = 4096
+
+
 def next_times(automation: Automation, now: int) -> list[NextTime]:
-    """The next slots, as the API's next_runs lists them; none for a disabled automation."""
+    """The next slots, as the API's next_runs lists them; none for a disabled automation.
+
+    Computing them walks the calendar in the schedule's zone (a few hundred µs),
+    so they are remembered per automation and schedule until the first of them
+    has passed."""
     schedule = None if automation.disabled else schedule_of(automation)
     if schedule is None:
         return []
-    return [
+    key = f"{automation.id}|{fingerprint(automation)}"
+    kept = _NEXT_TIMES.get(key)
+    if kept is not None and kept[0] <= now and (not kept[1] or now < kept[1][0].at):
+        return kept[1]
+    found = [
         NextTime(slot, local_iso(slot, schedule.zone))
         for slot in upcoming_slots(schedule, now, NEXT_TIMES)
     ]
+    if len(_NEXT_TIMES) >= _NEXT_TIMES_KEPT:
+        _NEXT_TIMES.clear()
+    _NEXT_TIMES[key] = (now, found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +267,29 @@ def webhook_url(automation: Automation, base_url: str) -> str | None:
     return encode_automation(automation, base_url)["webhook_url"]  # type: ignore[no-any-return]
 
 
+# The charts are pure functions of what they show; pages viewed again with the same
+# counts (or durations) reuse them. Up to CHARTS_KEPT of each are kept.
+CHARTS_KEPT = 256
+
+
+@functools.lru_cache(maxsize=CHARTS_KEPT)
+def _daily(
+    automation_id: int, per_day: tuple[tuple[int, str, int], ...], today: int
+) -> tuple[presentation.DailyChart, Markup]:
+    """Per automation (`automation_id` is only part of the key), so that an
+    automation's first render computes its chart even if another's counts are equal."""
+    chart = presentation.daily_chart(per_day, today, CHART_DAYS)
+    return chart, charts.daily_svg(chart)
+
+
+@functools.lru_cache(maxsize=CHARTS_KEPT)
+def _durations(
+    durations: tuple[tuple[int, str, int], ...],
+) -> tuple[presentation.DurationChart, Markup]:
+    chart = presentation.duration_chart(durations)
+    return chart, charts.durations_svg(chart)
+
+
 @router.get("/automations/{automation_id}")
 def automation_page(automation_id: str, request: Request) -> Response:
     context = ctx(request)
@@ -256,13 +301,14 @@ def automation_page(automation_id: str, request: Request) -> Response:
     ]
     now = context.clock.now()
     today = now // presentation.DAY_US
-    with context.db.read() as conn:
-        session = cookies.require_session(conn, request, context)
-        automation = visible_automation(conn, target, session.user)
+    # Each statement its own snapshot on PostgreSQL (no BEGIN and COMMIT round trips):
+    # a run created between them shows in one part of the page and not yet in another.
+    with context.db.reads() as conn:
+        session, automation = cookies.require_session_and_automation(conn, request, context, target)
         query = parse_page_query(pairs, target, context.codec)
         page = runs_store.list_runs(conn, query)
-        recent = run_views.recent_runs(conn, [target], DURATION_RUNS)[target]
-        per_day = daily_counts.counts(conn, target, today, CHART_DAYS)
+        first_day = today - CHART_DAYS + 1
+        recent, per_day = run_views.charts_data(conn, target, DURATION_RUNS, first_day, CHART_DAYS)
 
     def page_url(position: Cursor | None) -> str | None:
         if position is None:
@@ -270,12 +316,12 @@ def automation_page(automation_id: str, request: Request) -> Response:
         token = context.codec.encode(query.scope, query.sort, position)
         return list_url(target, query, cursor=token)
 
-    durations = [
+    durations = tuple(
         (row.id, row.status, presentation.run_duration(row.created_at, row.completed_at, now))
         for row in reversed(recent)
-    ]
-    daily = presentation.daily_chart(per_day, today, CHART_DAYS)
-    duration_chart = presentation.duration_chart(durations)
+    )
+    daily, daily_svg = _daily(target, tuple(per_day), today)
+    duration_chart, durations_svg = _durations(durations)
     return render(
         "automation.html",
         title=automation.name or f"Automation {automation.id}",
@@ -293,7 +339,9 @@ def automation_page(automation_id: str, request: Request) -> Response:
         triggers=[t.value for t in Trigger],
         filter_from=_day_text(query.created_from),
         filter_to=_day_text(query.created_before, end=True),
-        webhook_url=webhook_url(automation, context.base_url(request)),
+        webhook_url=webhook_url(automation, context.base_url(request))
+        if automation.trigger is Trigger.WEBHOOK
+        else None,
         notice=_notice(request),
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
@@ -301,8 +349,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         prev_url=page_url(page.prev_cursor),
         reset_url=list_url(target, query, status=None, clear_narrowing=True),
         daily=daily,
-        daily_svg=charts.daily_svg(daily),
+        daily_svg=daily_svg,
         durations=duration_chart,
-        durations_svg=charts.durations_svg(duration_chart),
+        durations_svg=durations_svg,
         chart_statuses=presentation.CHART_STATUSES,
     )

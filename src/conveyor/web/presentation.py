@@ -55,7 +55,8 @@ def when(us: int | None) -> str:
     """`2024-02-16 12:46:41 UTC`, or an em dash when the time is not known yet."""
     if us is None:
         return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(us // 1_000_000))
+    stamp = to_rfc3339(us) or ""  # 2024-02-16T12:46:41Z, from the clock's cached parts
+    return f"{stamp[:10]} {stamp[11:19]} UTC"
 
 
 def ago(us: int | None, now: int) -> str:

@@ -22,9 +22,8 @@ from conveyor.api.runs import encoder_for
 from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_int
+from conveyor.domain.retention import log_expires_at as log_expires_at_of
 from conveyor.domain.runs import MessageLevel, RunStage
-from conveyor.store import automations as automations_store
-from conveyor.store import retention as retention_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.runs import RunRow
@@ -109,13 +108,13 @@ def run_fields(row: RunRow, now: int) -> dict[str, Any]:
     }
 
 
-def _load(conn: Any, request: Request, run_id: int) -> tuple[Any, Any]:
+def _load(conn: Any, request: Request, run_id: int) -> tuple[Any, run_views.RunPageRow]:
     context = ctx(request)
     session = cookies.require_session(conn, request, context)
-    row = runs_store.find_visible_run(conn, run_id, session.user)
-    if row is None:
+    found = run_views.run_page_row(conn, run_id, session.user)
+    if found is None:
         raise errors.NotFound(f"Automation Run {run_id} not found.")
-    return session, row
+    return session, found
 
 
 MAX_SEARCH = 200
@@ -193,10 +192,10 @@ def run_page(run_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(run_id, "run")
     view = log_view(request)
-    with context.db.read() as conn:
-        session, row = _load(conn, request, target)
-        automation = automations_store.get_automation(conn, row.automation_id)
-        times = run_views.stage_times(conn, target)
+    # Three statements, each its own snapshot on PostgreSQL (no BEGIN and COMMIT
+    # round trips): the session, the run with what the page shows of it, the log.
+    with context.db.reads() as conn:
+        session, found = _load(conn, request, target)
         log = run_views.message_page(
             conn,
             target,
@@ -206,11 +205,12 @@ def run_page(run_id: str, request: Request) -> Response:
             level=view.level,
             search=view.search,
         )
-        log_expires_at = None
-        if row.run_stage == RunStage.FINISHED.value:  # shown for a finished run only
-            log_expires_at = retention_store.log_expiry(
-                conn, target, context.settings.retention_days
-            )
+    row, times = found.run, found.times
+    log_expires_at = None
+    if row.run_stage == RunStage.FINISHED.value:  # shown for a finished run only
+        log_expires_at = log_expires_at_of(
+            row.completed_at, found.retention_override, context.settings.retention_days
+        )
     lines = log.lines
     now = context.clock.now()
     fields = run_fields(row, now)
@@ -222,8 +222,8 @@ def run_page(run_id: str, request: Request) -> Response:
         now=now,
         run=row,
         fields=fields,
-        automation=automation,
-        trigger=times.trigger if times else None,
+        automation=found.automation,
+        trigger=times.trigger,
         steps=timeline(row, times),
         lines=lines,
         log_html=log_html(lines),
@@ -247,9 +247,9 @@ def run_live(run_id: str, request: Request) -> Response:
     context = ctx(request)
     target = parse_id(run_id, "run")
     after = parse_int("after", request.query_params.get("after"), required=False, minimum=0) or 0
-    with context.db.read() as conn:
-        _session, row = _load(conn, request, target)
-        times = run_views.stage_times(conn, target)
+    with context.db.reads() as conn:
+        _session, found = _load(conn, request, target)
+        row, times = found.run, found.times
         lines = []
         if request.query_params.get("log") != "none":  # a reader of earlier lines: fields only
             lines = runs_store.read_messages(conn, target, after_id=after, limit=LIVE_BATCH)

@@ -15,7 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conveyor.context import AppContext
-from conveyor.store.web_sessions import WebSession, find_session
+from conveyor.domain import errors
+from conveyor.domain.automations import Automation
+from conveyor.store.automations import may_see
+from conveyor.store.web_sessions import WebSession, find_session, find_session_and_automation
 
 SESSION_COOKIE = "conveyor_session"
 # Holds the sign-in form's CSRF token until a session exists (double-submit).
@@ -42,11 +45,33 @@ def session_of(conn: Connection, request: Request, context: AppContext) -> WebSe
 def require_session(conn: Connection, request: Request, context: AppContext) -> WebSession:
     found = session_of(conn, request, context)
     if found is None:
-        target = request.url.path
-        if request.url.query:
-            target += "?" + request.url.query
-        raise SignInRequired(target)
+        raise _sign_in_first(request)
     return found
+
+
+def _sign_in_first(request: Request) -> SignInRequired:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    return SignInRequired(target)
+
+
+def require_session_and_automation(
+    conn: Connection, request: Request, context: AppContext, automation_id: int
+) -> tuple[WebSession, Automation]:
+    """`require_session`, then the automation the session's user may see (a 404 page
+    otherwise), read together in one statement."""
+    token = request.cookies.get(SESSION_COOKIE)
+    session, automation = None, None
+    if token and len(token) <= MAX_TOKEN_LENGTH:
+        session, automation = find_session_and_automation(
+            conn, token, context.clock.now(), automation_id
+        )
+    if session is None:
+        raise _sign_in_first(request)
+    if automation is None or automation.deleted or not may_see(session.user, automation.user_id):
+        raise errors.NotFound(f"Automation {automation_id} not found.")
+    return session, automation
 
 
 def sign_in_url(next_path: str) -> str:

@@ -38,6 +38,8 @@ ENV = Environment(
     loader=PackageLoader("conveyor.web", "templates"),
     autoescape=select_autoescape(("html", "svg")),
     undefined=StrictUndefined,
+    # The templates ship in the package and change only with it: no file check per render.
+    auto_reload=False,
     trim_blocks=True,
     lstrip_blocks=True,
 )
@@ -52,13 +54,14 @@ ENV.globals.update(
 )
 
 
-def _cached_markup() -> tuple[dict[str, Markup], dict[str, Markup]]:
-    """Each status's badge and icon, rendered once: a runs table shows them on every row."""
-    macros = ENV.get_template("_macros.html").module
+def _cached_markup() -> tuple[dict[str, Markup], dict[str, Markup], Markup]:
+    """Each status's badge and icon, and the charts' legend, rendered once: a macro
+    call costs tens of µs per render, and a runs table shows a badge on every row."""
+    macros: Any = ENV.get_template("_macros.html").module
     statuses = [status.value for status in RunStatus]
-    badges = {status: Markup(macros.status(status)) for status in statuses}  # type: ignore[attr-defined]
-    icons = {status: Markup(macros.icon(status)) for status in statuses}  # type: ignore[attr-defined]
-    return badges, icons
+    badges = {status: Markup(macros.status(status)) for status in statuses}
+    icons = {status: Markup(macros.icon(status)) for status in statuses}
+    return badges, icons, Markup(macros.legend(presentation.CHART_STATUSES))
 
 
 def badge(status: str) -> Markup:
@@ -79,7 +82,8 @@ def time_tag(us: int | None) -> Markup:
 
 ENV.globals.update(badge=badge, status_icon=status_icon, time_tag=time_tag)
 # After the globals: a template keeps the globals it was loaded with.
-_BADGES, _ICONS = _cached_markup()
+_BADGES, _ICONS, _LEGEND = _cached_markup()
+ENV.globals.update(chart_legend=_LEGEND)
 
 
 def render(name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
