@@ -93,6 +93,7 @@ def measure(db: Seeded, repeat: int) -> None:
     from conveyor.domain.signing import UrlSigner
     from conveyor.store import runs as runs_store
     from conveyor.store.database import Database
+    from conveyor.store.prepared import run_steps
     from servers import Baseline, conveyor_app
 
     settings = Settings.from_env()
@@ -113,9 +114,9 @@ def measure(db: Seeded, repeat: int) -> None:
             )
         }
         with database.read() as conn:
-            rows = runs_store.list_runs(conn, query).rows
+            rows = run_steps(conn, runs_store.list_runs(conn.dialect, query)).rows
             lines["store.runs.list_runs (driver tuples)"] = cpu_ms(
-                lambda: runs_store.list_runs(conn, query), repeat
+                lambda: run_steps(conn, runs_store.list_runs(conn.dialect, query)), repeat
             )
         plain = [tuple(row) for row in rows]
         lines["baseline encoding (dicts + orjson)"] = cpu_ms(lambda: baseline.encode(plain), repeat)

@@ -33,6 +33,7 @@ from conveyor.domain.runs import RunStage
 from conveyor.store import automations, migrate, permissions, users
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 from conveyor.testing.postgres import PostgresServer, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -317,7 +318,7 @@ def list_sql(url: str, keyset: bool) -> ListSql:
     cursor = Cursor("next", sentinel["key"], sentinel["id"]) if keyset else None
     query = RunListQuery(sentinel["automation_id"], 70_000, RUN_DEFAULT_SORT, None, cursor)
     with database.read() as conn:
-        runs_store.list_runs(conn, query)
+        run_steps(conn, runs_store.list_runs(conn.dialect, query))
     database.dispose()
     sql, parameters = next((st, p) for st, p in statements if "FROM automation_runs" in st)
     if isinstance(parameters, dict):

@@ -42,7 +42,7 @@ def serve(variant: str) -> None:
     app = create_app(settings, Database(settings.database_url))
     if variant == "bare":
         app.user_middleware = [m for m in app.user_middleware if m.cls is not AccessLogMiddleware]
-        app.state.rate_limiter = None
+        app.state.ctx.rate_limiter = None
     else:
         handler = logging.FileHandler(os.environ["ACCESS_LOG_FILE"])
         handler.setFormatter(JsonFormatter())

@@ -122,6 +122,13 @@ class Baseline:
                     "successful_operations": r[7],
                     "failed_operations": r[8],
                     "status_messages_url": FIXED_STATUS_MESSAGES_URL,
+                    # Run control, at their places in store.runs.RunRow.
+                    "retry_at": to_rfc3339(r[15]),
+                    "retried_at": to_rfc3339(r[16]),
+                    "retried_in_run_id": r[14],
+                    "retry_of_run_id": r[13],
+                    "cancel_requested_at": to_rfc3339(r[10]),
+                    "rerun_of_run_id": r[12],
                 }
                 for r in records
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -18,6 +19,13 @@ from conveyor.config import Settings
 from conveyor.domain.listing import CursorCodec
 from conveyor.domain.signing import UrlSigner
 from conveyor.store.database import AsyncReadPool, Database
+from conveyor.store.prepared import Steps
+
+
+class RateLimiter(Protocol):
+    """What the API asks of its rate limiter (conveyor.api.ratelimit.RateLimiter)."""
+
+    def take_token(self, bucket: str, whose: str) -> Steps[None]: ...
 
 
 @dataclass
@@ -33,6 +41,8 @@ class AppContext:
     # PostgreSQL, while the app is served: the pool of the run reads on the event
     # loop (conveyor.api.steps; store.database.async_read_pool).
     read_pool: AsyncReadPool | None = None
+    # Per-key and per-webhook token buckets (api.ratelimit); None: limits are off.
+    rate_limiter: RateLimiter | None = None
 
     def base_url(self, request: HTTPConnection) -> str:
         """The absolute origin clients reach us at: configured, else from the request."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cli_world import CliWorld, invoke
+from cli_world import BASE_US, CliWorld, invoke
 
 from conveyor import sdk
 from conveyor.cli.output import (
@@ -280,7 +280,8 @@ def test_an_unreachable_server_exits_6_after_retries(world: CliWorld) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["automation-runs", "list"],  # --automation-id is required
+        # The all-runs filters only without --automation-id.
+        ["automation-runs", "list", "--automation-id", "1", "--trigger", "webhook"],
         ["automation-runs", "get", "abc"],
         ["automation-runs", "get", "1", "--format", "xml"],
         ["automation-runs", "get", "1", "--url", "ftp://example.com"],
@@ -290,6 +291,40 @@ def test_usage_errors_exit_2_before_any_request(world: CliWorld, args: list[str]
     result = invoke(args, world.env())
     assert (result.exit_code, result.stdout) == (EXIT_USAGE, "")
     assert "Traceback" not in result.stderr and "Error" in result.stderr
+
+
+def test_list_without_an_automation_is_the_all_runs_view(world: CliWorld, seed: Seeder) -> None:
+    other = seed.automation(world.alice)
+    extra = seed.run(other, created_at=BASE_US + 10_000_000, outcome=(0, 1))
+    result = invoke(
+        ["automation-runs", "list", "--status", "failure,partial_failure", "--format", "json"],
+        world.env(),
+    )
+    assert result.exit_code == 0, result.stderr
+    ids = [record["id"] for record in orjson.loads(result.stdout)]
+    assert ids == [extra.id, world.runs[2].id, world.runs[1].id]
+    result = invoke(
+        [
+            "automation-runs",
+            "list",
+            "--created-from",
+            "2023-11-14T22:13:21Z",
+            "--created-before",
+            "2023-11-14T22:13:23Z",
+            "--sort-by",
+            "created_at:asc",
+            "--format",
+            "csv",
+        ],
+        world.env(),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == [
+        str(world.runs[1].id),
+        str(world.runs[2].id),
+    ]
+    wrong = invoke(["automation-runs", "list", "--trigger", "cron"], world.env())
+    assert wrong.exit_code == EXIT_BAD_REQUEST and "filter[trigger]" in wrong.stderr
 
 
 def conveyor_command() -> str:

@@ -236,3 +236,31 @@ def test_durable_writes_fsync_a_batch_s_folders_once_before_its_commit(world: Wo
     for index, entry in enumerate(events):
         if entry.startswith("sync"):
             assert events[index + 1] == "commit", events  # the batch's own commit
+
+
+def test_a_batch_waits_for_four_times_the_last_commit_before_committing_by_age(
+    world: World,
+) -> None:
+    """Slow commits (a saturated disk, a distant database) get fuller batches: by age a
+    batch is full once it is outcome_batch_seconds old and COMMIT_SHARE times as old as
+    the last commit took; 0 still means one commit per operation."""
+    import time
+
+    from conveyor.engine import executor
+    from conveyor.engine.leases import Claim
+
+    engine = world.engine(outcome_batch_seconds=0.2, outcome_batch_size=128)
+    claim = Claim.__new__(Claim)
+    batch = executor._Batch(engine, claim)
+    batch.outcomes = [None] * 3  # type: ignore[list-item]
+    batch.started = time.monotonic() - 0.3
+    assert batch.full()  # commits are fast: the setting rules
+    batch.commit_seconds = 0.5
+    assert not batch.full()  # 0.3 s old, but the last commit took 0.5 s: not yet
+    batch.started = time.monotonic() - executor.COMMIT_SHARE * 0.5 - 0.01
+    assert batch.full()
+    per_operation = executor._Batch(world.engine(outcome_batch_seconds=0.0), claim)
+    per_operation.outcomes = [None]  # type: ignore[list-item]
+    per_operation.started = time.monotonic()
+    per_operation.commit_seconds = 10.0
+    assert per_operation.full()

@@ -104,3 +104,50 @@ def test_lookup_agrees_with_size_and_is_folder(tmp_path: Path) -> None:
         size = info.st_size if info is not None and stat.S_ISREG(info.st_mode) else None
         is_folder = info is not None and stat.S_ISDIR(info.st_mode)
         assert (size, is_folder) == (storage.size(relative), storage.is_folder(relative))
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o4755])
+def test_a_planned_copy_is_invisible_until_placed_and_leaves_nothing_if_refused(
+    tmp_path: Path, unnamed: bool, mode: int
+) -> None:
+    """An engine copy (`old="absent"`) writes an unnamed temp file where the kernel has
+    O_TMPFILE (and a named `.conveyor-*.tmp` otherwise): before the fence nothing new is
+    in the folder; a fence that refuses leaves nothing behind; a placed copy has the
+    source's bytes and exact permission bits, whatever the umask."""
+    storage = Storage(tmp_path)
+    if not unnamed:
+        storage._tmpfile = False
+    elif not storage._tmpfile:
+        pytest.skip("no O_TMPFILE here")
+    data = os.urandom(5000)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "in/a.bin").write_bytes(data)
+    (tmp_path / "in/a.bin").chmod(mode)
+    seen: list[list[str]] = []
+
+    def fence() -> None:
+        seen.append(sorted(os.listdir(tmp_path / "out")))
+
+    class Refused(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Refused
+
+    src, dst = str(tmp_path / "in/a.bin"), str(tmp_path / "out/a.bin")
+    with pytest.raises(Refused):
+        storage.copy_resolved(src, dst, "r1-o1", old="absent", fence=refuse)
+    assert os.listdir(tmp_path / "out") == []
+    assert storage.copy_resolved(src, dst, "r1-o1", old="absent", fence=fence) == 5000
+    if unnamed:
+        assert seen == [[]]  # the data has no name until it gets its own
+    else:
+        assert len(seen[0]) == 1 and storage_module.is_temp_name(seen[0][0])
+    assert os.listdir(tmp_path / "out") == ["a.bin"]
+    assert (tmp_path / "out/a.bin").read_bytes() == data
+    assert stat.S_IMODE((tmp_path / "out/a.bin").stat().st_mode) == mode
+    # Performed again (a crash before the outcome was recorded): the same bytes are the result.
+    assert storage.copy_resolved(src, dst, "r1-o1", old="absent") == 5000
+    assert os.listdir(tmp_path / "out") == ["a.bin"]

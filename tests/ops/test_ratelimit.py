@@ -4,18 +4,21 @@ limits shared by two API processes' apps on one PostgreSQL database, and both SD
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import files_sdk
 import httpx
 import pytest
 from ops_support import Serve, sample, scrape
+from sqlalchemy.engine import Connection
 
 from conveyor import sdk
-from conveyor.api.ratelimit import DatabaseLimiter, Limiter, MemoryLimiter
+from conveyor.api.ratelimit import RateLimiter
 from conveyor.clock import ManualClock
 from conveyor.config import ConfigError, Settings
 from conveyor.domain.ratelimit import Bucket, decide
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 from conveyor.testing.seed import Seeder
 
 API = "/api/rest/v1"
@@ -44,40 +47,54 @@ def test_a_clock_that_goes_back_adds_no_tokens() -> None:
     assert earlier.bucket.updated_at == 10_000_000
 
 
-def _limiters(db: Database, clock: ManualClock) -> list[Limiter]:
-    return [MemoryLimiter(clock, 2.0, 3), DatabaseLimiter(db, clock, 2.0, 3)]
+def _limiters(db: Database, clock: ManualClock, rate: float, burst: int) -> list[RateLimiter]:
+    """The limiter with buckets in memory, then with buckets in the database."""
+    return [
+        RateLimiter(clock, rate, burst, None),
+        RateLimiter(clock, rate, burst, db.engine.dialect),
+    ]
 
 
 def test_memory_and_database_buckets_decide_exactly_alike(db: Database) -> None:
     clock = ManualClock()
-    for limiter in _limiters(db, clock):
-        start = clock.now()
-        assert [limiter.take("a") for _ in range(4)] == [(True, 0)] * 3 + [(False, 1)]
-        assert limiter.take("b") == (True, 0), "another key has its own bucket"
-        clock.advance(0.5)  # one token at 2 per second
-        assert [limiter.take("a") for _ in range(2)] == [(True, 0), (False, 1)]
-        clock.advance(0.25)
-        assert limiter.take("a") == (False, 1)  # half a token: still refused, a refusal costs none
-        clock.advance(0.25)
-        assert limiter.take("a") == (True, 0)
-        clock.advance(3600)
-        assert [limiter.take("a") for _ in range(4)] == [(True, 0)] * 3 + [(False, 1)]
-        clock.value = start  # the next limiter starts from the same time
+    for limiter in _limiters(db, clock, 2.0, 3):
+        with db.reads() as conn:
+
+            def take(bucket: str, conn: Connection = conn, limiter: RateLimiter = limiter) -> Any:
+                return run_steps(conn, limiter.take(bucket))
+
+            start = clock.now()
+            assert [take("a") for _ in range(4)] == [(True, 0)] * 3 + [(False, 1)]
+            assert take("b") == (True, 0), "another key has its own bucket"
+            clock.advance(0.5)  # one token at 2 per second
+            assert [take("a") for _ in range(2)] == [(True, 0), (False, 1)]
+            clock.advance(0.25)
+            assert take("a") == (False, 1)  # half a token: still refused, a refusal costs none
+            clock.advance(0.25)
+            assert take("a") == (True, 0)
+            clock.advance(3600)
+            assert [take("a") for _ in range(4)] == [(True, 0)] * 3 + [(False, 1)]
+            clock.value = start  # the next limiter starts from the same time
 
 
 def test_slow_rates_ask_for_whole_seconds(db: Database) -> None:
     clock = ManualClock()
-    for limiter in (MemoryLimiter(clock, 0.25, 1), DatabaseLimiter(db, clock, 0.25, 1)):
-        start = clock.now()
-        assert limiter.take("k") == (True, 0)
-        assert limiter.take("k") == (False, 4)
-        clock.advance(2)  # half a token: two more seconds
-        assert limiter.take("k") == (False, math.ceil(0.5 / 0.25))
-        clock.advance(1.5)  # 0.875 of a token: 0.5 s more, asked for as 1
-        assert limiter.take("k") == (False, 1)
-        clock.advance(0.5)
-        assert limiter.take("k") == (True, 0)
-        clock.value = start
+    for limiter in _limiters(db, clock, 0.25, 1):
+        with db.reads() as conn:
+
+            def take(bucket: str, conn: Connection = conn, limiter: RateLimiter = limiter) -> Any:
+                return run_steps(conn, limiter.take(bucket))
+
+            start = clock.now()
+            assert take("k") == (True, 0)
+            assert take("k") == (False, 4)
+            clock.advance(2)  # half a token: two more seconds
+            assert take("k") == (False, math.ceil(0.5 / 0.25))
+            clock.advance(1.5)  # 0.875 of a token: 0.5 s more, asked for as 1
+            assert take("k") == (False, 1)
+            clock.advance(0.5)
+            assert take("k") == (True, 0)
+            clock.value = start
 
 
 def test_sqlite_cannot_share_buckets_in_the_database(tmp_path) -> None:  # type: ignore[no-untyped-def]

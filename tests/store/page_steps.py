@@ -25,6 +25,7 @@ from conveyor.domain.listing import Cursor, RunListQuery, parse_run_list_query
 from conveyor.domain.runs import RunStatus
 from conveyor.store import migrate, runs
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 from conveyor.store.schema import automation_runs as runs_t
 
 
@@ -102,7 +103,9 @@ def main() -> None:
         with db.read() as conn:
             for depth in sorted(set(depths)):
                 query = page_after(automation, "status", "asc", ids[depth - 1], args.per_page)
-                ours = count_steps(conn, lambda q=query: runs.list_runs(conn, q))
+                ours = count_steps(
+                    conn, lambda q=query: run_steps(conn, runs.list_runs(conn.dialect, q))
+                )
                 single = count_steps(conn, lambda q=query: row_value_page(conn, q))
                 print(f"| {depth:,} | {ours:,} | {single:,} |")
         db.dispose()

@@ -30,6 +30,7 @@ from conveyor.domain.listing import RunListQuery, parse_run_list_query
 from conveyor.domain.runs import RunStatus
 from conveyor.store import migrate, runs, users
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 from conveyor.store.schema import automation_runs
 from conveyor.store.users import User
 
@@ -134,7 +135,7 @@ def list_statements(
     def page(purpose: str, extra: list[tuple[str, str]]) -> tuple[RunListQuery, runs.Page]:
         query = parse_run_list_query(pairs + extra, CODEC)
         with captured(conn) as seen:
-            result = runs.list_runs(conn, query)
+            result = run_steps(conn, runs.list_runs(conn.dialect, query))
         # The probe is the statement whose select list is EXISTS (...).
         statements.extend(
             Statement(purpose, "EXISTS" in sql.split("FROM", 1)[0], sql, params)
@@ -171,7 +172,7 @@ def find_statements(conn: Connection, run_id: int, owner: User) -> list[Statemen
     statements = []
     for user, purpose in ((User(0, "admin", True), "find by id (admin)"), (owner, "find by id")):
         with captured(conn) as seen:
-            assert runs.find_visible_run(conn, run_id, user) is not None
+            assert run_steps(conn, runs.find_visible_run(conn.dialect, run_id, user)) is not None
         statements += [Statement(purpose, False, sql, params) for sql, params in seen]
     return statements
 

@@ -12,6 +12,7 @@ from conveyor.domain.listing import Cursor, CursorCodec, RunListQuery, parse_run
 from conveyor.domain.runs import AutomationRun, RunStatus
 from conveyor.store import automations, runs, users
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 from conveyor.store.runs import Page
 from conveyor.store.schema import automation_runs
 from conveyor.testing.seed import make_run
@@ -48,7 +49,7 @@ def read_page(db: Database, pairs: list[tuple[str, str]]) -> tuple[RunListQuery,
     """Parse a list query as the API does and read its page in one read transaction."""
     query = parse_run_list_query(pairs, CODEC)
     with db.read() as conn:
-        return query, runs.list_runs(conn, query)
+        return query, run_steps(conn, runs.list_runs(conn.dialect, query))
 
 
 def follow(

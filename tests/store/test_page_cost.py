@@ -14,6 +14,7 @@ from page_steps import count_steps, one_tie_group, page_after
 
 from conveyor.store import runs
 from conveyor.store.database import Database
+from conveyor.store.prepared import run_steps
 
 RUNS = 3_000
 PER_PAGE = 20
@@ -32,9 +33,11 @@ def test_a_deep_page_costs_what_a_shallow_one_does(
     with db.read() as conn:
         for depth in (5, RUNS - 5 * PER_PAGE):
             query = page_after(automation, field, direction, order[depth - 1], PER_PAGE)
-            page = runs.list_runs(conn, query)
+            page = run_steps(conn, runs.list_runs(conn.dialect, query))
             assert [row[0] for row in page.rows] == order[depth : depth + PER_PAGE]
-            costs[depth] = count_steps(conn, lambda q=query: runs.list_runs(conn, q))
+            costs[depth] = count_steps(
+                conn, lambda q=query: run_steps(conn, runs.list_runs(conn.dialect, q))
+            )
     shallow, deep = costs.values()
     # A range scan from the anchor reads the same rows at any depth; reading the tie
     # group from its start would cost about RUNS / PER_PAGE times more at the bottom.

@@ -8,13 +8,13 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.types import ASGIApp
 
 from conveyor import web
 from conveyor.api import (
+    all_runs,
     automation_logs,
     automations,
+    bulk,
     health,
     openapi_errors,
     permissions,
@@ -30,7 +30,6 @@ from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.auth import authenticate_first
 from conveyor.api.body import MAX_BODY_BYTES, BodyLimitMiddleware
-from conveyor.api.fastpath import RunReadsFastPath
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
 from conveyor.clock import Clock, SystemClock
@@ -51,23 +50,6 @@ def load_secret(db: Database, settings: Settings) -> bytes:
         return secrets.get_or_create_secret(conn)
 
 
-class ConveyorApp(FastAPI):
-    """FastAPI, with the two run reads dispatched ahead of it (conveyor.api.fastpath)
-    through the same user middleware as every other request, inside the same
-    server-error layer (an exception escaping a middleware is still a Files.com 500)."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        rest = super().build_middleware_stack()
-        error_handler = self.exception_handlers.get(500) or self.exception_handlers.get(Exception)
-
-        def wrap(handler: ASGIApp) -> ASGIApp:
-            for cls, args, kwargs in reversed(self.user_middleware):
-                handler = cls(handler, *args, **kwargs)
-            return ServerErrorMiddleware(handler, handler=error_handler, debug=self.debug)
-
-        return RunReadsFastPath(rest, wrap)
-
-
 def create_app(
     settings: Settings,
     db: Database,
@@ -76,10 +58,12 @@ def create_app(
 ) -> FastAPI:
     """Build the app on an already migrated database."""
     secret = load_secret(db, settings)
+    clock = clock or SystemClock()
     context = AppContext(
         settings=settings,
         db=db,
-        clock=clock or SystemClock(),
+        clock=clock,
+        rate_limiter=ratelimit.make_limiter(settings, db.engine.dialect, clock),
         codec=CursorCodec(secret),
         signer=UrlSigner(secret),
     )
@@ -99,7 +83,7 @@ def create_app(
                 await context.read_pool.close()
                 context.read_pool = None
 
-    app = ConveyorApp(
+    app = FastAPI(
         title="Conveyor",
         version="0.1.0",
         description="Files.com-compatible API for file automations and their runs.",
@@ -120,12 +104,11 @@ def create_app(
     app.add_middleware(
         AccessLogMiddleware, log_requests=settings.access_log, record=settings.metrics
     )
-    app.state.rate_limiter = ratelimit.make_limiter(settings, db, context.clock)
     runevents.install()
     error_rendering.install(app)
     # Routes with an API key authenticate before they read anything else (api.auth);
-    # the two run reads do so themselves (api.fastpath), the status-messages link and
-    # webhooks carry their credential in the URL.
+    # the two run reads do so among their own steps (api.runs), the status-messages
+    # link and webhooks carry their credential in the URL.
     first = [Depends(authenticate_first)]
     app.include_router(runs.router)
     app.include_router(automations.router, dependencies=first)
@@ -135,6 +118,8 @@ def create_app(
     app.include_router(schedules.router, dependencies=first)  # Conveyor extension: next runs
     app.include_router(webhooks.router)  # no API key: the secret URL is the credential
     app.include_router(retention.router, dependencies=first)
+    app.include_router(all_runs.router, dependencies=first)  # Conveyor: runs of all automations
+    app.include_router(bulk.router, dependencies=first)  # Conveyor: bulk cancel and rerun
     app.include_router(health.router)
     if settings.metrics:
         app.include_router(metrics_api.router)

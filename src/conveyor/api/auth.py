@@ -2,24 +2,25 @@
 
 Authentication comes before anything else a request is checked for: without a
 key, or with a wrong one, every route with an API key answers 401 whatever its
-path, parameters or body. The routers of such routes carry `authenticate_first`
-as a dependency, which runs before the handler; the handler's own `authenticate`
-then returns the user admitted for this request (one rate-limit token a request).
+path, parameters or body; then the key's rate limit may answer 429.
+
+`authenticate` is the one implementation, written as steps
+(`store.prepared.Steps`): the key's user, then one rate-limit token. The run
+reads run it among their own steps (`conveyor.api.runs`); every other route
+with an API key carries `authenticate_first` as a router dependency, which runs
+it before the handler, and the handler takes the admitted user with `caller`.
 """
 
 from __future__ import annotations
 
 from fastapi import Request
-from sqlalchemy.engine import Connection
 
-from conveyor.api import ratelimit
 from conveyor.api.context import ctx
 from conveyor.domain import errors
-from conveyor.store.prepared import Reads
-from conveyor.store.users import User, user_for_key
+from conveyor.store.prepared import Steps, run_steps
+from conveyor.store.users import User, hash_key, user_for_key
 
 API_KEY_HEADER = "x-filesapi-key"
-MAX_KEY_LENGTH = 256
 # Where the user admitted for a request is kept, in its scope's state.
 _ADMITTED = "conveyor_user"
 
@@ -34,52 +35,42 @@ def api_key(request: Request) -> str:
     return key
 
 
-def admit(request: Request, key: str, user: User | None) -> User:
-    """The caller `user` found for `key` (None: unknown or revoked), once the key's
-    rate limit allows the request."""
-    known = _known(request, user)
-    ratelimit.enforce(request, key)
-    return known
-
-
-def admit_steps(request: Request, key: str, user: User | None) -> Reads[User]:
-    """`admit` as a reading generator (`store.prepared.Read`)."""
-    known = _known(request, user)
-    yield from ratelimit.enforce_steps(request, key)
-    return known
-
-
-def _known(request: Request, user: User | None) -> User:
-    if user is None:
-        raise errors.InvalidCredentials("The API key is unknown or has been revoked.")
-    # The access log names the user (conveyor.api.accesslog reads it back).
-    request.scope.setdefault("state", {})["user_id"] = user.id
-    return user
-
-
-def admitted(request: Request) -> User | None:
-    """The user already admitted for this request, if any."""
-    user: User | None = request.scope.get("state", {}).get(_ADMITTED)
-    return user
-
-
-def remember(request: Request, user: User) -> User:
-    request.scope.setdefault("state", {})[_ADMITTED] = user
-    return user
-
-
-def authenticate(conn: Connection, request: Request) -> User:
-    """The caller: admitted once a request (`authenticate_first`), then remembered."""
-    known = admitted(request)
+def authenticate(request: Request) -> Steps[User]:
+    """The caller: the API key's user (401 for none, an unknown or a revoked key),
+    admitted once its key's rate limit allows the request (429); remembered for
+    the rest of the request."""
+    known = _admitted(request)
     if known is not None:
         return known
+    context = ctx(request)
     key = api_key(request)
-    found = user_for_key(conn, key) if len(key) <= MAX_KEY_LENGTH else None
-    return remember(request, admit(request, key, found))
+    user = yield from user_for_key(context.db.engine.dialect, key)
+    if user is None:
+        raise errors.InvalidCredentials("The API key is unknown or has been revoked.")
+    state = request.scope.setdefault("state", {})
+    state["user_id"] = user.id  # the access log names the user (conveyor.api.accesslog)
+    if context.rate_limiter is not None:
+        # Buckets are keyed by the key's hash, so no raw key is kept (or stored).
+        yield from context.rate_limiter.take_token(hash_key(key), "this API key")
+    state[_ADMITTED] = user
+    return user
 
 
 def authenticate_first(request: Request) -> None:
     """Router dependency: authenticate (401, then 429) before the handler reads the
     request's path, parameters or body."""
-    with ctx(request).db.read() as conn:
-        authenticate(conn, request)
+    with ctx(request).db.reads() as conn:
+        run_steps(conn, authenticate(request))
+
+
+def caller(request: Request) -> User:
+    """The user `authenticate_first` admitted for this request."""
+    user = _admitted(request)
+    if user is None:  # a route with an API key was registered without the dependency
+        raise RuntimeError("caller() on a request that was not authenticated")
+    return user
+
+
+def _admitted(request: Request) -> User | None:
+    user: User | None = request.scope.get("state", {}).get(_ADMITTED)
+    return user

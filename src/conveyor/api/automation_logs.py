@@ -17,10 +17,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_LOG_LIST_DOC
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
@@ -29,6 +28,8 @@ from conveyor.domain.listing import (
     check_filter_fields,
     check_page,
     collect,
+    cursor_headers,
+    page_tokens,
     parse_int,
     parse_per_page,
     parse_range_filters,
@@ -88,7 +89,7 @@ def list_automation_logs(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
     with context.db.read() as conn:
-        user = authenticate(conn, request)
+        user = caller(request)
         if "sort_by" in plain or "sort_by" in groups:
             raise errors.DoesNotSupportSorting(
                 "Automation logs cannot be sorted: they are listed newest first."
@@ -122,7 +123,14 @@ def list_automation_logs(request: Request) -> Response:
         check_page(plain.get("page"), query.cursor)
         page = store.list_logs(conn, user, query)
     headers = cursor_headers(
-        context.codec, query.scope(user), _SORT, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec,
+            query.scope(user),
+            _SORT,
+            query.cursor,
+            page.next_cursor,
+            page.prev_cursor,
+        )
     )
     body = orjson.dumps([encode(store.entry(row)) for row in page.rows])
     return Response(body, media_type=JSON, headers=headers)

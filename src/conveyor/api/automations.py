@@ -15,15 +15,20 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_BODY, AUTOMATION_LIST_EXTRA
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.automations import READ_ONLY_FIELDS, Automation, Trigger, validate_fields
+from conveyor.domain.automations import (
+    READ_ONLY_FIELDS,
+    Automation,
+    Trigger,
+    check_can_run_manually,
+    validate_fields,
+)
 from conveyor.domain.destinations import manual_values
 from conveyor.domain.listing import (
     Sort,
@@ -31,6 +36,8 @@ from conveyor.domain.listing import (
     check_page,
     check_sent_id,
     collect,
+    cursor_headers,
+    page_tokens,
     parse_id,
     parse_per_page,
     parse_range_filters,
@@ -131,14 +138,10 @@ def _without_echoes(body: dict[str, Any], echoed: dict[str, Any] | None) -> dict
 
 
 def visible_automation(conn: Connection, request: Request, automation_id: int) -> Automation:
-    """Authenticate, then the automation the caller may see; NotFound otherwise.
-    A query's `id`, as the official SDKs send it, must be the path's."""
-    user = authenticate(conn, request)
+    """The automation the caller may see (`store.automations.visible_automation`);
+    a query's `id`, as the official SDKs send it, must be the path's."""
     check_sent_id(automation_id, request.query_params.get("id"))
-    found = store.find_visible(conn, automation_id, user)
-    if found is None:
-        raise errors.NotFound(f"Automation {automation_id} not found.")
-    return found
+    return store.visible_automation(conn, automation_id, caller(request))
 
 
 _LIST_PARAMS = ("per_page", "cursor", "page")
@@ -150,7 +153,7 @@ def list_automations(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
     with context.db.read() as conn:
-        user = authenticate(conn, request)
+        user = caller(request)
         per_page = parse_per_page(plain.get("per_page"), context.settings.default_per_page)
         sort = parse_sort(groups.get("sort_by"), plain, store.AUTOMATION_SORT_FIELDS, _DEFAULT_SORT)
         filters = check_filter_fields(
@@ -178,7 +181,9 @@ def list_automations(request: Request) -> Response:
         page = store.list_automations(conn, user, query)
     base = context.base_url(request)
     headers = cursor_headers(
-        context.codec, query.scope(user), sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec, query.scope(user), sort, query.cursor, page.next_cursor, page.prev_cursor
+        )
     )
     body = [encode_automation(store.automation_from_row(row), base) for row in page.rows]
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
@@ -193,7 +198,7 @@ async def create_automation(request: Request) -> Response:
     values = validate_fields(_without_echoes(body, None))
 
     def work(conn: Any) -> Automation:
-        user = authenticate(conn, request)
+        user = caller(request)
         new_id = store.create_automation(conn, user.id, context.clock.now(), **values)
         created = store.get_automation(conn, new_id)
         assert created is not None
@@ -272,10 +277,7 @@ async def manual_run(automation_id: str, request: Request) -> Response:
     def work(conn: Any) -> Any:
         found = visible_automation(conn, request, target)
         values = _check_manual_run_body(body, target)
-        if found.disabled:
-            raise errors.AutomationCannotBeRunManually(
-                f"Automation {target} is disabled; enable it before running it."
-            )
+        check_can_run_manually(found)
         now = context.clock.now()
         if values is None:
             run_id = runs_store.create_run(conn, target, now, trigger="manual").id

@@ -13,11 +13,10 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.body import read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY
-from conveyor.api.paging import cursor_headers
 from conveyor.api.runs import JSON
 from conveyor.domain import errors
 from conveyor.domain.listing import (
@@ -25,6 +24,8 @@ from conveyor.domain.listing import (
     check_filter_fields,
     check_page,
     collect,
+    cursor_headers,
+    page_tokens,
     parse_id,
     parse_int,
     parse_per_page,
@@ -191,7 +192,7 @@ def list_permissions(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
     with context.db.read() as conn:
-        user = authenticate(conn, request)
+        user = caller(request)
         query = _list_query(plain, groups, user, context.settings.default_per_page)
         token = plain.get("cursor")
         if token:
@@ -209,7 +210,14 @@ def list_permissions(request: Request) -> Response:
         check_page(plain.get("page"), query.cursor)
         page = store.list_permissions(conn, query)
     headers = cursor_headers(
-        context.codec, query.scope(), query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec,
+            query.scope(),
+            query.sort,
+            query.cursor,
+            page.next_cursor,
+            page.prev_cursor,
+        )
     )
     body = [encode_permission(store.record_from_row(row)) for row in page.rows]
     return Response(orjson.dumps(body), media_type=JSON, headers=headers)
@@ -230,7 +238,7 @@ async def create_permission(request: Request) -> Response:
     body = await _body(request)
 
     def work(conn: Any) -> store.PermissionRecord:
-        _require_admin(authenticate(conn, request), "grant")
+        _require_admin(caller(request), "grant")
         return store.create_permission(conn, validate_create(body), context.clock.now())
 
     created = context.db.run_write(work)
@@ -244,7 +252,7 @@ def delete_permission(permission_id: str, request: Request) -> Response:
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
 
     def work(conn: Any) -> None:
-        _require_admin(authenticate(conn, request), "revoke")
+        _require_admin(caller(request), "revoke")
         target = parse_id(permission_id)
         # The official SDK repeats the id as a query parameter; nothing else is taken.
         unknown = sorted(set(plain) - {"id"}) + sorted(f"{name}[...]" for name in groups)

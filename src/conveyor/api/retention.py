@@ -25,6 +25,7 @@ from conveyor.domain import errors
 from conveyor.domain.listing import parse_id
 from conveyor.domain.retention import log_expires_at, retention_days
 from conveyor.store import retention as store
+from conveyor.store.prepared import run_steps
 
 router = APIRouter(prefix="/api/conveyor/v1")
 MAX_RETENTION_DAYS = 100_000
@@ -89,7 +90,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def find_run(run_id: str, request: Request) -> Response:
     context = ctx(request)
     with context.db.read() as conn:
-        row = visible_run(conn, request, run_id)
+        row = run_steps(conn, visible_run(request, run_id))
         found = store.run_retention(conn, row.id)
     if found is None:
         raise errors.NotFound(f"Automation Run {row.id} not found.")

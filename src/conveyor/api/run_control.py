@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from conveyor.api.auth import authenticate
+from conveyor.api.auth import caller
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
 from conveyor.api.context import ctx
 from conveyor.api.openapi import CANCEL_RUN_DOC, FIND_NODE_DOC, RERUN_DOC
@@ -30,6 +30,7 @@ from conveyor.domain.runs import NODE_IDS, NodeState, RerunNode, node_state, par
 from conveyor.store import engine as engine_store
 from conveyor.store import run_control
 from conveyor.store import runs as runs_store
+from conveyor.store.prepared import run_steps
 from conveyor.store.users import User
 
 router = APIRouter(prefix="/api/rest/v1")
@@ -68,9 +69,9 @@ async def _params(request: Request, allowed: tuple[str, ...], action: str) -> di
 
 def _visible(conn: Connection, request: Request, run_id: int, sent_id: object) -> User:
     """The caller, once the run is known to be visible to it (404 otherwise)."""
-    user = authenticate(conn, request)
+    user = caller(request)
     check_sent_id(run_id, sent_id)
-    if runs_store.find_visible_run(conn, run_id, user) is None:
+    if run_steps(conn, runs_store.find_visible_run(conn.dialect, run_id, user)) is None:
         raise errors.NotFound(f"Automation Run {run_id} not found.")
     return user
 

@@ -1,10 +1,11 @@
 """Automation Runs endpoints (SPEC 2.1-2.3, seed document).
 
-Their reads (the caller and visibility, then the page, rarely its probe; or
-the run) need no common snapshot, so on PostgreSQL each is a statement of its
-own, without transaction round trips (`Database.reads`). List and find are
-written once as steps (`conveyor.api.steps`): run in the thread pool on
-SQLite, and on the event loop over psycopg's asyncio driver on PostgreSQL.
+List and find are ordinary routes whose work is written once, as steps
+(`store.prepared.Steps`): authentication and the rate-limit token, visibility,
+the page (or the run), the answer. `conveyor.api.steps.run_request_steps` runs
+them in the thread pool on SQLite and on the event loop over psycopg's asyncio
+driver on PostgreSQL. Their reads need no common snapshot, so on PostgreSQL
+each is a statement of its own, without transaction round trips.
 """
 
 from __future__ import annotations
@@ -14,23 +15,27 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy.engine import Connection
 from starlette.responses import Response, StreamingResponse
 
-from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, api_key
+from conveyor.api.auth import authenticate
 from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
-from conveyor.api.paging import cursor_headers
-from conveyor.api.steps import authenticate_steps, dialect_of, run_steps_async
+from conveyor.api.steps import run_request_steps
 from conveyor.clock import to_rfc3339
 from conveyor.domain import errors
-from conveyor.domain.listing import check_sent_id, parse_id, parse_run_list_query, query_pairs
+from conveyor.domain.listing import (
+    check_sent_id,
+    cursor_headers,
+    page_tokens,
+    parse_id,
+    parse_run_list_query,
+    query_pairs,
+)
 from conveyor.store import runs as runs_store
-from conveyor.store.automations import may_see
-from conveyor.store.database import AsyncReadPool
-from conveyor.store.prepared import Reads, run_reads
-from conveyor.store.users import user_and_automation_owner_reads, user_by_id_reads
+from conveyor.store.automations import automation_owner, may_see
+from conveyor.store.prepared import Steps
+from conveyor.store.users import user_by_id
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -44,81 +49,55 @@ def encoder_for(context: AppContext, request: Request) -> RunEncoder:
 
 
 @router.get("/automation_runs", **LIST_RUNS_DOC)
-def list_automation_runs(request: Request) -> Response:
-    with ctx(request).db.reads() as conn:
-        return run_reads(conn, _list_steps(request))
+async def list_automation_runs(request: Request) -> Response:
+    return await run_request_steps(ctx(request), _list(request))
 
 
-async def list_automation_runs_async(pool: AsyncReadPool, request: Request) -> Response:
-    """The same list on the event loop, on PostgreSQL (conveyor.api.steps)."""
-    return await run_steps_async(pool, _list_steps(request))
-
-
-def _list_steps(request: Request) -> Reads[Response]:
+def _list(request: Request) -> Steps[Response]:
     context = ctx(request)
-    dialect = dialect_of(request)
+    dialect = context.db.engine.dialect
     pairs = query_pairs(request.scope.get("query_string", b""))
-    key = api_key(request)
-    known_length = len(key) <= MAX_KEY_LENGTH
-    # The parameters are checked after authentication (a 401 comes first), but read
-    # before it: the caller, its key's user and the automation's owner are then
-    # found in one statement.
-    try:
-        query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
-    except errors.ConveyorError:
-        yield from authenticate_steps(request)  # 401 and 429 come before a parameter's 400
-        raise
-    found, owner_id = (
-        (yield from user_and_automation_owner_reads(dialect, key, query.automation_id))
-        if known_length
-        else (None, None)
-    )
-    user = yield from admit_steps(request, key, found)
+    user = yield from authenticate(request)  # 401 and 429 come before a parameter's 400
+    query = parse_run_list_query(pairs, context.codec, context.settings.default_per_page)
     viewer = user
     if query.user_id is not None and query.user_id != user.id:
         # Files.com's user_id: an admin lists as that user; anyone else only as themselves.
-        other = (yield from user_by_id_reads(dialect, query.user_id)) if user.is_admin else None
+        other = (yield from user_by_id(dialect, query.user_id)) if user.is_admin else None
         if other is None:
             raise errors.NotFound(f"User {query.user_id} not found.")
         viewer = other
+    owner_id = yield from automation_owner(dialect, query.automation_id)
     if owner_id is None or not may_see(viewer, owner_id):
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
-    page = yield from runs_store.list_runs_reads(dialect, query)
+    page = yield from runs_store.list_runs(dialect, query)
     headers = cursor_headers(
-        context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        page_tokens(
+            context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+        )
     )
     body = encoder_for(context, request).runs(page.rows)
     return Response(body, media_type=JSON, headers=headers)
 
 
 @router.get("/automation_runs/{run_id}", **SHOW_RUN_DOC)
-def find_automation_run(run_id: str, request: Request) -> Response:
-    with ctx(request).db.reads() as conn:
-        return run_reads(conn, _find_steps(request, run_id))
+async def find_automation_run(run_id: str, request: Request) -> Response:
+    return await run_request_steps(ctx(request), _find(request, run_id))
 
 
-async def find_automation_run_async(pool: AsyncReadPool, run_id: str, request: Request) -> Response:
-    """The same find on the event loop, on PostgreSQL (conveyor.api.steps)."""
-    return await run_steps_async(pool, _find_steps(request, run_id))
-
-
-def _find_steps(request: Request, run_id: str) -> Reads[Response]:
-    row = yield from _visible_run_steps(request, run_id)
+def _find(request: Request, run_id: str) -> Steps[Response]:
+    row = yield from visible_run(request, run_id)
     body = orjson.dumps(encoder_for(ctx(request), request).run(row))
     return Response(body, media_type=JSON)
 
 
-def visible_run(conn: Connection, request: Request, run_id: str) -> Any:
+def visible_run(request: Request, run_id: str) -> Steps[Any]:
     """The caller's run row (id first): authenticate, parse the id, check visibility;
     404 for a run that does not exist or that the caller may not see."""
-    return run_reads(conn, _visible_run_steps(request, run_id))
-
-
-def _visible_run_steps(request: Request, run_id: str) -> Reads[Any]:
-    user = yield from authenticate_steps(request)
+    user = yield from authenticate(request)
     parsed = parse_id(run_id)
     check_sent_id(parsed, request.query_params.get("id"))
-    row = yield from runs_store.find_visible_run_reads(dialect_of(request), parsed, user)
+    dialect = ctx(request).db.engine.dialect
+    row = yield from runs_store.find_visible_run(dialect, parsed, user)
     if row is None:
         raise errors.NotFound(f"Automation Run {parsed} not found.")
     return row

@@ -1,64 +1,47 @@
-"""A request's database work written once, run on a thread or on the event loop.
+"""Running a request's steps (`store.prepared.Steps`) on the database, one runner per driver.
 
-A handler written as a reading generator (`store.prepared.Read`) yields the
-statements it needs run and is sent their rows back; the API key's admission
-(`conveyor.api.auth.admit_steps`) is part of it, including a rate-limit bucket
-kept in the database, taken with one statement on the request's connection.
+The run list and the run find are written once, as steps: authentication and
+the rate-limit token (`conveyor.api.auth`), visibility, the page or the run,
+and the encoding of the answer. `run_request_steps` runs them:
 
-`store.prepared.run_reads` runs such a handler on a SQLAlchemy connection, in
-the thread pool, as every database is read. On PostgreSQL, `run_steps_async`
-runs it on the event loop over psycopg's asyncio driver (connections from
-psycopg_pool: `store.database.async_read_pool`), which saves the hand-over to a
-worker thread and back and SQLAlchemy's pool (with the change to autocommit
-connections made alongside it, server CPU per PostgreSQL page of 1,000 runs went
-from 2.05 to 1.78 ms in the quick runs of docs/benchmarks.md). The run
-list and the run find are written this way.
+- on SQLite, in the thread pool, on a connection of `Database.reads()`
+  (`store.prepared.run_steps`, through SQLAlchemy's `exec_driver_sql`);
+- on PostgreSQL, on the event loop, on a connection of the process's asyncio
+  pool (psycopg's async driver, `AppContext.read_pool`), in autocommit: each
+  statement its own snapshot, as on `Database.reads()`. This saves the
+  hand-over to a worker thread and back and SQLAlchemy's per-statement work
+  (docs/architecture.md, "API: the request path", has the measurement).
+
+Both run the same generator, so tests on SQLite exercise the logic production
+runs on PostgreSQL; only the driver differs.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
-from fastapi import Request
-from sqlalchemy.engine import Dialect
+from starlette.concurrency import run_in_threadpool
 
-from conveyor.api.auth import MAX_KEY_LENGTH, admit_steps, admitted, api_key, remember
-from conveyor.store.database import AsyncReadPool
-from conveyor.store.prepared import Reads
-from conveyor.store.users import User, user_for_key_reads
+from conveyor.api.context import AppContext
+from conveyor.store.database import Database
+from conveyor.store.prepared import Statement, Steps, advance, run_steps
 
 T = TypeVar("T")
 
 
-def dialect_of(request: Request) -> Dialect:
-    """The dialect the app's statements are compiled for."""
-    dialect: Dialect = request.app.state.ctx.db.engine.dialect
-    return dialect
-
-
-def authenticate_steps(request: Request) -> Reads[User]:
-    """`conveyor.api.auth.authenticate` as steps: the API key's user, admitted."""
-    known = admitted(request)
-    if known is not None:
-        return known
-    key = api_key(request)
-    found = (
-        (yield from user_for_key_reads(dialect_of(request), key))
-        if len(key) <= MAX_KEY_LENGTH
-        else None
-    )
-    return remember(request, (yield from admit_steps(request, key, found)))
-
-
-async def run_steps_async(pool: AsyncReadPool, steps: Reads[T]) -> T:
-    """`store.prepared.run_reads` on the event loop: the same loop as its `drive`,
-    awaiting each statement on a connection of `pool`."""
+async def run_request_steps(context: AppContext, steps: Steps[T]) -> T:
+    """Run `steps` to their result on the app's database (see the module's doc)."""
+    pool = context.read_pool
+    if pool is None:
+        return await run_in_threadpool(_on_connection, context.db, steps)
     async with pool.connection() as conn:
-        rows: Any = None
-        while True:
-            try:
-                read = steps.send(rows)
-            except StopIteration as done:
-                return cast(T, done.value)
-            cursor = await conn.execute(read.sql.sql, read.sql.parameters(read.values))
-            rows = await cursor.fetchall()
+        step = advance(steps, None)
+        while isinstance(step, Statement):
+            cursor = await conn.execute(step.sql.sql, step.sql.parameters(step.values))
+            step = advance(steps, await cursor.fetchall())
+        return step.value
+
+
+def _on_connection(db: Database, steps: Steps[T]) -> T:
+    with db.reads() as conn:
+        return run_steps(conn, steps)

@@ -29,6 +29,7 @@ from conveyor.domain import errors
 from conveyor.domain.automations import Trigger
 from conveyor.store import runs as runs_store
 from conveyor.store import triggers as store
+from conveyor.store.prepared import run_steps
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -97,7 +98,9 @@ async def _trigger(secret: str, request: Request) -> Response:
         automation = store.find_webhook_automation(conn, secret)
         if automation is None or automation.disabled:
             raise _not_found()
-        ratelimit.enforce_webhook(request, automation.id)
+        if context.rate_limiter is not None:
+            bucket = ratelimit.webhook_bucket(automation.id)
+            run_steps(conn, context.rate_limiter.take_token(bucket, "this webhook"))
         run_id = store.create_triggered_run(
             conn,
             automation.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
+import orjson
 import typer
 
 from conveyor import sdk
@@ -115,21 +116,79 @@ def list_params(
 runs_app = typer.Typer(help="Automation runs on a Conveyor server.", no_args_is_help=True)
 
 
+StatusOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only runs with this status; several comma-separated (failure,partial_failure)."
+    ),
+]
+TriggerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Without --automation-id: only runs started by these triggers, comma-separated "
+        "(manual, daily, custom_schedule, webhook, action)."
+    ),
+]
+CreatedFromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--created-from",
+        help="Without --automation-id: only runs created at or after this date-time "
+        "(2026-01-31T00:00:00Z).",
+    ),
+]
+CreatedBeforeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--created-before",
+        help="Without --automation-id: only runs created before this date-time.",
+    ),
+]
+
+
+def all_runs_params(
+    automation_id: int | None,
+    status: str | None,
+    trigger: str | None,
+    created_from: str | None,
+    created_before: str | None,
+) -> dict[str, Any]:
+    """The all-runs filter (GET /api/conveyor/v1/automation_runs) of the options given."""
+    filters: dict[str, Any] = {}
+    if status:
+        filters["status"] = status
+    if trigger:
+        filters["trigger"] = trigger
+    if automation_id is not None:
+        filters["automation_id"] = automation_id
+    params: dict[str, Any] = {"filter": filters} if filters else {}
+    if created_from:
+        params["filter_gteq"] = {"created_at": created_from}
+    if created_before:
+        params["filter_lt"] = {"created_at": created_before}
+    return params
+
+
 @runs_app.command("list")
 def list_runs(
     automation_id: Annotated[
-        int, typer.Option("--automation-id", help="The automation whose runs to list.")
-    ],
-    status: Annotated[
-        str | None,
-        typer.Option(help="Only runs with this status (success, failure, ...)."),
+        int | None,
+        typer.Option(
+            "--automation-id",
+            help="The automation whose runs to list; without it, the runs of every "
+            "automation you may see (Conveyor's all-runs view).",
+        ),
     ] = None,
+    status: StatusOption = None,
+    trigger: TriggerOption = None,
+    created_from: CreatedFromOption = None,
+    created_before: CreatedBeforeOption = None,
     sort_by: Annotated[
         str | None,
         typer.Option(
             "--sort-by",
             help="FIELD:asc|desc, FIELD one of created_at, status, automation_id "
-            "(default created_at:desc).",
+            "(default created_at:desc); without --automation-id only created_at.",
         ),
     ] = None,
     per_page: Annotated[
@@ -141,16 +200,33 @@ def list_runs(
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """List an automation's runs, newest first unless sorted otherwise.
+    """List runs, newest first unless sorted otherwise: an automation's (--automation-id),
+    or those of every automation you may see, filtered by status, trigger and time.
 
     Without --all, one page is printed and the next page's cursor goes to stderr.
     """
-    params = {
-        "automation_id": automation_id,
-        **list_params(per_page, cursor, sort_by, {"status": status} if status else {}),
-    }
     with make_client(url, api_key) as client, client_errors():
-        page = client.automation_run.list(params)
+        if automation_id is None:
+            params = {
+                **list_params(per_page, cursor, sort_by, {}),
+                **all_runs_params(None, status, trigger, created_from, created_before),
+            }
+            page = client.automation_run.all_runs(params)
+        else:
+            for name, value in (
+                ("--trigger", trigger),
+                ("--created-from", created_from),
+                ("--created-before", created_before),
+            ):
+                if value:
+                    raise typer.BadParameter(
+                        "only without --automation-id (the all-runs view)", param_hint=name
+                    )
+            params = {
+                "automation_id": automation_id,
+                **list_params(per_page, cursor, sort_by, {"status": status} if status else {}),
+            }
+            page = client.automation_run.list(params)
         write_page(
             page,
             all_pages,
@@ -160,6 +236,89 @@ def list_runs(
             RUN_TABLE_COLUMNS,
             "runs",
         )
+
+
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Change nothing: print how many runs match and their ids."),
+]
+IdempotencyKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="Repeat an earlier bulk request safely: the same key answers the same "
+        "without acting twice (default: a new key each time).",
+    ),
+]
+AutomationFilterOption = Annotated[
+    int | None, typer.Option("--automation-id", help="Only runs of this automation.")
+]
+
+
+def _write_bulk(answer: dict[str, Any], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.JSON:
+        typer.echo(orjson.dumps(answer).decode())
+        return
+    ids = ", ".join(str(i) for i in answer.get("run_ids", [])) or "none"
+    verb = {"cancel": "cancel", "rerun": "rerun"}[answer["action"]]
+    if answer["dry_run"]:
+        shown = len(answer.get("run_ids", []))
+        more = f" (the first {shown})" if shown < answer["count"] else ""
+        typer.echo(f"would {verb} {answer['count']} runs{more}: {ids}")
+        return
+    typer.echo(f"{verb}: {len(answer['run_ids'])} of {answer['count']} matching runs: {ids}")
+    if answer.get("rerun_ids"):
+        typer.echo("new runs: " + ", ".join(str(i) for i in answer["rerun_ids"]))
+    for skipped in answer.get("skipped", []):
+        typer.echo(f"skipped run {skipped['id']}: {skipped['reason']}")
+
+
+@runs_app.command("bulk-cancel")
+def bulk_cancel(
+    automation_id: AutomationFilterOption = None,
+    status: StatusOption = None,
+    trigger: TriggerOption = None,
+    created_from: CreatedFromOption = None,
+    created_before: CreatedBeforeOption = None,
+    dry_run: DryRunOption = False,
+    idempotency_key: IdempotencyKeyOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel every unfinished run that matches the filter (try --dry-run first)."""
+    params = all_runs_params(automation_id, status, trigger, created_from, created_before)
+    with make_client(url, api_key) as client, client_errors():
+        answer = client.automation_run.bulk_cancel(
+            params, dry_run=dry_run, idempotency_key=idempotency_key
+        )
+    _write_bulk(answer, fmt)
+
+
+@runs_app.command("bulk-rerun")
+def bulk_rerun(
+    automation_id: AutomationFilterOption = None,
+    status: StatusOption = None,
+    trigger: TriggerOption = None,
+    created_from: CreatedFromOption = None,
+    created_before: CreatedBeforeOption = None,
+    failed_only: Annotated[
+        bool,
+        typer.Option("--failed-only", help="Each rerun plans only the operations that failed."),
+    ] = False,
+    dry_run: DryRunOption = False,
+    idempotency_key: IdempotencyKeyOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Rerun every finished run that matches the filter (try --dry-run first)."""
+    params = all_runs_params(automation_id, status, trigger, created_from, created_before)
+    with make_client(url, api_key) as client, client_errors():
+        answer = client.automation_run.bulk_rerun(
+            params, failed_only=failed_only, dry_run=dry_run, idempotency_key=idempotency_key
+        )
+    _write_bulk(answer, fmt)
 
 
 @runs_app.command("get")

@@ -730,3 +730,12 @@ def _validate_trigger(trigger: Trigger, merged: dict[str, Any], values: dict[str
         raise errors.RequestParamsRequired(
             "Parameter missing: trigger_actions (which file events start the automation)"
         )
+
+
+def check_can_run_manually(automation: Automation) -> None:
+    """A manual run (the API's manual_run, the web UI's "Run now") starts only on an
+    enabled automation; AutomationCannotBeRunManually otherwise."""
+    if automation.disabled:
+        raise errors.AutomationCannotBeRunManually(
+            f"Automation {automation.id} is disabled; enable it before running it."
+        )

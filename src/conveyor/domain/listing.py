@@ -440,3 +440,144 @@ class CursorCodec:
         elif not isinstance(key, key_type) or (isinstance(key, bool) and key_type is not bool):
             raise invalid
         return Cursor("next" if direction == "n" else "prev", key, run_id, page)
+
+
+def page_tokens(
+    codec: CursorCodec,
+    scope: list[Any],
+    sort: Sort,
+    current: Cursor | None,
+    next_cursor: Cursor | None,
+    prev_cursor: Cursor | None,
+) -> tuple[str | None, str | None]:
+    """The cursor tokens leading to the next and the previous page from a page reached
+    with `current` (None: the first page); each carries the number of the page it
+    leads to (`check_page`). The API sends them as headers (`cursor_headers`), the
+    web UI as its pages' links."""
+    page = current.page if current is not None else 1
+    next_token = None if next_cursor is None else codec.encode(scope, sort, next_cursor, page + 1)
+    prev_token = (
+        None if prev_cursor is None else codec.encode(scope, sort, prev_cursor, max(1, page - 1))
+    )
+    return next_token, prev_token
+
+
+def cursor_headers(tokens: tuple[str | None, str | None]) -> dict[str, str]:
+    """The cursor headers of a list answer, as Files.com sends them, from the next
+    and previous page's tokens (`page_tokens`).
+
+    `X-Files-Cursor-Next` and `X-Files-Cursor-Prev` lead to the next and previous
+    page; `X-Files-Cursor` repeats the next one, the header the official
+    JavaScript SDK's auto-pagination follows (the Python SDK reads `-Next` first).
+    """
+    next_token, prev_token = tokens
+    headers = {}
+    if next_token is not None:
+        headers["X-Files-Cursor-Next"] = next_token
+        headers["X-Files-Cursor"] = next_token
+    if prev_token is not None:
+        headers["X-Files-Cursor-Prev"] = prev_token
+    return headers
+
+
+# ------------------------------------------------------------ all runs (Conveyor)
+
+
+@dataclass(frozen=True, slots=True)
+class AllRunsQuery:
+    """The operator's view of runs across automations (`GET /api/conveyor/v1/automation_runs`).
+
+    Empty `statuses`/`triggers`: any. `ranges` bound `created_at` (microseconds).
+    The order is `created_at` then id, ascending or descending (`sort`).
+    """
+
+    per_page: int
+    sort: Sort
+    statuses: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    automation_id: int | None = None
+    ranges: tuple[RangeFilter, ...] = ()
+    cursor: Cursor | None = None
+
+    @property
+    def scope(self) -> list[Any]:
+        """What a cursor is bound to besides the sort: the filter it walks."""
+        return [
+            "all_runs",
+            list(self.statuses),
+            list(self.triggers),
+            self.automation_id,
+            [r.wire for r in self.ranges],
+        ]
+
+    @property
+    def filter_wire(self) -> dict[str, Any]:
+        """The filter alone (no paging), canonical: what a bulk request's key is bound to."""
+        return {
+            "statuses": list(self.statuses),
+            "triggers": list(self.triggers),
+            "automation_id": self.automation_id,
+            "ranges": [r.wire for r in self.ranges],
+        }
+
+
+ALL_RUNS_FILTER_FIELDS = ("status", "trigger", "automation_id")
+ALL_RUNS_RANGE_FIELDS = ("created_at",)
+ALL_RUNS_SORT_FIELDS = ("created_at",)
+ALL_RUNS_LIST_PARAMS = ("per_page", "cursor", "page")
+ALL_RUNS_GROUPS = ("sort_by", "filter", "filter_gt", "filter_gteq", "filter_lt", "filter_lteq")
+
+
+def _values(name: str, raw: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """A comma-separated list of allowed values, sorted and without repeats."""
+    found = []
+    for part in raw.split(","):
+        value = part.strip()
+        if value not in allowed:
+            raise errors.InvalidFilterParamValue(
+                f"filter[{name}] takes a comma-separated list of {', '.join(allowed)}; "
+                f"got {part[:40]!r}."
+            )
+        found.append(value)
+    return tuple(sorted(set(found)))
+
+
+def parse_all_runs_filter(
+    plain: dict[str, str], groups: dict[str, dict[str, str]], triggers: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], int | None, tuple[RangeFilter, ...]]:
+    """The filter of the all-runs view and of bulk actions: `filter[status]` and
+    `filter[trigger]` (comma-separated lists), `filter[automation_id]`, and
+    `filter_gt|gteq|lt|lteq[created_at]`; (statuses, triggers, automation id, ranges)."""
+    filters = check_filter_fields(
+        groups.get("filter"), plain, groups, ALL_RUNS_FILTER_FIELDS, ALL_RUNS_RANGE_FIELDS
+    )
+    statuses: tuple[str, ...] = ()
+    if "status" in filters:
+        statuses = _values("status", filters["status"], [s.value for s in RunStatus])
+    kinds: tuple[str, ...] = ()
+    if "trigger" in filters:
+        kinds = _values("trigger", filters["trigger"], triggers)
+    automation_id = None
+    if "automation_id" in filters:
+        automation_id = parse_int("filter[automation_id]", filters["automation_id"], required=True)
+    return statuses, kinds, automation_id, parse_range_filters(groups, ALL_RUNS_RANGE_FIELDS)
+
+
+def parse_all_runs_query(
+    pairs: Iterable[tuple[str, str]],
+    codec: CursorCodec,
+    triggers: Sequence[str],
+    default_per_page: int = 1000,
+) -> AllRunsQuery:
+    """Validate an all-runs query; `triggers` are the trigger kinds a run may have."""
+    plain, groups = collect(pairs)
+    refuse_unknown(plain, groups, ALL_RUNS_LIST_PARAMS, ALL_RUNS_GROUPS)
+    per_page = parse_per_page(plain.get("per_page"), default_per_page)
+    sort = parse_sort(groups.get("sort_by"), plain, ALL_RUNS_SORT_FIELDS, RUN_DEFAULT_SORT)
+    statuses, kinds, automation_id, ranges = parse_all_runs_filter(plain, groups, triggers)
+    query = AllRunsQuery(per_page, sort, statuses, kinds, automation_id, ranges)
+    token = plain.get("cursor")
+    if token:
+        query = replace(query, cursor=codec.decode(token, query.scope, sort, key_type=int))
+    check_page(plain.get("page"), query.cursor)
+    return query

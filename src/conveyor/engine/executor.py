@@ -3,8 +3,9 @@
 A batch's outcomes commit in one transaction, guarded on the lease: for each
 operation its new state, its count and its log line. A batch is committed
 when it holds `outcome_batch_size` outcomes or is `outcome_batch_seconds`
-old, before an operation that removes or replaces a file that existed when
-the run was planned, and before the worker stops; the last batch commits
+old (and COMMIT_SHARE times as old as the last commit took), before an
+operation that removes or replaces a file that existed when the run was
+planned, and before the worker stops; the last batch commits
 with the finish. A worker that dies loses at most its uncommitted batch,
 whose operations are still pending and are performed again (every action is
 idempotent), so nothing is counted or logged twice.
@@ -48,6 +49,9 @@ from conveyor.store import runs as run_store
 from conveyor.store.engine import LeaseLost, OperationOutcome
 
 log = logging.getLogger("conveyor.engine")
+# A batch is committed by age only once it is this many times as old as the last
+# commit took: commits then cost at most about a fifth of a run's time.
+COMMIT_SHARE = 4
 # The level of a run's last log line follows its final status.
 _LEVELS = {
     lifecycle.RunStatus.SUCCESS: lifecycle.MessageLevel.INFO,
@@ -86,6 +90,9 @@ class _Batch:
     only_deletes: bool = True
     # Operations still to be committed one at a time (after a takeover from a loss).
     careful: int = 0
+    # How long the last commit took: a batch waits at least COMMIT_SHARE times that
+    # long, so slow commits (a busy disk, a remote database) get fuller batches.
+    commit_seconds: float = 0.0
     # Set when a commit found the run's cancel requested (read back by that commit's
     # own UPDATE of the run: no statement of its own).
     canceled: bool = False
@@ -116,9 +123,12 @@ class _Batch:
         if self.careful > 0:
             self.careful -= 1
             return True
+        age = settings.outcome_batch_seconds
+        if age > 0:
+            age = max(age, COMMIT_SHARE * self.commit_seconds)
         return (
             len(self.outcomes) >= settings.outcome_batch_size
-            or time.monotonic() - self.started >= settings.outcome_batch_seconds
+            or time.monotonic() - self.started >= age
         )
 
     def record(self, conn: Connection) -> None:
@@ -151,6 +161,7 @@ class _Batch:
         if not self.outcomes:
             return True
         self.sync()
+        started = time.monotonic()
         try:
             self.engine.db.run_write(self.record)
         except LeaseLost:
@@ -162,6 +173,7 @@ class _Batch:
             )
             self.note_refusals()
             return False
+        self.commit_seconds = time.monotonic() - started
         self.outcomes = []
         self.only_deletes = True
         return True

@@ -3,11 +3,12 @@
 Every path an automation names is relative to the root. `resolve` follows
 symbolic links and refuses anything that lands outside the root, so no
 automation can read, write or delete a file elsewhere. Writes go to a temp
-file in the destination folder and are renamed into place: a reader sees the
-old file or the whole new one, never half a file, and a killed worker leaves
-nothing half-written. With `durable=True` (CONVEYOR_DURABLE_WRITES) each file
-and its folder are also fsynced before the outcome is recorded, so a finished
-operation survives a power loss too, at several times the cost per file.
+file in the destination folder (unnamed, O_TMPFILE, where the kernel can) and
+then get their name: a reader sees the old file or the whole new one, never
+half a file, and a killed worker leaves nothing half-written. With
+`durable=True` (CONVEYOR_DURABLE_WRITES) each file and its folder are also
+fsynced before the outcome is recorded, so a finished operation survives a
+power loss too, at several times the cost per file.
 
 Fencing (docs/engine.md, "Fencing"): a file action that removes or replaces a
 file acts only on the file planning saw. The planned file's identity (device,
@@ -120,9 +121,11 @@ def _discard(path: str) -> None:
 
 
 def same_content(first: str, second: str) -> bool:
-    """Whether two regular files hold the same bytes (read in chunks; no link followed)."""
+    """Whether two regular files hold the same bytes (read in chunks; no link followed,
+    except `first` naming an unnamed temp file by its descriptor in /proc)."""
+    follow = 0 if first.startswith(_PROC_FD) else os.O_NOFOLLOW
     try:
-        one = os.open(first, _READ_FLAGS | os.O_NOFOLLOW)
+        one = os.open(first, _READ_FLAGS | follow)
     except OSError:
         return False
     try:
@@ -176,6 +179,77 @@ def _fsync_folder(folder: Path | str) -> None:
 
 _O_PATH = getattr(os, "O_PATH", 0)
 _DELETED = " (deleted)"
+# Unnamed temp files (Linux O_TMPFILE): created in the destination's folder without a
+# name, given one by linkat() through /proc/self/fd/N; see `write_temp`.
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_PROC_FD = "/proc/self/fd/"
+# O_TMPFILE errors that mean "not on this file system / kernel": named temp files then.
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
+_ANY_DIR_FD: int | None = None
+
+
+def _any_dir_fd() -> int:
+    """A directory descriptor to pass to os.link, only so that Python calls linkat()
+    (which can follow /proc/self/fd/N to the unnamed file) instead of link(); the
+    paths given are absolute, so the kernel ignores it. One per process."""
+    global _ANY_DIR_FD
+    if _ANY_DIR_FD is None:
+        _ANY_DIR_FD = os.open("/", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return _ANY_DIR_FD
+
+
+def _umask() -> int | None:
+    """The process's umask, read without changing it (Linux /proc); None if unknown."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+_UMASK = _umask()
+
+
+class _Temp:
+    """A copy's data, written, waiting for its name: an unnamed file (its descriptor kept
+    open until then) or a named temp file `.conveyor-<tag>-<random>.tmp`."""
+
+    __slots__ = ("fd", "path", "unnamed", "written")
+
+    def __init__(self, path: str, fd: int, unnamed: bool) -> None:
+        self.path = path  # the temp file's name, or /proc/self/fd/N for an unnamed one
+        self.fd: int | None = fd  # open while writing; an unnamed file's until discarded
+        self.unnamed = unnamed
+        self.written = 0
+
+    def place(self, target: str) -> bool:
+        """Give the data the name `target` unless something is there (False then)."""
+        if not self.unnamed:
+            return place(self.path, target)
+        try:
+            os.link(self.path, target, src_dir_fd=_any_dir_fd(), follow_symlinks=True)
+        except FileExistsError:
+            return False
+        return True
+
+    def replace(self, target: str) -> None:
+        """Give the data the name `target`, replacing whatever is there (named temp only)."""
+        assert not self.unnamed
+        os.replace(self.path, target)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        """Remove the temp file (an unnamed one vanishes when closed)."""
+        self.close()
+        if not self.unnamed:
+            _discard(self.path)
 
 
 def _kernel_realpath(path: str) -> str | None:
@@ -222,13 +296,17 @@ def _fast_realpath(path: str) -> str:
         return os.path.join(real, *reversed(missing)) if missing else real
 
 
-def _copy_data(reader: int, writer: int) -> int:
-    """Copy from the reader's position to its end; returns the bytes copied."""
+def _copy_data(reader: int, writer: int, size: int = 0) -> int:
+    """Copy from the reader's position to its end; returns the bytes copied. `size`: the
+    reader's size when opened (0: unknown); the kernel copy stops once it has copied
+    that many bytes, without the call that would find the end (one call for most files)."""
     copied = 0
     if hasattr(os, "copy_file_range"):
         try:
             while count := os.copy_file_range(reader, writer, _KERNEL_CHUNK):
                 copied += count
+                if 0 < size <= copied:
+                    break
         except OSError as exc:
             if exc.errno not in _NO_KERNEL_COPY:
                 raise
@@ -251,6 +329,8 @@ class Storage:
     def __init__(self, root: Path, durable: bool = False) -> None:
         self.root = Path(os.path.realpath(root))
         self.durable = durable
+        # Unnamed temp files where the kernel has them (see write_temp).
+        self._tmpfile = bool(_O_TMPFILE) and os.path.isdir(_PROC_FD)
         self._root = str(self.root)
         self._prefix = self._root.rstrip("/") + "/"
         # The kernel's answer is used only where it agrees with realpath's on the root.
@@ -470,11 +550,18 @@ class Storage:
                 return
         os.rename(aside, f"{real}.conveyor-kept-{secrets.token_hex(4)}")
 
-    def write_temp(self, src: str, dst: str, tag: str) -> tuple[str, int] | None:
+    def write_temp(self, src: str, dst: str, tag: str, *, named: bool = False) -> _Temp | None:
         """Copy the regular file at real path `src` into a new temp file in `dst`'s folder
         (in the kernel where it can, `copy_file_range`), with the source's permission
-        bits, fsynced when durable. Returns the temp file's path and its size; None if
-        `src` is not a regular file (gone, a folder, ...)."""
+        bits, fsynced when durable. None if `src` is not a regular file (gone, a
+        folder, ...).
+
+        The temp file is unnamed where the kernel can (O_TMPFILE): it appears only
+        when `_Temp.place` links it to its name and vanishes if the process dies
+        first, and creating it touches no folder entry (a named temp file costs a
+        create, a link and an unlink). `named` (or a file system without O_TMPFILE):
+        `.conveyor-<tag>-<random>.tmp`, as needed for a rename over an existing file.
+        """
         try:
             reader = os.open(src, _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
@@ -484,26 +571,44 @@ class Storage:
             if not stat.S_ISREG(info.st_mode):
                 return None
             folder = os.path.dirname(dst)
-            temp = f"{folder}/{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
-            try:
-                writer = os.open(temp, _CREATE_FLAGS, 0o600)
-            except (FileNotFoundError, NotADirectoryError):
+            mode = stat.S_IMODE(info.st_mode)
+            temp = self._create_temp(folder, tag, mode, named)
+            if temp is None:
                 Path(folder).mkdir(parents=True, exist_ok=True)
-                writer = os.open(temp, _CREATE_FLAGS, 0o600)
+                temp = self._create_temp(folder, tag, mode, named)
+                assert temp is not None
+            assert temp.fd is not None
             try:
-                try:
-                    written = _copy_data(reader, writer)
-                    os.fchmod(writer, stat.S_IMODE(info.st_mode))
-                    if self.durable:
-                        os.fsync(writer)
-                finally:
-                    os.close(writer)
+                temp.written = _copy_data(reader, temp.fd, info.st_size)
+                # The mode given to open() lost the umask's bits: set them exactly.
+                if not temp.unnamed or _UMASK is None or mode & (_UMASK | 0o7000):
+                    os.fchmod(temp.fd, mode)
+                if self.durable:
+                    os.fsync(temp.fd)
+                if not temp.unnamed:
+                    temp.close()
             except BaseException:
-                _discard(temp)
+                temp.discard()
                 raise
         finally:
             os.close(reader)
-        return temp, written
+        return temp
+
+    def _create_temp(self, folder: str, tag: str, mode: int, named: bool) -> _Temp | None:
+        """A new empty temp file in `folder`; None if the folder does not exist."""
+        try:
+            if self._tmpfile and not named:
+                try:
+                    fd = os.open(folder, os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, mode)
+                    return _Temp(f"{_PROC_FD}{fd}", fd, unnamed=True)
+                except OSError as exc:
+                    if exc.errno not in _NO_TMPFILE:
+                        raise
+                    self._tmpfile = False  # not here: named temp files from now on
+            temp = f"{folder}/{TEMP_PREFIX}{tag}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+            return _Temp(temp, os.open(temp, _CREATE_FLAGS, 0o600), unnamed=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def copy(self, source: str, destination: str, tag: str, folders: set[str] | None = None) -> int:
         """Copy atomically (temp, [fsync,] rename); returns the bytes written.
@@ -541,30 +646,30 @@ class Storage:
         rename, or, if `folders` is given, added to it for the caller to fsync
         (once per folder) before it records the outcome.
         """
-        made = self.write_temp(src, dst, tag)
-        if made is None:
+        temp = self.write_temp(src, dst, tag, named=old == "any")
+        if temp is None:
             return None
-        temp, written = made
+        written = temp.written
         folder = os.path.dirname(dst)
         try:
             fence()
             if old == "any":
-                os.replace(temp, dst)
+                temp.replace(dst)
             else:
                 aside = None if old == "absent" else self.displace(dst, old, tag)
                 try:
-                    if not place(temp, dst) and not same_content(temp, dst):
+                    if not temp.place(dst) and not same_content(temp.path, dst):
                         raise Changed(dst)
                 finally:
                     if aside is not None:
                         _discard(aside)  # the planned file: replaced, as planned
         except Changed:
-            if old != "any" and same_content(temp, dst):
+            if old != "any" and same_content(temp.path, dst):
                 written = os.path.getsize(dst)  # an earlier attempt put it there
             else:
                 raise
         finally:
-            _discard(temp)
+            temp.discard()
         self._sync_folder(folder, folders)
         return written
 

@@ -1,7 +1,9 @@
 """The temp-file sweep: remove what interrupted copies left behind for runs that will not resume.
 
-A copy writes `.conveyor-r<run>-o<seq>-<random>.tmp` next to its destination
-and renames it into place; a worker killed in between leaves the temp file.
+Where the kernel has O_TMPFILE a copy's temp file has no name and vanishes with
+a killed worker. Elsewhere (and in versions before) a copy writes
+`.conveyor-r<run>-o<seq>-<random>.tmp` next to its destination and renames it
+into place; a worker killed in between leaves the temp file.
 A run that resumes clears its own (executor), but a run that ended without
 its worker (aborted after lease losses, finished by another worker while
 this one was stopped) would keep them forever. Each worker pool therefore

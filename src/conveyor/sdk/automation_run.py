@@ -14,7 +14,19 @@ from conveyor.sdk.records import AutomationRun
 from conveyor.sdk.resources import AutomationRunResource
 from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower
 
-__all__ = ["all", "cancel", "find", "follow", "get", "list", "log", "rerun"]
+__all__ = [
+    "all",
+    "all_runs",
+    "bulk_cancel",
+    "bulk_rerun",
+    "cancel",
+    "find",
+    "follow",
+    "get",
+    "list",
+    "log",
+    "rerun",
+]
 
 
 def _resource() -> AutomationRunResource:
@@ -32,6 +44,34 @@ def list(params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
 def all(params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
     """The same as list()."""
     return list(params)
+
+
+def all_runs(params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
+    """The runs the key may see across automations; see `AutomationRunResource.all_runs`."""
+    return _resource().all_runs(params)
+
+
+def bulk_cancel(
+    params: Mapping[str, Any] | None = None,
+    *,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Cancel every unfinished run a filter matches; see `AutomationRunResource.bulk_cancel`."""
+    return _resource().bulk_cancel(params, dry_run=dry_run, idempotency_key=idempotency_key)
+
+
+def bulk_rerun(
+    params: Mapping[str, Any] | None = None,
+    *,
+    failed_only: bool = False,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Rerun every finished run a filter matches; see `AutomationRunResource.bulk_rerun`."""
+    return _resource().bulk_rerun(
+        params, failed_only=failed_only, dry_run=dry_run, idempotency_key=idempotency_key
+    )
 
 
 def find(id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:

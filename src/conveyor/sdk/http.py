@@ -24,6 +24,7 @@ from conveyor.sdk.error import APIConnectionError, RateLimitedError, error_for_r
 __all__ = ["API_PATH", "DEFAULT_BASE_URL", "HttpSession", "RetryPolicy", "encode_params", "path_id"]
 
 API_PATH = "/api/rest/v1"
+CONVEYOR_API_PATH = "/api/conveyor/v1"  # Conveyor's own routes (all runs, bulk actions)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 USER_AGENT = "conveyor-sdk/0.1.0"
 _RETRIED_METHODS = frozenset({"GET", "HEAD"})
@@ -131,17 +132,21 @@ class HttpSession:
         params: Mapping[str, Any] | None = None,
         *,
         json: Mapping[str, Any] | None = None,
+        api: str = API_PATH,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send `method` to `path` (below /api/rest/v1) and return a 2xx response, or raise.
+        """Send `method` to `path` (below `api`: /api/rest/v1, or Conveyor's own
+        /api/conveyor/v1) and return a 2xx response, or raise.
 
         `params` go in the query string; `json` is the body (as the Files.com
-        SDKs send create and update parameters).
+        SDKs send create and update parameters); `headers` are sent as well.
         """
-        url = f"{self.base_url}{API_PATH}{path}"
+        url = f"{self.base_url}{api}{path}"
         query = tuple(encode_params(params))
+        sent = {**self._headers, **(headers or {})}
         if json is None:
-            return self._send(method, url, query, self._headers, None, self.base_url)
-        headers = {**self._headers, "Content-Type": "application/json"}
+            return self._send(method, url, query, sent, None, self.base_url)
+        headers = {**sent, "Content-Type": "application/json"}
         return self._send(method, url, query, headers, orjson.dumps(json), self.base_url)
 
     def get_url(self, url: str) -> httpx.Response:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gc
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
 from conveyor.sdk.error import APIConnectionError
-from conveyor.sdk.http import HttpSession, path_id
+from conveyor.sdk.http import API_PATH, CONVEYOR_API_PATH, HttpSession, path_id
 from conveyor.sdk.page import ListObj
 from conveyor.sdk.records import Automation, AutomationRun, Permission
 from conveyor.sdk.run_log import DEFAULT_FOLLOW_INTERVAL, RunLogFollower, read_log
@@ -63,19 +64,37 @@ def decode_many(
 
 
 def list_pages(
-    session: HttpSession, path: str, params: Mapping[str, Any] | None, build: Callable[[Any], R]
+    session: HttpSession,
+    path: str,
+    params: Mapping[str, Any] | None,
+    build: Callable[[Any], R],
+    api: str = API_PATH,
 ) -> ListObj[R]:
     """The first page of a cursor-paginated list; later pages reuse the same parameters."""
     base = {key: value for key, value in (params or {}).items() if key != "cursor"}
 
     def fetch(cursor: str | None) -> httpx.Response:
-        return session.request("GET", path, base if cursor is None else {**base, "cursor": cursor})
+        query = base if cursor is None else {**base, "cursor": cursor}
+        return session.request("GET", path, query, api=api)
 
     def decode(response: httpx.Response) -> list[R]:
         return decode_many(session, response, build)
 
     first = (params or {}).get("cursor")
     return ListObj(fetch, decode, first if first else None)
+
+
+def _lists_joined(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`filter` values given as lists sent as the comma-separated lists the all-runs
+    view reads (`filter[status]=failure,partial_failure`)."""
+    found = dict(params or {})
+    filters = found.get("filter")
+    if isinstance(filters, Mapping):
+        found["filter"] = {
+            name: ",".join(str(v) for v in value) if isinstance(value, list | tuple) else value
+            for name, value in filters.items()
+        }
+    return found
 
 
 class AutomationRunResource:
@@ -97,6 +116,72 @@ class AutomationRunResource:
     def all(self, params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
         """The same as list()."""
         return self.list(params)
+
+    def all_runs(self, params: Mapping[str, Any] | None = None) -> ListObj[AutomationRun]:
+        """The runs the key may see across automations (Conveyor's
+        `GET /api/conveyor/v1/automation_runs`), newest first unless sorted.
+
+        Parameters: `per_page`, `cursor`, `sort_by` ({"created_at": "asc"}),
+        `filter` ({"status": ["failure", "partial_failure"], "trigger": "webhook",
+        "automation_id": 12}; a list means any of its values), and `filter_gt`,
+        `filter_gteq`, `filter_lt`, `filter_lteq` ({"created_at":
+        "2026-01-01T00:00:00Z"}).
+        """
+        return list_pages(
+            self._session,
+            "/automation_runs",
+            _lists_joined(params),
+            AutomationRun.from_json,
+            api=CONVEYOR_API_PATH,
+        )
+
+    def bulk_cancel(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Cancel every unfinished run the filter matches (`filter` and the range filters
+        of `all_runs`). With `dry_run`, change nothing and answer the count and the first
+        ids. Otherwise the request carries `idempotency_key` (a new UUID if None): the
+        same key again answers the same without acting twice. Answers the server's
+        summary: action, dry_run, count, run_ids, skipped."""
+        return self._bulk("bulk_cancel", params, {}, dry_run, idempotency_key)
+
+    def bulk_rerun(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        failed_only: bool = False,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Rerun every finished run the filter matches, as `bulk_cancel` cancels;
+        `failed_only`: each rerun plans only its original's failed operations. The
+        summary also has rerun_ids, the new runs in the order of run_ids."""
+        extra = {"failed_only": "true"} if failed_only else {}
+        return self._bulk("bulk_rerun", params, extra, dry_run, idempotency_key)
+
+    def _bulk(
+        self,
+        action: str,
+        params: Mapping[str, Any] | None,
+        extra: dict[str, str],
+        dry_run: bool,
+        key: str | None,
+    ) -> dict[str, Any]:
+        query = {**_lists_joined(params), **extra}
+        headers = {}
+        if dry_run:
+            query["dry_run"] = "true"
+        else:
+            headers["Idempotency-Key"] = key or str(uuid.uuid4())
+        response = self._session.request(
+            "POST", f"/automation_runs/{action}", query, api=CONVEYOR_API_PATH, headers=headers
+        )
+        answer: dict[str, Any] = self._session.decode(response)
+        return answer
 
     def find(self, id: int, params: Mapping[str, Any] | None = None) -> AutomationRun:
         """Show one run by id."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, bindparam, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.automations import (
     COSMETIC_FIELDS,
@@ -21,8 +21,10 @@ from conveyor.domain.automations import (
     AutomationType,
     Trigger,
 )
+from conveyor.domain.errors import NotFound
 from conveyor.domain.listing import Cursor, RangeFilter, Sort
 from conveyor.store.keyset import KeysetPage, keyset_page, range_conditions
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automations
 from conveyor.store.users import User
 
@@ -118,14 +120,6 @@ _GET_AUTOMATION = select(*SELECT_COLUMNS).where(
 )
 
 
-def find_visible(conn: Connection, automation_id: int, user: User) -> Automation | None:
-    """The automation if it exists, is not deleted, and `user` may see it."""
-    found = get_automation(conn, automation_id)
-    if found is None or found.deleted or not may_see(user, found.user_id):
-        return None
-    return found
-
-
 def update_automation(
     conn: Connection, current: Automation, values: dict[str, Any], now: int
 ) -> Automation:
@@ -197,29 +191,30 @@ def list_automations(conn: Connection, user: User, query: AutomationListQuery) -
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AutomationOwner:
-    id: int
-    user_id: int
-    disabled: bool
-    deleted: bool
-
-
 def may_see(user: User, owner_id: int) -> bool:
     """The visibility rule: users see their own automations (and their runs); admins all."""
     return user.is_admin or owner_id == user.id
 
 
-def visible_automation(conn: Connection, automation_id: int, user: User) -> AutomationOwner | None:
-    """The automation if it exists and `user` may see it (admins see all).
+def visible_automation(conn: Connection, automation_id: int, user: User) -> Automation:
+    """The automation if it exists, is not deleted, and `user` may see it; NotFound
+    otherwise (the API's 404 and the web UI's 404 page say the same)."""
+    found = get_automation(conn, automation_id)
+    if found is None or found.deleted or not may_see(user, found.user_id):
+        raise NotFound(f"Automation {automation_id} not found.")
+    return found
 
-    Deleted automations stay visible here so their runs remain readable.
-    """
-    row = conn.execute(
-        select(
-            automations.c.id, automations.c.user_id, automations.c.disabled, automations.c.deleted
-        ).where(automations.c.id == automation_id)
-    ).first()
-    if row is None or not may_see(user, row.user_id):
-        return None
-    return AutomationOwner(row.id, row.user_id, bool(row.disabled), bool(row.deleted))
+
+def automation_owner(dialect: Dialect, automation_id: int) -> Steps[int | None]:
+    """The id of the automation's owner; None when there is no such automation or it
+    was deleted (for `may_see`, as steps: the run list's visibility check)."""
+    rows = yield Statement(_OWNER.for_dialect(dialect), {"automation_id": automation_id})
+    return rows[0][0] if rows else None
+
+
+_OWNER = Prepared(
+    lambda: select(automations.c.user_id).where(
+        automations.c.id == bindparam("automation_id", type_=automations.c.id.type),
+        automations.c.deleted.is_(False),
+    )
+)

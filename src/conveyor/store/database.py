@@ -71,14 +71,12 @@ POOL_TIMEOUT = 30
 #   heartbeat services started with the app; also any CLI command's.
 # - api-reads: PostgreSQL only, `async_read_pool`: the run list and find on the
 #   event loop.
-# - rate-limits: PostgreSQL with CONVEYOR_RATE_LIMIT_STORE=database (the default
-#   there): the rate limiter's own pool for its buckets (conveyor.api.ratelimit).
 # - engine: the engine's `Database` (with SessionTimeouts, docs/engine.md "Fencing")
 #   in `conveyor worker`, or in `conveyor serve` with embedded workers: the workers'
 #   claims and outcomes, their heartbeat and the temp-file sweeper.
 # - listen: PostgreSQL only, the engine's LISTEN connection (engine.wakeup), made
 #   outside any pool.
-POOLS: dict[str, int] = {"api": 16, "api-reads": 8, "rate-limits": 8, "engine": 16, "listen": 1}
+POOLS: dict[str, int] = {"api": 16, "api-reads": 8, "engine": 16, "listen": 1}
 
 
 # One lock per SQLite file (real path) for the whole process, shared by every

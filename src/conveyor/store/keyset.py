@@ -8,8 +8,8 @@ it has gone does one EXISTS probe ask. An empty page (only possible past
 records that went away) has no cursors.
 
 Automations are listed through `keyset_page` (statements built per call, run
-through SQLAlchemy). Runs, on every API page, through `keyset_reads`: a
-reading generator whose scope is written with bind parameters, so the page
+through SQLAlchemy). Runs, on every API page, through `keyset_steps`:
+steps (`store.prepared`) whose scope is written with bind parameters, so the page
 and probe statements of each shape (sort, direction, way, cursor or not,
 dialect) are built and compiled to driver SQL once, and read as the driver's
 plain tuples (`store.prepared`).
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.listing import Cursor, RangeFilter
-from conveyor.store.prepared import DriverSql, Read, Reads
+from conveyor.store.prepared import DriverSql, Statement, Steps
 
 _RANGE_OPERATORS = {"gt": operator.gt, "gteq": operator.ge, "lt": operator.lt, "lteq": operator.le}
 
@@ -122,39 +122,61 @@ def _statements(
     anchor_id: Any,
     forward: bool,
     dialect: str,
+    branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
 ) -> tuple[Any, Any | None]:
     """The page statement (without its LIMIT; from the anchor on, the anchor included)
     and the EXISTS probe at or behind the anchor (None without a cursor); `key` and
-    `anchor_id` are the anchor's values or bind parameters."""
+    `anchor_id` are the anchor's values or bind parameters.
+
+    `branches` are disjoint alternatives added to the scope (one status each, say),
+    each an ordered index range: the page merges them (UNION ALL under the ORDER BY
+    and LIMIT) instead of sorting their union."""
+
+    def arm(*conditions: ColumnElement[bool]) -> Any:
+        return select(*columns).where(*scope, *conditions)
+
     if cursor is None:
-        statement: Any = (
-            select(*columns)
-            .where(and_(*scope))
-            .order_by(*order(read_field, descending, forward, table_columns))
-        )
-        return statement, None
-    # From the anchor itself on: when the anchor's run is still there, the page's
-    # first row is that run, which says there is a page the way we came from.
-    arms = [
-        select(*columns).where(and_(*scope, condition))
-        for condition in beyond(
-            table_columns, read_field, descending, key, anchor_id, forward, dialect, inclusive=True
-        )
-    ]
+        arms = [arm(*branch) for branch in branches]
+    else:
+        # From the anchor itself on: when the anchor's run is still there, the page's
+        # first row is that run, which says there is a page the way we came from.
+        arms = [
+            arm(*branch, condition)
+            for branch in branches
+            for condition in beyond(
+                table_columns,
+                read_field,
+                descending,
+                key,
+                anchor_id,
+                forward,
+                dialect,
+                inclusive=True,
+            )
+        ]
     if len(arms) == 1:
         statement = arms[0].order_by(*order(read_field, descending, forward, table_columns))
     else:
         # The ranges are disjoint and each is read in index order, so the
         # database merges them without sorting (SQLite: MERGE (UNION ALL)).
+        if dialect != "sqlite":
+            # PostgreSQL merges the arms (Merge Append) only when each is ordered
+            # itself, `(SELECT ... ORDER BY ...) UNION ALL ...`; otherwise it
+            # appends and sorts. SQLite refuses an ORDER BY inside a compound.
+            arms = [
+                a.order_by(*order(read_field, descending, forward, table_columns)) for a in arms
+            ]
         statement = union_all(*arms)
         statement = statement.order_by(
             *order(read_field, descending, forward, statement.selected_columns)
         )
+    if cursor is None:
+        return statement, None
     # Is there anything on the other side of the anchor (the side we came from)?
     probes = beyond(
         table_columns, read_field, descending, key, anchor_id, not forward, dialect, inclusive=True
     )
-    probe = select(or_(*(exists().where(and_(*scope, p)) for p in probes)))
+    probe = select(or_(*(exists().where(and_(*scope, *b, p)) for b in branches for p in probes)))
     return statement, probe
 
 
@@ -198,7 +220,7 @@ def keyset_page(
     return _page(rows, found, behind, cursor, per_page, key_index)
 
 
-def keyset_reads(
+def keyset_steps(
     dialect: Dialect,
     *,
     columns: Sequence[Any],
@@ -211,12 +233,14 @@ def keyset_reads(
     per_page: int,
     params: dict[str, Any],
     cache_key: Hashable,
-) -> Reads[KeysetPage]:
-    """`keyset_page` as a reading generator (`store.prepared.Read`), for the hottest
-    lists: the page and probe statements of each shape are built and compiled once.
+    branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
+) -> Steps[KeysetPage]:
+    """`keyset_page` as steps (`store.prepared.Steps`), for the run lists of the API
+    and the web UI: the page and probe statements of each shape are built and
+    compiled once.
 
     `scope` must hold bind parameters only, their values in `params`, and the same
-    `cache_key` must always come with the same scope and columns; rows are the
+    `cache_key` must always come with the same scope, branches and columns; rows are the
     driver's plain tuples, so the columns must need no result conversion
     (`store.prepared`).
     """
@@ -236,6 +260,7 @@ def keyset_reads(
             anchor_id=bindparam("keyset_id", type_=table_columns["id"].type),
             forward=forward,
             dialect=dialect.name,
+            branches=branches,
         )
         statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
         compiled = (
@@ -248,9 +273,9 @@ def keyset_reads(
         values["keyset_key"] = cursor.key
         values["keyset_id"] = cursor.id
     page_sql, probe_sql = compiled
-    rows = yield Read(page_sql, values)
+    rows = yield Statement(page_sql, values)
     found = _anchor_found(rows, cursor, key_index)
-    behind = found or (probe_sql is not None and bool((yield Read(probe_sql, values))[0][0]))
+    behind = found or (probe_sql is not None and bool((yield Statement(probe_sql, values))[0][0]))
     return _page(rows, found, behind, cursor, per_page, key_index)
 
 

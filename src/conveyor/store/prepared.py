@@ -1,22 +1,19 @@
-"""Statements compiled once per dialect to driver SQL, for the hottest reads.
+"""Statements compiled once per dialect to driver SQL, and the steps that run them.
 
-SQLAlchemy builds a statement, derives its cache key and finds its compiled
-form on every execution, then makes a `Row` per row: about as much CPU as the
-database's own work for the API's list page (docs/benchmarks.md, figure 2).
-A `DriverSql` is compiled once and run on the connection's own driver cursor:
-its rows are the driver's plain tuples, and none of SQLAlchemy's per-execution
-work (execution context, result metadata) is done.
+Every read of the API's request path is written once, as a generator of steps
+(`Steps`): it yields each `Statement` it needs run and is sent the
+statement's rows back. Two runners drive such a generator, one per driver:
+`run_steps` on a SQLAlchemy `Connection` (SQLite, and every caller that
+already holds a connection), and `conveyor.api.steps.run_request_steps` on
+psycopg's asyncio driver (the API's PostgreSQL reads). The logic between the
+statements (authentication, rate-limit admission, visibility, the keyset
+page) is thus the same code on both databases; only the driver differs.
 
-What that leaves out, and how it is kept:
-- Engine events see every statement when anyone listens for them (tests and
-  benchmarks capture statements that way): with a `before_cursor_execute` or
-  `after_cursor_execute` listener, the statement goes through
-  `Connection.exec_driver_sql` like any other.
-- Driver errors are raised as SQLAlchemy's (`sqlalchemy.exc.OperationalError`
-  ...), as `exec_driver_sql` would raise them, and a lost connection is
-  invalidated so the pool does not hand it out again.
-- Transactions are the connection's: SQLAlchemy begins them (the SQLite BEGIN
-  hook runs on `Connection.begin`); these are only ever SELECTs.
+A `DriverSql` is compiled once (SQLAlchemy's per-execution statement building,
+cache-key derivation and compilation are skipped) and its rows are the
+driver's plain tuples. On a `Connection` it runs through
+`Connection.exec_driver_sql`, so listeners, SQLAlchemy's errors and the
+invalidation of a lost connection are SQLAlchemy's own.
 
 Only for statements whose columns need no result conversion (integers and
 text): a Boolean on SQLite, for one, would come back as 0 or 1.
@@ -26,10 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,31 +58,11 @@ class DriverSql:
 
     def rows(self, conn: Connection, values: dict[str, Any]) -> list[Any]:
         """The result's rows as the driver's tuples (no Row objects)."""
-        params = self.parameters(values)
-        if conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute:
-            result = conn.exec_driver_sql(self.sql, params)
-            try:
-                return cast(list[Any], result.cursor.fetchall())
-            finally:
-                result.close()
-        cursor = conn.connection.cursor()
+        result = conn.exec_driver_sql(self.sql, self.parameters(values))
         try:
-            cursor.execute(self.sql, params)
-            return cast(list[Any], cursor.fetchall())
-        except conn.dialect.loaded_dbapi.Error as exc:
-            lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                self.sql,
-                params,
-                exc,
-                conn.dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=conn.dialect,
-            ) from exc
+            return cast(list[Any], result.cursor.fetchall()) if result.returns_rows else []
         finally:
-            cursor.close()
+            result.close()
 
 
 class Prepared:
@@ -105,33 +81,38 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class Read:
-    """One statement a read needs run: what a reading generator yields, to be sent
-    the statement's rows back. A read written as such a generator is run on a
-    `Connection` by `run_reads`, or on PostgreSQL's asyncio driver by
-    `conveyor.api.asyncreads`: one piece of logic for both."""
+class Statement:
+    """One statement a step needs run (a read, or the rate limit's one write): what
+    a generator of `Steps` yields, to be sent the statement's rows back."""
 
     sql: DriverSql
     values: dict[str, Any]
 
 
 T = TypeVar("T")
-S = TypeVar("S")
-Reads = Generator[Read, list[Any], T]
+Steps = Generator[Statement, list[Any], T]
 
 
-def drive(steps: Generator[S, Any, T], perform: Callable[[S], Any]) -> T:
-    """Run a generator of steps: each step it yields is performed and the result
-    sent back, until it returns."""
-    reply: Any = None  # the first send(None) starts the generator
-    while True:
-        try:
-            step = steps.send(reply)
-        except StopIteration as done:
-            return cast(T, done.value)
-        reply = perform(step)
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    """What steps returned once they ran to their end."""
+
+    value: T
 
 
-def run_reads(conn: Connection, reads: Reads[T]) -> T:
-    """Run a reading generator on `conn`: each Read's rows are sent back into it."""
-    return drive(reads, lambda read: read.sql.rows(conn, read.values))
+def advance(steps: Steps[T], rows: list[Any] | None) -> Statement | Done[T]:
+    """Send `steps` the rows of the statement they yielded last (None to start them):
+    the next statement to run, or Done with their result. A runner calls this until
+    it gets Done, whichever driver it runs the statements on."""
+    try:
+        return steps.send(rows)  # type: ignore[arg-type]
+    except StopIteration as done:
+        return Done(cast(T, done.value))
+
+
+def run_steps(conn: Connection, steps: Steps[T]) -> T:
+    """Run `steps` on `conn`: each statement's rows are sent back, until they return."""
+    step = advance(steps, None)
+    while isinstance(step, Statement):
+        step = advance(steps, step.sql.rows(conn, step.values))
+    return step.value

@@ -16,23 +16,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.ratelimit import US, retry_after
-from conveyor.store.prepared import Prepared, Read, Reads, run_reads
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import rate_limit_buckets as buckets_t
 
 
-def take(conn: Connection, key: str, now: int, rate: float, burst: int) -> tuple[bool, int]:
-    """Take a token from `key`'s bucket: (allowed, Retry-After seconds when refused)."""
-    return run_reads(conn, take_reads(conn.dialect, key, now, rate, burst))
-
-
-def take_reads(
+def take_token(
     dialect: Dialect, key: str, now: int, rate: float, burst: int
-) -> Reads[tuple[bool, int]]:
-    """`take` as a reading generator (`store.prepared.Read`): one statement, which on a
-    connection in autocommit is also its own transaction."""
+) -> Steps[tuple[bool, int]]:
+    """Take a token from `key`'s bucket: (allowed, Retry-After seconds when refused).
+
+    A write: one upsert, run on the request's own connection among its reads
+    (in autocommit on PostgreSQL, so it commits at once and holds the bucket's
+    row lock only for the statement)."""
     statement = _TAKE[dialect.name].for_dialect(dialect)
     values = {"key": key, "now": now, "rate": float(rate), "burst": float(burst)}
-    rows = yield Read(statement, values)
+    rows = yield Statement(statement, values)
     allowed, tokens = rows[0]
     if allowed:
         return True, 0

@@ -23,8 +23,8 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
-from conveyor.store.keyset import KeysetPage, keyset_reads
-from conveyor.store.prepared import Prepared, Read, Reads, run_reads
+from conveyor.store.keyset import KeysetPage, keyset_steps
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -344,18 +344,13 @@ def run_row(conn: Connection, run_id: int) -> RunRow | None:
     return None if row is None else as_run_row(row)
 
 
-def find_visible_run(conn: Connection, run_id: int, user: User) -> RunRow | None:
+def find_visible_run(dialect: Dialect, run_id: int, user: User) -> Steps[RunRow | None]:
     """The run's row if it exists and the user may see its automation."""
-    return run_reads(conn, find_visible_run_reads(conn.dialect, run_id, user))
-
-
-def find_visible_run_reads(dialect: Dialect, run_id: int, user: User) -> Reads[RunRow | None]:
-    """`find_visible_run` as a reading generator (`store.prepared.Read`)."""
     if user.is_admin:
-        rows = yield Read(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
+        rows = yield Statement(_FIND_RUN.for_dialect(dialect), {"run_id": run_id})
     else:
         values = {"run_id": run_id, "user_id": user.id}
-        rows = yield Read(_FIND_OWNED_RUN.for_dialect(dialect), values)
+        rows = yield Statement(_FIND_OWNED_RUN.for_dialect(dialect), values)
     return as_run_row(rows[0]) if rows else None
 
 
@@ -408,13 +403,8 @@ _KEY_INDEX: dict[str | None, int | None] = {
 }
 
 
-def list_runs(conn: Connection, query: RunListQuery) -> Page:
-    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`."""
-    return run_reads(conn, list_runs_reads(conn.dialect, query))
-
-
-def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
-    """`list_runs` as a reading generator (`store.prepared.Read`).
+def list_runs(dialect: Dialect, query: RunListQuery) -> Steps[Page]:
+    """One keyset page of an automation's runs (SPEC 2.1), read by `store.keyset`.
 
     With filter[status], sorting by status is sorting by id (one status), which
     ix_runs_automation_status_id serves without a sort step. The statements are
@@ -433,7 +423,7 @@ def list_runs_reads(dialect: Dialect, query: RunListQuery) -> Reads[Page]:
         scope, narrowing = _narrowed_scope(scope, query, params)
     else:
         narrowing = ()
-    page = yield from keyset_reads(
+    page = yield from keyset_steps(
         dialect,
         columns=RUN_COLUMNS,
         table_columns=runs_t.c,

@@ -328,3 +328,28 @@ Index(
     sqlite_where=_RETRY_DUE,
     postgresql_where=_RETRY_DUE,
 )
+
+# The operator's view of all runs (migration 0013, docs/indexes.md): runs across
+# automations in created_at order, optionally of some statuses and triggers, each
+# (trigger, status) an ordered range merged with the others.
+Index("ix_runs_created", automation_runs.c.created_at, automation_runs.c.id)
+Index(
+    "ix_runs_trigger_status_created",
+    automation_runs.c.trigger,
+    automation_runs.c.status,
+    automation_runs.c.created_at,
+    automation_runs.c.id,
+)
+
+# Bulk cancel and rerun (api/bulk.py): one row per (user, Idempotency-Key), written
+# in the transaction that acts, so a repeated request answers the stored result
+# and acts on nothing twice; `request_hash` is what the key was first used for.
+bulk_requests = Table(
+    "bulk_requests",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Dialect
 
-from conveyor.store.prepared import Prepared, Read, Reads, run_reads
-from conveyor.store.schema import api_keys, automations, users
+from conveyor.store.prepared import Prepared, Statement, Steps
+from conveyor.store.schema import api_keys, users
+
+# Longer than any key Conveyor issues (`new_key`): refused without a lookup, by the
+# API and the web UI's sign-in alike.
+MAX_KEY_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +93,12 @@ def _user_for_key() -> object:
 _USER_FOR_KEY = Prepared(_user_for_key)
 
 
-def user_for_key(conn: Connection, key: str) -> User | None:
-    """The user owning an active key, or None for an unknown or revoked key."""
-    return run_reads(conn, user_for_key_reads(conn.dialect, key))
-
-
-def user_for_key_reads(dialect: Dialect, key: str) -> Reads[User | None]:
-    """`user_for_key` as a reading generator (`store.prepared.Read`)."""
-    rows = yield Read(_USER_FOR_KEY.for_dialect(dialect), {"key_hash": hash_key(key)})
+def user_for_key(dialect: Dialect, key: str) -> Steps[User | None]:
+    """The user owning an active key, or None for an unknown or revoked key (a key
+    longer than any Conveyor issues is not looked up)."""
+    if len(key) > MAX_KEY_LENGTH:
+        return None
+    rows = yield Statement(_USER_FOR_KEY.for_dialect(dialect), {"key_hash": hash_key(key)})
     return User(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
 
 
@@ -108,37 +109,7 @@ _USER_BY_ID = Prepared(
 )
 
 
-def user_by_id_reads(dialect: Dialect, user_id: int) -> Reads[User | None]:
-    """The user of that id, or None, as a reading generator (`store.prepared.Read`)."""
-    rows = yield Read(_USER_BY_ID.for_dialect(dialect), {"user_id": user_id})
+def user_by_id(dialect: Dialect, user_id: int) -> Steps[User | None]:
+    """The user of that id, or None."""
+    rows = yield Statement(_USER_BY_ID.for_dialect(dialect), {"user_id": user_id})
     return User(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
-
-
-def _caller_and_owner() -> object:
-    owner = (
-        select(automations.c.user_id)
-        .where(
-            automations.c.id == bindparam("automation_id", type_=automations.c.id.type),
-            automations.c.deleted.is_(False),
-        )
-        .scalar_subquery()
-    )
-    statement: Any = _user_for_key()
-    return statement.add_columns(owner)
-
-
-_CALLER_AND_OWNER = Prepared(_caller_and_owner)
-
-
-def user_and_automation_owner_reads(
-    dialect: Dialect, key: str, automation_id: int
-) -> Reads[tuple[User | None, int | None]]:
-    """`user_for_key` and the owner of an automation (None: no such automation, or
-    a deleted one) in one statement, as a reading generator (`store.prepared.Read`):
-    what every list of an automation's records asks first."""
-    values = {"key_hash": hash_key(key), "automation_id": automation_id}
-    rows = yield Read(_CALLER_AND_OWNER.for_dialect(dialect), values)
-    if not rows:
-        return None, None
-    user_id, name, is_admin, owner_id = rows[0]
-    return User(user_id, name, bool(is_admin)), owner_id

@@ -68,9 +68,11 @@ def make_run(
     outcome: tuple[int, int] | None = None,
     stage: RunStage | None = None,
     messages: list[str] | None = None,
+    trigger: str = "manual",
 ) -> AutomationRun:
-    """`Seeder.run` in the caller's transaction, for building many runs at once."""
-    run = runs.create_run(conn, automation_id, now)
+    """`Seeder.run` in the caller's transaction, for building many runs at once
+    (started by `trigger`)."""
+    run = runs.create_run(conn, automation_id, now, trigger=trigger)
     for text in messages or []:
         runs.append_message(conn, run.id, now, text)
     target = RunStage.FINISHED if outcome is not None else stage

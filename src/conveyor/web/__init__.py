@@ -17,7 +17,9 @@ from conveyor.web import (
     automation_form,
     automation_page,
     automations_page,
+    run_actions,
     run_page,
+    runs_page,
     sign_in,
 )
 from conveyor.web.error_pages import error_page
@@ -32,7 +34,9 @@ def install(app: FastAPI) -> None:
     app.include_router(automations_page.router)
     app.include_router(automation_form.router)  # before /automations/{id}: it has /automations/new
     app.include_router(automation_page.router)
+    app.include_router(runs_page.router)  # /runs, before /runs/{id}
     app.include_router(run_page.router)
+    app.include_router(run_actions.router)  # /runs/{id}/cancel and /rerun
     app.include_router(api_docs.router)  # /api/rest/v1/docs, Swagger UI from this server
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeadersMiddleware)

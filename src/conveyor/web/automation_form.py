@@ -41,9 +41,10 @@ from conveyor.domain.schedules import DAY_NAMES, local_iso, schedule_of, upcomin
 from conveyor.store import automations as automations_store
 from conveyor.store import form_tokens
 from conveyor.store import permissions as permissions_store
+from conveyor.store.automations import visible_automation
 from conveyor.store.web_sessions import WebSession
 from conveyor.web import session as cookies
-from conveyor.web.automations_page import parse_id, visible_automation
+from conveyor.web.automations_page import parse_id
 from conveyor.web.security import check_token, read_form_pairs
 from conveyor.web.templating import render
 

@@ -26,9 +26,9 @@ from conveyor.domain.listing import (
     RUN_KEY_TYPES,
     RUN_LIST_GROUPS,
     RUN_LIST_PARAMS,
-    Cursor,
     RunListQuery,
     Sort,
+    page_tokens,
     parse_run_list_query,
     query_pairs,
 )
@@ -42,6 +42,7 @@ from conveyor.domain.schedules import (
 )
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.prepared import run_steps
 from conveyor.store.runs import RunRow
 from conveyor.web import charts, presentation
 from conveyor.web import session as cookies
@@ -306,15 +307,16 @@ def automation_page(automation_id: str, request: Request) -> Response:
     with context.db.reads() as conn:
         session, automation = cookies.require_session_and_automation(conn, request, context, target)
         query = parse_page_query(pairs, target, context.codec)
-        page = runs_store.list_runs(conn, query)
+        page = run_steps(conn, runs_store.list_runs(conn.dialect, query))
         first_day = today - CHART_DAYS + 1
         recent, per_day = run_views.charts_data(conn, target, DURATION_RUNS, first_day, CHART_DAYS)
 
-    def page_url(position: Cursor | None) -> str | None:
-        if position is None:
-            return None
-        token = context.codec.encode(query.scope, query.sort, position)
-        return list_url(target, query, cursor=token)
+    def page_url(token: str | None) -> str | None:
+        return None if token is None else list_url(target, query, cursor=token)
+
+    next_token, prev_token = page_tokens(
+        context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor
+    )
 
     durations = tuple(
         (row.id, row.status, presentation.run_duration(row.created_at, row.completed_at, now))
@@ -345,8 +347,8 @@ def automation_page(automation_id: str, request: Request) -> Response:
         notice=_notice(request),
         has_any_run=bool(recent),
         is_first_page=query.cursor is None,
-        next_url=page_url(page.next_cursor),
-        prev_url=page_url(page.prev_cursor),
+        next_url=page_url(next_token),
+        prev_url=page_url(prev_token),
         reset_url=list_url(target, query, status=None, clear_narrowing=True),
         daily=daily,
         daily_svg=daily_svg,

@@ -12,15 +12,14 @@ from starlette.responses import RedirectResponse, Response
 
 from conveyor.context import ctx
 from conveyor.domain import errors
-from conveyor.domain.automations import Automation
-from conveyor.domain.listing import Cursor, Sort
+from conveyor.domain.automations import Automation, check_can_run_manually
+from conveyor.domain.listing import Sort, page_tokens
 from conveyor.domain.runs import RunStatus
 from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as automations_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
 from conveyor.store.runs import RunRow
-from conveyor.store.users import User
 from conveyor.web import session as cookies
 from conveyor.web.security import check_token, read_form
 from conveyor.web.templating import render
@@ -86,12 +85,13 @@ def automations_page(request: Request) -> Response:
         found = [automations_store.automation_from_row(row) for row in page.rows]
         recent = run_views.recent_runs(conn, [a.id for a in found], STRIP_RUNS)
 
-    def page_url(position: Cursor | None) -> str | None:
-        if position is None:
-            return None
-        return "/automations?" + urlencode({"cursor": context.codec.encode(scope, _SORT, position)})
+    def page_url(token: str | None) -> str | None:
+        return None if token is None else "/automations?" + urlencode({"cursor": token})
 
-    next_url, prev_url = page_url(page.next_cursor), page_url(page.prev_cursor)
+    tokens = page_tokens(
+        context.codec, scope, _SORT, query.cursor, page.next_cursor, page.prev_cursor
+    )
+    next_url, prev_url = page_url(tokens[0]), page_url(tokens[1])
     return render(
         "automations.html",
         title="Automations",
@@ -113,14 +113,6 @@ def _deleted_id(raw: str | None) -> int | None:
     return None
 
 
-def visible_automation(conn: Any, automation_id: int, user: User) -> Automation:
-    """The automation `user` may see; a 404 page otherwise."""
-    found = automations_store.find_visible(conn, automation_id, user)
-    if found is None:
-        raise errors.NotFound(f"Automation {automation_id} not found.")
-    return found
-
-
 def parse_id(raw: str, what: str) -> int:
     """A path id; anything that is not one names nothing, so it is a 404 page."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
@@ -138,11 +130,8 @@ async def run_now(automation_id: str, request: Request) -> Response:
     def work(conn: Any) -> int:
         session = cookies.require_session(conn, request, context)
         check_token(form.get("csrf_token"), session.csrf_token)
-        found = visible_automation(conn, target, session.user)
-        if found.disabled:
-            raise errors.AutomationCannotBeRunManually(
-                f"Automation {target} is disabled; enable it before running it."
-            )
+        found = automations_store.visible_automation(conn, target, session.user)
+        check_can_run_manually(found)
         return runs_store.create_run(conn, target, context.clock.now(), trigger="manual").id
 
     run_id = await run_in_threadpool(context.db.run_write, work)

@@ -20,6 +20,9 @@ STATUS_LABELS = {
     RunStatus.SUCCESS.value: "Success",
     RunStatus.PARTIAL_FAILURE.value: "Partial failure",
     RunStatus.FAILURE.value: "Failure",
+    RunStatus.QUEUED.value: "Queued",
+    RunStatus.SKIPPED.value: "Skipped",
+    RunStatus.CANCELED.value: "Canceled",
 }
 STAGE_LABELS = {
     RunStage.QUEUED_FOR_PLANNING.value: "Queued for planning",

@@ -11,13 +11,12 @@ from starlette.responses import RedirectResponse, Response
 
 from conveyor.context import ctx
 from conveyor.store import web_sessions
+from conveyor.store.users import MAX_KEY_LENGTH
 from conveyor.web import session as cookies
 from conveyor.web.security import check_token, read_form, safe_next
 from conveyor.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-MAX_KEY_LENGTH = 256
 
 
 def _form(

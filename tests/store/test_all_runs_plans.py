@@ -1,0 +1,18 @@
+"""Every all-runs query reads its index in order, with no sort and no full scan of
+another index, on SQLite and PostgreSQL, as an admin and as an automation's owner
+(all_runs_plans.py; docs/indexes.md)."""
+
+from __future__ import annotations
+
+from all_runs_plans import build_mixed, problems_of_every_query
+from test_query_plans import prepare
+
+from conveyor.store.database import Database
+
+
+def test_every_all_runs_query_reads_its_index_in_order(db: Database, backend: str) -> None:
+    automation, owner = build_mixed(db, listed=48, others=60, per_other=10)
+    with db.read() as conn:
+        prepare(conn, backend)
+        found = problems_of_every_query(conn, backend, automation, owner)
+        assert found == {}
