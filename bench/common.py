@@ -544,8 +544,7 @@ def install_commit_counter(path: str) -> None:
                 timeline.append(entry)
 
     def on_checkout(*_args: object) -> None:
-        # A checkout pings the server only when its socket shows the connection ended
-        # (store.database._check_alive): no transaction of its own under load.
+        # A checkout pings the server (pool_pre_ping): a round trip, no transaction.
         key = f"{role()}/pool/checkout"
         with lock:
             counts[key] = counts.get(key, 0) + 1

@@ -1,6 +1,6 @@
 """On PostgreSQL the run list is read on the event loop over psycopg's asyncio driver
-(conveyor.api.steps, conveyor.store.asyncpool): its pool under concurrency, after its
-connections' server processes ended, and at shutdown."""
+(conveyor.api.steps), from psycopg_pool (store.database.async_read_pool): its pool
+under concurrency, after its connections' server processes ended, and at shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conveyor.api.context import AppContext
-from conveyor.store.database import Database
+from conveyor.store.database import POOLS, Database
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread
 
@@ -55,7 +55,10 @@ def test_more_lists_and_finds_at_once_than_connections(server: ServerThread, see
     assert all(page == runs[::-1] for page in pages)
     assert found == runs * 10
     read_pool = context(server).read_pool
-    assert read_pool is not None and 0 < read_pool.idle <= 8
+    assert read_pool is not None
+    stats = read_pool.get_stats()
+    assert 0 < stats["pool_size"] <= POOLS["api-reads"] == 8
+    assert stats["pool_available"] == stats["pool_size"]  # every connection came back
 
 
 def test_connections_whose_server_process_ended_are_replaced(
@@ -82,6 +85,7 @@ def test_the_pool_is_closed_with_the_server(serve: Any, seed: Seeder) -> None:
     server = serve()
     listed(server, alice.key, automation)
     read_pool = context(server).read_pool
-    assert read_pool is not None and read_pool.idle == 1
+    assert read_pool is not None and not read_pool.closed
     server.stop()
-    assert read_pool.idle == 0
+    assert read_pool.closed
+    assert context(server).read_pool is None

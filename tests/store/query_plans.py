@@ -1,10 +1,12 @@
 """Which index serves each list query: the exact SQL list_runs (and the find by id) emits,
 captured from the driver calls, explained on SQLite and PostgreSQL, and checked.
 
-test_query_plans.py asserts the plans on both databases. Run as a script, this prints
-the plans recorded in docs/indexes.md:
+test_query_plans.py asserts the plans on both databases and that docs/indexes.md shows
+them as they are today. Run as a script, this regenerates them (small data: DATA):
 
-    .venv/bin/python tests/store/query_plans.py > /tmp/plans.md
+    .venv/bin/python tests/store/query_plans.py            # prints them
+    .venv/bin/python tests/store/query_plans.py --write    # into docs/indexes.md
+    .venv/bin/python tests/store/query_plans.py --check    # exit 1: stale or a wrong plan
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -292,6 +296,144 @@ def postgresql_problems(
     return problems
 
 
+# ---------------------------------------------------------------- the document
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "indexes.md"
+# The data the document's plans are captured on: small, so that the test that keeps
+# the document current (test_query_plans.py) takes seconds.
+DATA = {"listed": 48, "others": 200, "per_other": 10}
+
+# PostgreSQL picks by cost between an index read in order, a bitmap scan plus a sort
+# of the few rows a page needs, and a sequential scan; on a table this small the
+# latter two often cost less. Turning them off leaves only plans that read an index
+# in order, which shows which index it takes and that no row is filtered after it.
+# random_page_cost = 1.1 is the usual setting for SSD storage: at the default of 4,
+# the scattered runs of one automation make reading the primary key in id order and
+# filtering by automation look cheaper than the (automation_id, id) index.
+PG_SETTINGS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_sort": "off",
+    "random_page_cost": "1.1",
+}
+
+
+def prepare(conn: Connection) -> None:
+    """PG_SETTINGS for the rest of the read transaction on `conn` (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        for name, value in PG_SETTINGS.items():
+            conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+
+
+def find_problems(conn: Connection, statements: list[Statement]) -> list[str]:
+    """Why the find's plans are not primary-key lookups ([] when they are): the run by
+    its id; for a user who is not an admin, the automation's owner by one lookup too."""
+    if conn.dialect.name == "sqlite":
+        plans = [explain_sqlite(conn, statement) for statement in statements]
+        run = "SEARCH automation_runs USING INTEGER PRIMARY KEY (rowid=?)"
+        owner = (
+            "SEARCH automations USING COVERING INDEX ix_automations_user_id (user_id=? AND rowid=?)"
+        )
+        expected = [[run], [run, owner]]
+        pairs = zip(plans, expected, strict=True)
+        return [f"{plan} is not {want}" for plan, want in pairs if plan != want]
+    problems = []
+    for statement in statements:
+        plan = explain_postgresql(conn, statement)[1]
+        problems += postgresql_problems(plan, statement, "automation_runs_pkey")
+    owner_plan = explain_postgresql(conn, statements[-1])[1]
+    problems += postgresql_problems(
+        owner_plan, statements[-1], "automations_pkey", "automations", filter_ok=True
+    )
+    return problems
+
+
+def _section(
+    title: str,
+    conn: Connection,
+    statements: list[Statement],
+    explain: Callable[[Connection, Statement], list[str]],
+) -> list[str]:
+    out = [f"<details><summary>{title}</summary>\n"]
+    for statement in statements:
+        out.append(f"**{statement.purpose}{', EXISTS probe' if statement.probe else ''}**\n")
+        out.append("```sql")
+        out.append("\n".join(line.rstrip() for line in statement.sql.strip().splitlines()))
+        out.append(f"-- parameters: {statement.params}")
+        out.append("```\n```")
+        out.append("\n".join(explain(conn, statement)))
+        out.append("```\n")
+    out.append("</details>\n")
+    return out
+
+
+def render(db: Database) -> tuple[str, list[str]]:
+    """The plans of every list query and the find on `db`, a freshly migrated database
+    (seeded here with DATA), as docs/indexes.md shows them, and what is wrong with any
+    of them: a plan that is not a range of the intended index, or a sort."""
+    automation, owner = build(db, **DATA)
+    sqlite = db.is_sqlite
+    out: list[str] = []
+    problems: list[str] = []
+    with db.read() as conn:
+        prepare(conn)
+        version = conn.exec_driver_sql(
+            "SELECT sqlite_version()" if sqlite else "SHOW server_version"
+        ).scalar_one()
+        if sqlite:
+            out.append(f"### SQLite {version} (no ANALYZE)\n")
+        else:
+            settings = ", ".join(f"{name} = {value}" for name, value in PG_SETTINGS.items())
+            out.append(f"### PostgreSQL {version} (ANALYZE; {settings})\n")
+        for filtered, field, direction in COMBINATIONS:
+            query = ("filter[status]=success, " if filtered else "") + (
+                f"sort_by[{field}]={direction}"
+            )
+            statements = list_statements(conn, automation, filtered, field, direction)
+            for statement in statements:
+                if sqlite:
+                    found = sqlite_problems(
+                        explain_sqlite(conn, statement), statement, filtered, field
+                    )
+                else:
+                    plan = explain_postgresql(conn, statement)[1]
+                    found = postgresql_problems(plan, statement, intended_index(filtered, field))
+                problems += [f"{query}, {statement.purpose}: {problem}" for problem in found]
+            out += _section(
+                f"{query}: {intended_index(filtered, field)}", conn, statements, _explain
+            )
+        run_id = conn.exec_driver_sql("SELECT max(id) FROM automation_runs").scalar_one()
+        statements = find_statements(conn, run_id, owner)
+        problems += [f"find by id: {problem}" for problem in find_problems(conn, statements)]
+        out += _section("find by id: primary key", conn, statements, _explain)
+    return "\n".join(out).strip("\n"), problems
+
+
+def _explain(conn: Connection, statement: Statement) -> list[str]:
+    if conn.dialect.name == "sqlite":
+        return explain_sqlite(conn, statement)
+    return explain_postgresql(conn, statement)[0]
+
+
+def markers(backend: str) -> tuple[str, str]:
+    return (
+        f"<!-- plans of {backend}: generated by tests/store/query_plans.py --write -->",
+        f"<!-- end of the plans of {backend} -->",
+    )
+
+
+def in_doc(text: str, backend: str) -> str:
+    """The generated part of docs/indexes.md for `backend` ("sqlite", "postgresql")."""
+    begin, end = markers(backend)
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def with_section(text: str, backend: str, section: str) -> str:
+    begin, end = markers(backend)
+    before, rest = text.split(begin, 1)
+    return f"{before}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}"
+
+
 # ---------------------------------------------------------------- the script
 
 
@@ -301,72 +443,40 @@ def _databases() -> Iterator[tuple[str, Database]]:
     with tempfile.TemporaryDirectory() as folder:
         sqlite = Database(f"sqlite:///{folder}/plans.db")
         migrate.upgrade(sqlite)
-        yield "SQLite", sqlite
+        yield "sqlite", sqlite
         sqlite.dispose()
     with PostgresServer() as server:
         postgresql = Database(server.create_database("plans"))
         migrate.upgrade(postgresql)
-        yield "PostgreSQL", postgresql
+        yield "postgresql", postgresql
         postgresql.dispose()
 
 
-def _print_plans(
-    title: str,
-    conn: Connection,
-    statements: list[Statement],
-    explain: Callable[[Connection, Statement], list[str]],
-) -> None:
-    print(f"<details><summary>{title}</summary>\n")
-    for statement in statements:
-        print(f"**{statement.purpose}{', EXISTS probe' if statement.probe else ''}**\n")
-        print("```sql")
-        print("\n".join(line.rstrip() for line in statement.sql.strip().splitlines()))
-        print(f"-- parameters: {statement.params}")
-        print("```\n```")
-        print("\n".join(explain(conn, statement)))
-        print("```\n")
-    print("</details>\n")
-
-
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listed", type=int, default=2_000, help="runs of the listed automation")
-    parser.add_argument("--others", type=int, default=99, help="other automations")
-    parser.add_argument("--per-other", type=int, default=200, help="runs of each other one")
-    args = parser.parse_args()
-    print(
-        f"Data: the listed automation has {args.listed:,} runs (every status, three per "
-        f"created_at) among {args.others} other automations with {args.per_other} runs "
-        "each; pages of 4 runs.\n"
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the plans into " + str(DOC))
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 if the document is stale or a plan is wrong"
     )
-    for name, db in _databases():
-        automation, owner = build(db, args.listed, args.others, args.per_other)
-        explain: Callable[[Connection, Statement], list[str]] = (
-            explain_sqlite
-            if db.is_sqlite
-            else (lambda conn, statement: explain_postgresql(conn, statement)[0])
-        )
-        with db.read() as conn:
-            version = conn.exec_driver_sql(
-                "SELECT sqlite_version()" if db.is_sqlite else "SHOW server_version"
-            ).scalar_one()
-            settings = "no ANALYZE" if db.is_sqlite else "default planner settings, ANALYZE"
-            print(f"### {name} {version} ({settings})\n")
-            for filtered, field, direction in COMBINATIONS:
-                query = ("filter[status]=success, " if filtered else "") + (
-                    f"sort_by[{field}]={direction}"
-                )
-                _print_plans(
-                    f"{query}: {intended_index(filtered, field)}",
-                    conn,
-                    list_statements(conn, automation, filtered, field, direction),
-                    explain,
-                )
-            run_id = conn.exec_driver_sql("SELECT max(id) FROM automation_runs").scalar_one()
-            _print_plans(
-                "find by id: primary key", conn, find_statements(conn, run_id, owner), explain
-            )
+    args = parser.parse_args()
+    text = DOC.read_text()
+    failed = False
+    for backend, db in _databases():
+        section, problems = render(db)
+        for problem in problems:
+            print(f"{backend}: {problem}", file=sys.stderr)
+        failed = failed or bool(problems)
+        if args.check and in_doc(text, backend) != section:
+            print(f"{DOC} shows stale {backend} plans: run {sys.argv[0]} --write", file=sys.stderr)
+            failed = True
+        elif not args.check and not args.write:
+            print(section)
+        text = with_section(text, backend, section)
+    if args.write:
+        DOC.write_text(text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,10 +3,9 @@ SQLite; the pooled connection is transactional again for the next `read()`."""
 
 from __future__ import annotations
 
-import os
-import resource
-import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from conveyor.store.database import Database, socket_readable
+from conveyor.store.database import POOLS, Database
 
 
 def test_reads_run_outside_a_transaction_on_postgresql_only(db: Database) -> None:
@@ -35,8 +34,9 @@ def test_reads_run_outside_a_transaction_on_postgresql_only(db: Database) -> Non
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_pooled_connections_whose_server_process_ended_are_replaced(db: Database) -> None:
     """A restart of PostgreSQL, or `pg_terminate_backend`, ends every pooled connection's
-    server process while the connections idle in the pool; the next checkouts see it on
-    the socket and hand out new connections: no request meets a dead one."""
+    server process while the connections idle in the pool; the next checkout's ping
+    (SQLAlchemy's pool_pre_ping) fails, the pool discards every connection it held and
+    hands out new ones: no request meets a dead one."""
     with ExitStack() as held:  # fill the pool: eight connections at once
         conns = [held.enter_context(db.engine.connect()) for _ in range(8)]
         pids = {conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() for conn in conns}
@@ -74,23 +74,26 @@ def test_read_and_write_are_one_transaction_and_reads_are_not(db: Database) -> N
         assert found.scalar() is None
 
 
-def test_socket_readable_sees_data_and_close_on_any_descriptor() -> None:
-    """The liveness check's look at a socket, on descriptors select() would refuse too."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 2048 <= hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
-    ours, theirs = socket.socketpair()
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_pool_opens_at_most_its_share_of_connections_named_by_its_role(db: Database) -> None:
+    """POOLS bounds each role's connections; pg_stat_activity shows them by role."""
+    engine_db = Database(db.url, role="engine")
+    most = 0
+    lock = threading.Lock()
+
+    def hold(_: int) -> None:
+        nonlocal most
+        with engine_db.read() as conn:
+            open_now = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conveyor engine'"
+            ).scalar_one()
+            time.sleep(0.02)
+        with lock:
+            most = max(most, open_now)
+
     try:
-        high = os.dup2(ours.fileno(), 1500) if max(soft, 2048) <= hard else ours.fileno()
-        assert not socket_readable(high)  # idle: nothing to read
-        theirs.sendall(b"x")
-        assert socket_readable(high)
-        ours.recv(1)
-        assert not socket_readable(high)
-        theirs.close()  # the other end went away: readable (end of file)
-        assert socket_readable(high)
+        with ThreadPoolExecutor(3 * POOLS["engine"]) as pool:
+            list(pool.map(hold, range(6 * POOLS["engine"])))
     finally:
-        if high != ours.fileno():
-            os.close(high)
-        ours.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        engine_db.dispose()
+    assert POOLS["engine"] // 2 < most <= POOLS["engine"]

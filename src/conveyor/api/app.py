@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,21 +30,17 @@ from conveyor.api import metrics as metrics_api
 from conveyor.api.accesslog import AccessLogMiddleware
 from conveyor.api.auth import authenticate_first
 from conveyor.api.body import MAX_BODY_BYTES, BodyLimitMiddleware
-from conveyor.api.context import AppContext
 from conveyor.api.openapi import SECURITY_SCHEMES
 from conveyor.api.requestid import RequestIdMiddleware
 from conveyor.clock import Clock, SystemClock
 from conveyor.config import Settings
+from conveyor.context import AppContext, Service
 from conveyor.domain.listing import CursorCodec
 from conveyor.domain.signing import UrlSigner
 from conveyor.observability import runevents
 from conveyor.store import secrets
-from conveyor.store.asyncpool import AsyncReadPool
-from conveyor.store.database import Database
+from conveyor.store.database import Database, async_read_pool
 from conveyor.web.security import MAX_FORM_BYTES, is_ui_path
-
-# A background service: started with the app, returns the function that stops it.
-Service = Callable[[AppContext], Callable[[], None]]
 
 
 def load_secret(db: Database, settings: Settings) -> bytes:
@@ -70,11 +66,13 @@ def create_app(
         rate_limiter=ratelimit.make_limiter(settings, db.engine.dialect, clock),
         codec=CursorCodec(secret),
         signer=UrlSigner(secret),
-        read_pool=None if db.is_sqlite else AsyncReadPool(db.url),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not db.is_sqlite:  # a pool belongs to the event loop that serves the app
+            context.read_pool = async_read_pool(db.url)
+            await context.read_pool.open()
         stops = [start(context) for start in services or []]
         try:
             yield
@@ -83,6 +81,7 @@ def create_app(
                 stop()
             if context.read_pool is not None:
                 await context.read_pool.close()
+                context.read_pool = None
 
     app = FastAPI(
         title="Conveyor",

@@ -20,7 +20,7 @@ from conveyor.clock import SystemClock
 from conveyor.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from conveyor.api.app import Service
+    from conveyor.context import Service
     from conveyor.store.database import Database
 
 T = TypeVar("T")
@@ -215,7 +215,7 @@ def worker(
             "conveyor: the database schema is not current; run `conveyor db upgrade`", err=True
         )
         raise typer.Exit(2)
-    setup_process(settings, db, worker=True)
+    setup_process(settings, worker=True)
     raise typer.Exit(
         run_worker_process(settings, db, concurrency, scheduler=scheduler, watcher=watcher)
     )

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from conveyor.api.context import AppContext
 from conveyor.clock import Clock
 from conveyor.config import Settings
+from conveyor.context import AppContext
 from conveyor.store import outage
 from conveyor.store import retention as store
 from conveyor.store.database import Database
@@ -100,5 +100,5 @@ def start_retention(db: Database, clock: Clock, settings: Settings) -> Callable[
 
 
 def retention_service(context: AppContext) -> Callable[[], None]:
-    """The app-lifespan Service (conveyor.api.app) of `conveyor serve`."""
+    """The app-lifespan Service (conveyor.context) of `conveyor serve`."""
     return start_retention(context.db, context.clock, context.settings)

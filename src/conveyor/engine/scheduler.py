@@ -23,12 +23,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from conveyor.clock import Clock, to_rfc3339
+from conveyor.context import AppContext
 from conveyor.domain.automations import Automation
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.schedules import (
@@ -43,9 +44,6 @@ from conveyor.observability import components
 from conveyor.store import outage, retries
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
-
-if TYPE_CHECKING:
-    from conveyor.api.context import AppContext
 
 log = logging.getLogger("conveyor.scheduler")
 T = TypeVar("T")

@@ -14,12 +14,13 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.config import Settings
+from conveyor.context import AppContext, Service
 from conveyor.engine.context import EngineContext
 from conveyor.engine.hooks import Hooks
+from conveyor.engine.retention import start_retention
 from conveyor.engine.scheduler import Scheduler, start_scheduler
 from conveyor.engine.storage import Storage
 from conveyor.engine.sweep import Sweeper
@@ -28,10 +29,6 @@ from conveyor.engine.watcher import Watcher, start_watcher
 from conveyor.engine.worker import Worker
 from conveyor.observability.heartbeat import WorkerHeartbeat
 from conveyor.store.database import Database, SessionTimeouts
-
-if TYPE_CHECKING:
-    from conveyor.api.app import Service
-    from conveyor.api.context import AppContext
 
 log = logging.getLogger("conveyor.engine")
 JOIN_TIMEOUT = 60.0
@@ -108,7 +105,9 @@ def make_engine(settings: Settings, db: Database, clock: Clock | None = None) ->
     transaction cannot hold a run's row past its lease."""
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     return EngineContext(
-        db=Database(db.url, timeouts=SessionTimeouts.for_lease(settings.lease_seconds)),
+        db=Database(
+            db.url, role="engine", timeouts=SessionTimeouts.for_lease(settings.lease_seconds)
+        ),
         settings=settings,
         clock=clock or SystemClock(),
         storage=Storage(settings.storage_root, durable=settings.durable_writes),
@@ -143,8 +142,10 @@ def run_worker_process(
 ) -> int:
     """`conveyor worker`: run the engine until SIGTERM or SIGINT; the exit status.
 
-    `scheduler` and `watcher` also run the triggers in this process (docs/triggers.md).
+    `scheduler` and `watcher` also run the triggers in this process (docs/triggers.md);
+    retention prunes expired runs here as in `conveyor serve`.
     """
+    stop_retention = start_retention(db, SystemClock(), settings)
     pool = WorkerPool(make_engine(settings, db), concurrency)
     stopping = threading.Event()
 
@@ -182,6 +183,7 @@ def run_worker_process(
     for trigger in triggers:
         trigger.stop()
     pool.stop()
+    stop_retention()
     print("Conveyor worker stopped.", flush=True)
     sys.stdout.flush()
     return 0

@@ -39,7 +39,9 @@ def listen(database_url: str, wakeup: Wakeup, stop: threading.Event, retry: floa
     """Forward NOTIFYs on CHANNEL to `wakeup` until `stop` is set; reconnect on errors."""
     while not stop.is_set():
         try:
-            with psycopg.connect(driver_conninfo(database_url), autocommit=True) as conn:
+            with psycopg.connect(
+                driver_conninfo(database_url), autocommit=True, application_name="conveyor listen"
+            ) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 # Runs created while we were not listening are found by this claim round.
                 wakeup.notify()

@@ -45,11 +45,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import Clock
+from conveyor.context import AppContext
 from conveyor.domain.automations import Automation, path_root
 from conveyor.domain.destinations import split_relative
 from conveyor.engine.storage import is_temp_name, is_utf8, shown
@@ -58,9 +58,6 @@ from conveyor.store import outage
 from conveyor.store import triggers as store
 from conveyor.store.database import Database
 from conveyor.store.triggers import FileState, covers
-
-if TYPE_CHECKING:
-    from conveyor.api.context import AppContext
 
 log = logging.getLogger("conveyor.watcher")
 

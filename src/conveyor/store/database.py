@@ -12,13 +12,18 @@ every contended write of the API and the engine wait milliseconds for nothing.
 On PostgreSQL the driver's connections are in autocommit and Conveyor sends
 `BEGIN` when SQLAlchemy begins a transaction, so `reads()` (statements without
 a transaction) and the transactions share one pool without switching modes.
+
+Connections come from one pool per driver, each a maintained library's with its
+own health check: SQLAlchemy's pool (`pool_pre_ping`) for every `Database`, and
+psycopg_pool's `AsyncConnectionPool` (its `check_connection`) for the API's run
+reads on the event loop on PostgreSQL (`async_read_pool`). `POOLS` is the one
+place that says how many connections each part of a process opens.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import select
 import sqlite3
 import threading
 import time
@@ -28,14 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import InvalidatePoolError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from conveyor.store import outage
 
 T = TypeVar("T")
+# psycopg_pool's pool of asyncio connections, as the API's run reads use it (async_read_pool).
+AsyncReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 WRITE_OPTION = "conveyor_write"
 # On PostgreSQL: a connection of `Database.reads()`, whose statements run each on its own.
@@ -43,6 +52,31 @@ READS_OPTION = "conveyor_reads"
 LOCK_RETRIES = 12
 # Seconds to wait for a PostgreSQL server to answer a new connection (with_connect_timeout).
 CONNECT_TIMEOUT = 5
+# Seconds a request waits for a pooled connection to come free before it is answered
+# as an outage (conveyor.store.outage: a 503 with Retry-After). SQLAlchemy's pool makes
+# a missing connection in the request itself and fails it at once when the server is
+# down; psycopg_pool makes them in the background and lets the request wait, so its
+# wait is bounded as a new connection's is (CONNECT_TIMEOUT).
+POOL_TIMEOUT = 30
+
+# The most connections to the database each pool of one process opens (the one place
+# that says so; docs/configuration.md, "Connections"). Each pool's connections carry
+# its role as their PostgreSQL `application_name` ("conveyor api", ...), so
+# pg_stat_activity shows them by role. A SQLAlchemy pool keeps half of its figure
+# open and makes the other half only for bursts (pool_size = max_overflow); SQLite
+# keeps one file handle per pooled connection and has no server to count them.
+#
+# - api: the app's `Database` in `conveyor serve`: every request's reads and writes
+#   outside the run reads, the web UI, and the scheduler, file watcher, retention and
+#   heartbeat services started with the app; also any CLI command's.
+# - api-reads: PostgreSQL only, `async_read_pool`: the run list and find on the
+#   event loop.
+# - engine: the engine's `Database` (with SessionTimeouts, docs/engine.md "Fencing")
+#   in `conveyor worker`, or in `conveyor serve` with embedded workers: the workers'
+#   claims and outcomes, their heartbeat and the temp-file sweeper.
+# - listen: PostgreSQL only, the engine's LISTEN connection (engine.wakeup), made
+#   outside any pool.
+POOLS: dict[str, int] = {"api": 16, "api-reads": 8, "engine": 16, "listen": 1}
 
 
 # One lock per SQLite file (real path) for the whole process, shared by every
@@ -101,17 +135,21 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 8,
+        role: str = "api",
         null_pool: bool = False,
         timeouts: SessionTimeouts | None = None,
     ) -> None:
+        """`role` is the pool's entry in POOLS: its size and `application_name`."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if null_pool:
             kwargs["poolclass"] = NullPool
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            half = POOLS[role] // 2
+            kwargs.update(
+                pool_size=half, max_overflow=POOLS[role] - half, pool_timeout=POOL_TIMEOUT
+            )
         self.timeouts = timeouts
         self._writer: threading.RLock | None = None
         busy_ms = 5000 if timeouts is None else timeouts.lock_ms
@@ -123,8 +161,13 @@ class Database:
                 create_private(Path(file))
             self._writer = _writer_lock(file)
         else:
+            connect_args: dict[str, Any] = {"application_name": f"conveyor {role}"}
             if timeouts is not None:
-                kwargs["connect_args"] = {"options": timeouts.postgresql_options()}
+                connect_args["options"] = timeouts.postgresql_options()
+            kwargs["connect_args"] = connect_args
+            # SQLAlchemy's health check: a pooled connection is pinged as it is checked
+            # out; when the ping fails, every connection pooled before it is discarded.
+            kwargs["pool_pre_ping"] = not null_pool
             # The driver never begins a transaction by itself; Conveyor sends BEGIN
             # when SQLAlchemy begins one (below), as on SQLite, so `reads()` need not
             # switch a pooled connection in and out of autocommit.
@@ -137,8 +180,6 @@ class Database:
             _install_sqlite_hooks(self.engine, busy_ms)
         else:
             event.listen(self.engine, "begin", _begin_postgresql)
-            if not null_pool:
-                event.listen(self.engine, "checkout", _check_alive)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -229,46 +270,56 @@ def with_connect_timeout(database_url: str) -> str:
     )
 
 
+def async_read_pool(database_url: str) -> AsyncReadPool:
+    """The pool of psycopg's asyncio connections for the API's reads on the event loop
+    (PostgreSQL; POOLS["api-reads"]), not yet open: `await pool.open()` on the loop
+    that will use it, `await pool.close()` at shutdown.
+
+    Its connections are in autocommit (each statement reads its own snapshot, as
+    `Database.reads()` does) and made on demand, one kept open. psycopg_pool's own
+    health check (`check_connection`: an empty statement) runs as a connection is
+    handed out; a connection returned mid-statement (its request was cancelled) or
+    broken is discarded. A request waits at most CONNECT_TIMEOUT for a connection,
+    then is answered as an outage.
+
+    When the check finds a connection broken, its server process ended, most likely
+    with every other pooled connection's (a restart, `pg_terminate_backend`): then
+    every idle connection is checked at once (`pool.check()`, which replaces the
+    broken ones), as SQLAlchemy's pool discards them all after a failed ping.
+    Otherwise psycopg_pool would hand each dead connection out in turn, waiting
+    1, 2, 4 s between them, and a request would run out of time before reaching a
+    live one."""
+
+    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await pool.check()
+            raise
+
+    pool: AsyncReadPool = AsyncConnectionPool(
+        driver_conninfo(database_url),
+        min_size=1,
+        max_size=POOLS["api-reads"],
+        kwargs={"autocommit": True, "application_name": "conveyor api-reads"},
+        check=check,
+        timeout=CONNECT_TIMEOUT,
+        name="api-reads",
+        open=False,
+    )
+    return pool
+
+
 def driver_conninfo(database_url: str) -> str:
     """A PostgreSQL URL as psycopg itself takes it (without SQLAlchemy's driver name)."""
     url = make_url(with_connect_timeout(database_url))
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def socket_readable(fileno: int) -> bool:
-    """Has the connection's socket something to read? An idle pooled connection has
-    not, unless its server process ended (`_check_alive`). poll(), not select(),
-    which refuses descriptors above 1023."""
-    poller = select.poll()
-    poller.register(fileno, select.POLLIN)
-    return bool(poller.poll(0))
-
-
 def _begin_postgresql(conn: Connection) -> None:
     """BEGIN for a transaction SQLAlchemy begins, except on a `reads()` connection."""
     if not conn.get_execution_options().get(READS_OPTION, False):
         conn.exec_driver_sql("BEGIN")
-
-
-def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled PostgreSQL connection's liveness check at checkout, without a round trip.
-
-    A connection that idles in the pool has nothing to read on its socket. When
-    its server process ends (a restart, `pg_terminate_backend`,
-    `idle_session_timeout`), the server's last message and the close make the
-    socket readable. Only then is the connection pinged (`SELECT 1`, the check
-    SQLAlchemy's `pool_pre_ping` runs on every checkout); if that fails, every
-    connection pooled before now is discarded and a new one is made, as
-    `pool_pre_ping` does. A checkout under load thus costs one `select()`
-    instead of a statement. What it cannot see, like `pool_pre_ping` until its
-    TCP timeout, is a peer that vanished without closing the connection.
-    """
-    if not socket_readable(dbapi_conn.fileno()):
-        return
-    try:
-        dbapi_conn.execute("SELECT 1")  # in autocommit, as every pooled connection is
-    except Exception as exc:
-        raise InvalidatePoolError(f"the pooled connection is gone: {exc}") from exc
 
 
 def create_private(path: Path) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
+from psycopg_pool import PoolTimeout
 from sqlalchemy import make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -66,7 +67,7 @@ MIN_FREE_BYTES = 1 << 20
 
 def reason(exc: BaseException) -> str | None:
     """Why the database cannot serve now, if `exc` (or what it wraps) says so; else None."""
-    if isinstance(exc, PoolTimeoutError):
+    if isinstance(exc, PoolTimeoutError | PoolTimeout):
         return "no database connection came free in time"
     cause: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
     if isinstance(cause, psycopg.Error):

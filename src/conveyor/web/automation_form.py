@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import (
     EDITABLE_FIELDS,

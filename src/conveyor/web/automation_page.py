@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from conveyor.api.automations import encode_automation
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation, Trigger
 from conveyor.domain.listing import (

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation, check_can_run_manually
 from conveyor.domain.listing import Sort, page_tokens

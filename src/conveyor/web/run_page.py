@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from markupsafe import Markup
 from starlette.responses import Response
 
-from conveyor.api.context import ctx
 from conveyor.api.runs import encoder_for
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_int
 from conveyor.domain.retention import log_expires_at as log_expires_at_of

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conveyor.api.context import AppContext
+from conveyor.context import AppContext
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation
 from conveyor.store.automations import may_see

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.store import web_sessions
 from conveyor.store.users import MAX_KEY_LENGTH
 from conveyor.web import session as cookies
