@@ -267,12 +267,12 @@ class SmallDisk:
     def fill(self) -> None:
         assert self.db is not None
         if self.tmpfs:
-            with open(self.filler, "wb") as out:
+            # Unbuffered: nothing is left in a buffer to fail again when the file closes.
+            with open(self.filler, "wb", buffering=0) as out:
                 chunk = b"\0" * (1 << 16)
                 try:
                     while True:
                         out.write(chunk)
-                        out.flush()
                 except OSError:  # ENOSPC: the disk is full
                     pass
         else:
