@@ -22,11 +22,11 @@ from query_plans import (
     captured,
     explain_postgresql,
     explain_sqlite,
+    prepare,
 )
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from store_support import CODEC
-from test_query_plans import prepare
 
 from conveyor.domain.automations import Trigger
 from conveyor.domain.listing import parse_all_runs_query
@@ -185,7 +185,7 @@ def main() -> None:
         with db.read() as conn:
             # As the test does: on a table this small PostgreSQL would rather scan and
             # sort; with only in-order index reads left, the plans show the indexes.
-            prepare(conn, "sqlite" if db.is_sqlite else "postgresql")
+            prepare(conn)
             settings = (
                 "" if db.is_sqlite else " (enable_seqscan, enable_bitmapscan, enable_sort off)"
             )

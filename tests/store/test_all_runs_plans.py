@@ -5,7 +5,7 @@ another index, on SQLite and PostgreSQL, as an admin and as an automation's owne
 from __future__ import annotations
 
 from all_runs_plans import build_mixed, problems_of_every_query
-from test_query_plans import prepare
+from query_plans import prepare
 
 from conveyor.store.database import Database
 
@@ -13,6 +13,6 @@ from conveyor.store.database import Database
 def test_every_all_runs_query_reads_its_index_in_order(db: Database, backend: str) -> None:
     automation, owner = build_mixed(db, listed=48, others=60, per_other=10)
     with db.read() as conn:
-        prepare(conn, backend)
+        prepare(conn)
         found = problems_of_every_query(conn, backend, automation, owner)
         assert found == {}
