@@ -26,6 +26,10 @@ import uvicorn
 from conveyor.clock import to_rfc3339  # the same text, at the same cost
 from conveyor.config import Settings
 from conveyor.store.database import Database
+from conveyor.store.runs import RunRow
+
+# Where each run-control field is in the rows Conveyor's own SQL returns.
+_AT = {name: index for index, name in enumerate(RunRow._fields)}
 
 # The baseline does not sign status-message URLs: every run gets this one.
 FIXED_STATUS_MESSAGES_URL = (
@@ -123,12 +127,13 @@ class Baseline:
                     "failed_operations": r[8],
                     "status_messages_url": FIXED_STATUS_MESSAGES_URL,
                     # Run control, at their places in store.runs.RunRow.
-                    "retry_at": to_rfc3339(r[15]),
-                    "retried_at": to_rfc3339(r[16]),
-                    "retried_in_run_id": r[14],
-                    "retry_of_run_id": r[13],
-                    "cancel_requested_at": to_rfc3339(r[10]),
-                    "rerun_of_run_id": r[12],
+                    "retry_at": to_rfc3339(r[_AT["retry_at"]]),
+                    "retried_at": to_rfc3339(r[_AT["retried_at"]]),
+                    "retried_in_run_id": r[_AT["retried_in_run_id"]],
+                    "retry_of_run_id": r[_AT["retry_of_run_id"]],
+                    "cancel_requested_at": to_rfc3339(r[_AT["cancel_requested_at"]]),
+                    "rerun_of_run_id": r[_AT["rerun_of_run_id"]],
+                    "rerun_from_node_id": r[_AT["rerun_from_node_id"]],
                 }
                 for r in records
             ]

@@ -69,3 +69,16 @@ def test_rerun_of_failed_operations_links_both_ways(site: Site) -> None:
     )
     with site.db.read() as conn:
         assert runs_store.get_run(conn, new_id + 1) is None
+
+
+def test_an_unfinished_run_page_carries_a_badge_for_every_status(site: Site) -> None:
+    """The live script swaps the status badge for one of these templates; a status
+    without one (the run-control statuses once were) left the old badge showing."""
+    client, alice = signed_in(site)
+    run = site.seed.run(site.seed.automation(alice, "watched"))
+    page = client.get(f"/runs/{run.id}").text
+    templates = re.search(r'<template id="status-templates">(.*?)</template>', page, re.S)
+    assert templates is not None
+    assert set(re.findall(r'data-status="([a-z_]+)"', templates.group(1))) == {
+        status.value for status in RunStatus
+    }

@@ -51,6 +51,7 @@ ENV.globals.update(
     when=presentation.when,
     ago=presentation.ago,
     duration=presentation.duration,
+    run_statuses=[status.value for status in RunStatus],
 )
 
 
