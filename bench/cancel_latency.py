@@ -33,6 +33,7 @@ from dataclasses import replace
 
 from common import arguments, backends, conveyor_home, load_average, print_machine
 from conveyor.config import Settings
+from conveyor.domain.errors import AlreadyCompleted
 from conveyor.domain.runs import AutomationRun, RunStatus
 from conveyor.engine.service import make_engine
 from conveyor.engine.worker import Worker
@@ -77,6 +78,7 @@ def measure(backend: str, files: int, rounds: int) -> None:
         engine_side: list[float] = []  # completed_at - cancel_requested_at (database times)
         requests: list[float] = []  # the request's own write transaction
         per_op: list[float] = []
+        finished_first = 0  # rounds whose copy finished before the cancel was sent
         for round_ in range(rounds):
             with db.write() as conn:
                 automation = automations.create_automation(
@@ -109,8 +111,15 @@ def measure(backend: str, files: int, rounds: int) -> None:
                     elapsed / (before.successful_operations - first.successful_operations)
                 )
             started = time.perf_counter()
-            with db.write() as conn:
-                run_control.request_cancel(conn, run_id, by="bench", now=time.time_ns() // 1000)
+            try:
+                with db.write() as conn:
+                    now = time.time_ns() // 1000
+                    run_control.request_cancel(conn, run_id, by="bench", now=now)
+            except AlreadyCompleted:  # the copy finished before the cancel: nothing to time
+                finished_first += 1
+                thread.join()
+                context.db.dispose()
+                continue
             requests.append(time.perf_counter() - started)
             run = _wait(db, run_id, lambda run: run.finished)
             latencies.append(time.perf_counter() - started)
@@ -120,6 +129,11 @@ def measure(backend: str, files: int, rounds: int) -> None:
             engine_side.append((run.completed_at - run.cancel_requested_at) / 1e6)
             context.db.dispose()
         db.dispose()
+    if finished_first:
+        print(f"{backend}: {finished_first} runs finished before their cancel (not timed)")
+    if not latencies:
+        print(f"{backend}: no cancel arrived during a copy; use more --files")
+        return
     one_op = statistics.mean(per_op)
     goal = settings.outcome_batch_seconds + one_op
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
@@ -133,7 +147,7 @@ def measure(backend: str, files: int, rounds: int) -> None:
         f"p99 {percentile(engine_side, 0.99) * 1000:.0f} ms"
     )
     print(
-        f"{backend}: {rounds} cancels during a {files}-file copy: latency p50 "
+        f"{backend}: {len(latencies)} cancels during a {files}-file copy: latency p50 "
         f"{p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
         f"one operation {one_op * 1000:.2f} ms; goal <= {goal * 1000:.0f} ms "
         f"({'met' if p99 <= goal else 'missed'} at p99)"
