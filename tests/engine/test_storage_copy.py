@@ -151,3 +151,74 @@ def test_a_planned_copy_is_invisible_until_placed_and_leaves_nothing_if_refused(
     # Performed again (a crash before the outcome was recorded): the same bytes are the result.
     assert storage.copy_resolved(src, dst, "r1-o1", old="absent") == 5000
     assert os.listdir(tmp_path / "out") == ["a.bin"]
+
+
+def test_a_copy_through_resolved_folders_falls_back_whenever_it_is_not_the_plain_case(
+    tmp_path: Path,
+) -> None:
+    """`copy_new` copies a regular file to a free name through the batch's folder
+    descriptors; for anything else (a link, a missing folder or source, a taken name, a
+    folder leading out of the root) it does nothing and returns None, for the full path."""
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "in/a.bin").write_bytes(b"a" * 100)
+    (root / "in/a.bin").chmod(0o640)
+    (root / "in/link").symlink_to("a.bin")
+    (root / "out/taken").write_bytes(b"old")
+    (tmp_path / "outside").mkdir()
+    (root / "away").symlink_to(tmp_path / "outside")
+    (root / "alias").symlink_to("in")  # a folder link inside the root: followed
+    storage = Storage(root)
+    places = storage.folders()
+    try:
+        assert storage.copy_new(places, "in/a.bin", "out/a.bin") == 100
+        assert (root / "out/a.bin").read_bytes() == b"a" * 100
+        assert stat.S_IMODE((root / "out/a.bin").stat().st_mode) == 0o640
+        assert storage.copy_new(places, "alias/a.bin", "out/b.bin") == 100
+        for source, destination in [
+            ("in/link", "out/c.bin"),  # the source is a link
+            ("in/gone", "out/c.bin"),
+            ("in", "out/c.bin"),  # a folder
+            ("in/a.bin", "new/c.bin"),  # no such folder yet
+            ("in/a.bin", "out/taken"),
+            ("in/a.bin", "away/c.bin"),
+            ("../x/a.bin", "out/c.bin"),
+        ]:
+            assert storage.copy_new(places, source, destination) is None, (source, destination)
+        assert (root / "out/taken").read_bytes() == b"old"
+        assert list((tmp_path / "outside").iterdir()) == []
+        assert sorted(p.name for p in (root / "out").iterdir()) == ["a.bin", "b.bin", "taken"]
+        # The folder's descriptor keeps naming the folder it checked: after `out` is
+        # replaced by a link leading out of the root, the copy still lands in it.
+        (root / "out").rename(root / "moved")
+        (root / "out").symlink_to(tmp_path / "outside")
+        assert storage.copy_new(places, "in/a.bin", "out/d.bin") == 100
+        assert (root / "moved/d.bin").exists()
+        assert list((tmp_path / "outside").iterdir()) == []
+    finally:
+        places.close()
+    fresh = storage.folders()
+    try:  # resolved again (the next batch): the link leads out, so not this way
+        assert storage.copy_new(fresh, "in/a.bin", "out/e.bin") is None
+    finally:
+        fresh.close()
+
+
+def test_a_fenced_copy_through_resolved_folders_leaves_nothing(tmp_path: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Stop
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/a.bin").write_bytes(b"x" * 10)
+    storage = Storage(tmp_path)
+    places = storage.folders()
+    try:
+        with pytest.raises(Stop):
+            storage.copy_new(places, "in/a.bin", "in/b.bin", fence=refuse)
+    finally:
+        places.close()
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.bin"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
@@ -235,7 +236,8 @@ def _fence(
 
 def execute_run(engine: EngineContext, claim: Claim) -> None:
     """The executing stage for a claimed run."""
-    with engine.heartbeat(claim) as heartbeat:
+    # `places`: the folders this batch's file actions resolved, each once (Storage.folders).
+    with engine.heartbeat(claim) as heartbeat, closing(engine.storage.folders()) as places:
         if claim.abort is not None or claim.canceled:
             _abort(engine, claim)
             return
@@ -273,9 +275,15 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
                 return
             if not batch.outcomes:  # each batch re-reads the owner's folder permissions
                 guard.refresh()
+                places.close()  # and resolves its folders again
             try:
                 outcome = guard.check(op) or perform(
-                    op, engine.storage, f"r{claim.run_id}-o{op.seq}", batch.folders, fence(op)
+                    op,
+                    engine.storage,
+                    f"r{claim.run_id}-o{op.seq}",
+                    batch.folders,
+                    fence(op),
+                    places,
                 )
             except Fenced:
                 log.warning(

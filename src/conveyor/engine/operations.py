@@ -24,7 +24,15 @@ from typing import Any
 
 import orjson
 
-from conveyor.engine.storage import Changed, Expect, Identity, PathEscape, Storage, identity_of
+from conveyor.engine.storage import (
+    Changed,
+    Expect,
+    Folders,
+    Identity,
+    PathEscape,
+    Storage,
+    identity_of,
+)
 
 # The identity planned for a file that was gone at planning: matches no file.
 NO_FILE: Identity = (0, 0, -1, 0)
@@ -174,6 +182,7 @@ def perform(
     tag: str,
     folders: set[str] | None = None,
     fence: Callable[[], None] = _no_fence,
+    places: Folders | None = None,
 ) -> Outcome:
     """Do the operation on the storage and say what happened; never raises for file errors
     (Fenced passes through: the worker must stop, nothing was done).
@@ -181,9 +190,11 @@ def perform(
     `tag` is unique to the operation (run and seq), for naming its temp files.
     `folders`: with durable writes, the folders to fsync are added to it for the
     caller to fsync before it records the outcome (None: fsynced right away).
+    `places`: folders already resolved for the caller's batch (`Storage.folders`),
+    which a copy to a new file uses to reach its source and destination.
     """
     try:
-        return _perform(op, storage, tag, folders, fence)
+        return _perform(op, storage, tag, folders, fence, places)
     except PathEscape as exc:
         return Outcome(State.FAILED, f"Refused to {op.describe()}: {exc}.")
     except Changed as exc:
@@ -208,6 +219,7 @@ def _perform(
     tag: str,
     folders: set[str] | None,
     fence: Callable[[], None],
+    places: Folders | None,
 ) -> Outcome:
     if op.kind is Kind.REFUSE:
         what = " -> ".join(path for path in (op.source, op.destination) if path is not None)
@@ -233,7 +245,7 @@ def _perform(
         return Outcome(State.DONE, f"Already deleted: {op.source} was gone.")
     assert op.source is not None and op.destination is not None
     if op.kind is Kind.COPY:
-        return _copy(op, storage, tag, folders, fence)
+        return _copy(op, storage, tag, folders, fence, places)
     return _move(op, storage, tag, folders, fence)
 
 
@@ -244,10 +256,19 @@ def _why_skipped(op: Operation) -> str:
 
 
 def _copy(
-    op: Operation, storage: Storage, tag: str, folders: set[str] | None, fence: Callable[[], None]
+    op: Operation,
+    storage: Storage,
+    tag: str,
+    folders: set[str] | None,
+    fence: Callable[[], None],
+    places: Folders | None = None,
 ) -> Outcome:
     src, dst = op.source, op.destination
     assert src is not None and dst is not None
+    if op.action is Action.WRITE and places is not None:
+        written = storage.copy_new(places, src, dst, folders, fence)
+        if written is not None:
+            return Outcome(State.DONE, f"Copied {src} to {dst} ({_bytes(written)}).")
     real_dst = storage.real(dst)  # refuse an escaping destination even when skipping
     gone = Outcome(State.FAILED, f"Could not copy {src} to {dst}: {src} no longer exists.")
     if op.action is Action.SKIP:

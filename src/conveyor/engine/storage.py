@@ -325,6 +325,44 @@ def _copy_data(reader: int, writer: int, size: int = 0) -> int:
     return copied
 
 
+class Folders:
+    """Folders resolved once for a batch of file actions (`Storage.folders`): for each, an
+    `O_PATH` descriptor and its real path, checked inside the root when opened.
+
+    A file in such a folder is then reached by its name relative to the descriptor
+    (one system call, no path walked again), and the descriptor keeps naming the
+    folder that was checked whatever happens to its path meanwhile, so nothing done
+    through it can land outside the root. `close` (at the end of each batch) closes
+    them; the next batch resolves its folders again.
+    """
+
+    __slots__ = ("_open", "_storage")
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._open: dict[str, tuple[int, str]] = {}
+
+    def get(self, relative: str) -> tuple[int, str] | None:
+        """The folder's descriptor and real path; None if it does not exist, is not a
+        folder or is not inside the root (the caller then takes the full path)."""
+        found = self._open.get(relative)
+        if found is None:
+            found = self._storage._open_folder(relative)
+            if found is not None:
+                self._open[relative] = found
+        return found
+
+    def forget(self, relative: str) -> None:
+        found = self._open.pop(relative, None)
+        if found is not None:
+            os.close(found[0])
+
+    def close(self) -> None:
+        for fd, _real in self._open.values():
+            os.close(fd)
+        self._open.clear()
+
+
 class Storage:
     def __init__(self, root: Path, durable: bool = False) -> None:
         self.root = Path(os.path.realpath(root))
@@ -375,6 +413,31 @@ class Storage:
                 f"'{relative}' resolves outside the storage root (through a symbolic link)"
             )
         return real
+
+    def folders(self) -> Folders:
+        """An empty cache of resolved folders, for one batch of file actions."""
+        return Folders(self)
+
+    def _open_folder(self, relative: str) -> tuple[int, str] | None:
+        """An `O_PATH` descriptor of the folder `relative` (symbolic links followed by the
+        kernel) and its real path, if it is a folder inside the root; else None."""
+        if self._realpath is not _fast_realpath or not self._tmpfile:
+            return None
+        if relative.startswith("/") or ".." in relative.split("/"):
+            return None
+        path = f"{self._prefix}{relative}" if relative else self._root
+        try:
+            fd = os.open(path, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            real = os.readlink(f"{_PROC_FD}{fd}")
+        except OSError:
+            real = ""
+        if real == self._root or (real.startswith(self._prefix) and not real.endswith(_DELETED)):
+            return fd, real
+        os.close(fd)
+        return None
 
     def entry(self, relative: str) -> Path:
         """The directory entry itself (a link stays a link), after checking where it points.
@@ -609,6 +672,67 @@ class Storage:
             return _Temp(temp, os.open(temp, _CREATE_FLAGS, 0o600), unnamed=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def copy_new(
+        self,
+        places: Folders,
+        source: str,
+        destination: str,
+        synced: set[str] | None = None,
+        fence: Callable[[], None] = _no_fence,
+    ) -> int | None:
+        """Copy `source` to `destination` (relative paths), where nothing was planned, with
+        the fewest system calls: both folders from `places`, the source opened by its
+        name (not followed if it is a link), an unnamed temp file in the destination's
+        folder linked to its name. Returns the bytes written, or None when this way does
+        not apply and nothing was done: a source that is a link, gone or not a regular
+        file, a folder that is missing or outside the root, anything at the
+        destination's name, a file system without unnamed temp files. The caller then
+        takes the full path (`copy_resolved`), which says what happened, with the same
+        result as this. `synced`: as `folders` of `copy_resolved`.
+        """
+        src_folder, _, src_name = source.rpartition("/")
+        dst_folder, _, dst_name = destination.rpartition("/")
+        src_dir = places.get(src_folder)
+        dst_dir = places.get(dst_folder)
+        if src_dir is None or dst_dir is None or not self._tmpfile:
+            return None
+        try:
+            reader = os.open(src_name, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=src_dir[0])
+        except OSError:
+            return None  # a link (ELOOP), gone, unreadable: the full path says which
+        try:
+            info = os.fstat(reader)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            mode = stat.S_IMODE(info.st_mode)
+            try:
+                writer = os.open(
+                    ".", os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, mode, dir_fd=dst_dir[0]
+                )
+            except OSError:
+                places.forget(dst_folder)  # removed since it was resolved, say
+                return None
+            try:
+                written = _copy_data(reader, writer, info.st_size)
+                if _UMASK is None or mode & (_UMASK | 0o7000):
+                    os.fchmod(writer, mode)
+                if self.durable:
+                    os.fsync(writer)
+                fence()
+                try:
+                    os.link(
+                        f"{_PROC_FD}{writer}", dst_name, dst_dir_fd=dst_dir[0], follow_symlinks=True
+                    )
+                except OSError:
+                    places.forget(dst_folder)
+                    return None  # something is there (an earlier attempt's file?), ...
+            finally:
+                os.close(writer)
+        finally:
+            os.close(reader)
+        self._sync_folder(dst_dir[1], synced)
+        return written
 
     def copy(self, source: str, destination: str, tag: str, folders: set[str] | None = None) -> int:
         """Copy atomically (temp, [fsync,] rename); returns the bytes written.
