@@ -100,7 +100,7 @@ def measure(backend: str, files: int, destinations: int, chunk: int) -> None:
         planner.PLAN_CHUNK = chunk
         engine = make_engine(settings, db)
         held: list[float] = []  # how long each of the planner's write transactions took
-        run_write = db.run_write
+        run_write = engine.db.run_write  # the engine's own connections (make_engine)
         planning_thread = threading.get_ident()
 
         def timed(work: Any, *args: Any, **kwargs: Any) -> Any:
@@ -111,7 +111,7 @@ def measure(backend: str, files: int, destinations: int, chunk: int) -> None:
                 if threading.get_ident() == planning_thread:  # not the lease's heartbeat
                     held.append(time.perf_counter() - begun)
 
-        db.run_write = timed  # type: ignore[method-assign]
+        engine.db.run_write = timed  # type: ignore[method-assign]
         context = multiprocessing.get_context("spawn")
         ready, stop, results = context.Event(), context.Event(), context.Queue()
         process = context.Process(target=writer, args=(home.url, other, ready, stop, results))

@@ -83,3 +83,22 @@ def test_operations_an_interrupted_planning_saved_are_discarded(world: World) ->
     assert (
         "The 1 operation an interrupted planning saved were discarded; the run is planned again."
     ) in view.log
+
+
+def test_the_pause_between_chunks_outlasts_the_sleep_of_any_writer_that_waited(
+    backend: str,
+) -> None:
+    """A writer that began waiting for SQLite's lock at any moment of a chunk's transaction
+    (held for `held` seconds) looks again, in SQLite's busy handler, within the pause
+    that follows, so it gets the lock before the next chunk."""
+    sleeps = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50] + [100] * 40  # ms, in turn
+    for held_ms in [0, 1, 4, 9, 17, 30, 52, 77, 102, 127, 177, 227, 228, 400, 1000, 2500]:
+        pause = planner.chunk_pause(held_ms / 1000)
+        assert pause >= 0.005
+        for began in range(0, held_ms + 1, max(1, held_ms // 50)):
+            looks = began
+            for sleep in sleeps:
+                looks += sleep
+                if looks > held_ms:
+                    break
+            assert looks - held_ms < pause * 1000, (held_ms, began, pause)

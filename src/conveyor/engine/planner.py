@@ -6,8 +6,9 @@ and the limit, before the operations are built. A plan of up to PLAN_CHUNK
 operations, its log lines and the move to `queued_for_execution` commit
 together. A larger plan commits PLAN_CHUNK operations (and their log lines)
 per transaction, each guarded on the lease, and the move in the last one; on
-SQLite it pauses between chunks for longer than a waiting writer's busy
-handler sleeps, so no other writer waits for more than about one chunk. A
+SQLite it pauses between chunks for longer than a writer that began waiting
+during the chunk sleeps in SQLite's busy handler (`chunk_pause`), so no other
+writer waits for more than about one chunk. A
 planner that dies mid-plan leaves the run in `planning`; the next one
 discards the operations saved so far and plans again from scratch.
 """
@@ -60,9 +61,27 @@ _GLOB_CHARS = frozenset("*?[")
 # Operations committed per transaction of a large plan (see the module docstring and
 # bench/plan_commit.py for the writer waits it gives).
 PLAN_CHUNK = 2000
-# On SQLite, the pause after each chunk: a writer waiting for the database lock
-# looks again at most every 100 ms (SQLite's busy handler), so it gets its turn.
-PLAN_CHUNK_PAUSE = 0.11
+# On SQLite, the pause after each chunk is longer than a writer that began waiting for
+# the database lock during the chunk's transaction sleeps before it looks again, so it
+# gets its turn: SQLite's busy handler sleeps these many milliseconds in turn
+# (sqliteDefaultBusyCallback), then 100 ms at a time.
+_BUSY_SLEEPS_MS = (1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50)
+_BUSY_SLEEP_AFTER_MS = 100
+
+
+def chunk_pause(held: float) -> float:
+    """The pause after a write transaction that kept the database `held` seconds: the
+    sleep of SQLite's busy handler for a writer that has waited that long (the longest
+    any writer that began waiting during it can be in), plus a tenth and at least 5 ms
+    for its wakeup to be late. 0.11 s after a transaction of 0.23 s or more."""
+    waited = 0
+    sleep = _BUSY_SLEEP_AFTER_MS
+    for ms in _BUSY_SLEEPS_MS:
+        if (waited + ms) / 1000 > held:
+            sleep = ms
+            break
+        waited += ms
+    return sleep / 1000 + max(0.005, sleep / 10_000)
 
 
 class PlanningFailed(Exception):
@@ -649,10 +668,11 @@ def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
                 _queue(conn, engine, claim)
             return False
 
+        started = time.monotonic()
         if engine.db.run_write(work):
             return
         if not last and engine.db.is_sqlite:
-            time.sleep(PLAN_CHUNK_PAUSE)
+            time.sleep(chunk_pause(time.monotonic() - started))
 
 
 def _discard_earlier(
