@@ -8,8 +8,7 @@ Two cases (`--case`), each on SQLite and PostgreSQL (`--backend`):
 One `conveyor serve` per backend (its default embedded workers), started
 through `common.py counted`, so every transaction it commits is counted. The
 source tree is written once per case under `src-<case>/` in the storage root.
-Then, `--rounds` times, taking turns, each step after an untimed `sync` and
-after the previous step's output was removed (untimed):
+Then, `--rounds` times, taking turns, each step after an untimed `sync`:
 
 1. `cp -r src dst`, timed;
 2. `rsync -a src/ dst/`, timed;
@@ -18,6 +17,16 @@ after the previous step's output was removed (untimed):
    POST to the run's `completed_at` (read from the database);
 4. `rclone copy src dst` (local to local), timed;
 5. `cp -r` again, timed.
+
+Every step's output stays on disk until the case ends, and then the script
+waits a minute before the next case: on this machine's ext4 the kernel avoids
+reusing an inode freed in the last minute and, for every file it creates,
+looks past each such inode (`perf`: ext4's `recently_deleted` took half the
+samples of `cp -r`), so a tool that ran right after thousands of files were
+removed took up to 10 times as long (`cp -r` of 10,000 files: 0.5-1.3 s, and
+7-9 s right after a removal), whichever tool that was. Disk space needed: the
+source and (rounds x 6) copies of it (3 rounds: 1.5 GiB for `small`, 19 GiB
+for `large`).
 
 The `cp -r` figure is the mean of the two around the run: on this virtual
 machine the cost of writing into the page cache drifts within seconds, so
@@ -260,6 +269,10 @@ def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# How long ext4 avoids reusing a freed inode (whose block was written: `sync` first).
+INODE_RECENCY = 61.0
+
+
 def spread(values: list[float]) -> str:
     """Median (min-max) of a figure over the rounds."""
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
@@ -291,6 +304,8 @@ def measure_case(
     if other is not None:  # the same files for the other server, as hard links
         subprocess.run(["cp", "-al", src, str(other[0].root / source)], check=True)
 
+    outputs: list[Path] = []  # removed when the case ends (see the module docstring)
+
     def step(name: str, command: Callable[[str], list[str]], synced: bool = False) -> Timed:
         """One peer's copy into a fresh folder, timed (with its `sync` if `synced`)."""
         sync()
@@ -298,7 +313,7 @@ def measure_case(
         result = timed(command(str(target)))
         if synced:
             result.seconds += sync()
-        remove(target)
+        outputs.append(target)
         return result
 
     cp: Callable[[str], list[str]] = lambda target: ["cp", "-r", src, target]  # noqa: E731
@@ -328,11 +343,11 @@ def measure_case(
         copied = sum(f.stat().st_size for f in (root / "copies" / name).rglob("*.bin"))
         if copied != total:
             raise RuntimeError(f"{name} copied {copied} bytes of {total}")
-        remove(root / "copies" / name)
+        outputs.append(root / "copies" / name)
         if other is not None:
             sync()
             theirs = timed_run(other[0], other[1], source, name, None)
-            remove(other[0].root / "copies" / name)
+            outputs.append(other[0].root / "copies" / name)
             baseline.append(theirs.seconds / run.seconds)
             baseline_cpu.append(theirs.cpu / run.cpu)
             print(
@@ -379,8 +394,9 @@ def measure_case(
             f"{label}: this code's run speed ÷ the baseline code's {spread(baseline)}; "
             f"its CPU ÷ this code's {spread(baseline_cpu)}"
         )
-        remove(other[0].root / source)
-    remove(root / source)
+        outputs.append(other[0].root / source)
+    for path in [*outputs, root / source]:
+        remove(path)
     sys.stdout.flush()
 
 
@@ -411,6 +427,7 @@ def main() -> None:
     cases = ["small", "large"] if args.case == "both" else [args.case]
     for case, (files, size) in CASES.items():
         CASES[case] = (max(FOLDERS, round(files * args.scale)), size)
+    first = True
     for backend in backends:
         with ExitStack() as stack:
             setup = stack.enter_context(conveyor(backend, args.durable))
@@ -423,6 +440,11 @@ def main() -> None:
                 profile = args.profile if backend == backends[0] else None
                 if profile is not None and case != cases[0]:
                     profile = profile.with_name(f"{profile.stem}-{case}{profile.suffix}")
+                if not first:  # the previous case's files were just removed
+                    sync()
+                    print(f"waiting {INODE_RECENCY:.0f} s: freed inodes become reusable")
+                    time.sleep(INODE_RECENCY)
+                first = False
                 measure_case(
                     setup, client, backend, case, args.rounds, args.durable, profile, other
                 )
