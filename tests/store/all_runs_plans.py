@@ -139,6 +139,13 @@ def postgresql_problems(plan: Any, intended: str) -> list[str]:
     problems = []
     for node in _nodes(plan[0]["Plan"]):
         kind = node["Node Type"]
+        if kind == "Merge Append":
+            # Each arm carries the page's LIMIT: without it PostgreSQL plans the arm to
+            # be read whole, which on a large table is a bitmap scan and a sort
+            # (store.keyset; the settings of `prepare` would hide that here).
+            for arm in node.get("Plans", []):
+                if arm["Node Type"] != "Limit":
+                    problems.append(f"a Merge Append arm without its LIMIT: {arm['Node Type']}")
         if kind in FORBIDDEN_PG_NODES:
             problems.append(f"{kind} on {node.get('Relation Name', '-')}")
         if node.get("Relation Name") != "automation_runs":
