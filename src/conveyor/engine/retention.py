@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -59,8 +60,7 @@ class Pruner:
         total = 0
         size = self.settings.retention_batch_size
         while not self.stop.is_set():
-            now = self.clock.now()
-            gone = self.db.run_write(lambda conn: bulk.expire_keys(conn, now, size))
+            gone = self.db.run_write(partial(bulk.expire_keys, now=self.clock.now(), limit=size))
             total += gone
             if gone < size:
                 break

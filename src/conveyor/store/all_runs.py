@@ -10,14 +10,18 @@ merged under the page's LIMIT, so a page costs the same at any depth:
 | automation | `ix_runs_automation_created` | one |
 | triggers or statuses | `ix_runs_trigger_status_created` | one per (trigger, status) |
 | none | `ix_runs_created` | one |
+| a non-admin's few automations | `ix_runs_automation_created` | one per automation |
+| ... and statuses | `ix_runs_automation_status_created` | one per (automation, status) |
 
 A status-only filter reads one range per (trigger, status) rather than an index
 starting with `status`: such an index would tempt PostgreSQL's planner away
 from `ix_runs_automation_status_created` for one automation's list.
 
 With an automation, a trigger filter is checked on each run of its ranges. A
-user who is not an admin sees the runs of the automations they own: the same
-ranges, each run's automation checked against theirs.
+user who is not an admin sees the runs of the automations they own: when those
+make at most MERGED_RANGES ranges, the page merges those automations' own ranges
+(last row above); otherwise it reads the filter's ranges, each run's automation
+checked against theirs.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Connection
 
 from conveyor.store.schema import bulk_requests
 
-
 KEY_LIFETIME_US = 24 * 3600 * 1_000_000
 
 
