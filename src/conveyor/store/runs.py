@@ -61,6 +61,16 @@ class RunRow(NamedTuple):
 
 RUN_COLUMNS = tuple(runs_t.c[name] for name in RunRow._fields)
 as_run_row = RunRow._make
+# RunRow from a row in RUN_COLUMNS order, by tuple's own constructor, as `_make`
+# does, without `_make`'s Python call per row (a third of the cost of a page's rows).
+_new_run_row: Callable[[Sequence[Any]], RunRow] = functools.partial(tuple.__new__, RunRow)
+
+
+def run_rows(rows: Sequence[Sequence[Any]]) -> list[RunRow]:
+    """A page of the driver's rows (in RUN_COLUMNS order, so of RunRow's length) as RunRows."""
+    return list(map(_new_run_row, rows))
+
+
 _FIELDS = [f.name for f in fields(AutomationRun)]
 # Called with (conn, before, after, extra) for every run created (before is None)
 # or changed, inside the writer's transaction; conveyor.observability reports them.
@@ -436,7 +446,7 @@ def list_runs(dialect: Dialect, query: RunListQuery) -> Steps[Page]:
         params=params,
         cache_key=("automation_runs", query.status is not None, *narrowing),
     )
-    return replace(page, rows=[as_run_row(row) for row in page.rows])
+    return replace(page, rows=run_rows(page.rows))
 
 
 def _narrowed_scope(
