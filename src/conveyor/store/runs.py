@@ -422,12 +422,16 @@ def list_runs(dialect: Dialect, query: RunListQuery) -> Steps[Page]:
     built and compiled once per shape (keyset's `cache_key`); the page's rows
     are `RunRow`s.
     """
-    return (yield from _list_runs(dialect, query, None))
+    page = yield from _list_runs(dialect, query, None)
+    return replace(page, rows=run_rows(page.rows))
 
 
 def list_visible_runs(dialect: Dialect, query: RunListQuery, viewer: User) -> Steps[Page | None]:
     """`list_runs` as `viewer` may list (the API's run list): None when the automation
-    does not exist, was deleted, or is not the viewer's to see (`may_see`).
+    does not exist, was deleted, or is not the viewer's to see (`may_see`). The
+    page's rows are the driver's tuples, in RunRow's order, for `api.encode`, which
+    unpacks them by RunRow's names: a RunRow per run would cost its building and,
+    being a tuple subclass, stay tracked by the cyclic garbage collector.
 
     The visibility is a condition of the page's own statement, an EXISTS on the
     automation that does not depend on the run rows (so it is evaluated once, not
@@ -459,20 +463,21 @@ def _list_runs(dialect: Dialect, query: RunListQuery, viewer: User | None) -> St
         scope, narrowing = _narrowed_scope(scope, query, params)
     else:
         narrowing = ()
-    page = yield from keyset_steps(
-        dialect,
-        columns=RUN_COLUMNS,
-        table_columns=runs_t.c,
-        read_field=read_field,
-        descending=query.sort.descending,
-        key_index=_KEY_INDEX[query.sort.field],
-        scope=scope,
-        cursor=query.cursor,
-        per_page=query.per_page,
-        params=params,
-        cache_key=("automation_runs", viewer is not None, query.status is not None, *narrowing),
+    return (
+        yield from keyset_steps(
+            dialect,
+            columns=RUN_COLUMNS,
+            table_columns=runs_t.c,
+            read_field=read_field,
+            descending=query.sort.descending,
+            key_index=_KEY_INDEX[query.sort.field],
+            scope=scope,
+            cursor=query.cursor,
+            per_page=query.per_page,
+            params=params,
+            cache_key=("automation_runs", viewer is not None, query.status is not None, *narrowing),
+        )
     )
-    return replace(page, rows=run_rows(page.rows))
 
 
 def _narrowed_scope(
