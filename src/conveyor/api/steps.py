@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import psycopg
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.api.context import AppContext
+from conveyor.context import AppContext
 from conveyor.store.database import Database
 from conveyor.store.prepared import Done, Statement, Steps, advance, run_steps
 
