@@ -143,7 +143,7 @@ def _check_pages(
             page = run_views.message_page(conn, run_id, 2, before=page.lines[0][0])
         assert backwards == expected
         forwards: list[tuple[int, str, str]] = []
-        page = run_views.message_page(conn, run_id, 2, after=0)
+        page = run_views.message_page(conn, run_id, 2, after=(0, 0, 0))
         while True:
             forwards += shown(page)
             if not page.has_later:
