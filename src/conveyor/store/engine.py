@@ -367,7 +367,8 @@ class OperationOutcome:
     finished_at: int
     message: str
     # The operation's record with its outcome message: the run's log line and the
-    # AutomationLog's `message` (required to commit; None only for refused commits).
+    # AutomationLog's `message`. None keeps the planned record, and the line is then
+    # written as a message row.
     detail: str | None = None
 
 
@@ -425,17 +426,30 @@ def complete_operations(
                 "b_state": o.state,
                 "b_at": o.finished_at,
                 "b_detail": o.detail,
-                "b_after": after,
+                "b_after": None if o.detail is None else after,
             }
             for o in outcomes
         ],
     )
     if result.rowcount != len(outcomes):
         raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
-    if any(o.detail is None for o in outcomes):  # the line would have no text
-        raise ValueError("an outcome's detail must hold its message (Operation.detail)")
     succeeded = sum(1 for o in outcomes if o.succeeded)
     run = run_store.count_outcomes(conn, run_id, succeeded, len(outcomes) - succeeded)
+    # An outcome without its record (detail) keeps its line as a message row.
+    bare = [o for o in outcomes if o.detail is None]
+    if bare:
+        conn.execute(
+            messages_t.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "created_at": o.finished_at,
+                    "level": (MessageLevel.INFO if o.succeeded else MessageLevel.ERROR).value,
+                    "message": o.message,
+                }
+                for o in bare
+            ],
+        )
     hold_lease(conn, run_id, worker_id, token, lease_until)
     return run
 
