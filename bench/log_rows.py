@@ -5,15 +5,17 @@ throwaway durable PostgreSQL), `--rounds` times, taking turns, for a run of
 `--files` copy operations:
 
 - **plan**: the planner's commit of its operations, PLAN_CHUNK (2,000) rows per
-  transaction, with their `Planned #N` log lines (as `planner._insert_chunk`
-  writes them) and without;
+  transaction, each row holding its `Planned #N` line's place (as
+  `planner._insert_chunk` writes them), and the same plus one `run_messages`
+  row per line (as before migration 0015);
 - **outcomes**: `store.engine.complete_operations` in batches of 128 (one
-  transaction each, as the executor commits them), which writes one log line per
-  outcome, and the same with `store.runs.record_operations` counting only.
+  transaction each, as the executor commits them), and the same plus one
+  `run_messages` row per outcome (as before).
 
 It prints microseconds per file for each variant (median, min-max over the
-rounds) and the difference: the per-file cost of the log rows on the database
-side of the engine, to compare with a file's whole cost (`copy_throughput.py`).
+rounds) and the difference: the per-file cost of log lines stored as message
+rows on the database side of the engine, to compare with a file's whole cost
+(`copy_throughput.py`).
 
     .venv/bin/python bench/log_rows.py --backend both --rounds 5
 """
@@ -25,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,15 +35,13 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from common import load_average, print_machine
-from conveyor.domain import runs as lifecycle
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.operations import Action, Kind, Operation
 from conveyor.engine.planner import PLAN_CHUNK
 from conveyor.store import engine as engine_store
-from conveyor.store import migrate
-from conveyor.store import runs as run_store
+from conveyor.store import migrate, run_log
 from conveyor.store.database import Database
-from conveyor.store.schema import automation_runs
+from conveyor.store.schema import automation_runs, run_messages
 from conveyor.testing.postgres import PostgresServer
 from conveyor.testing.seed import Seeder
 
@@ -95,13 +95,14 @@ def executing_run(db: Database, seeder: Seeder, automation: int) -> int:
 
 
 def plan(db: Database, run_id: int, ops: list[Operation], lines: bool) -> float:
-    """Seconds to commit the plan's operations (and their Planned lines)."""
+    """Seconds to commit the plan's operations (plus Planned message rows if `lines`)."""
     started = time.perf_counter()
     for start in range(0, len(ops), PLAN_CHUNK):
         chunk = ops[start : start + PLAN_CHUNK]
 
         def work(conn: Connection, chunk: list[Operation] = chunk) -> None:
             now = time.time_ns() // 1000
+            after = run_log.anchor(conn, run_id)
             engine_store.insert_operations(
                 conn,
                 run_id,
@@ -112,6 +113,8 @@ def plan(db: Database, run_id: int, ops: list[Operation], lines: bool) -> float:
                         "source": op.source,
                         "destination": op.destination,
                         "detail": op.detail(),
+                        "planned_at": now,
+                        "planned_after": after,
                     }
                     for op in chunk
                 ],
@@ -124,45 +127,38 @@ def plan(db: Database, run_id: int, ops: list[Operation], lines: bool) -> float:
     return time.perf_counter() - started
 
 
-def count_only(
-    conn: Connection, run_id: int, outcomes: Sequence[tuple[bool, int, str]]
-) -> lifecycle.AutomationRun:
-    """record_operations without its log lines: the counts only."""
-    ok = sum(1 for succeeded, _at, _text in outcomes if succeeded)
-    return run_store.change_run(
-        conn, run_id, lambda run: lifecycle.count_operations(run, ok, len(outcomes) - ok)
-    )[1]
-
-
 def outcomes(db: Database, run_id: int, ops: list[Operation], lines: bool) -> float:
-    """Seconds to commit every operation's outcome in batches (with or without lines)."""
+    """Seconds to commit every operation's outcome in batches (plus message rows if `lines`)."""
     with db.read() as conn:
         ids = [row.id for row in engine_store.pending_operations(conn, run_id)]
-    original: Callable[..., lifecycle.AutomationRun] = run_store.record_operations
-    if not lines:
-        run_store.record_operations = count_only  # type: ignore[assignment]
-    try:
-        started = time.perf_counter()
-        for start in range(0, len(ops), BATCH):
-            batch = []
-            for op, op_id in zip(
-                ops[start : start + BATCH], ids[start : start + BATCH], strict=True
-            ):
-                message = f"Copied {op.source} to {op.destination} (4096 bytes)."
-                at = time.time_ns() // 1000
-                batch.append(
-                    engine_store.OperationOutcome(
-                        op_id, "done", True, at, message, op.detail(message)
-                    )
-                )
-            db.run_write(
-                lambda conn, batch=batch: engine_store.complete_operations(
-                    conn, run_id, WORKER, 1, 2**62, batch
-                )
+    started = time.perf_counter()
+    for start in range(0, len(ops), BATCH):
+        batch = []
+        for op, op_id in zip(ops[start : start + BATCH], ids[start : start + BATCH], strict=True):
+            message = f"Copied {op.source} to {op.destination} (4096 bytes)."
+            at = time.time_ns() // 1000
+            batch.append(
+                engine_store.OperationOutcome(op_id, "done", True, at, message, op.detail(message))
             )
-        return time.perf_counter() - started
-    finally:
-        run_store.record_operations = original  # type: ignore[assignment]
+
+        def work(conn: Connection, batch: list[engine_store.OperationOutcome] = batch) -> None:
+            engine_store.complete_operations(conn, run_id, WORKER, 1, 2**62, batch)
+            if lines:
+                conn.execute(
+                    run_messages.insert(),
+                    [
+                        {
+                            "run_id": run_id,
+                            "created_at": o.finished_at,
+                            "level": "info",
+                            "message": o.message,
+                        }
+                        for o in batch
+                    ],
+                )
+
+        db.run_write(work)
+    return time.perf_counter() - started
 
 
 def spread(values: list[float]) -> str:
@@ -190,16 +186,16 @@ def measure(backend: str, files: int, rounds: int) -> None:
             with_lines, without = results[phase, True], results[phase, False]
             saved = [a - b for a, b in zip(with_lines, without, strict=True)]
             print(
-                f"{backend}/{phase}: µs per file with log lines {spread(with_lines)}, "
-                f"without {spread(without)}; the lines cost {spread(saved)} µs per file "
+                f"{backend}/{phase}: µs per file with message rows {spread(with_lines)}, "
+                f"without {spread(without)}; the message rows cost {spread(saved)} µs per file "
                 f"({statistics.median(saved) / statistics.median(with_lines) * 100:.0f} % "
                 f"of this phase)  [median (min-max) of {rounds} rounds]"
             )
         total = [results["plan", True][i] + results["outcomes", True][i] for i in range(rounds)]
         bare = [results["plan", False][i] + results["outcomes", False][i] for i in range(rounds)]
         print(
-            f"{backend}: database work per file {spread(total)} µs with the log lines, "
-            f"{spread(bare)} µs without"
+            f"{backend}: database work per file {spread(total)} µs with message rows (before), "
+            f"{spread(bare)} µs without (now)"
         )
         sys.stdout.flush()
 
