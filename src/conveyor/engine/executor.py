@@ -371,7 +371,14 @@ def _abort(engine: EngineContext, claim: Claim) -> None:
             claim.token,
             now + engine.lease_us,
             [
-                OperationOutcome(op.id, seen.state.value, seen.succeeded, now, seen.message)
+                OperationOutcome(
+                    op.id,
+                    seen.state.value,
+                    seen.succeeded,
+                    now,
+                    seen.message,
+                    op.detail(seen.message),
+                )
                 for op, seen in found
                 if seen is not None
             ],

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
+from conveyor.store import run_log
 from conveyor.store import runs as run_store
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
@@ -365,8 +366,9 @@ class OperationOutcome:
     succeeded: bool
     finished_at: int
     message: str
-    # The operation's record with its outcome message (the AutomationLog's `message`);
-    # None keeps the planned one.
+    # The operation's record with its outcome message: the run's log line and the
+    # AutomationLog's `message`. None keeps the planned record, and the line is then
+    # written as a message row.
     detail: str | None = None
 
 
@@ -381,6 +383,7 @@ _COMPLETE = (
         state=bindparam("b_state"),
         finished_at=bindparam("b_at"),
         detail=func.coalesce(bindparam("b_detail", type_=ops_t.c.detail.type), ops_t.c.detail),
+        logged_after=bindparam("b_after", type_=ops_t.c.logged_after.type),
     )
 )
 
@@ -393,8 +396,9 @@ def complete_operations(
     lease_until: int,
     outcomes: Sequence[OperationOutcome],
 ) -> AutomationRun:
-    """Commit a batch of outcomes: each operation's state, the run's counts and one log
-    line per operation, in the caller's transaction.
+    """Commit a batch of outcomes: each operation's state and log line (its `detail`
+    and `logged_after`, store.run_log) and the run's counts, in the caller's
+    transaction.
 
     Guarded twice: every operation must still be pending, and the worker must
     hold the lease (checked and extended last), so an outcome is never counted
@@ -410,6 +414,9 @@ def complete_operations(
         run = run_store.get_run(conn, run_id)
         assert run is not None
         return run
+    # Each outcome's log line is its operation row (detail holds the text), after the
+    # run's last message row (store.run_log).
+    after = run_log.anchor(conn, run_id)
     result = conn.execute(
         _COMPLETE,
         [
@@ -419,15 +426,30 @@ def complete_operations(
                 "b_state": o.state,
                 "b_at": o.finished_at,
                 "b_detail": o.detail,
+                "b_after": None if o.detail is None else after,
             }
             for o in outcomes
         ],
     )
     if result.rowcount != len(outcomes):
         raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
-    run = run_store.record_operations(
-        conn, run_id, [(o.succeeded, o.finished_at, o.message) for o in outcomes]
-    )
+    succeeded = sum(1 for o in outcomes if o.succeeded)
+    run = run_store.count_outcomes(conn, run_id, succeeded, len(outcomes) - succeeded)
+    # An outcome without its record (detail) keeps its line as a message row.
+    bare = [o for o in outcomes if o.detail is None]
+    if bare:
+        conn.execute(
+            messages_t.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "created_at": o.finished_at,
+                    "level": (MessageLevel.INFO if o.succeeded else MessageLevel.ERROR).value,
+                    "message": o.message,
+                }
+                for o in bare
+            ],
+        )
     hold_lease(conn, run_id, worker_id, token, lease_until)
     return run
 

@@ -23,6 +23,7 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
+from conveyor.store import run_log
 from conveyor.store.automations import automation_owner, may_see
 from conveyor.store.keyset import KeysetPage, keyset_steps
 from conveyor.store.prepared import Prepared, Statement, Steps
@@ -289,6 +290,13 @@ def record_operations(
     return after
 
 
+def count_outcomes(conn: Connection, run_id: int, succeeded: int, failed: int) -> AutomationRun:
+    """Count a batch of outcomes whose log lines are their operation rows (the
+    engine's, store.run_log), in the caller's transaction: one UPDATE of the run."""
+    _, after = _apply(conn, run_id, lambda run: lifecycle.count_operations(run, succeeded, failed))
+    return after
+
+
 def finish_run(
     conn: Connection,
     run_id: int,
@@ -379,30 +387,17 @@ _FIND_OWNED_RUN = Prepared(lambda: _find_run(owned=True))
 
 
 def read_messages(
-    conn: Connection, run_id: int, after_id: int = 0, limit: int = 10_000
-) -> list[Any]:
-    """The run's log lines (id, created_at, level, message) in order."""
-    return list(
-        conn.execute(
-            select(
-                messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message
-            )
-            .where(messages_t.c.run_id == run_id, messages_t.c.id > after_id)
-            .order_by(messages_t.c.id)
-            .limit(limit)
-        )
-    )
+    conn: Connection, run_id: int, after_id: int | run_log.Cursor = 0, limit: int = 10_000
+) -> list[run_log.LogLine]:
+    """The run's log lines (cursor, created_at, level, message) in order, after the
+    line at `after_id` (a cursor of `store.run_log`, or a message id)."""
+    after = (after_id, 0, 0) if isinstance(after_id, int) else after_id
+    return run_log.lines(conn, run_id, limit, after=after)
 
 
 def first_error_message(conn: Connection, run_id: int) -> str | None:
     """The text of the run's first log line at level error, if any."""
-    found: str | None = conn.execute(
-        select(messages_t.c.message)
-        .where(messages_t.c.run_id == run_id, messages_t.c.level == "error")
-        .order_by(messages_t.c.id)
-        .limit(1)
-    ).scalar()
-    return found
+    return run_log.first_line(conn, run_id, "error")
 
 
 Page = KeysetPage

@@ -45,7 +45,7 @@
   const runId = main.dataset.runId;
   const pollMs = Number(main.dataset.pollMs) || 1000;
   const maxLines = Number(main.dataset.maxLines) || 500;
-  let after = Number(main.dataset.after) || 0;
+  let after = main.dataset.after || "0"; // a log line's cursor (store/run_log.py)
   const liveStatus = document.getElementById("live-status");
   const logEmpty = document.getElementById("log-empty");
   const templates = document.getElementById("status-templates");
