@@ -5,7 +5,7 @@ Every function works in the caller's transaction and checks nothing about
 who asks: the caller has already found the run visible to its user.
 
 - `request_cancel`: a queued run finishes `canceled` at once (its planned
-  operations, if any, marked abandoned); a run being planned or executed
+  operations, if any, stay pending: not performed); a run being planned or executed
   records the request, which its worker honours at the next operation
   boundary (`finish_canceled`), or the worker taking it over does.
 - `create_rerun`: a new run of the same automation with the same runtime and
@@ -57,7 +57,7 @@ def request_cancel(conn: Connection, run_id: int, *, by: str, now: int) -> Autom
         return after
     when = to_rfc3339(now)
     if after.finished:
-        abandoned = engine_store.abandon_operations(conn, run_id, now)
+        abandoned = engine_store.not_performed(conn, run_id)
         engine_store.clear_lease(conn, run_id)
         rest = f" {_plural(abandoned, 'planned operation')} not performed." if abandoned else ""
         text = (
@@ -77,11 +77,13 @@ def request_cancel(conn: Connection, run_id: int, *, by: str, now: int) -> Autom
 
 def finish_canceled(conn: Connection, run_id: int, now: int, where: str) -> AutomationRun:
     """Finish a run whose cancel was requested (the engine, at an operation boundary):
-    what is still pending is marked abandoned, the counts stay as committed, and the
-    last log line says who canceled it, when, and `where` the worker stopped.
+    what is still pending stays pending (not performed: the run is finished, and
+    touching each such operation would make the finish cost in proportion to what
+    is left), the counts stay as committed, and the last log line says who
+    canceled it, when, and `where` the worker stopped.
 
     The caller guards the transaction on its lease (and ends the lease)."""
-    abandoned = engine_store.abandon_operations(conn, run_id, now)
+    abandoned = engine_store.not_performed(conn, run_id)
     _, run = run_store.change_run(conn, run_id, lambda run: lifecycle.finish_canceled(run, now))
     text = (
         f"Run canceled by {run.cancel_requested_by} (requested at "
