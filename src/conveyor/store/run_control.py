@@ -16,8 +16,9 @@ who asks: the caller has already found the run visible to its user.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import to_rfc3339
@@ -200,3 +201,31 @@ def rerun_scope(conn: Connection, run_id: int) -> RerunScope | None:
         )
     )
     return RerunScope(row.rerun_of_run_id, node, frozenset((s, d) for s, d in pairs))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeData:
+    """What find_node shows of a run's items beyond its counts (each an index range
+    count over the run's operations, or the trigger's stored inputs)."""
+
+    planned: int  # operations in the plan
+    not_performed: int  # still pending (in a finished run: never performed)
+    refused: int  # failed because planned only to fail (kind `refuse`)
+    trigger_kind: str | None  # run_inputs.kind: files, webhook, manual; None: nothing handed
+    trigger_payload: dict[str, Any] | None
+
+
+def node_data(conn: Connection, run_id: int) -> NodeData:
+    refused = conn.execute(
+        select(func.count())
+        .select_from(ops_t)
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "failed", ops_t.c.kind == "refuse")
+    ).scalar_one()
+    handed = triggers.run_input(conn, run_id)
+    return NodeData(
+        planned=engine_store.count_operations(conn, run_id),
+        not_performed=engine_store.not_performed(conn, run_id),
+        refused=int(refused),
+        trigger_kind=None if handed is None else handed[0],
+        trigger_payload=None if handed is None else handed[1],
+    )
