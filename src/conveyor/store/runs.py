@@ -241,6 +241,37 @@ def _insert_message(
     )
 
 
+def hold_waiting_runs(conn: Connection, automation_id: int, now: int) -> int:
+    """`always_serialize_jobs` was just turned on for the automation: its runs waiting
+    for planning become `queued` (domain.runs.hold_for_serialization), each with a log
+    line, in the caller's transaction. Returns how many. A run a worker claims
+    meanwhile is left as the claim made it (each change is guarded on the run's
+    state, under its row lock)."""
+    waiting = conn.execute(
+        select(runs_t.c.id)
+        .where(
+            runs_t.c.automation_id == automation_id,
+            runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING.value,
+            runs_t.c.status == RunStatus.RUNNING.value,
+        )
+        .order_by(runs_t.c.id)
+    ).scalars()
+    held = 0
+    for run_id in list(waiting):
+        before, after = _apply(conn, run_id, lifecycle.hold_for_serialization)
+        if after.status is not before.status:
+            held += 1
+            _insert_message(
+                conn,
+                run_id,
+                now,
+                "Queued: always_serialize_jobs was turned on for its automation, so this run "
+                "waits until every earlier run of the automation has finished.",
+                MessageLevel.INFO,
+            )
+    return held
+
+
 def record_operation(
     conn: Connection, run_id: int, succeeded: bool, now: int, message: str | None = None
 ) -> AutomationRun:
