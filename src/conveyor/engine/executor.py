@@ -52,6 +52,10 @@ log = logging.getLogger("conveyor.engine")
 # A batch is committed by age only once it is this many times as old as the last
 # commit took: commits then cost at most about a fifth of a run's time.
 COMMIT_SHARE = 4
+# Between commits, the cancel flag is read once this share of outcome_batch_seconds has
+# passed since it was last read (one primary-key read), so a cancel is seen within a
+# quarter of the batch interval and the batch it commits with is small.
+CANCEL_CHECK_SHARE = 4
 # The level of a run's last log line follows its final status.
 _LEVELS = {
     lifecycle.RunStatus.SUCCESS: lifecycle.MessageLevel.INFO,
@@ -152,10 +156,10 @@ class _Batch:
     def cancel_seen(self) -> bool:
         """Whether the run's cancel was requested, as last read. Commits read it for
         free, but they come as far apart as COMMIT_SHARE times a commit's duration;
-        once `outcome_batch_seconds` have passed since the last read, it is read here
-        (one primary-key read), so a cancel waits for at most that interval plus the
-        operation in progress however slow commits are."""
-        interval = self.engine.settings.outcome_batch_seconds
+        once a CANCEL_CHECK_SHARE of `outcome_batch_seconds` has passed since the last
+        read, it is read here (one primary-key read), so a cancel waits for at most
+        that plus the operation in progress, however slow commits are."""
+        interval = self.engine.settings.outcome_batch_seconds / CANCEL_CHECK_SHARE
         if not self.canceled and interval > 0 and time.monotonic() - self.checked >= interval:
             with self.engine.db.read() as conn:
                 self.canceled = engine_store.cancel_requested(conn, self.claim.run_id)
