@@ -454,14 +454,21 @@ def complete_operations(
     return run
 
 
-def abandon_operations(conn: Connection, run_id: int, now: int) -> int:
-    """Mark what was never performed; returns how many operations that was."""
-    result = conn.execute(
-        update(ops_t)
-        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
-        .values(state="abandoned", finished_at=now)
-    )
-    return int(result.rowcount)
+def cancel_requested(conn: Connection, run_id: int) -> bool:
+    """Whether the run's cancel was requested: one primary-key read, for a worker whose
+    batch commits (which read it for free) come further apart than the batch interval."""
+    found = conn.execute(
+        select(runs_t.c.cancel_requested_at).where(runs_t.c.id == run_id)
+    ).scalar_one_or_none()
+    return found is not None
+
+
+def not_performed(conn: Connection, run_id: int) -> int:
+    """How many of the run's operations are still pending: at a finish, those it never
+    performed. They are left as they are (docs/data-model.md: an operation still
+    `pending` in a finished run was not performed), so finishing a run early costs one
+    index range count, not an update of every operation it did not reach."""
+    return count_operations(conn, run_id, "pending")
 
 
 def insert_messages(
@@ -482,9 +489,9 @@ def abort_run(conn: Connection, run_id: int, now: int, reason: str) -> Automatio
     """Finish the run as `failure` without performing what is left, logging `reason`.
 
     For runs that must not go on: their automation was deleted or disabled,
-    or their workers kept dying. Pending operations are marked abandoned.
+    or their workers kept dying. Pending operations stay pending (not performed).
     """
-    abandoned = abandon_operations(conn, run_id, now)
+    abandoned = not_performed(conn, run_id)
     suffix = f" {abandoned} planned operations were not performed." if abandoned else ""
     finished = run_store.finish_run(
         conn,

@@ -23,8 +23,8 @@ from conveyor.domain import runs as lifecycle
 from conveyor.domain.errors import IllegalTransition
 from conveyor.domain.listing import RunListQuery
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatus
+from conveyor.store import automations as automations_store  # a module: it imports this one
 from conveyor.store import run_log
-from conveyor.store.automations import automation_owner, may_see
 from conveyor.store.keyset import KeysetPage, keyset_steps
 from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automation_runs as runs_t
@@ -253,6 +253,37 @@ def _insert_message(
     )
 
 
+def hold_waiting_runs(conn: Connection, automation_id: int, now: int) -> int:
+    """`always_serialize_jobs` was just turned on for the automation: its runs waiting
+    for planning become `queued` (domain.runs.hold_for_serialization), each with a log
+    line, in the caller's transaction. Returns how many. A run a worker claims
+    meanwhile is left as the claim made it (each change is guarded on the run's
+    state, under its row lock)."""
+    waiting = conn.execute(
+        select(runs_t.c.id)
+        .where(
+            runs_t.c.automation_id == automation_id,
+            runs_t.c.run_stage == RunStage.QUEUED_FOR_PLANNING.value,
+            runs_t.c.status == RunStatus.RUNNING.value,
+        )
+        .order_by(runs_t.c.id)
+    ).scalars()
+    held = 0
+    for run_id in list(waiting):
+        before, after = _apply(conn, run_id, lifecycle.hold_for_serialization)
+        if after.status is not before.status:
+            held += 1
+            _insert_message(
+                conn,
+                run_id,
+                now,
+                "Queued: always_serialize_jobs was turned on for its automation, so this run "
+                "waits until every earlier run of the automation has finished.",
+                MessageLevel.INFO,
+            )
+    return held
+
+
 def record_operation(
     conn: Connection, run_id: int, succeeded: bool, now: int, message: str | None = None
 ) -> AutomationRun:
@@ -435,8 +466,8 @@ def list_visible_runs(dialect: Dialect, query: RunListQuery, viewer: User) -> St
     """
     page = yield from _list_runs(dialect, query, viewer)
     if not page.rows:
-        owner_id = yield from automation_owner(dialect, query.automation_id)
-        if owner_id is None or not may_see(viewer, owner_id):
+        owner_id = yield from automations_store.automation_owner(dialect, query.automation_id)
+        if owner_id is None or not automations_store.may_see(viewer, owner_id):
             return None
     return page
 
