@@ -688,8 +688,9 @@ class Home:
 
 
 @contextmanager
-def conveyor_home(backend: str, prefix: str) -> Iterator[Home]:
-    """A temp home (SQLite in it, or a throwaway durable PostgreSQL), removed afterwards."""
+def conveyor_home(backend: str, prefix: str, code: Path | None = None) -> Iterator[Home]:
+    """A temp home (SQLite in it, or a throwaway durable PostgreSQL), removed afterwards;
+    `code`: the `src` folder whose migrations make the schema (another commit's)."""
     from conveyor.clock import SystemClock
 
     with ExitStack() as stack:
@@ -704,7 +705,16 @@ def conveyor_home(backend: str, prefix: str) -> Iterator[Home]:
         else:
             url = f"sqlite:///{home / 'conveyor.db'}"
         db = Database(url, null_pool=True)
-        migrate.upgrade(db)
+        if code is None:
+            migrate.upgrade(db)
+        else:  # that code's schema, which this code's migrations may not know
+            upgrade = "import sys\nfrom conveyor.store import database, migrate\n"
+            upgrade += "migrate.upgrade(database.Database(sys.argv[1], null_pool=True))"
+            subprocess.run(
+                [PYTHON, "-c", upgrade, url],
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(code)},
+            )
         now = SystemClock().now()
         with db.write() as conn:
             user = users.ensure_user(conn, "bench", False, now)

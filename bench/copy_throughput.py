@@ -160,7 +160,7 @@ def timed(command: list[str]) -> Timed:
 def conveyor(backend: str, durable: bool, code: Path | None = None) -> Iterator[Setup]:
     """A `conveyor serve` on a fresh home; `code`: a `src` folder to run instead of this one."""
     with ExitStack() as stack:
-        home = stack.enter_context(conveyor_home(backend, "conveyor-copy"))
+        home = stack.enter_context(conveyor_home(backend, "conveyor-copy", code))
         env = {**home.env, "CONVEYOR_DURABLE_WRITES": "true" if durable else "false"}
         if code is not None:
             env["PYTHONPATH"] = str(code)

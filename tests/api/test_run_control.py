@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conveyor.domain.runs import RunStage
 from conveyor.store import automations, run_control, runs, triggers
+from conveyor.store import engine as engine_store
 from conveyor.store.database import Database
-from conveyor.store.schema import run_daily_counts, run_inputs
+from conveyor.store.schema import run_daily_counts, run_inputs, run_operations
 from conveyor.testing.seed import Account, Seeder
 from conveyor.testing.server import ServerThread
 
@@ -343,7 +344,61 @@ def test_find_node_shows_each_node_of_a_run(api: Api, seed: Seeder, alice: Accou
         2,
     )
     assert {n["run_stage"] for n in nodes.values()} == {"finished"}
+    # Files.com's edges and outlets: planning -> execution -> failed_operations.
+    assert [n["inputs"] for n in nodes.values()] == [
+        [],
+        [{"node_id": "planning", "outlet": "operations"}],
+        [{"node_id": "execution", "outlet": "failed"}],
+    ]
+    assert nodes["execution"]["outputs"]["succeeded"] == {"count": 3, "item_kind": "operation"}
+    assert nodes["failed_operations"]["outputs"]["failed"]["count"] == 2
+    assert nodes["planning"]["input_items"] == {"trigger": []}  # a plain manual run
+    assert all("output_items" not in n for n in nodes.values())
     queued = seed.run(automation, stage=RunStage.QUEUED_FOR_PLANNING)
     plan = api.get(f"/{queued.id}/node", params={"node_id": "planning"}).json()
     execution = api.get(f"/{queued.id}/node", params={"node_id": "execution"}).json()
     assert (plan["status"], execution["status"]) == ("queued", "pending")
+
+
+def test_find_node_outputs_count_the_plan_and_what_a_cancel_left_undone(
+    api: Api, seed: Seeder, alice: Account
+) -> None:
+    now = 1_700_000_000_000_000
+    run = seed.run(seed.automation(alice), stage=RunStage.EXECUTING)
+    with seed.db.write() as conn:
+        conn.execute(run_inputs.insert().values(run_id=run.id, kind="webhook", payload='{"n": 1}'))
+        engine_store.insert_operations(
+            conn,
+            run.id,
+            [
+                {"seq": i, "kind": kind, "source": f"in/{i}", "destination": f"out/{i}"}
+                for i, kind in enumerate(["copy", "refuse", "copy", "copy"], 1)
+            ],
+        )
+        for seq, state in ((1, "done"), (2, "failed")):
+            conn.execute(
+                update(run_operations)
+                .where(run_operations.c.run_id == run.id, run_operations.c.seq == seq)
+                .values(state=state, finished_at=now)
+            )
+            runs.record_operation(conn, run.id, state == "done", now)
+        run_control.request_cancel(conn, run.id, by="alice", now=now)
+        run_control.finish_canceled(conn, run.id, now, "the test stopped it")
+    nodes = {
+        node: api.get(f"/{run.id}/node", params={"node_id": node}).json()
+        for node in ("planning", "execution", "failed_operations")
+    }
+    assert nodes["planning"]["outputs"] == {"operations": {"count": 4, "item_kind": "operation"}}
+    assert nodes["planning"]["input_items"] == {"trigger": [{"n": 1}]}
+    failed = {
+        "count": 1,
+        "item_kind": "operation",
+        "errors": {"refused": 1, "operation-failed": 0},
+    }
+    assert nodes["execution"]["status"] == "canceled"
+    assert nodes["execution"]["outputs"] == {
+        "succeeded": {"count": 1, "item_kind": "operation"},
+        "failed": failed,
+        "not_performed": {"count": 2, "item_kind": "operation"},
+    }
+    assert nodes["failed_operations"]["outputs"] == {"failed": failed}

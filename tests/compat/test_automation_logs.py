@@ -12,10 +12,12 @@ import httpx
 import pytest
 from js_sdk import error_class, run_js, value
 from log_world import Logged, logged_runs
+from sqlalchemy import update
 
 from conveyor.config import Settings
 from conveyor.store import engine as engine_store
-from conveyor.store import runs
+from conveyor.store import run_control, runs
+from conveyor.store.schema import run_operations as ops_t
 from conveyor.testing.seed import Seeder
 
 API = "/api/rest/v1"
@@ -280,23 +282,42 @@ def test_pending_operations_are_not_listed_and_abandoned_ones_say_so(
             run,
             [
                 {
-                    "seq": 0,
+                    "seq": seq,
                     "kind": "copy",
-                    "source": "in/z.txt",
-                    "destination": "out/z.txt",
+                    "source": f"in/{name}.txt",
+                    "destination": f"out/{name}.txt",
                     "detail": "{}",
                 }
+                for seq, name in ((0, "z"), (1, "y"))
             ],
         )
-    assert get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json() == []
+        # Earlier versions marked what a finished run never performed `abandoned`.
+        conn.execute(
+            update(ops_t)
+            .where(ops_t.c.run_id == run, ops_t.c.seq == 1)
+            .values(state="abandoned", finished_at=later)
+        )
+    assert [
+        e["path"]
+        for e in get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json()
+    ] == ["in/y.txt"]
+    # The run finishes (canceled while queued): its pending operation was not performed.
     with seed.db.write() as conn:
-        engine_store.abandon_operations(conn, run, later)
-    (abandoned,) = get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json()
-    assert (abandoned["status"], abandoned["error_type"], abandoned["created_at"]) == (
-        "abandoned",
-        "abandoned",
-        "2024-02-16T23:30:09Z",
-    )
-    assert abandoned["message"] == (
-        "Not performed: the run was finished before it reached this operation."
-    )
+        run_control.request_cancel(conn, run, by="alice", now=later)
+    listed = get(server, logged.alice.key, **{"filter[automation_run_id]": run}).json()
+    assert [e["path"] for e in listed] == ["in/y.txt", "in/z.txt"]
+    only = get(
+        server,
+        logged.alice.key,
+        **{"filter[automation_run_id]": run, "filter[status]": "abandoned"},
+    ).json()
+    assert only == listed
+    for abandoned in listed:
+        assert (abandoned["status"], abandoned["error_type"], abandoned["created_at"]) == (
+            "abandoned",
+            "abandoned",
+            "2024-02-16T23:30:09Z",
+        )
+        assert abandoned["message"] == (
+            "Not performed: the run was finished before it reached this operation."
+        )

@@ -62,6 +62,11 @@ def test_python_sdk_cancel_rerun_and_find_node(
         2,
         1,
     )
+    assert node.inputs == [{"node_id": "planning", "outlet": "operations"}]
+    assert node.outputs is not None and node.outputs["succeeded"]["count"] == 2
+    assert node.output_items is None  # not sent: docs/api.md, "The nodes of a run"
+    plan = files.automation_run.find_node(failed.id, {"node_id": "planning"})
+    assert (plan.inputs, plan.input_items) == ([], {"trigger": []})
 
     with pytest.raises(sdk_error.RequestParamsInvalidError, match="node_id"):
         files.automation_run.rerun(failed.id, {"node_id": "step-3"})

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 from engine_world import World
+from sqlalchemy import select
 
 from conveyor.domain.automations import Automation, AutomationType, Trigger, path_root
 from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine.leases import claim_next
 from conveyor.engine.watcher import Change, events_for
 from conveyor.store import automations, triggers
+from conveyor.store.schema import run_daily_counts
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -114,6 +116,39 @@ def test_always_serialize_jobs_plans_a_run_only_after_the_earlier_one_finished(
     second_view = world.view(second)
     assert first_done is not None and second_view.lease.planning_at is not None
     assert second_view.lease.planning_at >= first_done
+
+
+def test_always_serialize_jobs_turned_on_queues_the_runs_already_waiting(world: World) -> None:
+    world.write("in/a.txt", "a")
+    automation = world.automation("copy_file", path="in", source="*.txt", destinations=["out/"])
+    first, second = world.run(automation), world.run(automation)
+    engine = world.engine()
+    claim = claim_next(engine, "w1")
+    assert claim is not None and claim.run_id == first  # being planned
+    with world.db.write() as conn:
+        current = automations.get_automation(conn, automation)
+        assert current is not None
+        automations.update_automation(
+            conn, current, {"always_serialize_jobs": True}, world.clock.now()
+        )
+        counts = dict(
+            conn.execute(
+                select(run_daily_counts.c.status, run_daily_counts.c.count).where(
+                    run_daily_counts.c.automation_id == automation
+                )
+            ).all()
+        )
+    # The waiting run now says it waits; the one a worker holds goes on.
+    assert world.view(first).run.status is RunStatus.RUNNING
+    held = world.view(second)
+    assert (held.run.status, held.run.run_stage) == (RunStatus.QUEUED, RunStage.QUEUED_FOR_PLANNING)
+    assert held.log[-1].startswith("Queued: always_serialize_jobs was turned on")
+    assert counts == {"running": 1, "queued": 1}  # the per-day counts moved with it
+    assert world.view(world.run(automation)).run.status is RunStatus.QUEUED
+    assert claim_next(engine, "w2") is None  # `second` waits for `first`
+    world.clock.advance(3600)  # the lease runs out; a worker finishes everything in order
+    world.worker("w3").drain()
+    assert world.view(second).run.status is RunStatus.SUCCESS
 
 
 def test_a_file_event_run_of_a_glob_path_acts_on_the_files_in_matching_folders(

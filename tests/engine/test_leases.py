@@ -11,8 +11,10 @@ import threading
 import time
 from collections import Counter
 
+import orjson
 import pytest
 from engine_world import World
+from sqlalchemy import select
 
 from conveyor.clock import SystemClock
 from conveyor.domain.runs import RunStage, RunStatus
@@ -25,6 +27,7 @@ from conveyor.engine.planner import plan_run
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
 from conveyor.store.engine import LeaseLost, OperationOutcome
+from conveyor.store.schema import run_operations
 
 
 class Crash(Exception):
@@ -167,7 +170,16 @@ def test_a_run_that_keeps_losing_its_lease_fails_after_the_limit(world: World) -
         "were not performed.",
     ]
     assert view.levels[-1] == "error"
-    assert [op[4] for op in view.operations] == ["done", "abandoned", "abandoned"]
+    # Not performed: left pending in the finished run (docs/data-model.md).
+    assert [op[4] for op in view.operations] == ["done", "pending", "pending"]
+    # The AutomationLog entry of the operation found on disk has the same line.
+    with world.db.read() as conn:
+        detail = conn.execute(
+            select(run_operations.c.detail).where(
+                run_operations.c.run_id == run_id, run_operations.c.seq == 1
+            )
+        ).scalar_one()
+    assert orjson.loads(detail)["message"] == view.log[-2]
     assert world.files("out") == {"out/f00.txt": b"file 0 "}  # no temp file left
 
 

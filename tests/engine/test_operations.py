@@ -375,5 +375,6 @@ def test_a_run_whose_automation_went_away_while_queued_fails_and_touches_nothing
             "Execution started (worker w1): 1 operation to perform.",
             reason + " 1 planned operations were not performed.",
         ]
-        assert view.operations == [(1, "move", "in/a.txt", "out/a.txt", "abandoned")]
+        # Not performed: left pending in the finished run (docs/data-model.md).
+        assert view.operations == [(1, "move", "in/a.txt", "out/a.txt", "pending")]
     assert view.levels[-1] == "error"

@@ -25,7 +25,10 @@ def test_cancel_asks_first_needs_the_token_and_cancels_once(site: Site) -> None:
     automation = site.seed.automation(alice, "to cancel")
     run = site.seed.run(automation)  # queued: canceled at once
     page = client.get(f"/runs/{run.id}").text
-    assert f'href="/runs/{run.id}/cancel">Cancel…</a>' in page and "Rerun…" not in page
+    shown, finished = page.split('<template id="finished-actions">')
+    assert f'href="/runs/{run.id}/cancel">Cancel…</a>' in shown and "Rerun…" not in shown
+    # What the live script puts in its place once the run has finished.
+    assert finished.startswith(f'<a class="button" href="/runs/{run.id}/rerun">Rerun…</a>')
     confirm = client.get(f"/runs/{run.id}/cancel")
     assert confirm.status_code == 200 and "Cancel run" in confirm.text
     refused = client.post(f"/runs/{run.id}/cancel", {"csrf_token": "guess"})

@@ -519,6 +519,19 @@ NODE_SCHEMA: dict[str, Any] = {
         "started_at": {"type": ["string", "null"], "format": "date-time"},
         "completed_at": {"type": ["string", "null"], "format": "date-time"},
         "duration_ms": {"type": ["integer", "null"]},
+        "inputs": {
+            "type": "array",
+            "description": "Inbound edges: the node and outlet this node takes its items from",
+            "items": {"type": "object"},
+        },
+        "outputs": {
+            "type": "object",
+            "description": "By outlet: count, item_kind and (failed) errors by type",
+        },
+        "input_items": {
+            "type": "object",
+            "description": "planning only: what the trigger handed the run, under `trigger`",
+        },
     },
 }
 FIND_NODE_DOC: dict[str, Any] = {

@@ -143,6 +143,7 @@ def find_automation_run_node(run_id: str, request: Request) -> Response:
             )
         run = runs_store.get_run(conn, target)
         times = engine_store.lease_info(conn, target)
+        data = run_control.node_data(conn, target)
     assert run is not None and times is not None
     state = node_state(
         run,
@@ -151,7 +152,54 @@ def find_automation_run_node(run_id: str, request: Request) -> Response:
         queued_for_execution_at=times.queued_for_execution_at,
         executing_at=times.executing_at,
     )
-    return Response(orjson.dumps(encode_node(state)), media_type=JSON)
+    body = {**encode_node(state), **node_items(state, run.finished, data)}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+def _trigger_items(data: run_control.NodeData) -> list[Any]:
+    """What the run's trigger handed its planning: a file event's files, a webhook's
+    values, a manual run's values; nothing for a scheduled or plain manual run."""
+    payload = data.trigger_payload or {}
+    if data.trigger_kind == "files":
+        return list(payload.get("files", []))
+    if data.trigger_kind == "manual":
+        return [payload.get("values", {})]
+    if data.trigger_kind is not None:
+        return [payload]
+    return []
+
+
+def node_items(state: NodeState, finished: bool, data: run_control.NodeData) -> dict[str, Any]:
+    """Files.com's `inputs` (inbound edges), `outputs` (counts by outlet) and
+    `input_items` of one node (docs/api.md, "The nodes of a run"); `output_items`
+    is not sent (the items are the run's operations: List Automation Logs pages them)."""
+    if state.node_id == RerunNode.PLANNING.value:
+        planned = data.planned if state.status == "success" else 0
+        return {
+            "inputs": [],
+            "outputs": {"operations": {"count": planned, "item_kind": "operation"}},
+            "input_items": {"trigger": _trigger_items(data)},
+        }
+    failed = {
+        "count": state.failed_operations,
+        "item_kind": "operation",
+        "errors": {
+            "refused": data.refused,
+            "operation-failed": max(0, state.failed_operations - data.refused),
+        },
+    }
+    if state.node_id == RerunNode.FAILED_OPERATIONS.value:
+        return {
+            "inputs": [{"node_id": "execution", "outlet": "failed"}],
+            "outputs": {"failed": failed},
+        }
+    outputs: dict[str, Any] = {
+        "succeeded": {"count": state.successful_operations, "item_kind": "operation"},
+        "failed": failed,
+    }
+    if finished:
+        outputs["not_performed"] = {"count": data.not_performed, "item_kind": "operation"}
+    return {"inputs": [{"node_id": "planning", "outlet": "operations"}], "outputs": outputs}
 
 
 def encode_node(state: NodeState) -> dict[str, Any]:

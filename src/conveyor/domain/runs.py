@@ -216,6 +216,16 @@ def check_can_cancel(run: AutomationRun) -> None:
         )
 
 
+def hold_for_serialization(run: AutomationRun) -> AutomationRun:
+    """`always_serialize_jobs` was turned on: a run still waiting for a worker to plan
+    it is `queued` from now on, as if it had been made after the change (a worker
+    claims it only once every earlier run of its automation has finished, and the
+    claim makes it `running`). Any other run is left as it is."""
+    if run.run_stage is RunStage.QUEUED_FOR_PLANNING and run.status is RunStatus.RUNNING:
+        return replace(run, status=RunStatus.QUEUED)
+    return run
+
+
 def request_cancel(run: AutomationRun, now: int, by: str) -> AutomationRun:
     """The run after a cancel request by the user named `by` at `now`.
 

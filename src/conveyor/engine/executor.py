@@ -53,6 +53,10 @@ log = logging.getLogger("conveyor.engine")
 # A batch is committed by age only once it is this many times as old as the last
 # commit took: commits then cost at most about a fifth of a run's time.
 COMMIT_SHARE = 4
+# Between commits, the cancel flag is read once this share of outcome_batch_seconds has
+# passed since it was last read (one primary-key read), so a cancel is seen within a
+# quarter of the batch interval and the batch it commits with is small.
+CANCEL_CHECK_SHARE = 4
 # The level of a run's last log line follows its final status.
 _LEVELS = {
     lifecycle.RunStatus.SUCCESS: lifecycle.MessageLevel.INFO,
@@ -95,8 +99,10 @@ class _Batch:
     # long, so slow commits (a busy disk, a remote database) get fuller batches.
     commit_seconds: float = 0.0
     # Set when a commit found the run's cancel requested (read back by that commit's
-    # own UPDATE of the run: no statement of its own).
+    # own UPDATE of the run: no statement of its own), or a check between commits did.
     canceled: bool = False
+    # When the cancel flag was last read (monotonic): by the claim, a commit or a check.
+    checked: float = field(default_factory=time.monotonic)
 
     def add(self, op: Operation, outcome: Outcome, at: int) -> None:
         if not self.outcomes:
@@ -144,8 +150,22 @@ class _Batch:
             self.outcomes,
         )
         self.canceled = run.cancel_requested_at is not None
+        self.checked = time.monotonic()
         if self.outcomes:
             self.engine.hooks.in_commit(self.claim.run_id, self.first_seq)
+
+    def cancel_seen(self) -> bool:
+        """Whether the run's cancel was requested, as last read. Commits read it for
+        free, but they come as far apart as COMMIT_SHARE times a commit's duration;
+        once a CANCEL_CHECK_SHARE of `outcome_batch_seconds` has passed since the last
+        read, it is read here (one primary-key read), so a cancel waits for at most
+        that plus the operation in progress, however slow commits are."""
+        interval = self.engine.settings.outcome_batch_seconds / CANCEL_CHECK_SHARE
+        if not self.canceled and interval > 0 and time.monotonic() - self.checked >= interval:
+            with self.engine.db.read() as conn:
+                self.canceled = engine_store.cancel_requested(conn, self.claim.run_id)
+            self.checked = time.monotonic()
+        return self.canceled
 
     def sync(self) -> None:
         """With durable writes: fsync the folders of the batch's files before committing."""
@@ -259,9 +279,9 @@ def execute_run(engine: EngineContext, claim: Claim) -> None:
         fence = _fence(engine, claim, heartbeat)
         guard = access.Guard(engine, claim.automation_id, claim.loaded.grants)
         for op in pending:
-            if batch.canceled:  # seen at the last commit: stop at this boundary
+            if batch.cancel_seen():  # stop at this boundary
                 where = f"worker {claim.worker_id} stopped before operation #{op.seq}"
-                _cancel(engine, claim, where)
+                _cancel(engine, claim, batch, where)
                 return
             if engine.stop.is_set():
                 if batch.flush():
@@ -336,14 +356,20 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
     engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
 
 
-def _cancel(engine: EngineContext, claim: Claim, where: str) -> None:
-    """Finish the run as canceled at an operation boundary (its batch is committed)."""
+def _cancel(engine: EngineContext, claim: Claim, batch: _Batch, where: str) -> None:
+    """Finish the run as canceled at an operation boundary, committing the batch in
+    hand (if any) in the same transaction: one commit from seeing the cancel to the
+    run's final state."""
+    batch.sync()
 
     def commit(conn: Connection) -> None:
         now = engine.clock.now()
-        engine_store.hold_lease(
-            conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
-        )
+        if batch.outcomes:
+            batch.record(conn)  # guarded on the lease; end_lease below guards the finish
+        else:
+            engine_store.hold_lease(
+                conn, claim.run_id, claim.worker_id, claim.token, now + engine.lease_us
+            )
         run_control.finish_canceled(conn, claim.run_id, now, where)
         engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
 
@@ -351,6 +377,7 @@ def _cancel(engine: EngineContext, claim: Claim, where: str) -> None:
         engine.db.run_write(commit)
     except LeaseLost:
         log.warning("automation run %s: lease lost before it could be canceled", claim.run_id)
+        batch.note_refusals()
 
 
 def _abort(engine: EngineContext, claim: Claim) -> None:
@@ -379,7 +406,14 @@ def _abort(engine: EngineContext, claim: Claim) -> None:
             claim.token,
             now + engine.lease_us,
             [
-                OperationOutcome(op.id, seen.state.value, seen.succeeded, now, seen.message)
+                OperationOutcome(
+                    op.id,
+                    seen.state.value,
+                    seen.succeeded,
+                    now,
+                    seen.message,
+                    op.detail(seen.message),
+                )
                 for op, seen in found
                 if seen is not None
             ],

@@ -52,7 +52,7 @@ from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob
 from conveyor.engine.storage import PathEscape, Storage, identity_of, is_utf8, shown
 from conveyor.store import engine as engine_store
-from conveyor.store import run_control
+from conveyor.store import run_control, run_log
 from conveyor.store import runs as run_store
 from conveyor.store.engine import LeaseLost
 
@@ -698,9 +698,10 @@ def _insert_chunk(
     operations: list[Operation],
     lines: list[tuple[MessageLevel, str]],
 ) -> None:
-    lines = lines + [
-        (MessageLevel.INFO, f"Planned #{op.seq}: {op.describe()}.") for op in operations
-    ]
+    """Save operations with the log lines before them; each operation's own `Planned #N`
+    line is its row, after the run's last message row (store.run_log)."""
+    engine_store.insert_messages(conn, run_id, now, lines)
+    after = run_log.anchor(conn, run_id)
     engine_store.insert_operations(
         conn,
         run_id,
@@ -711,11 +712,12 @@ def _insert_chunk(
                 "source": op.source,
                 "destination": op.destination,
                 "detail": op.detail(),
+                "planned_at": now,
+                "planned_after": after,
             }
             for op in operations
         ],
     )
-    engine_store.insert_messages(conn, run_id, now, lines)
 
 
 def _queue(conn: Connection, engine: EngineContext, claim: Claim) -> None:

@@ -1,7 +1,12 @@
 """The AutomationLog list (Files.com's per-item log of automations), read from the runs'
 operation records (`run_operations`): one entry per performed operation, no copy.
 
-An entry is an operation that has an outcome (not one still pending). Its
+An entry is an operation that has an outcome: performed (`done`, `skipped`,
+`failed`), or not performed because its run finished first (canceled,
+aborted). Those stay `pending` in a finished run (earlier versions marked them
+`abandoned`; both read as `abandoned` here), so finishing a run early never
+writes a row per operation it did not reach; their `created_at` is the run's
+`completed_at`. An operation pending in an unfinished run is not listed. Its
 fields come from the operation, its run and the outcome recorded with it:
 `path` is the file handled (the folder, for a created folder), `dest_path`
 where a copy or move wrote it, `operation` the kind, `status` the outcome,
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, bindparam, case, func, literal, null
+from sqlalchemy import ColumnElement, bindparam, case, func, literal, null, or_
 from sqlalchemy.engine import Dialect
 
 from conveyor.domain.listing import Cursor, RangeFilter
@@ -31,17 +36,24 @@ STATUSES = {"done": "success", "skipped": "skipped", "failed": "failure", "aband
 OPERATIONS = ("create_folder", "copy", "move", "delete", "refuse")
 ERROR_TYPES = ("refused", "operation-failed", "abandoned")
 
+# Not performed: never reached before its run finished (see the module docstring).
+_NOT_PERFORMED = (ops_t.c.state == "abandoned") | (
+    (ops_t.c.state == "pending") & (runs_t.c.run_stage == "finished")
+)
 _PATH = func.coalesce(ops_t.c.source, ops_t.c.destination)
 _DEST_PATH = case((ops_t.c.source.is_(None), null()), else_=ops_t.c.destination)
 _STATUS = case(
-    *((ops_t.c.state == k, literal(v)) for k, v in STATUSES.items()), else_=ops_t.c.state
+    (ops_t.c.state == "pending", literal("abandoned")),  # listed only in a finished run
+    *((ops_t.c.state == k, literal(v)) for k, v in STATUSES.items()),
+    else_=ops_t.c.state,
 )
 _ERROR_TYPE = case(
     ((ops_t.c.state == "failed") & (ops_t.c.kind == "refuse"), literal("refused")),
     (ops_t.c.state == "failed", literal("operation-failed")),
-    (ops_t.c.state == "abandoned", literal("abandoned")),
+    (_NOT_PERFORMED, literal("abandoned")),
     else_=null(),
 )
+_CREATED_AT = func.coalesce(ops_t.c.finished_at, runs_t.c.completed_at)
 # The filterable fields, as SQL expressions.
 FIELDS: dict[str, Any] = {
     "automation_id": runs_t.c.automation_id,
@@ -51,7 +63,7 @@ FIELDS: dict[str, Any] = {
     "operation": ops_t.c.kind,
     "status": _STATUS,
     "error_type": _ERROR_TYPE,
-    "created_at": ops_t.c.finished_at,
+    "created_at": _CREATED_AT,
 }
 FILTER_FIELDS = tuple(FIELDS)
 RANGE_FIELDS = ("created_at",)
@@ -65,7 +77,7 @@ COLUMNS = (
     _STATUS,
     _ERROR_TYPE,
     ops_t.c.detail,
-    ops_t.c.finished_at,
+    _CREATED_AT,
 )
 
 
@@ -105,7 +117,7 @@ def list_logs(dialect: Dialect, user: User, query: LogQuery) -> Steps[KeysetPage
     params: dict[str, Any] = {}
     scope: list[ColumnElement[bool]] = [
         ops_t.c.run_id == runs_t.c.id,
-        ops_t.c.state != "pending",
+        or_(ops_t.c.state != "pending", runs_t.c.run_stage == "finished"),
     ]
     if not user.is_admin:
         owner = bindparam("user_id", type_=automations_t.c.user_id.type)

@@ -23,6 +23,7 @@ from conveyor.domain.automations import (
 )
 from conveyor.domain.errors import NotFound
 from conveyor.domain.listing import Cursor, RangeFilter, Sort
+from conveyor.store import runs as run_store
 from conveyor.store.keyset import KeysetPage, keyset_steps, range_conditions, range_shape
 from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automations
@@ -135,6 +136,9 @@ def update_automation(
         row["webhook_secret"] = secrets.token_hex(24) if is_webhook else None
     if row:
         conn.execute(update(automations).where(automations.c.id == current.id).values(**row))
+    if changed.get("always_serialize_jobs") is True:
+        # Runs already waiting wait from now on too, and say so: `queued`.
+        run_store.hold_waiting_runs(conn, current.id, now)
     updated = get_automation(conn, current.id)
     assert updated is not None
     return updated

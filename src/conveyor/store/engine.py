@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage
+from conveyor.store import run_log
 from conveyor.store import runs as run_store
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
@@ -319,6 +320,8 @@ _PLANNED = (
         bindparam("p_sources", type_=ARRAY(Text)),
         bindparam("p_destinations", type_=ARRAY(Text)),
         bindparam("p_details", type_=ARRAY(Text)),
+        bindparam("p_ats", type_=ARRAY(BigInteger)),
+        bindparam("p_afters", type_=ARRAY(BigInteger)),
     )
     .table_valued(
         column("p_seq", Integer),
@@ -326,12 +329,24 @@ _PLANNED = (
         column("p_source", Text),
         column("p_destination", Text),
         column("p_detail", Text),
+        column("p_at", BigInteger),
+        column("p_after", BigInteger),
     )
     .render_derived(name="p")
 )
 # PostgreSQL: a chunk of a plan in one statement (as _COMPLETE_ALL).
 _INSERT_ALL = ops_t.insert().from_select(
-    ["run_id", "seq", "kind", "source", "destination", "state", "detail"],
+    [
+        "run_id",
+        "seq",
+        "kind",
+        "source",
+        "destination",
+        "state",
+        "detail",
+        "planned_at",
+        "planned_after",
+    ],
     select(
         bindparam("p_run", type_=BigInteger),
         _PLANNED.c.p_seq,
@@ -340,6 +355,8 @@ _INSERT_ALL = ops_t.insert().from_select(
         _PLANNED.c.p_destination,
         literal("pending"),
         _PLANNED.c.p_detail,
+        _PLANNED.c.p_at,
+        _PLANNED.c.p_after,
     ),
 )
 
@@ -359,6 +376,8 @@ def insert_operations(conn: Connection, run_id: int, rows: Sequence[dict[str, An
                 "p_sources": [row["source"] for row in rows],
                 "p_destinations": [row["destination"] for row in rows],
                 "p_details": [row["detail"] for row in rows],
+                "p_ats": [row.get("planned_at") for row in rows],
+                "p_afters": [row.get("planned_after") for row in rows],
             },
         )
         return
@@ -424,8 +443,9 @@ class OperationOutcome:
     succeeded: bool
     finished_at: int
     message: str
-    # The operation's record with its outcome message (the AutomationLog's `message`);
-    # None keeps the planned one.
+    # The operation's record with its outcome message: the run's log line and the
+    # AutomationLog's `message`. None keeps the planned record, and the line is then
+    # written as a message row.
     detail: str | None = None
 
 
@@ -440,6 +460,7 @@ _COMPLETE = (
         state=bindparam("b_state"),
         finished_at=bindparam("b_at"),
         detail=func.coalesce(bindparam("b_detail", type_=ops_t.c.detail.type), ops_t.c.detail),
+        logged_after=bindparam("b_after", type_=ops_t.c.logged_after.type),
     )
 )
 
@@ -452,12 +473,14 @@ _BATCH = (
         bindparam("b_states", type_=ARRAY(Text)),
         bindparam("b_ats", type_=ARRAY(BigInteger)),
         bindparam("b_details", type_=ARRAY(Text)),
+        bindparam("b_afters", type_=ARRAY(BigInteger)),
     )
     .table_valued(
         column("b_id", BigInteger),
         column("b_state", Text),
         column("b_at", BigInteger),
         column("b_detail", Text),
+        column("b_after", BigInteger),
     )
     .render_derived(name="b")
 )
@@ -472,11 +495,14 @@ _COMPLETE_ALL = (
         state=_BATCH.c.b_state,
         finished_at=_BATCH.c.b_at,
         detail=func.coalesce(_BATCH.c.b_detail, ops_t.c.detail),
+        logged_after=_BATCH.c.b_after,
     )
 )
 
 
-def _complete_rows(conn: Connection, run_id: int, outcomes: Sequence[OperationOutcome]) -> int:
+def _complete_rows(
+    conn: Connection, run_id: int, outcomes: Sequence[OperationOutcome], after: int | None
+) -> int:
     """Mark the batch's operations with their outcomes (each only if still pending);
     returns how many rows changed: on PostgreSQL with one `UPDATE ... FROM unnest(...)`,
     on SQLite (in-process, where a statement costs microseconds) one UPDATE per row."""
@@ -487,6 +513,7 @@ def _complete_rows(conn: Connection, run_id: int, outcomes: Sequence[OperationOu
             "b_states": [o.state for o in outcomes],
             "b_ats": [o.finished_at for o in outcomes],
             "b_details": [o.detail for o in outcomes],
+            "b_afters": [None if o.detail is None else after for o in outcomes],
         }
         return int(conn.execute(_COMPLETE_ALL, params).rowcount)
     rows = [
@@ -496,6 +523,7 @@ def _complete_rows(conn: Connection, run_id: int, outcomes: Sequence[OperationOu
             "b_state": o.state,
             "b_at": o.finished_at,
             "b_detail": o.detail,
+            "b_after": None if o.detail is None else after,
         }
         for o in outcomes
     ]
@@ -510,8 +538,9 @@ def complete_operations(
     lease_until: int,
     outcomes: Sequence[OperationOutcome],
 ) -> AutomationRun:
-    """Commit a batch of outcomes: each operation's state, the run's counts and one log
-    line per operation, in the caller's transaction.
+    """Commit a batch of outcomes: each operation's state and log line (its `detail`
+    and `logged_after`, store.run_log) and the run's counts, in the caller's
+    transaction.
 
     Guarded twice: every operation must still be pending, and the worker must
     hold the lease (checked and extended last), so an outcome is never counted
@@ -527,23 +556,47 @@ def complete_operations(
         run = run_store.get_run(conn, run_id)
         assert run is not None
         return run
-    if _complete_rows(conn, run_id, outcomes) != len(outcomes):
+    # Each outcome's log line is its operation row (detail holds the text), after the
+    # run's last message row (store.run_log).
+    after = run_log.anchor(conn, run_id)
+    if _complete_rows(conn, run_id, outcomes, after) != len(outcomes):
         raise LeaseLost(f"an operation of automation run {run_id} was already recorded")
-    run = run_store.record_operations(
-        conn, run_id, [(o.succeeded, o.finished_at, o.message) for o in outcomes]
-    )
+    succeeded = sum(1 for o in outcomes if o.succeeded)
+    run = run_store.count_outcomes(conn, run_id, succeeded, len(outcomes) - succeeded)
+    # An outcome without its record (detail) keeps its line as a message row.
+    bare = [o for o in outcomes if o.detail is None]
+    if bare:
+        conn.execute(
+            messages_t.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "created_at": o.finished_at,
+                    "level": (MessageLevel.INFO if o.succeeded else MessageLevel.ERROR).value,
+                    "message": o.message,
+                }
+                for o in bare
+            ],
+        )
     hold_lease(conn, run_id, worker_id, token, lease_until)
     return run
 
 
-def abandon_operations(conn: Connection, run_id: int, now: int) -> int:
-    """Mark what was never performed; returns how many operations that was."""
-    result = conn.execute(
-        update(ops_t)
-        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
-        .values(state="abandoned", finished_at=now)
-    )
-    return int(result.rowcount)
+def cancel_requested(conn: Connection, run_id: int) -> bool:
+    """Whether the run's cancel was requested: one primary-key read, for a worker whose
+    batch commits (which read it for free) come further apart than the batch interval."""
+    found = conn.execute(
+        select(runs_t.c.cancel_requested_at).where(runs_t.c.id == run_id)
+    ).scalar_one_or_none()
+    return found is not None
+
+
+def not_performed(conn: Connection, run_id: int) -> int:
+    """How many of the run's operations are still pending: at a finish, those it never
+    performed. They are left as they are (docs/data-model.md: an operation still
+    `pending` in a finished run was not performed), so finishing a run early costs one
+    index range count, not an update of every operation it did not reach."""
+    return count_operations(conn, run_id, "pending")
 
 
 def insert_messages(
@@ -564,9 +617,9 @@ def abort_run(conn: Connection, run_id: int, now: int, reason: str) -> Automatio
     """Finish the run as `failure` without performing what is left, logging `reason`.
 
     For runs that must not go on: their automation was deleted or disabled,
-    or their workers kept dying. Pending operations are marked abandoned.
+    or their workers kept dying. Pending operations stay pending (not performed).
     """
-    abandoned = abandon_operations(conn, run_id, now)
+    abandoned = not_performed(conn, run_id)
     suffix = f" {abandoned} planned operations were not performed." if abandoned else ""
     finished = run_store.finish_run(
         conn,

@@ -5,7 +5,7 @@ Every function works in the caller's transaction and checks nothing about
 who asks: the caller has already found the run visible to its user.
 
 - `request_cancel`: a queued run finishes `canceled` at once (its planned
-  operations, if any, marked abandoned); a run being planned or executed
+  operations, if any, stay pending: not performed); a run being planned or executed
   records the request, which its worker honours at the next operation
   boundary (`finish_canceled`), or the worker taking it over does.
 - `create_rerun`: a new run of the same automation with the same runtime and
@@ -16,8 +16,9 @@ who asks: the caller has already found the run visible to its user.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from conveyor.clock import to_rfc3339
@@ -57,7 +58,7 @@ def request_cancel(conn: Connection, run_id: int, *, by: str, now: int) -> Autom
         return after
     when = to_rfc3339(now)
     if after.finished:
-        abandoned = engine_store.abandon_operations(conn, run_id, now)
+        abandoned = engine_store.not_performed(conn, run_id)
         engine_store.clear_lease(conn, run_id)
         rest = f" {_plural(abandoned, 'planned operation')} not performed." if abandoned else ""
         text = (
@@ -77,11 +78,13 @@ def request_cancel(conn: Connection, run_id: int, *, by: str, now: int) -> Autom
 
 def finish_canceled(conn: Connection, run_id: int, now: int, where: str) -> AutomationRun:
     """Finish a run whose cancel was requested (the engine, at an operation boundary):
-    what is still pending is marked abandoned, the counts stay as committed, and the
-    last log line says who canceled it, when, and `where` the worker stopped.
+    what is still pending stays pending (not performed: the run is finished, and
+    touching each such operation would make the finish cost in proportion to what
+    is left), the counts stay as committed, and the last log line says who
+    canceled it, when, and `where` the worker stopped.
 
     The caller guards the transaction on its lease (and ends the lease)."""
-    abandoned = engine_store.abandon_operations(conn, run_id, now)
+    abandoned = engine_store.not_performed(conn, run_id)
     _, run = run_store.change_run(conn, run_id, lambda run: lifecycle.finish_canceled(run, now))
     text = (
         f"Run canceled by {run.cancel_requested_by} (requested at "
@@ -198,3 +201,31 @@ def rerun_scope(conn: Connection, run_id: int) -> RerunScope | None:
         )
     )
     return RerunScope(row.rerun_of_run_id, node, frozenset((s, d) for s, d in pairs))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeData:
+    """What find_node shows of a run's items beyond its counts (each an index range
+    count over the run's operations, or the trigger's stored inputs)."""
+
+    planned: int  # operations in the plan
+    not_performed: int  # still pending (in a finished run: never performed)
+    refused: int  # failed because planned only to fail (kind `refuse`)
+    trigger_kind: str | None  # run_inputs.kind: files, webhook, manual; None: nothing handed
+    trigger_payload: dict[str, Any] | None
+
+
+def node_data(conn: Connection, run_id: int) -> NodeData:
+    refused = conn.execute(
+        select(func.count())
+        .select_from(ops_t)
+        .where(ops_t.c.run_id == run_id, ops_t.c.state == "failed", ops_t.c.kind == "refuse")
+    ).scalar_one()
+    handed = triggers.run_input(conn, run_id)
+    return NodeData(
+        planned=engine_store.count_operations(conn, run_id),
+        not_performed=engine_store.not_performed(conn, run_id),
+        refused=int(refused),
+        trigger_kind=None if handed is None else handed[0],
+        trigger_payload=None if handed is None else handed[1],
+    )

@@ -17,12 +17,12 @@ from sqlalchemy import bindparam, func, literal, literal_column, select, union_a
 from sqlalchemy.engine import Connection
 
 from conveyor.domain.runs import RunStatus
+from conveyor.store import run_log
 from conveyor.store.automations import may_see
 from conveyor.store.runs import RUN_COLUMNS, RunRow, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import run_daily_counts as daily_t
-from conveyor.store.schema import run_messages as messages_t
 from conveyor.store.users import User
 
 DAY_US = 86_400 * 1_000_000
@@ -245,16 +245,12 @@ def run_page_row(conn: Connection, run_id: int, user: User) -> RunPageRow | None
 
 @dataclass(frozen=True, slots=True)
 class LogPage:
-    """Log lines (id, created_at, level, message) oldest first, and whether
+    """Log lines (cursor, created_at, level, message) oldest first, and whether
     matching lines exist before the first and after the last."""
 
-    lines: list[Any]
+    lines: list[run_log.LogLine]
     has_earlier: bool
     has_later: bool
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def message_page(
@@ -262,50 +258,31 @@ def message_page(
     run_id: int,
     limit: int,
     *,
-    before: int | None = None,
-    after: int | None = None,
+    before: run_log.Cursor | None = None,
+    after: run_log.Cursor | None = None,
     level: str | None = None,
     search: str | None = None,
 ) -> LogPage:
     """A page of the log among the lines that have `level` and contain `search`
-    (case-insensitive): the first `limit` after message id `after`, else the last
-    `limit` before message id `before` (the tail when both are None), read along
-    ix_run_messages_run_id_id."""
-    columns = (messages_t.c.id, messages_t.c.created_at, messages_t.c.level, messages_t.c.message)
-    conditions = [messages_t.c.run_id == run_id]
-    if level:
-        conditions.append(messages_t.c.level == level)
-    if search:
-        pattern = "%" + _escape_like(search.lower()) + "%"
-        conditions.append(func.lower(messages_t.c.message).like(pattern, escape="\\"))
-
-    def exists(*more: Any) -> bool:
-        found = conn.execute(select(messages_t.c.id).where(*conditions, *more).limit(1)).first()
-        return found is not None
-
+    (case-insensitive): the first `limit` after the line at cursor `after`, else the
+    last `limit` before cursor `before` (the tail when both are None), read by
+    `store.run_log` along its indexes."""
     if after is not None:
-        rows = list(
-            conn.execute(
-                select(*columns)
-                .where(*conditions, messages_t.c.id > after)
-                .order_by(messages_t.c.id)
-                .limit(limit + 1)
-            ).all()
+        rows = run_log.lines(conn, run_id, limit + 1, after=after, level=level, search=search)
+        # Lines at or before `after`: before the cursor just past it.
+        past = (after[0], after[1], after[2] + 1)
+        earlier = run_log.lines(
+            conn, run_id, 1, before=past, newest_first=True, level=level, search=search
         )
-        has_later = len(rows) > limit
-        rows = rows[:limit]
-        return LogPage(rows, exists(messages_t.c.id <= after), has_later)
-    bound = [messages_t.c.id < before] if before is not None else []
-    rows = list(
-        conn.execute(
-            select(*columns)
-            .where(*conditions, *bound)
-            .order_by(messages_t.c.id.desc())
-            .limit(limit + 1)
-        ).all()
+        return LogPage(rows[:limit], bool(earlier), len(rows) > limit)
+    rows = run_log.lines(
+        conn, run_id, limit + 1, before=before, newest_first=True, level=level, search=search
     )
     has_earlier = len(rows) > limit
     rows = rows[:limit]
     rows.reverse()
-    has_later = before is not None and exists(messages_t.c.id >= before)
+    has_later = False
+    if before is not None:  # lines at or after `before`: after the cursor just short of it
+        short = (before[0], before[1], before[2] - 1)
+        has_later = bool(run_log.lines(conn, run_id, 1, after=short, level=level, search=search))
     return LogPage(rows, has_earlier, has_later)

@@ -173,8 +173,17 @@ run_operations = Table(
     Column("detail", Text, nullable=True),
     # Lease losses at which this operation was the one in flight (migration 0007).
     Column("lease_losses", Integer, nullable=False, server_default="0"),
+    # Where its two log lines stand in the run's log (migration 0015): its
+    # "Planned #N" line at planned_at after the run_messages row planned_after,
+    # its outcome line at finished_at after the row logged_after. NULL: none from
+    # this row (older rows' lines are run_messages rows). store.run_log reads them.
+    Column("planned_at", BigInteger, nullable=True),
+    Column("planned_after", BigInteger, nullable=True),
+    Column("logged_after", BigInteger, nullable=True),
     UniqueConstraint("run_id", "seq", name="uq_run_operations_run_seq"),
     Index("ix_run_operations_run_state_seq", "run_id", "state", "seq"),
+    Index("ix_run_operations_run_planned_seq", "run_id", "planned_after", "seq"),
+    Index("ix_run_operations_run_logged_seq", "run_id", "logged_after", "seq"),
 )
 
 # Web UI sign-ins (migration 0003): the cookie holds a random token, the table

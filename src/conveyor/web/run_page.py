@@ -1,7 +1,7 @@
 """A run's page (/runs/{id}) and the small JSON document its script polls (/runs/{id}/live).
 
 The page is complete without JavaScript. While the run is not finished,
-static/run-live.js asks /runs/{id}/live?after=LAST_MESSAGE_ID every
+static/run-live.js asks /runs/{id}/live?after=LAST_LINE every
 POLL_SECONDS for the run's fields and the log lines added since, and stops
 once the run is finished.
 """
@@ -21,11 +21,9 @@ from starlette.responses import Response
 from conveyor.api.runs import encoder_for
 from conveyor.context import ctx
 from conveyor.domain import errors
-from conveyor.domain.listing import parse_int
 from conveyor.domain.retention import log_expires_at as log_expires_at_of
 from conveyor.domain.runs import MessageLevel, RunStage
-from conveyor.store import run_views
-from conveyor.store import runs as runs_store
+from conveyor.store import run_log, run_views
 from conveyor.store.runs import RunRow
 from conveyor.web import presentation
 from conveyor.web import session as cookies
@@ -127,7 +125,7 @@ def log_html(lines: list[Any]) -> Markup:
     second, as lines come in bursts."""
     times: dict[int, str] = {}
     parts = []
-    for message_id, created, level, text in lines:
+    for cursor, created, level, text in lines:
         second = created // 1_000_000
         stamp = times.get(second)
         if stamp is None:
@@ -136,7 +134,8 @@ def log_html(lines: list[Any]) -> Markup:
             )
         kind = escape(level)
         parts.append(
-            f'<li class="line level-{kind}" data-id="{message_id}" data-level="{kind}">{stamp} '
+            f'<li class="line level-{kind}" data-id="{run_log.cursor_text(cursor)}" '
+            f'data-level="{kind}">{stamp} '
             f'<span class="level">{kind}</span> <span class="text">{escape(text)}</span></li>\n'
         )
     return Markup("".join(parts))
@@ -144,11 +143,11 @@ def log_html(lines: list[Any]) -> Markup:
 
 @dataclass(frozen=True, slots=True)
 class LogView:
-    """Which lines the log shows: before a message id (None: the latest), of a
-    level, containing a text."""
+    """Which lines the log shows: before or after a line's cursor (None: the
+    latest), of a level, containing a text."""
 
-    before: int | None
-    after: int | None
+    before: run_log.Cursor | None
+    after: run_log.Cursor | None
     level: str | None
     search: str | None
 
@@ -156,12 +155,17 @@ class LogView:
     def paged(self) -> bool:
         return self.before is not None or self.after is not None
 
-    def url(self, run_id: int, before: int | None = None, after: int | None = None) -> str:
+    def url(
+        self,
+        run_id: int,
+        before: run_log.Cursor | None = None,
+        after: run_log.Cursor | None = None,
+    ) -> str:
         params = []
         if before is not None:
-            params.append(("before", str(before)))
+            params.append(("before", run_log.cursor_text(before)))
         if after is not None:
-            params.append(("after", str(after)))
+            params.append(("after", run_log.cursor_text(after)))
         if self.level:
             params.append(("level", self.level))
         if self.search:
@@ -169,11 +173,23 @@ class LogView:
         return f"/runs/{run_id}" + ("?" + urlencode(params) if params else "") + "#log-h"
 
 
+def log_cursor(name: str, raw: str | None) -> run_log.Cursor | None:
+    """A log line's cursor from the page's URL (a message id, or `id.kind.seq`)."""
+    if raw is None or raw == "":
+        return None
+    found = run_log.parse_cursor(raw)
+    if found is None:
+        raise errors.InvalidFilterParamValue(
+            f"{name} must be a log line's position (such as 12 or 12.2.7), got {raw[:40]!r}."
+        )
+    return found
+
+
 def log_view(request: Request) -> LogView:
     """The log's paging and filters from the page's URL; a bad value is a 400 page."""
     query = request.query_params
-    before = parse_int("before", query.get("before"), required=False)
-    after = parse_int("after", query.get("after"), required=False, minimum=0)
+    before = log_cursor("before", query.get("before"))
+    after = log_cursor("after", query.get("after"))
     level = request.query_params.get("level") or None
     if level is not None and level not in {m.value for m in MessageLevel}:
         raise errors.InvalidFilterParamValue(
@@ -233,7 +249,7 @@ def run_page(run_id: str, request: Request) -> Response:
         later_url=view.url(target, after=lines[-1][0]) if log.has_later and lines else None,
         latest_url=view.url(target) if view.paged else None,
         at_tail=not log.has_later,
-        last_message_id=lines[-1][0] if lines else 0,
+        last_message_id=run_log.cursor_text(lines[-1][0]) if lines else "0",
         log_url=encoder_for(context, request).status_messages_url(target),
         log_expires_at=log_expires_at,
         poll_ms=int(POLL_SECONDS * 1000),
@@ -246,13 +262,13 @@ def run_live(run_id: str, request: Request) -> Response:
     """The run's fields and timeline, and log lines after `after` (a message id)."""
     context = ctx(request)
     target = parse_id(run_id, "run")
-    after = parse_int("after", request.query_params.get("after"), required=False, minimum=0) or 0
+    after = log_cursor("after", request.query_params.get("after")) or (0, 0, 0)
     with context.db.reads() as conn:
         _session, found = _load(conn, request, target)
         row, times = found.run, found.times
         lines = []
         if request.query_params.get("log") != "none":  # a reader of earlier lines: fields only
-            lines = runs_store.read_messages(conn, target, after_id=after, limit=LIVE_BATCH)
+            lines = run_log.lines(conn, target, LIVE_BATCH, after=after)
     body = {
         "run": run_fields(row, context.clock.now()),
         "timeline": [
@@ -266,13 +282,13 @@ def run_live(run_id: str, request: Request) -> Response:
         ],
         "messages": [
             {
-                "id": message_id,
+                "id": run_log.cursor_text(cursor),
                 "at": presentation.when(created),
                 "iso": presentation.iso(created),
                 "level": level,
                 "text": text,
             }
-            for message_id, created, level, text in lines
+            for cursor, created, level, text in lines
         ],
         "more": len(lines) == LIVE_BATCH,
     }

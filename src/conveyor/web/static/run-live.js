@@ -45,7 +45,7 @@
   const runId = main.dataset.runId;
   const pollMs = Number(main.dataset.pollMs) || 1000;
   const maxLines = Number(main.dataset.maxLines) || 500;
-  let after = Number(main.dataset.after) || 0;
+  let after = main.dataset.after || "0"; // a log line's cursor (store/run_log.py)
   const liveStatus = document.getElementById("live-status");
   const logEmpty = document.getElementById("log-empty");
   const templates = document.getElementById("status-templates");
@@ -86,8 +86,20 @@
     }
   }
 
+  // A finished run offers Rerun instead of Cancel, as the page rendered for it does.
+  function showActions() {
+    const holder = main.querySelector('[data-field="actions"]');
+    const finished = document.getElementById("finished-actions");
+    if (holder && finished) {
+      holder.replaceChildren(finished.content.cloneNode(true));
+    }
+  }
+
   function showRun(run, timeline) {
     showStatus(run.status);
+    if (run.finished) {
+      showActions();
+    }
     setCode("status-text", run.status_label, run.status);
     setCode("stage", run.stage_label, run.run_stage);
     setText("successful_operations", String(run.successful_operations));
