@@ -107,6 +107,11 @@ def _ops(count: int) -> str:
     return "1 operation" if count == 1 else f"{count} operations"
 
 
+def execution_started(worker_id: str, pending: int) -> str:
+    """The log line of a claim for execution (or of a plan that goes on executing)."""
+    return f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
+
+
 def claim_next(engine: EngineContext, worker_id: str) -> Claim | None:
     """Claim the oldest run that needs a worker, or None when there is no work."""
     return engine.db.run_write(lambda conn: _claim(conn, engine, worker_id))
@@ -135,7 +140,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 text = f"Planning started (worker {worker_id})."
             else:
                 pending = _pending_count(conn, found.id, loaded)
-                text = f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
+                text = execution_started(worker_id, pending)
             engine_store.insert_messages(conn, found.id, now, [(MessageLevel.INFO, text)])
             return Claim(
                 found.id,

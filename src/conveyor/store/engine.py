@@ -244,6 +244,42 @@ def end_lease(
         raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
 
 
+# Built once (every small plan's commit runs it): the hand-over from planning to executing.
+_START_EXECUTING = (
+    update(runs_t)
+    .where(
+        runs_t.c.id == bindparam("b_run", type_=runs_t.c.id.type),
+        runs_t.c.lease_owner == bindparam("b_owner", type_=runs_t.c.lease_owner.type),
+        runs_t.c.lease_generation == bindparam("b_token", type_=runs_t.c.lease_generation.type),
+    )
+    .values(
+        lease_expires_at=bindparam("b_until", type_=runs_t.c.lease_expires_at.type),
+        queued_for_execution_at=bindparam("b_now", type_=runs_t.c.queued_for_execution_at.type),
+        executing_at=bindparam("b_now", type_=runs_t.c.executing_at.type),
+    )
+)
+
+
+def keep_lease_to_execute(
+    conn: Connection, run_id: int, worker_id: str, token: int, now: int, expires_at: int
+) -> None:
+    """The planner's lease carries on into executing (the run's stage moved with it):
+    stamp both stages' start and extend the lease, guarded on the holder and its token;
+    LeaseLost (the whole transaction rolls back) if another worker took the run over."""
+    result = conn.execute(
+        _START_EXECUTING,
+        {
+            "b_run": run_id,
+            "b_owner": worker_id,
+            "b_token": token,
+            "b_until": expires_at,
+            "b_now": now,
+        },
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
+
+
 def release_lease(conn: Connection, run_id: int, worker_id: str, token: int) -> bool:
     """Give a run back without finishing it (worker stopping): the next claim is no loss."""
     result = conn.execute(

@@ -8,6 +8,7 @@ made concurrently by another worker fails loudly instead of being lost.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any, NamedTuple
@@ -155,10 +156,18 @@ def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> Autom
 
 
 def _apply(
-    conn: Connection, run_id: int, change: Callable[[AutomationRun], AutomationRun]
+    conn: Connection,
+    run_id: int,
+    change: Callable[[AutomationRun], AutomationRun],
+    *,
+    current: AutomationRun | None = None,
+    observe: bool = True,
 ) -> tuple[AutomationRun, AutomationRun]:
-    """Load the run, decide the change in the domain, write it guarded by the old state."""
-    before = get_run(conn, run_id, for_update=True)
+    """Load the run, decide the change in the domain, write it guarded by the old state.
+
+    `current`: the run as this transaction already read or wrote it (its row locked
+    on PostgreSQL), which saves the read; the UPDATE's guard holds either way."""
+    before = current if current is not None else get_run(conn, run_id, for_update=True)
     if before is None:
         raise IllegalTransition(f"automation run {run_id} does not exist")
     after = change(before)
@@ -192,8 +201,9 @@ def _apply(
                     (after.automation_id, day, after.status.value, 1),
                 ],
             )
-        for observer in RUN_OBSERVERS:
-            observer(conn, before, after, {})
+        if observe:
+            for observer in RUN_OBSERVERS:
+                observer(conn, before, after, {})
     return before, after
 
 
@@ -218,6 +228,22 @@ def _change(names: tuple[str, ...]) -> Any:
 def advance_stage(conn: Connection, run_id: int, target: RunStage) -> AutomationRun:
     """Move the run one stage forward (SPEC 1.1)."""
     return _apply(conn, run_id, lambda run: lifecycle.advance(run, target))[1]
+
+
+def advance_stages(conn: Connection, run_id: int, targets: Sequence[RunStage]) -> AutomationRun:
+    """Move the run through several stages in turn, each step decided by the lifecycle
+    as `advance_stage` would (observers see each step), with one read and one UPDATE."""
+    before = get_run(conn, run_id, for_update=True)
+    if before is None:
+        raise IllegalTransition(f"automation run {run_id} does not exist")
+    steps = [before]
+    for target in targets:
+        steps.append(lifecycle.advance(steps[-1], target))
+    _apply(conn, run_id, lambda _run: steps[-1], current=before, observe=False)
+    for earlier, later in itertools.pairwise(steps):
+        for observer in RUN_OBSERVERS:
+            observer(conn, earlier, later, {})
+    return steps[-1]
 
 
 def append_message(
