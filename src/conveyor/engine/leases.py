@@ -141,7 +141,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 if found.run_stage is RunStage.QUEUED_FOR_PLANNING
                 else RunStage.EXECUTING
             )
-            run = run_store.advance_stage(conn, found.id, stage)
+            run = run_store.advance_stage(conn, found.id, stage, current=found.run)
             token = engine_store.take_lease(
                 conn, found, worker_id, now, until, stage=stage, lost=False
             )

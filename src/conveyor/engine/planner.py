@@ -43,7 +43,7 @@ from conveyor.domain.destinations import (
 )
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.permissions import automation_refusal
-from conveyor.domain.runs import MessageLevel, RerunNode, RunStage
+from conveyor.domain.runs import AutomationRun, MessageLevel, RerunNode, RunStage
 from conveyor.engine import access
 from conveyor.engine.context import EngineContext
 from conveyor.engine.leases import Claim, Loaded, execution_started
@@ -580,10 +580,18 @@ def plan_run(engine: EngineContext, claim: Claim, *, hand_off: bool = False) -> 
         return None
 
 
-def _canceled(conn: Connection, engine: EngineContext, claim: Claim, now: int) -> bool:
+def _canceled(
+    conn: Connection,
+    engine: EngineContext,
+    claim: Claim,
+    now: int,
+    run: AutomationRun | None = None,
+) -> bool:
     """If the run's cancel was requested, finish it as canceled instead of saving the
-    plan (dropping what earlier chunks saved) and end the lease; True if so."""
-    run = run_store.get_run(conn, claim.run_id)
+    plan (dropping what earlier chunks saved) and end the lease; True if so. `run`: the
+    run as this transaction read it (else it is read)."""
+    if run is None:
+        run = run_store.get_run(conn, claim.run_id)
     if run is None or run.cancel_requested_at is None:
         return False
     engine_store.discard_operations(conn, claim.run_id)
@@ -606,12 +614,14 @@ def _commit(
     now = engine.clock.now()
     run_id = claim.run_id
     worker = claim.worker_id
-    if _canceled(conn, engine, claim, now):
+    run = run_store.get_run(conn, run_id, for_update=True)
+    if _canceled(conn, engine, claim, now, run):
         return None
-    earlier: list[tuple[MessageLevel, str]] = []
-    _discard_earlier(conn, run_id, now, earlier)
-    if earlier:
-        engine_store.insert_messages(conn, run_id, now, earlier)
+    if claim.resumed:  # only a planner that died mid-plan can have left operations
+        earlier: list[tuple[MessageLevel, str]] = []
+        _discard_earlier(conn, run_id, now, earlier)
+        if earlier:
+            engine_store.insert_messages(conn, run_id, now, earlier)
     if plan is None:
         run_store.finish_run(
             conn,
@@ -638,7 +648,7 @@ def _commit(
         return None
     started = (MessageLevel.INFO, execution_started(worker, len(plan.operations)))
     _insert_chunk(conn, run_id, now, plan.operations, lines, [started])
-    return _start_execution(conn, engine, claim)
+    return _start_execution(conn, engine, claim, run)
 
 
 def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
@@ -720,7 +730,9 @@ def _insert_chunk(
     engine_store.insert_messages(conn, run_id, now, lines)
 
 
-def _start_execution(conn: Connection, engine: EngineContext, claim: Claim) -> Claim:
+def _start_execution(
+    conn: Connection, engine: EngineContext, claim: Claim, run: AutomationRun | None
+) -> Claim:
     """Move the planned run on to executing, keeping this worker's lease (same fencing
     token): one transaction less than queueing it for execution and claiming it again,
     and no wait for a worker. Its log line is written with the plan's, before this.
@@ -731,7 +743,7 @@ def _start_execution(conn: Connection, engine: EngineContext, claim: Claim) -> C
     before its commit is cut off by idle_in_transaction_session_timeout)."""
     assert claim.loaded is not None
     run_store.advance_stages(
-        conn, claim.run_id, (RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING)
+        conn, claim.run_id, (RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING), current=run
     )
     now = engine.clock.now()
     until = now + engine.lease_us

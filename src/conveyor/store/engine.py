@@ -49,18 +49,19 @@ class Candidate:
     lease_generation: int = 0
     lease_expires_at: int | None = None
     cancel_requested_at: int | None = None
+    # The whole run as the claim read it (locked on PostgreSQL): the claim's change of
+    # stage is decided from it, without reading the run again.
+    run: AutomationRun | None = None
 
 
 _CANDIDATE_COLUMNS = (
-    runs_t.c.id,
-    runs_t.c.automation_id,
-    runs_t.c.run_stage,
+    *run_store.RUN_COLUMNS,
     runs_t.c.lease_owner,
     runs_t.c.lease_losses,
     runs_t.c.lease_generation,
     runs_t.c.lease_expires_at,
-    runs_t.c.cancel_requested_at,
 )
+_RUN_WIDTH = len(run_store.RUN_COLUMNS)
 
 
 def _waits_for_an_earlier_run() -> Any:
@@ -128,6 +129,7 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
                 row.lease_generation,
                 row.lease_expires_at,
                 row.cancel_requested_at,
+                run_store.run_from_row(row[:_RUN_WIDTH]),
             )
     return None
 

@@ -255,15 +255,25 @@ def _change(names: tuple[str, ...]) -> Any:
     )
 
 
-def advance_stage(conn: Connection, run_id: int, target: RunStage) -> AutomationRun:
-    """Move the run one stage forward (SPEC 1.1)."""
-    return _apply(conn, run_id, lambda run: lifecycle.advance(run, target))[1]
+def advance_stage(
+    conn: Connection, run_id: int, target: RunStage, *, current: AutomationRun | None = None
+) -> AutomationRun:
+    """Move the run one stage forward (SPEC 1.1). `current`: the run as this transaction
+    read it (locked on PostgreSQL), which saves reading it again."""
+    return _apply(conn, run_id, lambda run: lifecycle.advance(run, target), current=current)[1]
 
 
-def advance_stages(conn: Connection, run_id: int, targets: Sequence[RunStage]) -> AutomationRun:
+def advance_stages(
+    conn: Connection,
+    run_id: int,
+    targets: Sequence[RunStage],
+    *,
+    current: AutomationRun | None = None,
+) -> AutomationRun:
     """Move the run through several stages in turn, each step decided by the lifecycle
-    as `advance_stage` would (observers see each step), with one read and one UPDATE."""
-    before = get_run(conn, run_id, for_update=True)
+    as `advance_stage` would (observers see each step), with one UPDATE (and one read,
+    unless `current` is given)."""
+    before = current if current is not None else get_run(conn, run_id, for_update=True)
     if before is None:
         raise IllegalTransition(f"automation run {run_id} does not exist")
     steps = [before]
