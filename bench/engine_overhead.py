@@ -338,7 +338,14 @@ class Phase:
         for number, run in enumerate(ordered):
             end = ordered[number + 1].sent if number + 1 < len(ordered) else float("inf")
             mine = [e for e in self.timeline if e[3] and run.sent <= e[2] < end]
-            _, _, planning, _, executing, _, _ = self.stages[run.run_id]
+            _, _, planning, queued, executing, _, _ = self.stages[run.run_id]
+            if queued == executing:  # the plan's commit moved it on to executing itself
+                api = [e[2] for e in mine if e[0] == "api"]
+                if len(api) == 1:
+                    gaps.append((planning / 1e6 - api[0], 0.0))
+                else:
+                    odd += 1
+                continue
             api = [e[2] for e in mine if e[0] == "api"]
             queued = [
                 e[2]
