@@ -33,7 +33,7 @@ def serve(variant: str) -> None:
     import uvicorn
 
     from conveyor.api.accesslog import AccessLogMiddleware
-    from conveyor.api.app import create_app
+    from conveyor.app import create_app
     from conveyor.config import Settings
     from conveyor.observability.logs import JsonFormatter
     from conveyor.store.database import Database

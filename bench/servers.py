@@ -61,7 +61,7 @@ def serve(app: Any, settings: Settings) -> None:
 def conveyor_app(settings: Settings) -> Any:
     """The app as `conveyor serve` builds it, without its background services (the
     engine, the scheduler, retention: retention would prune the seeded 2023 runs)."""
-    from conveyor.api.app import create_app
+    from conveyor.app import create_app
     from conveyor.observability.process import setup as setup_process
 
     setup_process(settings)

@@ -16,7 +16,7 @@ from typing import Any
 import files_sdk
 import pytest
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.store import migrate

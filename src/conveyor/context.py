@@ -1,5 +1,5 @@
 """The application context: what one `conveyor serve` process's API, web UI and
-background services share, built once by `create_app` (conveyor.api.app).
+background services share, built once by `create_app` (conveyor.app, conveyor.api.app).
 
 It sits below both `api` and `engine` (docs/architecture.md, "Layers"): the app
 builds it, and the services it starts (the engine's embedded workers, the

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from api_world import World, seed_world
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock
 from conveyor.store.database import Database
 from conveyor.testing.server import ServerThread

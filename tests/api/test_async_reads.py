@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conveyor.api.context import AppContext
+from conveyor.context import AppContext
 from conveyor.store.database import POOLS, Database
 from conveyor.testing.seed import Seeder
 from conveyor.testing.server import ServerThread

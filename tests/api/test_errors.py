@@ -16,7 +16,7 @@ import pytest
 from api_http import API, Reply, assert_error, fetch, snapshot
 from api_world import World
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.store import automations as automations_store
 from conveyor.store.database import Database, driver_conninfo

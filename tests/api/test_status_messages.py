@@ -9,7 +9,7 @@ import pytest
 from api_http import API, Reply, assert_error, fetch, snapshot
 from api_world import World
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock
 from conveyor.config import Settings
 from conveyor.domain.runs import MessageLevel, RunStage

@@ -89,6 +89,11 @@ def test_sort_and_filter(sdk: None) -> None:
     assert sorted(a.name for a in copies) == ["b", "c"]
     enabled = files_sdk.automation.list({"filter": {"disabled": "false"}})
     assert sorted(a.name for a in enabled) == ["a", "b"]
+    # Pages sorted by disabled follow their cursors across the false/true boundary
+    # (a cursor's key is the boolean itself, on both databases).
+    for direction, expected in (("asc", ["b", "a", "c"]), ("desc", ["c", "a", "b"])):
+        pages = files_sdk.automation.list({"sort_by": {"disabled": direction}, "per_page": 1})
+        assert [a.name for a in pages.auto_paging_iter()] == expected
     with pytest.raises(sdk_errors.InvalidSortFieldError):
         list(files_sdk.automation.list({"sort_by": {"path": "asc"}}))
     with pytest.raises(sdk_errors.InvalidFilterFieldError):

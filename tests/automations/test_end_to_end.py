@@ -15,7 +15,7 @@ import files_sdk
 import httpx
 import pytest
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.engine.service import embedded_services
 from conveyor.store.database import Database

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.domain.automations import UNSUPPORTED_FIELDS
 from conveyor.engine.service import embedded_services

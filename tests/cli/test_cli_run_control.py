@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from cli_world import CliWorld, invoke
 
-from conveyor.cli.output import EXIT_BAD_REQUEST, EXIT_NOT_FOUND
+from conveyor.cli.output import EXIT_BAD_REQUEST, EXIT_NOT_FOUND, EXIT_USAGE
 
 
 def test_cancel_prints_the_canceled_run(world: CliWorld) -> None:
@@ -53,3 +53,29 @@ def test_rerun_prints_the_new_run(world: CliWorld) -> None:
     refused = invoke(["automation-runs", "rerun", str(success.id), "--failed-only"], world.env())
     assert refused.exit_code == EXIT_BAD_REQUEST
     assert "no failed operations" in refused.stderr
+
+
+def test_bulk_commands_pass_their_filter_and_options(world: CliWorld) -> None:
+    """bulk-cancel and bulk-rerun share their filter options; each passes its own."""
+    automation = ["--automation-id", str(world.automation_id), "--format", "json"]
+    preview = invoke(["automation-runs", "bulk-cancel", *automation, "--dry-run"], world.env())
+    assert (preview.exit_code, preview.stderr) == (0, "")
+    answer = orjson.loads(preview.stdout)
+    assert (answer["action"], answer["dry_run"], answer["count"]) == ("cancel", True, 2)
+    assert sorted(answer["run_ids"]) == [world.runs[3].id, world.runs[4].id]
+
+    failed = world.runs[1]
+    rerun = invoke(
+        ["automation-runs", "bulk-rerun", *automation, "--status", "failure", "--failed-only"],
+        world.env(),
+    )
+    assert (rerun.exit_code, rerun.stderr) == (0, "")
+    answer = orjson.loads(rerun.stdout)
+    assert (answer["action"], answer["dry_run"], answer["run_ids"]) == ("rerun", False, [failed.id])
+    [new_id] = answer["rerun_ids"]
+    assert world.api(f"/automation_runs/{new_id}").json()["rerun_from_node_id"] == (
+        "failed_operations"
+    )
+
+    refused = invoke(["automation-runs", "bulk-cancel", "--failed-only"], world.env())
+    assert refused.exit_code == EXIT_USAGE and "--failed-only" in refused.stderr

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from cli_world import invoke
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.cli.output import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE
 from conveyor.config import Settings
 from conveyor.engine.hooks import ENV_VAR as ENGINE_DELAYS

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.store import migrate
 from conveyor.store.database import Database

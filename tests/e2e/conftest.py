@@ -15,7 +15,7 @@ import pytest
 from e2e_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, World
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.engine.hooks import ENV_VAR as ENGINE_DELAYS
 from conveyor.engine.service import embedded_services

@@ -12,7 +12,7 @@ from e2e_browser import screenshot
 from e2e_checks import security_headers
 from playwright.sync_api import Page, Route, expect
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.store.database import Database
 from conveyor.testing.server import ServerThread

@@ -10,7 +10,7 @@ import httpx
 from engine_processes import WorkerProcess, wait_for, worker_env
 from engine_world import World
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.engine.service import embedded_services

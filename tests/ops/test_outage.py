@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.store import migrate, users
 from conveyor.store.database import Database, driver_conninfo
 from conveyor.store.schema import automation_runs, automations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from permissions_site import Site, make_settings
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.engine.service import embedded_services
 from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from conveyor import sdk
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock
 from conveyor.config import Settings
 from conveyor.domain.runs import RunStage

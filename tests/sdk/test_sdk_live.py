@@ -12,7 +12,7 @@ import pytest
 from sdk_helpers import Seeded, expected_fields, fields_of, seed_runs
 
 from conveyor import sdk
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.config import Settings
 from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder

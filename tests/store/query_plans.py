@@ -1,5 +1,6 @@
-"""Which index serves each list query: the exact SQL list_runs (and the find by id) emits,
-captured from the driver calls, explained on SQLite and PostgreSQL, and checked.
+"""Which index serves each list query: the exact SQL list_runs (and the find by id) and
+the all-runs view (`store.all_runs`) emit, captured from the driver calls, explained on
+SQLite and PostgreSQL, and checked.
 
 test_query_plans.py asserts the plans on both databases and that docs/indexes.md shows
 them as they are today. Run as a script, this regenerates them (small data: DATA):
@@ -22,17 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 from store_support import CODEC, T0, delete_runs, make_runs, new_automations
 
-from conveyor.domain.listing import RunListQuery, parse_run_list_query
+from conveyor.domain.automations import Trigger
+from conveyor.domain.listing import RunListQuery, parse_all_runs_query, parse_run_list_query
 from conveyor.domain.runs import RunStatus
-from conveyor.store import migrate, runs, users
+from conveyor.store import all_runs, migrate, runs, users
 from conveyor.store.database import Database
 from conveyor.store.prepared import run_steps
 from conveyor.store.schema import automation_runs
 from conveyor.store.users import User
+from conveyor.testing.seed import make_run
 
 SORT_FIELDS = ("automation_id", "created_at", "status")
 # (filter[status] given?, sort field, direction): every list query SPEC 2.1 allows.
@@ -296,6 +299,148 @@ def postgresql_problems(
     return problems
 
 
+# ---------------------------------------------------------------- the all-runs view
+
+TRIGGERS = [t.value for t in Trigger]
+ADMIN = User(0, "admin", True)
+
+
+def add_other_triggers(db: Database) -> None:
+    """As many runs again as `build` made (all manual), of the other triggers, spread
+    over the same automations and times, so that no trigger is nearly every run."""
+    with db.write() as conn:
+        rows = conn.execute(
+            select(automation_runs.c.automation_id, automation_runs.c.created_at)
+        ).all()
+        kinds = [t for t in TRIGGERS if t != "manual"]
+        for i, (automation_id, created_at) in enumerate(rows):
+            make_run(conn, automation_id, created_at, outcome=(1, 0), trigger=kinds[i % len(kinds)])
+    if not db.is_sqlite:
+        with db.write() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
+
+def all_runs_cases(automation: int) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(what, filter, the index its ranges read)."""
+    one = ("filter[automation_id]", str(automation))
+    return [
+        ("no filter", [], "ix_runs_created"),
+        (
+            "created_at range",
+            [("filter_gteq[created_at]", "2023-01-01T00:00:00Z")],
+            "ix_runs_created",
+        ),
+        ("two statuses", [("filter[status]", "success,failure")], "ix_runs_trigger_status_created"),
+        ("a trigger", [("filter[trigger]", "manual")], "ix_runs_trigger_status_created"),
+        (
+            "a trigger and a status",
+            [("filter[trigger]", "manual,webhook"), ("filter[status]", "failure")],
+            "ix_runs_trigger_status_created",
+        ),
+        ("an automation", [one], "ix_runs_automation_created"),
+        (
+            "an automation and two statuses",
+            [one, ("filter[status]", "success,failure")],
+            "ix_runs_automation_status_created",
+        ),
+        (
+            "an automation, a trigger and a status",
+            [one, ("filter[status]", "failure"), ("filter[trigger]", "manual")],
+            "ix_runs_automation_status_created",
+        ),
+    ]
+
+
+def all_runs_statements(
+    conn: Connection, pairs: list[tuple[str, str]], viewer: User, ascending: bool
+) -> list[Statement]:
+    """A first page, the next page and the page before that one."""
+    pairs = [*pairs, ("per_page", "4"), ("sort_by[created_at]", "asc" if ascending else "desc")]
+    found: list[Statement] = []
+
+    def page(purpose: str, extra: list[tuple[str, str]]) -> Any:
+        query = parse_all_runs_query([*pairs, *extra], CODEC, TRIGGERS)
+        with captured(conn) as seen:
+            result = run_steps(conn, all_runs.list_all_runs(conn.dialect, query, viewer))
+        found.extend(
+            Statement(purpose, "EXISTS" in sql.split("FROM", 1)[0], sql, params)
+            for sql, params in seen
+        )
+        return query, result
+
+    query, first = page("first page", [])
+    assert first.next_cursor is not None, pairs
+    _, second = page(
+        "next page", [("cursor", CODEC.encode(query.scope, query.sort, first.next_cursor))]
+    )
+    assert second.prev_cursor is not None
+    page("previous page", [("cursor", CODEC.encode(query.scope, query.sort, second.prev_cursor))])
+    return found
+
+
+ALL_RUNS_SEARCH = re.compile(r"^(?:SEARCH|SCAN) automation_runs USING (?:COVERING )?INDEX (\w+)")
+
+
+def all_runs_sqlite_problems(lines: list[str], intended: str) -> list[str]:
+    """Why a SQLite plan reads more than the intended index in order ([] when it does not)."""
+    problems = []
+    for line in (raw.strip() for raw in lines):
+        if "TEMP B-TREE" in line:
+            problems.append(f"sorts: {line}")
+        if line.startswith("SCAN automation_runs") and intended != "ix_runs_created":
+            problems.append(f"scans: {line}")
+        if line.startswith("SCAN automations"):
+            problems.append(f"scans: {line}")
+        if line.startswith(("SEARCH automation_runs", "SCAN automation_runs")):
+            match = ALL_RUNS_SEARCH.match(line)
+            if match is None or match.group(1) != intended:
+                problems.append(f"not {intended}: {line}")
+    return problems
+
+
+def all_runs_postgresql_problems(plan: Any, intended: str) -> list[str]:
+    """Why a PostgreSQL plan is not index scans of the intended index, with no sort."""
+    problems = []
+    for node in _nodes(plan[0]["Plan"]):
+        kind = node["Node Type"]
+        if kind in FORBIDDEN_PG_NODES:
+            problems.append(f"{kind} on {node.get('Relation Name', '-')}")
+        if node.get("Relation Name") != "automation_runs":
+            continue
+        if kind not in ("Index Scan", "Index Only Scan") or node.get("Index Name") != intended:
+            problems.append(f"{kind} {node.get('Index Name')}, not {intended}")
+    return problems
+
+
+def all_runs_plans(conn: Connection, automation: int, owner: User) -> tuple[list[str], list[str]]:
+    """The all-runs view's plans as docs/indexes.md shows them (an admin's pages, newest
+    first) and what is wrong with any page's plan, as an admin and as an automation's
+    owner, in both orders: a read of another index, a full scan, or a sort."""
+    out: list[str] = []
+    problems: list[str] = []
+    sqlite = conn.dialect.name == "sqlite"
+    for what, pairs, intended in all_runs_cases(automation):
+        for viewer in (ADMIN, owner):
+            for ascending in (False, True):
+                statements = all_runs_statements(conn, pairs, viewer, ascending)
+                for statement in statements:
+                    if statement.probe:
+                        continue
+                    if sqlite:
+                        found = all_runs_sqlite_problems(explain_sqlite(conn, statement), intended)
+                    else:
+                        plan = explain_postgresql(conn, statement)[1]
+                        found = all_runs_postgresql_problems(plan, intended)
+                    who = "admin" if viewer.is_admin else "owner"
+                    order = "asc" if ascending else "desc"
+                    problems += [
+                        f"all runs, {what}, {who}, {order}, {statement.purpose}: {p}" for p in found
+                    ]
+                if viewer is ADMIN and not ascending:
+                    out += _section(f"{what}: {intended}", conn, statements, _explain)
+    return out, problems
+
+
 # ---------------------------------------------------------------- the document
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "indexes.md"
@@ -369,8 +514,9 @@ def _section(
 
 def render(db: Database) -> tuple[str, list[str]]:
     """The plans of every list query and the find on `db`, a freshly migrated database
-    (seeded here with DATA), as docs/indexes.md shows them, and what is wrong with any
-    of them: a plan that is not a range of the intended index, or a sort."""
+    (seeded here with DATA), then of the all-runs view (with `add_other_triggers`), as
+    docs/indexes.md shows them, and what is wrong with any of them: a plan that is not
+    a range of the intended index, or a sort."""
     automation, owner = build(db, **DATA)
     sqlite = db.is_sqlite
     out: list[str] = []
@@ -385,6 +531,7 @@ def render(db: Database) -> tuple[str, list[str]]:
         else:
             settings = ", ".join(f"{name} = {value}" for name, value in PG_SETTINGS.items())
             out.append(f"### PostgreSQL {version} (ANALYZE; {settings})\n")
+        out.append("#### Runs of one automation (`GET /api/rest/v1/automation_runs`)\n")
         for filtered, field, direction in COMBINATIONS:
             query = ("filter[status]=success, " if filtered else "") + (
                 f"sort_by[{field}]={direction}"
@@ -406,6 +553,13 @@ def render(db: Database) -> tuple[str, list[str]]:
         statements = find_statements(conn, run_id, owner)
         problems += [f"find by id: {problem}" for problem in find_problems(conn, statements)]
         out += _section("find by id: primary key", conn, statements, _explain)
+    add_other_triggers(db)
+    with db.read() as conn:
+        prepare(conn)
+        out.append("#### All runs (`GET /api/conveyor/v1/automation_runs`)\n")
+        section, found = all_runs_plans(conn, automation, owner)
+        out += section
+        problems += found
     return "\n".join(out).strip("\n"), problems
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from triggers_world import World
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock, SystemClock, to_rfc3339
 from conveyor.config import Settings
 from conveyor.engine.service import embedded_services

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from triggers_world import World
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock
 from conveyor.config import Settings
 from conveyor.store.database import Database

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from web_site import NOW, Site
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.clock import ManualClock
 from conveyor.config import Settings
 from conveyor.store.database import Database

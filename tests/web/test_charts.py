@@ -3,13 +3,14 @@ the log's tail, on both databases where SQL is involved."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from web_site import NOW
 
 from conveyor.clock import ManualClock
 from conveyor.domain.automations import Automation, AutomationType, Trigger
-from conveyor.domain.runs import RunStage
+from conveyor.domain.runs import RunStage, RunStatus
 from conveyor.domain.schedules import schedule_of, upcoming_slots
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
@@ -17,6 +18,7 @@ from conveyor.store.database import Database
 from conveyor.testing.seed import Seeder
 from conveyor.web import presentation
 from conveyor.web.automation_page import next_times
+from conveyor.web.templating import STATIC, status_icon
 
 DAY = presentation.DAY_US
 TODAY = NOW // DAY
@@ -166,3 +168,14 @@ def test_next_times_are_remembered_only_while_they_are_the_next_ones() -> None:
     moved = replace(daily, schedule_times_of_day=("07:30",))
     assert [t.at for t in next_times(moved, NOW)] == fresh(moved, NOW) != first
     assert next_times(replace(daily, disabled=True), NOW) == []
+
+
+def test_every_status_has_a_colour_and_an_icon_of_its_own() -> None:
+    """A badge, run-strip mark, chart bar and legend swatch for each status; the
+    marks carry a white icon, so a mark without a background would be invisible."""
+    css = (STATIC / "conveyor.css").read_text()
+    icons = {str(status_icon(status.value)) for status in RunStatus}
+    assert len(icons) == len(RunStatus)
+    for status in RunStatus:
+        for kind in ("status", "mark", "bar", "swatch"):
+            assert re.search(rf"\.{kind}-{status.value}\b[^{{]*\{{", css), (kind, status)

@@ -26,7 +26,7 @@ from conveyor.store import runs as runs_store
 from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import permissions as permissions_t
 from conveyor.testing.seed import Account
-from conveyor.web.automation_form import error_field
+from conveyor.web.automation_form import OPTIONAL_NUMBER_FIELDS, error_field
 from conveyor.web.presentation import when
 
 SECOND = 1_000_000
@@ -160,6 +160,50 @@ CASES: list[tuple[list[tuple[str, str]], dict[str, Any]]] = [
         ],
         {"automation": "copy_file", "trigger": "webhook", "source": "x", "destinations": ["y/"]},
     ),
+    (
+        [
+            ("automation", "copy_file"),
+            ("trigger", "manual"),
+            ("source", "x"),
+            ("destinations", "y/"),
+            ("retry_on_failure_number_of_attempts", "3"),
+            ("retry_on_failure_interval_in_minutes", " 15 "),
+        ],
+        {
+            "automation": "copy_file",
+            "trigger": "manual",
+            "source": "x",
+            "destinations": ["y/"],
+            "retry_on_failure_number_of_attempts": 3,
+            "retry_on_failure_interval_in_minutes": 15,
+        },
+    ),
+    (
+        [
+            ("automation", "copy_file"),
+            ("trigger", "daily"),
+            ("source", "in/*"),
+            ("destinations", "out/"),
+            ("interval", "month"),
+            ("recurring_days", "1, 15"),
+            ("schedule_times_of_day", "08:00"),
+            ("holiday_region", "us"),
+            ("value_limit", "5"),
+            ("always_serialize_jobs", "true"),
+        ],
+        {
+            "automation": "copy_file",
+            "trigger": "daily",
+            "source": "in/*",
+            "destinations": ["out/"],
+            "interval": "month",
+            "recurring_days": [1, 15],
+            "schedule_times_of_day": ["08:00"],
+            "holiday_region": "us",
+            "value": {"limit": 5},
+            "always_serialize_jobs": True,
+        },
+    ),
 ]
 
 
@@ -240,6 +284,42 @@ BAD: list[tuple[list[tuple[str, str]], str]] = [
         [("automation", "create_folder"), ("destinations", "a"), ("trigger", "action")],
         "trigger_actions",
     ),
+    (
+        [
+            ("automation", "create_folder"),
+            ("destinations", "a"),
+            ("retry_on_failure_number_of_attempts", "11"),
+            ("retry_on_failure_interval_in_minutes", "5"),
+        ],
+        "retry_on_failure_number_of_attempts",
+    ),
+    (
+        [
+            ("automation", "create_folder"),
+            ("destinations", "a"),
+            ("retry_on_failure_number_of_attempts", "2"),
+            ("retry_on_failure_interval_in_minutes", ""),
+        ],
+        "retry_on_failure_interval_in_minutes",
+    ),
+    (
+        [
+            ("automation", "copy_file"),
+            ("source", "a"),
+            ("destinations", "b/"),
+            ("value_limit", "0"),
+        ],
+        "value_limit",
+    ),
+    (
+        [
+            ("automation", "create_folder"),
+            ("destinations", "a"),
+            ("trigger", "daily"),
+            ("holiday_region", "zz_nowhere"),
+        ],
+        "holiday_region",
+    ),
     # Longer than the name column: refused on both databases (PostgreSQL failed the insert).
     ([("automation", "create_folder"), ("destinations", "a"), ("name", "n" * 256)], "name"),
 ]
@@ -261,8 +341,10 @@ def test_a_refused_form_shows_the_api_message_at_its_field_and_stores_nothing(
             body.setdefault(key, []).append(value)
         elif key == "destinations":
             body[key] = value.splitlines()
-        elif key == "recurring_day":
-            body[key] = int(value)
+        elif key == "value_limit":
+            body["value"] = {"limit": value}
+        elif key in OPTIONAL_NUMBER_FIELDS:
+            body[key] = int(value) if value else None
         else:
             body[key] = value
     refused = api(site, alice, "POST", "/automations", body)
@@ -413,6 +495,34 @@ def test_edit_saves_valid_changes_and_a_refused_edit_changes_nothing(site: Site)
         "destination 'b/../escape' must not contain empty, '.' or '..' segments."
     )
     assert api(site, alice, "GET", f"/automations/{created['id']}").json() == shown
+
+
+def test_retry_settings_are_set_shown_and_turned_off_from_the_edit_form(site: Site) -> None:
+    client, alice = signed_in(site)
+    created = api(
+        site,
+        alice,
+        "POST",
+        "/automations",
+        {"automation": "create_folder", "destinations": ["a/"], "name": "Retries"},
+    ).json()
+    path = f"/automations/{created['id']}/edit"
+    base = [("automation", "create_folder"), ("destinations", "a/"), ("name", "Retries")]
+    attempts = "retry_on_failure_number_of_attempts"
+    interval = "retry_on_failure_interval_in_minutes"
+    token = form_token(client.get(path).text)
+    set_them = [("csrf_token", token), *base, (attempts, "4"), (interval, "30")]
+    assert post(client, path, set_them).status_code == 303
+    shown = api(site, alice, "GET", f"/automations/{created['id']}").json()
+    assert (shown[attempts], shown[interval]) == (4, 30)
+    page = client.get(path).text
+    assert f'name="{attempts}" type="text" inputmode="numeric" value="4"' in page
+    assert f'name="{interval}" type="text" inputmode="numeric" value="30"' in page
+    # Both boxes emptied: automatic retries are off again.
+    turn_off = [("csrf_token", token), *base, (attempts, ""), (interval, "")]
+    assert post(client, path, turn_off).status_code == 303
+    shown = api(site, alice, "GET", f"/automations/{created['id']}").json()
+    assert (shown[attempts], shown[interval]) == (None, None)
 
 
 def test_a_form_acting_where_its_owner_may_not_is_refused_as_the_api_refuses_it(

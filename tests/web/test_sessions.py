@@ -10,7 +10,7 @@ import pytest
 from web_client import form_token
 from web_site import Site
 
-from conveyor.api.app import create_app
+from conveyor.app import create_app
 from conveyor.domain.runs import RunStage
 from conveyor.store import users
 from conveyor.testing.server import ServerThread

@@ -17,17 +17,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from conveyor.api.auth import caller
-from conveyor.api.context import ctx
-from conveyor.api.openapi import (
-    API_KEY,
-    AUTOMATION_RUN_SCHEMA,
-    CURSOR_HEADERS,
-    ERRORS,
-    PAGE_PARAMETER,
-    _json,
-    _query,
-)
+from conveyor.api.openapi import AUTOMATION_RUN_SCHEMA, _query, list_doc, paging_parameters
 from conveyor.api.runs import JSON, encoder_for
+from conveyor.context import ctx
 from conveyor.domain.automations import Trigger
 from conveyor.domain.listing import cursor_headers, page_tokens, parse_all_runs_query, query_pairs
 from conveyor.domain.runs import RunStatus
@@ -71,34 +63,20 @@ FILTER_PARAMETERS: list[dict[str, Any]] = [
     ),
 ]
 
-ALL_RUNS_DOC: dict[str, Any] = {
-    "summary": "List runs across automations (Conveyor)",
-    "responses": {
-        "200": {
-            **_json({"type": "array", "items": AUTOMATION_RUN_SCHEMA}, "A page of runs"),
-            "headers": CURSOR_HEADERS,
-        },
-        **ERRORS,
-    },
-    "openapi_extra": {
-        "security": API_KEY,
-        "parameters": [
-            _query("cursor", {"type": "string"}, "Used for pagination."),
-            PAGE_PARAMETER,
-            _query(
-                "per_page",
-                {"type": "integer", "minimum": 1, "maximum": 10000},
-                "Records per page (default 1,000, max 10,000).",
-            ),
-            _query(
-                "sort_by[created_at]",
-                {"type": "string", "enum": ["asc", "desc"]},
-                "Order by creation (default: newest first).",
-            ),
-            *FILTER_PARAMETERS,
-        ],
-    },
-}
+ALL_RUNS_DOC = list_doc(
+    "List runs across automations (Conveyor)",
+    AUTOMATION_RUN_SCHEMA,
+    "A page of runs",
+    [
+        *paging_parameters(),
+        _query(
+            "sort_by[created_at]",
+            {"type": "string", "enum": ["asc", "desc"]},
+            "Order by creation (default: newest first).",
+        ),
+        *FILTER_PARAMETERS,
+    ],
+)
 
 
 @router.get("/automation_runs", **ALL_RUNS_DOC)

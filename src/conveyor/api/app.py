@@ -1,15 +1,15 @@
-"""The ASGI application: routes, error rendering and start-up of background services."""
+"""The API's ASGI application: routes, error rendering and start-up of background
+services. `conveyor.app` builds the whole app from it, with the web UI mounted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from conveyor import web
 from conveyor.api import (
     all_runs,
     automation_logs,
@@ -40,7 +40,6 @@ from conveyor.domain.signing import UrlSigner
 from conveyor.observability import runevents
 from conveyor.store import secrets
 from conveyor.store.database import Database, async_read_pool
-from conveyor.web.security import MAX_FORM_BYTES, is_ui_path
 
 
 def load_secret(db: Database, settings: Settings) -> bytes:
@@ -50,13 +49,15 @@ def load_secret(db: Database, settings: Settings) -> bytes:
         return secrets.get_or_create_secret(conn)
 
 
-def create_app(
+def create_api(
     settings: Settings,
     db: Database,
     clock: Clock | None = None,
     services: list[Service] | None = None,
+    body_limit: Callable[[str], int] = lambda _path: MAX_BODY_BYTES,
 ) -> FastAPI:
-    """Build the app on an already migrated database."""
+    """Build the API's app on an already migrated database; `body_limit(path)` is the
+    largest request body a path takes (`conveyor.app` gives the web UI's its own)."""
     secret = load_secret(db, settings)
     clock = clock or SystemClock()
     context = AppContext(
@@ -93,12 +94,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = context
-    # Innermost: every body is limited before any route reads it (forms on the web UI
-    # are small; API bodies are JSON objects or webhook payloads).
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit_for=lambda path: MAX_FORM_BYTES if is_ui_path(path) else MAX_BODY_BYTES,
-    )
+    # Innermost: every body is limited before any route reads it (API bodies are JSON
+    # objects or webhook payloads).
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     app.add_middleware(RequestIdMiddleware)
     # Outside the request id middleware, so the access log sees the id it set.
     app.add_middleware(
@@ -123,8 +121,6 @@ def create_app(
     app.include_router(health.router)
     if settings.metrics:
         app.include_router(metrics_api.router)
-    # The web UI at `/` (pages, static files, HTML error pages outside /api/).
-    web.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.store.prepared import Steps, run_steps
 from conveyor.store.users import User, hash_key, user_for_key

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from conveyor.api.auth import caller
-from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_LOG_LIST_DOC
 from conveyor.api.runs import JSON
 from conveyor.clock import to_rfc3339
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import (
     Sort,
@@ -38,6 +38,7 @@ from conveyor.domain.listing import (
     refuse_unknown,
 )
 from conveyor.store import automation_logs as store
+from conveyor.store.prepared import run_steps
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -88,7 +89,7 @@ def _filter_value(field: str, raw: str) -> Any:
 def list_automation_logs(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         user = caller(request)
         if "sort_by" in plain or "sort_by" in groups:
             raise errors.DoesNotSupportSorting(
@@ -121,7 +122,7 @@ def list_automation_logs(request: Request) -> Response:
             cursor = context.codec.decode(token, query.scope(user), _SORT, None)
             query = store.LogQuery(query.per_page, query.filters, query.ranges, cursor)
         check_page(plain.get("page"), query.cursor)
-        page = store.list_logs(conn, user, query)
+        page = run_steps(conn, store.list_logs(conn.dialect, user, query))
     headers = cursor_headers(
         page_tokens(
             context.codec,

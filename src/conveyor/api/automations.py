@@ -17,10 +17,10 @@ from starlette.responses import Response
 
 from conveyor.api.auth import caller
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import AUTOMATION_BODY, AUTOMATION_LIST_EXTRA
 from conveyor.api.runs import JSON, encoder_for
 from conveyor.clock import to_rfc3339
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import (
     READ_ONLY_FIELDS,
@@ -50,6 +50,7 @@ from conveyor.store import automations as store
 from conveyor.store import permissions as permission_store
 from conveyor.store import runs as runs_store
 from conveyor.store import triggers as triggers_store
+from conveyor.store.prepared import run_steps
 
 router = APIRouter(prefix="/api/rest/v1")
 
@@ -152,7 +153,7 @@ _LIST_GROUPS = ("sort_by", "filter", "filter_gt", "filter_gteq", "filter_lt", "f
 def list_automations(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         user = caller(request)
         per_page = parse_per_page(plain.get("per_page"), context.settings.default_per_page)
         sort = parse_sort(groups.get("sort_by"), plain, store.AUTOMATION_SORT_FIELDS, _DEFAULT_SORT)
@@ -178,7 +179,7 @@ def list_automations(request: Request) -> Response:
             cursor = context.codec.decode(token, query.scope(user), sort, _KEY_TYPES[sort.field])
             query = replace(query, cursor=cursor)
         check_page(plain.get("page"), query.cursor)
-        page = store.list_automations(conn, user, query)
+        page = run_steps(conn, store.list_automations(conn.dialect, user, query))
     base = context.base_url(request)
     headers = cursor_headers(
         page_tokens(

@@ -33,9 +33,9 @@ from starlette.responses import Response
 from conveyor.api.all_runs import FILTER_PARAMETERS, TRIGGERS
 from conveyor.api.auth import caller
 from conveyor.api.body import read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY, ERRORS, _json, _query
 from conveyor.api.runs import JSON
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import (
     ALL_RUNS_GROUPS,

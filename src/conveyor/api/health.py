@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from starlette.responses import Response
 
-from conveyor.api.context import AppContext, ctx
+from conveyor.context import AppContext, ctx
 from conveyor.observability import components
 from conveyor.store import heartbeats, migrate, outage
 

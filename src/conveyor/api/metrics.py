@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.observability import metrics
 
 router = APIRouter()

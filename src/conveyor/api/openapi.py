@@ -173,62 +173,78 @@ PAGE_PARAMETER = _query(
     "(1 without a cursor); any other number is refused: the list pages by cursor.",
 )
 
-LIST_RUNS_DOC: dict[str, Any] = {
-    "summary": "List Automation Runs",
-    "responses": {
-        "200": {
-            **_json({"type": "array", "items": AUTOMATION_RUN_SCHEMA}, "A page of runs"),
-            "headers": CURSOR_HEADERS,
+
+def paging_parameters(
+    max_per_page: int = 10000, per_page: str = "Records per page (default 1,000, max 10,000)."
+) -> list[dict[str, Any]]:
+    """cursor, page and per_page: the parameters every keyset list takes."""
+    return [
+        _query("cursor", {"type": "string"}, "Used for pagination."),
+        PAGE_PARAMETER,
+        _query("per_page", {"type": "integer", "minimum": 1, "maximum": max_per_page}, per_page),
+    ]
+
+
+def list_doc(
+    summary: str, items: dict[str, Any], page: str, parameters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A list route's documentation: a page of `items` with the cursor headers (`page`
+    describes it), the error answers, the API key, and its query `parameters`."""
+    return {
+        "summary": summary,
+        "responses": {
+            "200": {
+                **_json({"type": "array", "items": items}, page),
+                "headers": CURSOR_HEADERS,
+            },
+            **ERRORS,
         },
-        **ERRORS,
-    },
-    "openapi_extra": {
-        "security": API_KEY,
-        "parameters": [
-            _query(
-                "automation_id",
-                {"type": "integer", "format": "int64", "minimum": 1},
-                "Required - ID of the associated Automation.",
-                required=True,
-            ),
-            _query("cursor", {"type": "string"}, "Used for pagination."),
-            PAGE_PARAMETER,
-            _query(
-                "per_page",
-                {"type": "integer", "minimum": 1, "maximum": 10000},
-                "Records per page (default 1,000, max 10,000).",
-            ),
-            _query(
-                "user_id",
-                {"type": "integer", "format": "int64", "minimum": 0},
-                "List as this user: an admin's choice; anyone else may name only "
-                "themselves (0: the caller). A user who may not see the automation "
-                "gets 404.",
-            ),
-            _query(
-                "sort_by",
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": "string", "enum": ["asc", "desc"]},
+        "openapi_extra": {"security": API_KEY, "parameters": parameters},
+    }
+
+
+LIST_RUNS_DOC = list_doc(
+    "List Automation Runs",
+    AUTOMATION_RUN_SCHEMA,
+    "A page of runs",
+    [
+        _query(
+            "automation_id",
+            {"type": "integer", "format": "int64", "minimum": 1},
+            "Required - ID of the associated Automation.",
+            required=True,
+        ),
+        *paging_parameters(),
+        _query(
+            "user_id",
+            {"type": "integer", "format": "int64", "minimum": 0},
+            "List as this user: an admin's choice; anyone else may name only "
+            "themselves (0: the caller). A user who may not see the automation "
+            "gets 404.",
+        ),
+        _query(
+            "sort_by",
+            {
+                "type": "object",
+                "additionalProperties": {"type": "string", "enum": ["asc", "desc"]},
+            },
+            "sort_by[FIELD]=asc|desc; FIELD is automation_id, created_at or status.",
+            style="deepObject",
+        ),
+        _query(
+            "filter",
+            {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string"},
+                    "automation_id": {"type": "integer"},
                 },
-                "sort_by[FIELD]=asc|desc; FIELD is automation_id, created_at or status.",
-                style="deepObject",
-            ),
-            _query(
-                "filter",
-                {
-                    "type": "object",
-                    "properties": {
-                        "status": {"type": "string"},
-                        "automation_id": {"type": "integer"},
-                    },
-                },
-                "filter[FIELD]=VALUE on status and/or automation_id.",
-                style="deepObject",
-            ),
-        ],
-    },
-}
+            },
+            "filter[FIELD]=VALUE on status and/or automation_id.",
+            style="deepObject",
+        ),
+    ],
+)
 
 
 def _range_filters(field: str, what: str) -> list[dict[str, Any]]:
@@ -248,13 +264,7 @@ def _range_filters(field: str, what: str) -> list[dict[str, Any]]:
 
 AUTOMATION_LIST_EXTRA: dict[str, Any] = {
     "parameters": [
-        _query("cursor", {"type": "string"}, "Used for pagination."),
-        PAGE_PARAMETER,
-        _query(
-            "per_page",
-            {"type": "integer", "minimum": 1, "maximum": 10000},
-            "Records per page (default 1,000, max 10,000).",
-        ),
+        *paging_parameters(),
         _query(
             "sort_by",
             {"type": "object", "additionalProperties": {"type": "string", "enum": ["asc", "desc"]}},
@@ -323,26 +333,12 @@ AUTOMATION_LOG_SCHEMA: dict[str, Any] = {
 }
 
 AUTOMATION_LOG_LIST_DOC: dict[str, Any] = {
-    "summary": "List Automation Logs",
-    "description": "One entry per operation a run performed, newest first; only entries "
-    "of runs the caller may see.",
-    "responses": {
-        "200": {
-            **_json({"type": "array", "items": AUTOMATION_LOG_SCHEMA}, "A page of entries"),
-            "headers": CURSOR_HEADERS,
-        },
-        **ERRORS,
-    },
-    "openapi_extra": {
-        "security": API_KEY,
-        "parameters": [
-            _query("cursor", {"type": "string"}, "Used for pagination."),
-            PAGE_PARAMETER,
-            _query(
-                "per_page",
-                {"type": "integer", "minimum": 1, "maximum": 1000},
-                "Records per page (max 1,000).",
-            ),
+    **list_doc(
+        "List Automation Logs",
+        AUTOMATION_LOG_SCHEMA,
+        "A page of entries",
+        [
+            *paging_parameters(1000, "Records per page (max 1,000)."),
             _query(
                 "filter",
                 {
@@ -363,7 +359,9 @@ AUTOMATION_LOG_LIST_DOC: dict[str, Any] = {
             ),
             *_range_filters("created_at", "entries created"),
         ],
-    },
+    ),
+    "description": "One entry per operation a run performed, newest first; only entries "
+    "of runs the caller may see.",
 }
 
 SHOW_RUN_DOC: dict[str, Any] = {

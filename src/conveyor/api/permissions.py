@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from conveyor.api.auth import caller
 from conveyor.api.body import read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY
 from conveyor.api.runs import JSON
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import (
     Sort,
@@ -34,6 +34,7 @@ from conveyor.domain.listing import (
 )
 from conveyor.domain.permissions import parse_permission_path, validate_create
 from conveyor.store import permissions as store
+from conveyor.store.prepared import run_steps
 from conveyor.store.users import User
 
 router = APIRouter(prefix="/api/rest/v1")
@@ -191,7 +192,7 @@ def _list_query(
 def list_permissions(request: Request) -> Response:
     context = ctx(request)
     plain, groups = collect(query_pairs(request.scope.get("query_string", b"")))
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         user = caller(request)
         query = _list_query(plain, groups, user, context.settings.default_per_page)
         token = plain.get("cursor")
@@ -208,7 +209,7 @@ def list_permissions(request: Request) -> Response:
                 cursor,
             )
         check_page(plain.get("page"), query.cursor)
-        page = store.list_permissions(conn, query)
+        page = run_steps(conn, store.list_permissions(conn.dialect, query))
     headers = cursor_headers(
         page_tokens(
             context.codec,

@@ -17,10 +17,10 @@ from starlette.responses import Response
 
 from conveyor.api.automations import visible_automation
 from conveyor.api.body import read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import API_KEY, AUTOMATION_RUN_SCHEMA, ERROR_SCHEMA
 from conveyor.api.runs import JSON, encoder_for, visible_run
 from conveyor.clock import to_rfc3339
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id
 from conveyor.domain.retention import log_expires_at, retention_days

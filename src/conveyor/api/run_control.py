@@ -20,10 +20,10 @@ from starlette.responses import Response
 
 from conveyor.api.auth import caller
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import CANCEL_RUN_DOC, FIND_NODE_DOC, RERUN_DOC
 from conveyor.api.runs import encoder_for
 from conveyor.clock import to_rfc3339
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import check_sent_id, parse_id, query_pairs
 from conveyor.domain.runs import NODE_IDS, NodeState, RerunNode, node_state, parse_rerun_node

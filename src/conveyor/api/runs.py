@@ -18,11 +18,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from conveyor.api.auth import authenticate
-from conveyor.api.context import AppContext, ctx
 from conveyor.api.encode import RunEncoder
 from conveyor.api.openapi import LIST_RUNS_DOC, SHOW_RUN_DOC, STATUS_MESSAGES_DOC
 from conveyor.api.steps import run_request_steps
 from conveyor.clock import to_rfc3339
+from conveyor.context import AppContext, ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import (
     check_sent_id,

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from conveyor.api.automations import visible_automation
-from conveyor.api.context import ctx
 from conveyor.api.runs import JSON
 from conveyor.clock import to_rfc3339
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import parse_id, parse_int
 from conveyor.domain.schedules import local_iso, schedule_of, upcoming_slots

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.api.context import AppContext
+from conveyor.context import AppContext
 from conveyor.store.database import Database
 from conveyor.store.prepared import Statement, Steps, advance, run_steps
 

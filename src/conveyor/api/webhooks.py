@@ -22,9 +22,9 @@ from starlette.responses import Response
 
 from conveyor.api import ratelimit
 from conveyor.api.body import MAX_BODY_BYTES, read_limited
-from conveyor.api.context import ctx
 from conveyor.api.openapi import WEBHOOK_BODY
 from conveyor.api.runs import JSON, encoder_for
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.automations import Trigger
 from conveyor.store import runs as runs_store

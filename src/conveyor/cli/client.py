@@ -5,6 +5,7 @@ The server and key come from `--url`/`--api-key` or CONVEYOR_URL/CONVEYOR_API_KE
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Annotated, Any
 
@@ -273,52 +274,62 @@ def _write_bulk(answer: dict[str, Any], fmt: OutputFormat) -> None:
         typer.echo(f"skipped run {skipped['id']}: {skipped['reason']}")
 
 
-@runs_app.command("bulk-cancel")
-def bulk_cancel(
-    automation_id: AutomationFilterOption = None,
-    status: StatusOption = None,
-    trigger: TriggerOption = None,
-    created_from: CreatedFromOption = None,
-    created_before: CreatedBeforeOption = None,
-    dry_run: DryRunOption = False,
-    idempotency_key: IdempotencyKeyOption = None,
-    fmt: FormatOption = OutputFormat.TABLE,
-    url: UrlOption = DEFAULT_URL,
-    api_key: ApiKeyOption = None,
-) -> None:
-    """Cancel every unfinished run that matches the filter (try --dry-run first)."""
-    params = all_runs_params(automation_id, status, trigger, created_from, created_before)
-    with make_client(url, api_key) as client, client_errors():
-        answer = client.automation_run.bulk_cancel(
-            params, dry_run=dry_run, idempotency_key=idempotency_key
-        )
-    _write_bulk(answer, fmt)
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
 
 
-@runs_app.command("bulk-rerun")
-def bulk_rerun(
-    automation_id: AutomationFilterOption = None,
-    status: StatusOption = None,
-    trigger: TriggerOption = None,
-    created_from: CreatedFromOption = None,
-    created_before: CreatedBeforeOption = None,
-    failed_only: Annotated[
-        bool,
-        typer.Option("--failed-only", help="Each rerun plans only the operations that failed."),
-    ] = False,
-    dry_run: DryRunOption = False,
-    idempotency_key: IdempotencyKeyOption = None,
-    fmt: FormatOption = OutputFormat.TABLE,
-    url: UrlOption = DEFAULT_URL,
-    api_key: ApiKeyOption = None,
-) -> None:
-    """Rerun every finished run that matches the filter (try --dry-run first)."""
-    params = all_runs_params(automation_id, status, trigger, created_from, created_before)
-    with make_client(url, api_key) as client, client_errors():
-        answer = client.automation_run.bulk_rerun(
-            params, failed_only=failed_only, dry_run=dry_run, idempotency_key=idempotency_key
-        )
-    _write_bulk(answer, fmt)
+_BULK_FILTER = ("automation_id", "status", "trigger", "created_from", "created_before")
+
+
+def _bulk_command(action: str, summary: str, *extra: inspect.Parameter) -> None:
+    """Add `bulk-<action>` to the runs commands: the all-runs filter's options, then
+    `extra` (passed to the SDK's `bulk_<action>` by name, as --dry-run and
+    --idempotency-key are), then the output and server options. Both bulk commands
+    are this one body; Typer reads their options from the signature set here."""
+
+    def command(**options: Any) -> None:
+        params = all_runs_params(*(options.pop(name) for name in _BULK_FILTER))
+        fmt, url, api_key = options.pop("fmt"), options.pop("url"), options.pop("api_key")
+        with make_client(url, api_key) as client, client_errors():
+            answer = getattr(client.automation_run, f"bulk_{action}")(params, **options)
+        _write_bulk(answer, fmt)
+
+    command.__doc__ = summary
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            _option("automation_id", AutomationFilterOption, None),
+            _option("status", StatusOption, None),
+            _option("trigger", TriggerOption, None),
+            _option("created_from", CreatedFromOption, None),
+            _option("created_before", CreatedBeforeOption, None),
+            *extra,
+            _option("dry_run", DryRunOption, False),
+            _option("idempotency_key", IdempotencyKeyOption, None),
+            _option("fmt", FormatOption, OutputFormat.TABLE),
+            _option("url", UrlOption, DEFAULT_URL),
+            _option("api_key", ApiKeyOption, None),
+        ]
+    )
+    runs_app.command(f"bulk-{action}")(command)
+
+
+_bulk_command(
+    "cancel", "Cancel every unfinished run that matches the filter (try --dry-run first)."
+)
+_bulk_command(
+    "rerun",
+    "Rerun every finished run that matches the filter (try --dry-run first).",
+    _option(
+        "failed_only",
+        Annotated[
+            bool,
+            typer.Option("--failed-only", help="Each rerun plans only the operations that failed."),
+        ],
+        False,
+    ),
+)
 
 
 @runs_app.command("get")

@@ -142,8 +142,8 @@ def serve(
     """Run the API (and, when present, the web UI, workers and scheduler) in one process."""
     import uvicorn
 
-    from conveyor.api.app import create_app
     from conveyor.api.errors import FilesComHttpProtocol
+    from conveyor.app import create_app
     from conveyor.engine.retention import retention_service
     from conveyor.observability.process import setup as setup_process
     from conveyor.store import migrate

@@ -19,7 +19,7 @@ transaction of its own before it plans or executes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -167,6 +167,18 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
         token = engine_store.take_lease(
             conn, found, worker_id, now, until, stage=found.run_stage, lost=lost
         )
+        # The claim of a run taken over, or picked up after a release; each way out
+        # below adds what it found.
+        resumed = Claim(
+            found.id,
+            found.automation_id,
+            found.run_stage,
+            worker_id,
+            resumed=True,
+            token=token,
+            lost=lost,
+            expires_at=until,
+        )
         executing = found.run_stage is RunStage.EXECUTING
         in_flight = ""
         if lost:
@@ -178,17 +190,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 run_control.finish_canceled(conn, found.id, now, where)
                 engine_store.clear_lease(conn, found.id)
                 continue
-            return Claim(
-                found.id,
-                found.automation_id,
-                found.run_stage,
-                worker_id,
-                resumed=True,
-                token=token,
-                lost=lost,
-                expires_at=until,
-                canceled=True,
-            )
+            return replace(resumed, canceled=True)
         if lost:
             # What was in flight: the plan, or the first pending operation. A whole
             # process restart (every run it held loses its lease) charges each run's
@@ -219,17 +221,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                     engine_store.abort_run(conn, found.id, now, reason)
                     continue
                 # Finished by the claiming worker after it looked at the disk.
-                return Claim(
-                    found.id,
-                    found.automation_id,
-                    found.run_stage,
-                    worker_id,
-                    resumed=True,
-                    token=token,
-                    lost=True,
-                    abort=reason,
-                    expires_at=until,
-                )
+                return replace(resumed, abort=reason)
         loaded = load(conn, found.id, found.automation_id, found.run_stage)
         if not executing:
             rest = "plans again from scratch (nothing of the earlier plan was saved)"
@@ -249,17 +241,7 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
             text = f"Worker {worker_id} picks up the run its previous worker released and {rest}."
         level = MessageLevel.WARNING if lost else MessageLevel.INFO
         engine_store.insert_messages(conn, found.id, now, [(level, text)])
-        return Claim(
-            found.id,
-            found.automation_id,
-            found.run_stage,
-            worker_id,
-            resumed=True,
-            token=token,
-            lost=lost,
-            expires_at=until,
-            loaded=loaded,
-        )
+        return replace(resumed, loaded=loaded)
 
 
 def release(engine: EngineContext, claim: Claim) -> None:

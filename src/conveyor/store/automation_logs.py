@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, case, func, literal
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, bindparam, case, func, literal, null
+from sqlalchemy.engine import Dialect
 
 from conveyor.domain.listing import Cursor, RangeFilter
-from conveyor.store.keyset import KeysetPage, keyset_page, range_conditions
+from conveyor.store.keyset import KeysetPage, keyset_steps, range_conditions, range_shape
+from conveyor.store.prepared import Steps
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations as automations_t
 from conveyor.store.schema import run_operations as ops_t
@@ -31,7 +32,7 @@ OPERATIONS = ("create_folder", "copy", "move", "delete", "refuse")
 ERROR_TYPES = ("refused", "operation-failed", "abandoned")
 
 _PATH = func.coalesce(ops_t.c.source, ops_t.c.destination)
-_DEST_PATH = case((ops_t.c.source.is_(None), literal(None)), else_=ops_t.c.destination)
+_DEST_PATH = case((ops_t.c.source.is_(None), null()), else_=ops_t.c.destination)
 _STATUS = case(
     *((ops_t.c.state == k, literal(v)) for k, v in STATUSES.items()), else_=ops_t.c.state
 )
@@ -39,7 +40,7 @@ _ERROR_TYPE = case(
     ((ops_t.c.state == "failed") & (ops_t.c.kind == "refuse"), literal("refused")),
     (ops_t.c.state == "failed", literal("operation-failed")),
     (ops_t.c.state == "abandoned", literal("abandoned")),
-    else_=literal(None),
+    else_=null(),
 )
 # The filterable fields, as SQL expressions.
 FIELDS: dict[str, Any] = {
@@ -99,26 +100,40 @@ class LogQuery:
         ]
 
 
-def list_logs(conn: Connection, user: User, query: LogQuery) -> KeysetPage:
-    """One page of the log entries of the runs `user` may see (admins: all)."""
+def list_logs(dialect: Dialect, user: User, query: LogQuery) -> Steps[KeysetPage]:
+    """One page of the log entries of the runs `user` may see (admins: all), as steps."""
+    params: dict[str, Any] = {}
     scope: list[ColumnElement[bool]] = [
         ops_t.c.run_id == runs_t.c.id,
         ops_t.c.state != "pending",
     ]
     if not user.is_admin:
-        scope += [runs_t.c.automation_id == automations_t.c.id, automations_t.c.user_id == user.id]
-    scope += [FIELDS[name] == value for name, value in query.filters]
-    scope += range_conditions(FIELDS, query.ranges)
-    return keyset_page(
-        conn,
-        columns=COLUMNS,
-        table_columns=ops_t.c,
-        read_field=None,
-        descending=True,
-        key_index=None,
-        scope=scope,
-        cursor=query.cursor,
-        per_page=query.per_page,
+        owner = bindparam("user_id", type_=automations_t.c.user_id.type)
+        scope += [runs_t.c.automation_id == automations_t.c.id, automations_t.c.user_id == owner]
+        params["user_id"] = user.id
+    for name, value in query.filters:
+        scope.append(FIELDS[name] == bindparam(f"filter_{name}", type_=FIELDS[name].type))
+        params[f"filter_{name}"] = value
+    scope += range_conditions(FIELDS, query.ranges, params)
+    return (
+        yield from keyset_steps(
+            dialect,
+            columns=COLUMNS,
+            table_columns=ops_t.c,
+            read_field=None,
+            descending=True,
+            key_index=None,
+            scope=scope,
+            cursor=query.cursor,
+            per_page=query.per_page,
+            params=params,
+            cache_key=(
+                "automation_logs",
+                user.is_admin,
+                tuple(name for name, _ in query.filters),
+                range_shape(query.ranges),
+            ),
+        )
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy import Boolean, ColumnElement, bindparam, select, update
 from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.automations import (
@@ -23,7 +23,7 @@ from conveyor.domain.automations import (
 )
 from conveyor.domain.errors import NotFound
 from conveyor.domain.listing import Cursor, RangeFilter, Sort
-from conveyor.store.keyset import KeysetPage, keyset_page, range_conditions
+from conveyor.store.keyset import KeysetPage, keyset_steps, range_conditions, range_shape
 from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.schema import automations
 from conveyor.store.users import User
@@ -168,27 +168,54 @@ class AutomationListQuery:
         return [*scope, [r.wire for r in self.ranges]] if self.ranges else scope
 
 
-def list_automations(conn: Connection, user: User, query: AutomationListQuery) -> KeysetPage:
-    """One keyset page of the automations `user` may see (not deleted)."""
+def list_automations(dialect: Dialect, user: User, query: AutomationListQuery) -> Steps[KeysetPage]:
+    """One keyset page of the automations `user` may see (not deleted), as steps."""
+    params: dict[str, Any] = {}
     conditions: list[ColumnElement[bool]] = [automations.c.deleted.is_(False)]
     if not user.is_admin:
-        conditions.append(automations.c.user_id == user.id)
+        conditions.append(automations.c.user_id == _USER_ID)
+        params["user_id"] = user.id
     if query.disabled is not None:
         conditions.append(automations.c.disabled.is_(query.disabled))
     if query.automation is not None:
-        conditions.append(automations.c.automation == query.automation)
-    conditions += range_conditions(automations.c, query.ranges)
-    return keyset_page(
-        conn,
-        columns=SELECT_COLUMNS,
-        table_columns=automations.c,
-        read_field=query.sort.field,
-        descending=query.sort.descending,
-        key_index=_COLUMNS.index(query.sort.field) if query.sort.field else None,
-        scope=conditions,
-        cursor=query.cursor,
-        per_page=query.per_page,
+        conditions.append(automations.c.automation == _AUTOMATION)
+        params["automation"] = query.automation
+    conditions += range_conditions(automations.c, query.ranges, params)
+    return (
+        yield from keyset_steps(
+            dialect,
+            columns=SELECT_COLUMNS,
+            table_columns=automations.c,
+            read_field=query.sort.field,
+            descending=query.sort.descending,
+            key_index=_COLUMNS.index(query.sort.field) if query.sort.field else None,
+            scope=conditions,
+            cursor=query.cursor,
+            per_page=query.per_page,
+            params=params,
+            cache_key=(
+                "automations",
+                user.is_admin,
+                query.disabled,
+                query.automation is not None,
+                range_shape(query.ranges),
+            ),
+            convert=_booleans,
+        )
     )
+
+
+_USER_ID = bindparam("user_id", type_=automations.c.user_id.type)
+_AUTOMATION = bindparam("automation", type_=automations.c.automation.type)
+_BOOLEANS = frozenset(
+    i for i, column in enumerate(SELECT_COLUMNS) if isinstance(column.type, Boolean)
+)
+
+
+def _booleans(row: Any) -> tuple[Any, ...]:
+    """A driver row with its Boolean columns as bools (SQLite gives 0 or 1), so a
+    cursor on `disabled` says true or false."""
+    return tuple(bool(v) if i in _BOOLEANS else v for i, v in enumerate(row))
 
 
 def may_see(user: User, owner_id: int) -> bool:

@@ -7,18 +7,17 @@ anchor's record is there, it says that a page exists the other way; only when
 it has gone does one EXISTS probe ask. An empty page (only possible past
 records that went away) has no cursors.
 
-Automations are listed through `keyset_page` (statements built per call, run
-through SQLAlchemy). Runs, on every API page, through `keyset_steps`:
-steps (`store.prepared`) whose scope is written with bind parameters, so the page
-and probe statements of each shape (sort, direction, way, cursor or not,
-dialect) are built and compiled to driver SQL once, and read as the driver's
-plain tuples (`store.prepared`).
+Every list (runs, all runs, automations, permissions, automation logs) reads
+its pages through `keyset_steps`: steps (`store.prepared`) whose scope is
+written with bind parameters, so the page and probe statements of each shape
+(sort, direction, way, cursor or not, dialect) are built and compiled to
+driver SQL once, and read as the driver's plain tuples (`store.prepared`).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 
 from conveyor.domain.listing import Cursor, RangeFilter
 from conveyor.store.prepared import DriverSql, Statement, Steps
@@ -43,10 +42,23 @@ _RANGE_OPERATORS = {"gt": operator.gt, "gteq": operator.ge, "lt": operator.lt, "
 
 
 def range_conditions(
-    table_columns: Any, ranges: Sequence[RangeFilter]
+    fields: Any, ranges: Sequence[RangeFilter], params: dict[str, Any]
 ) -> list[ColumnElement[bool]]:
-    """The SQL conditions of `filter_gt[field]=...` and its kin (values in microseconds)."""
-    return [_RANGE_OPERATORS[r.op](table_columns[r.field], r.value) for r in ranges]
+    """The SQL conditions of `filter_gt[field]=...` and its kin (values in microseconds),
+    with bind parameters `range_0`, `range_1`, ... whose values are put in `params`;
+    `range_shape` is their part of a statement cache's key."""
+    conditions = []
+    for i, r in enumerate(ranges):
+        name = f"range_{i}"
+        column = fields[r.field]
+        conditions.append(_RANGE_OPERATORS[r.op](column, bindparam(name, type_=column.type)))
+        params[name] = r.value
+    return conditions
+
+
+def range_shape(ranges: Sequence[RangeFilter]) -> tuple[tuple[str, str], ...]:
+    """What of `ranges` shapes the statement `range_conditions` builds."""
+    return tuple((r.field, r.op) for r in ranges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,46 +192,6 @@ def _statements(
     return statement, probe
 
 
-def keyset_page(
-    conn: Connection,
-    *,
-    columns: Sequence[Any],
-    table_columns: Any,
-    read_field: str | None,
-    descending: bool,
-    key_index: int | None,
-    scope: Sequence[ColumnElement[bool]],
-    cursor: Cursor | None,
-    per_page: int,
-) -> KeysetPage:
-    """One page, its statements built for this call and run through SQLAlchemy (rows
-    are `Row`s, converted by their column types). Rows have the id at position 0; a
-    cursor's key is `row[key_index]`.
-
-    `read_field` is the column rows are read in order of (None: the id alone);
-    it may differ from the sort the cursor names when the scope makes them the
-    same order (one status: sorting by status is sorting by id).
-    """
-    forward = cursor is None or cursor.direction == "next"
-    statement, probe = _statements(
-        columns=columns,
-        table_columns=table_columns,
-        read_field=read_field,
-        descending=descending,
-        scope=scope,
-        cursor=cursor,
-        key=None if cursor is None else cursor.key,
-        anchor_id=None if cursor is None else cursor.id,
-        forward=forward,
-        dialect=conn.dialect.name,
-    )
-    # fetchall: one driver call for the page instead of one per row (13 % of the read).
-    rows = list(conn.execute(statement.limit(_limit(cursor, per_page))).fetchall())
-    found = _anchor_found(rows, cursor, key_index)
-    behind = found or (probe is not None and bool(conn.execute(probe).scalar()))
-    return _page(rows, found, behind, cursor, per_page, key_index)
-
-
 def keyset_steps(
     dialect: Dialect,
     *,
@@ -234,15 +206,21 @@ def keyset_steps(
     params: dict[str, Any],
     cache_key: Hashable,
     branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
+    convert: Callable[[Any], Any] | None = None,
 ) -> Steps[KeysetPage]:
-    """`keyset_page` as steps (`store.prepared.Steps`), for the run lists of the API
-    and the web UI: the page and probe statements of each shape are built and
-    compiled once.
+    """One page, as steps (`store.prepared.Steps`): the page and probe statements of
+    each shape are built and compiled once. Rows have the id at position 0; a
+    cursor's key is `row[key_index]`.
+
+    `read_field` is the column rows are read in order of (None: the id alone); it
+    may differ from the sort the cursor names when the scope makes them the same
+    order (one status: sorting by status is sorting by id).
 
     `scope` must hold bind parameters only, their values in `params`, and the same
-    `cache_key` must always come with the same scope, branches and columns; rows are the
-    driver's plain tuples, so the columns must need no result conversion
-    (`store.prepared`).
+    `cache_key` must always come with the same scope, branches and columns. Rows are
+    the driver's plain tuples; `convert`, when given, makes each a row of the values
+    the columns stand for (a Boolean read on SQLite is 0 or 1, say) before the page
+    and its cursors are made from them.
     """
     forward = cursor is None or cursor.direction == "next"
     shape = (cache_key, read_field, descending, forward, cursor is not None, dialect.name)
@@ -274,6 +252,8 @@ def keyset_steps(
         values["keyset_id"] = cursor.id
     page_sql, probe_sql = compiled
     rows = yield Statement(page_sql, values)
+    if convert is not None:
+        rows = [convert(row) for row in rows]
     found = _anchor_found(rows, cursor, key_index)
     behind = found or (probe_sql is not None and bool((yield Statement(probe_sql, values))[0][0]))
     return _page(rows, found, behind, cursor, per_page, key_index)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, select, true
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain import errors
 from conveyor.domain.automations import Automation
@@ -19,7 +19,8 @@ from conveyor.domain.permissions import (
     changes_data_plane,
     check_automation,
 )
-from conveyor.store.keyset import KeysetPage, keyset_page
+from conveyor.store.keyset import KeysetPage, keyset_steps
+from conveyor.store.prepared import Steps
 from conveyor.store.schema import automations, permissions, users
 
 
@@ -144,30 +145,55 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_permissions(conn: Connection, query: PermissionListQuery) -> KeysetPage:
+def list_permissions(dialect: Dialect, query: PermissionListQuery) -> Steps[KeysetPage]:
+    """One keyset page of permissions, as steps."""
+    params: dict[str, Any] = {}
     conditions: list[ColumnElement[bool]] = [true()]  # an admin's unfiltered list
     if query.user_id is not None:
-        conditions.append(permissions.c.user_id == query.user_id)
+        conditions.append(permissions.c.user_id == _bound("user_id"))
+        params["user_id"] = query.user_id
     if query.path is not None:
-        conditions.append(permissions.c.path == query.path)
+        conditions.append(permissions.c.path == _bound("path"))
+        params["path"] = query.path
     if query.path_prefix is not None:
-        conditions.append(
-            permissions.c.path.like(_escape_like(query.path_prefix) + "%", escape="\\")
-        )
-    if query.applies_to is not None:
-        conditions.append(permissions.c.path.in_(_ancestors(query.applies_to)))
+        conditions.append(permissions.c.path.like(_bound("path_prefix"), escape="\\"))
+        params["path_prefix"] = _escape_like(query.path_prefix) + "%"
+    ancestors = None if query.applies_to is None else _ancestors(query.applies_to)
+    if ancestors is not None:
+        # Padded with the path itself to a power of two: a few statement shapes to
+        # compile and keep (keyset's cache_key), not one for every depth.
+        size = 1 << (len(ancestors) - 1).bit_length()
+        ancestors += [ancestors[-1]] * (size - len(ancestors))
+        names = [f"ancestor_{i}" for i in range(size)]
+        conditions.append(permissions.c.path.in_([_bound(n) for n in names]))
+        params.update(zip(names, ancestors, strict=True))
     field = query.sort.field
-    return keyset_page(
-        conn,
-        columns=_COLUMNS,
-        table_columns=permissions.c,
-        read_field=field,
-        descending=query.sort.descending,
-        key_index=_KEY_INDEX[field] if field else None,
-        scope=conditions,
-        cursor=query.cursor,
-        per_page=query.per_page,
+    return (
+        yield from keyset_steps(
+            dialect,
+            columns=_COLUMNS,
+            table_columns=permissions.c,
+            read_field=field,
+            descending=query.sort.descending,
+            key_index=_KEY_INDEX[field] if field else None,
+            scope=conditions,
+            cursor=query.cursor,
+            per_page=query.per_page,
+            params=params,
+            cache_key=(
+                "permissions",
+                query.user_id is not None,
+                query.path is not None,
+                query.path_prefix is not None,
+                None if ancestors is None else len(ancestors),
+            ),
+        )
     )
+
+
+def _bound(name: str) -> Any:
+    """A bind parameter named `name` of a path (or, for `user_id`, a user id)."""
+    return bindparam(name, type_=permissions.c["user_id" if name == "user_id" else "path"].type)
 
 
 def grants_for_user(conn: Connection, user_id: int) -> list[Grant] | None:

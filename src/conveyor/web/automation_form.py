@@ -64,13 +64,24 @@ TEXT_FIELDS = (
     "path_time_zone",
     "schedule_times_of_day",
     "schedule_time_zone",
+    "recurring_days",
+    "holiday_region",
 )
 BOOL_FIELDS = (
     "overwrite_files",
     "always_overwrite_size_matching_files",
     "flatten_destination_structure",
+    "always_serialize_jobs",
 )
 MULTI_FIELDS = ("schedule_days_of_week", "trigger_actions")
+# Whole numbers where an empty box means "not set" (null in the API body); the
+# newest-N limit is sent as Files.com's `value: {"limit": N}`.
+OPTIONAL_NUMBER_FIELDS = (
+    "value_limit",
+    "recurring_day",
+    "retry_on_failure_number_of_attempts",
+    "retry_on_failure_interval_in_minutes",
+)
 # Which form sections apply to which automation type / trigger (the script hides the
 # others; without it every section shows, each saying what it is for).
 TYPE_SECTIONS = {
@@ -92,6 +103,8 @@ _FIELD_WORD = re.compile(r"[a-z_]+")
 def error_field(message: str) -> str | None:
     """The form field an API message is about: the first field name it mentions
     ("Parameter missing: source (...)", "recurring_day for interval week must ...")."""
+    if message.startswith("value"):  # value.limit, value must be an object, value.x
+        return "value_limit"
     for word in _FIELD_WORD.findall(message):
         name = _FIELD_ALIASES.get(word, word)
         if name in EDITABLE_FIELDS:
@@ -100,17 +113,20 @@ def error_field(message: str) -> str | None:
 
 
 def body_from_form(pairs: Sequence[tuple[str, str]], creating: bool) -> dict[str, Any]:
-    """The API body the form stands for. Text is trimmed; an empty interval or
-    recurring_day is "not set"; destinations are one per line; an unticked
+    """The API body the form stands for. Text is trimmed; an empty interval,
+    recurring_day or retry setting is "not set"; destinations are one per line; an unticked
     checkbox is false."""
     single = dict(pairs)
     body: dict[str, Any] = {}
     for name in TEXT_FIELDS:
         if name in single:
             body[name] = single[name].strip()
-    for name in ("interval", "recurring_day"):
+    for name in ("interval", *OPTIONAL_NUMBER_FIELDS):
         if name in single:
             body[name] = single[name].strip() or None
+    if "value_limit" in body:
+        limit = body.pop("value_limit")
+        body["value"] = None if limit is None else {"limit": limit}
     if "destinations" in single:
         body["destinations"] = [
             line.strip() for line in single["destinations"].splitlines() if line.strip()
@@ -146,8 +162,12 @@ def values_of(automation: Automation | None) -> FormValues:
             "automation": automation.automation.value,
             "trigger": automation.trigger.value,
             "schedule_times_of_day": ", ".join(automation.schedule_times_of_day),
+            "recurring_days": ", ".join(str(day) for day in automation.recurring_days),
             "interval": automation.interval or "",
-            "recurring_day": "" if automation.recurring_day is None else automation.recurring_day,
+            **{
+                name: "" if getattr(automation, name) is None else getattr(automation, name)
+                for name in OPTIONAL_NUMBER_FIELDS
+            },
             "destinations": "\n".join(automation.destinations),
             "schedule_days_of_week": [str(d) for d in automation.schedule_days_of_week],
             "trigger_actions": list(automation.trigger_actions),
@@ -161,7 +181,9 @@ def values_from_body(body: dict[str, Any]) -> FormValues:
     """What was typed, to show again with an error."""
     shown: dict[str, Any] = {name: body.get(name) or "" for name in TEXT_FIELDS}
     shown["interval"] = body.get("interval") or ""
-    shown["recurring_day"] = body.get("recurring_day") or ""
+    for name in OPTIONAL_NUMBER_FIELDS:
+        shown[name] = body.get(name) or ""
+    shown["value_limit"] = (body.get("value") or {}).get("limit") or ""
     shown["destinations"] = "\n".join(body.get("destinations") or ())
     for name in MULTI_FIELDS:
         shown[name] = list(body.get(name) or ())

@@ -19,6 +19,7 @@ from conveyor.domain.schedules import human_readable_schedule
 from conveyor.store import automations as automations_store
 from conveyor.store import run_views
 from conveyor.store import runs as runs_store
+from conveyor.store.prepared import run_steps
 from conveyor.store.runs import RunRow
 from conveyor.web import session as cookies
 from conveyor.web.security import check_token, read_form
@@ -75,13 +76,14 @@ def home() -> Response:
 def automations_page(request: Request) -> Response:
     context = ctx(request)
     token = request.query_params.get("cursor")
-    with context.db.read() as conn:
+    with context.db.reads() as conn:
         session = cookies.require_session(conn, request, context)
         query = automations_store.AutomationListQuery(PER_PAGE, _SORT, None, None, None)
         scope = query.scope(session.user)
         if token:
             query = replace(query, cursor=context.codec.decode(token, scope, _SORT, None))
-        page = automations_store.list_automations(conn, session.user, query)
+        listed = automations_store.list_automations(conn.dialect, session.user, query)
+        page = run_steps(conn, listed)
         found = [automations_store.automation_from_row(row) for row in page.rows]
         recent = run_views.recent_runs(conn, [a.id for a in found], STRIP_RUNS)
 

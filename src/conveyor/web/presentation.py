@@ -31,11 +31,14 @@ STAGE_LABELS = {
     RunStage.EXECUTING.value: "Executing",
     RunStage.FINISHED.value: "Finished",
 }
-# Bottom to top in the stacked daily chart: outcomes first, still-running on top.
+# Bottom to top in the stacked daily chart: outcomes first, unfinished on top.
+# `skipped` is left out: Conveyor never makes a skipped run (docs/api.md).
 CHART_STATUSES = (
     RunStatus.SUCCESS.value,
     RunStatus.PARTIAL_FAILURE.value,
     RunStatus.FAILURE.value,
+    RunStatus.CANCELED.value,
+    RunStatus.QUEUED.value,
     RunStatus.RUNNING.value,
 )
 DAY_US = 86_400 * 1_000_000

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from conveyor.api.all_runs import TRIGGERS
-from conveyor.api.context import ctx
+from conveyor.context import ctx
 from conveyor.domain import errors
 from conveyor.domain.listing import AllRunsQuery, Cursor, parse_all_runs_query, query_pairs
 from conveyor.domain.runs import RunStatus
