@@ -57,6 +57,13 @@ not the engine's.
     .venv/bin/python bench/engine_overhead.py                       # both databases, 3 rounds
     .venv/bin/python bench/engine_overhead.py --backend sqlite --rounds 1 --seconds 3   # quick
     .venv/bin/python bench/engine_overhead.py --backend sqlite --prefect-python /path/bin/python
+
+With `--baseline-src DIR` a second Conveyor runs the code in DIR (a `src`
+folder, e.g. `git -C /work/main archive HEAD src | tar -x -C /tmp/main`,
+then /tmp/main/src) and every round also measures its latency phase and
+burst, right after this code's: the script prints this ÷ baseline for the
+burst's runs/s, its CPU per run (user + system seconds of Conveyor's
+processes, which a loaded machine moves less than wall time) and the p50.
 """
 
 from __future__ import annotations
