@@ -5,7 +5,9 @@ Times a page of 1,000 runs at 90 % depth of `GET /api/conveyor/v1/automation_run
 the first page, over HTTP from Conveyor's app served by uvicorn in a subprocess,
 on SQLite and PostgreSQL, over 2,000,000 runs of 1,000 automations (every
 status, five triggers): all runs as an admin, two statuses at once (ten ordered
-ranges merged), and all runs as a user who owns half of the automations.
+ranges merged), all runs as a user who owns half of the automations (each run's
+automation checked), and as a user who owns ten (1 % of the runs: their ten
+automations' ranges merged).
 
     .venv/bin/python bench/all_runs_depth.py                 # recorded size
     .venv/bin/python bench/all_runs_depth.py --runs 50000 --backend sqlite   # quick
@@ -25,6 +27,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import sqlalchemy as sa
 
 from common import (
     DATA_DIR,
@@ -39,7 +42,7 @@ from common import (
 )
 from conveyor.domain.automations import Trigger
 from conveyor.domain.listing import Cursor, CursorCodec, parse_all_runs_query
-from conveyor.store import automations, migrate, users
+from conveyor.store import automations, migrate, schema, users
 from conveyor.store.database import Database
 from conveyor.testing.postgres import PostgresServer
 
@@ -54,11 +57,38 @@ COLUMNS = (
 )
 
 
+FEW = 10  # automations of the user who owns few: every 100th, taken from the admin
+
+
 @dataclass
 class Keys:
     admin: str
     owner: str  # owns every other automation
     owner_id: int
+    few: str  # owns FEW automations
+    few_id: int
+
+
+def _users(conn: Any) -> Keys:
+    """The bench's users and a new API key each; the user who owns few is given
+    every 100th automation (the admin's) on every call, so a database seeded
+    before they existed has them too."""
+    admin = users.ensure_user(conn, "bench-admin", True, START_US)
+    owner = users.ensure_user(conn, "bench-owner", False, START_US)
+    few = users.ensure_user(conn, "bench-few", False, START_US)
+    ids = sorted(conn.execute(sa.select(schema.automations.c.id)).scalars())
+    conn.execute(
+        sa.update(schema.automations)
+        .where(schema.automations.c.id.in_(ids[:: AUTOMATIONS // FEW]))
+        .values(user_id=few.id)
+    )
+    return Keys(
+        users.create_api_key(conn, admin.id, START_US),
+        users.create_api_key(conn, owner.id, START_US),
+        owner.id,
+        users.create_api_key(conn, few.id, START_US),
+        few.id,
+    )
 
 
 def _prepare(url: str) -> tuple[list[int], Keys]:
@@ -74,11 +104,7 @@ def _prepare(url: str) -> tuple[list[int], Keys]:
             )
             for n in range(AUTOMATIONS)
         ]
-        keys = Keys(
-            users.create_api_key(conn, admin.id, START_US),
-            users.create_api_key(conn, owner.id, START_US),
-            owner.id,
-        )
+        keys = _users(conn)
     db.dispose()
     return ids, keys
 
@@ -86,13 +112,7 @@ def _prepare(url: str) -> tuple[list[int], Keys]:
 def _keys(url: str) -> Keys:
     db = Database(url, null_pool=True)
     with db.write() as conn:
-        admin = users.ensure_user(conn, "bench-admin", True, START_US)
-        owner = users.ensure_user(conn, "bench-owner", False, START_US)
-        keys = Keys(
-            users.create_api_key(conn, admin.id, START_US),
-            users.create_api_key(conn, owner.id, START_US),
-            owner.id,
-        )
+        keys = _users(conn)
     db.dispose()
     return keys
 
@@ -187,6 +207,7 @@ def measure(db: Seeded, keys: Keys, rounds: int) -> None:
     conn = db.connect()
     mark = "?" if db.backend == "sqlite" else "%s"
     owned = f"automation_id IN (SELECT id FROM automations WHERE user_id = {keys.owner_id})"
+    few = f"automation_id IN (SELECT id FROM automations WHERE user_id = {keys.few_id})"
     cases = [
         Case("all runs (admin)", keys.admin, [], "TRUE"),
         Case(
@@ -196,6 +217,7 @@ def measure(db: Seeded, keys: Keys, rounds: int) -> None:
             "status IN ('failure', 'partial_failure')",
         ),
         Case("all runs (owner of half the automations)", keys.owner, [], owned),
+        Case(f"all runs (owner of {FEW} automations)", keys.few, [], few),
     ]
     codec = CursorCodec(SECRET.encode())
     with tempfile.TemporaryDirectory() as home, ServerProcess("conveyor", db, Path(home)) as srv:

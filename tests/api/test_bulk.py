@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from conveyor.api import bulk
 from conveyor.domain.runs import RunStatus
 from conveyor.store import runs as runs_store
 from conveyor.store.database import Database
@@ -140,3 +142,25 @@ def test_bulk_bad_input_is_refused(server: ServerThread, db: Database, seed: See
     assert body.status_code == 400 and "query string" in body.json()["error"]
     assert httpx.post(f"{server.url}{BASE}/bulk_cancel").status_code == 401
     assert rows(db) == before
+
+
+def test_bulk_over_the_limit_is_refused_not_cut(
+    server: ServerThread, db: Database, seed: Seeder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit is 1,000 (bulk.MAX_BULK); lowered here so a few runs exceed it.
+    monkeypatch.setattr(bulk, "MAX_BULK", 2)
+    alice = seed.account("alice")
+    automation = seed.automation(alice)
+    for _ in range(3):
+        seed.run(automation)
+    before = rows(db)
+    dry = post(server, alice.key, "bulk_cancel", {"dry_run": "true"})
+    assert dry.status_code == 200 and dry.json()["count"] == 3  # the full count
+    refused = post(server, alice.key, "bulk_cancel", {}, idem="too-many")
+    assert refused.status_code == 400, refused.text
+    error = refused.json()
+    assert error["type"] == "bad-request/request-params-invalid", error
+    assert "3 runs match" in error["error"] and "at most 2" in error["error"], error
+    assert rows(db) == before  # nothing acted on, not the first two
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(bulk_requests)).scalar_one() == 0

@@ -14,9 +14,9 @@ from conveyor.config import Settings
 from conveyor.domain.retention import DAY_US
 from conveyor.domain.runs import RunStage
 from conveyor.engine.retention import Pruner
-from conveyor.store import retention
+from conveyor.store import bulk, retention
 from conveyor.store.database import Database
-from conveyor.store.schema import automation_runs, run_messages, run_operations
+from conveyor.store.schema import automation_runs, bulk_requests, run_messages, run_operations
 from conveyor.testing.seed import Seeder
 
 NOW = 1_800_000_000_000_000
@@ -153,3 +153,25 @@ def test_log_expiry_for_the_web_ui(db: Database, seed: Seeder) -> None:
     with db.read() as conn:
         assert retention.log_expiry(conn, finished.id, 90) == NOW + 90 * DAY_US
         assert retention.log_expiry(conn, 999_999, 90) is None
+
+
+def test_bulk_idempotency_keys_are_forgotten_after_24_hours(
+    db: Database, seed: Seeder, settings: Settings
+) -> None:
+    alice = seed.account("alice")
+    ages = {"old-1": 25, "old-2": 24 * 3, "old-3": 48, "day": 24, "new": 1}
+    with db.write() as conn:
+        for key, hours in ages.items():
+            bulk.remember(conn, alice.user.id, key, "hash", "{}", NOW - hours * 3600 * 1_000_000)
+    config = dataclasses.replace(settings, retention_batch_size=2)
+    clock = ManualClock(NOW)
+    assert Pruner(db, clock, config, sleep=lambda _s: None).expire_bulk_keys() == 3  # 2, then 1
+    with db.read() as conn:
+        left = set(conn.execute(select(bulk_requests.c.idempotency_key)).scalars())
+        assert left == {"day", "new"}  # exactly 24 hours old: still remembered
+    clock.advance(3601)
+    Pruner(db, clock, config).prune()  # the retention pass forgets them too
+    with db.read() as conn:
+        left = set(conn.execute(select(bulk_requests.c.idempotency_key)).scalars())
+        assert left == {"new"}
+        assert bulk.remembered(conn, alice.user.id, "new") is not None

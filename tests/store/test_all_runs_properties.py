@@ -2,10 +2,13 @@
 
 For random runs (several automations of two owners, every status, every trigger,
 few distinct created_at values, so many ties) and a random filter (statuses,
-triggers, automation, created_at bounds), sort and page size, as an admin or as
-one owner: walking forward with the next cursors returns exactly the model's list
-(the matching runs sorted in Python by (created_at, id)), and walking back from
-the last page with the prev cursors returns the same pages in reverse.
+triggers, automation, created_at bounds), sort and page size, as an admin, as
+one owner (two more automations each example, so her pages are read both from
+her own automations' ranges and, past store.all_runs.MERGED_RANGES, with each
+run's automation checked) or as a user owning none: walking forward with the
+next cursors returns exactly the model's list (the matching runs sorted in
+Python by (created_at, id)), and walking back from the last page with the prev
+cursors returns the same pages in reverse.
 
 One database per backend serves every example; each example first deletes the
 previous example's runs, so the view holds only its own.
@@ -53,7 +56,7 @@ QUERIES = st.fixed_dictionaries(
         "ranges": st.lists(RANGE, max_size=2),
         "sort": st.sampled_from([None, "asc", "desc"]),
         "per_page": st.integers(1, 6),
-        "viewer": st.sampled_from(["admin", "alice"]),
+        "viewer": st.sampled_from(["admin", "alice", "carol"]),  # carol owns nothing
     }
 )
 COMPARE = {
@@ -111,6 +114,7 @@ def test_walks_return_the_models_list(
         admin = users.ensure_user(conn, "admin", True, T0)
         alice = users.ensure_user(conn, "alice", False, T0)
         bob = users.ensure_user(conn, "bob", False, T0)
+        carol = users.ensure_user(conn, "carol", False, T0)
         owned = [alice.id, alice.id, bob.id, bob.id]
         ids = [automations.create_automation(conn, owner, T0) for owner in owned]
         made = [
@@ -118,7 +122,7 @@ def test_walks_return_the_models_list(
             for a, dt, s, t in specs
         ]
     triggers = {run.id: t for run, (_a, _dt, _s, t) in zip(made, specs, strict=True)}
-    viewer = admin if q["viewer"] == "admin" else alice
+    viewer = {"admin": admin, "alice": alice, "carol": carol}[q["viewer"]]
     pairs = [("per_page", str(q["per_page"]))]
     if q["statuses"]:
         pairs.append(("filter[status]", ",".join(s.value for s in q["statuses"])))

@@ -6,6 +6,9 @@ operations), pausing CONVEYOR_RETENTION_PAUSE seconds between batches so
 the API's and the engine's writes get the database in between, until no
 expired run is left. Several processes may run it at once: a run deleted
 by one is simply not found by the other.
+
+The same pass forgets the Idempotency-Keys of bulk actions older than 24 hours
+(`store.bulk.expire_keys`), in batches of the same size.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.context import AppContext
-from conveyor.store import outage
+from conveyor.store import bulk, outage
 from conveyor.store import retention as store
 from conveyor.store.database import Database
 
@@ -51,8 +55,21 @@ class Pruner:
             )
         )
 
+    def expire_bulk_keys(self) -> int:
+        """Forget the bulk actions' Idempotency-Keys older than 24 hours, in batches."""
+        total = 0
+        size = self.settings.retention_batch_size
+        while not self.stop.is_set():
+            gone = self.db.run_write(partial(bulk.expire_keys, now=self.clock.now(), limit=size))
+            total += gone
+            if gone < size:
+                break
+        return total
+
     def prune(self, max_batches: int | None = None) -> int:
-        """Batches until none is full (nothing expired is left), the stop event, or max_batches."""
+        """Batches until none is full (nothing expired is left), the stop event, or
+        max_batches; then the bulk actions' expired keys."""
+        self.expire_bulk_keys()
         total = batches = 0
         while not self.stop.is_set():
             deleted = self.prune_batch()

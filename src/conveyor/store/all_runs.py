@@ -10,14 +10,18 @@ merged under the page's LIMIT, so a page costs the same at any depth:
 | automation | `ix_runs_automation_created` | one |
 | triggers or statuses | `ix_runs_trigger_status_created` | one per (trigger, status) |
 | none | `ix_runs_created` | one |
+| a non-admin's few automations | `ix_runs_automation_created` | one per automation |
+| ... and statuses | `ix_runs_automation_status_created` | one per (automation, status) |
 
 A status-only filter reads one range per (trigger, status) rather than an index
 starting with `status`: such an index would tempt PostgreSQL's planner away
 from `ix_runs_automation_status_created` for one automation's list.
 
 With an automation, a trigger filter is checked on each run of its ranges. A
-user who is not an admin sees the runs of the automations they own: the same
-ranges, each run's automation checked against theirs.
+user who is not an admin sees the runs of the automations they own: when those
+make at most MERGED_RANGES ranges, the page merges those automations' own ranges
+(last row above); otherwise it reads the filter's ranges, each run's automation
+checked against theirs.
 """
 
 from __future__ import annotations
@@ -25,14 +29,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection, Dialect
 
 from conveyor.domain.automations import Trigger
 from conveyor.domain.listing import AllRunsQuery
 from conveyor.domain.runs import RunStatus
 from conveyor.store.keyset import KeysetPage, keyset_steps
-from conveyor.store.prepared import Steps
+from conveyor.store.prepared import Prepared, Statement, Steps
 from conveyor.store.runs import RUN_COLUMNS, as_run_row
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
@@ -48,19 +61,20 @@ def _bound(name: str, column: Any) -> Any:
 
 
 def _shape(
-    query: AllRunsQuery, viewer: User
+    query: AllRunsQuery, viewer: User, owned: list[int] | None = None
 ) -> tuple[list[ColumnElement[bool]], list[list[ColumnElement[bool]]], dict[str, Any]]:
-    """(scope, branches, bind values) of the query as `viewer` sees it; the comments
-    name the index its ranges read (docs/indexes.md)."""
+    """(scope, branches, bind values) of the query as `viewer` sees it; `owned`: the
+    automations of a viewer who is not an admin, when their own ranges are read
+    (`list_all_runs`). The comments name the index its ranges read (docs/indexes.md)."""
     params: dict[str, Any] = {}
     scope: list[ColumnElement[bool]] = []
-    if not viewer.is_admin:
-        owned = select(automations.c.id).where(
+    if not viewer.is_admin and owned is None:
+        owns = select(automations.c.id).where(
             automations.c.user_id == _bound("viewer", automations.c.user_id)
         )
         # `+ 0`: checked on each run of the filter's ranges, never an index range of
         # its own (which would read every run of the user's automations and sort them).
-        scope.append((runs_t.c.automation_id + 0).in_(owned.scalar_subquery()))
+        scope.append((runs_t.c.automation_id + 0).in_(owns.scalar_subquery()))
         params["viewer"] = viewer.id
     for i, r in enumerate(query.ranges):
         name = f"range_{i}"
@@ -70,16 +84,16 @@ def _shape(
         params[name] = r.value
     statuses = list(query.statuses)
     triggers = list(query.triggers)
-    if query.automation_id is not None:
-        scope.append(runs_t.c.automation_id == _bound("automation_id", runs_t.c.automation_id))
-        params["automation_id"] = query.automation_id
+    of = [query.automation_id] if query.automation_id is not None else list(owned or [])
+    if of:
         if triggers:
             names = [f"trigger_{i}" for i in range(len(triggers))]
             # `|| ''`: checked on each run, never a range of ix_runs_trigger_status_created.
             checked = runs_t.c.trigger.op("||")(literal_column("''"))
             scope.append(checked.in_([_bound(n, runs_t.c.trigger) for n in names]))
             params.update(zip(names, triggers, strict=True))
-        # ix_runs_automation_status_created, or ix_runs_automation_created.
+        # ix_runs_automation_status_created, or ix_runs_automation_created: one
+        # range per (automation, status).
         triggers = []
     elif triggers or statuses:
         # Every run's trigger is one of Trigger's (reruns and retries keep their
@@ -89,34 +103,68 @@ def _shape(
         statuses = statuses or [s.value for s in RunStatus]
     # Else ix_runs_created.
     branches: list[list[ColumnElement[bool]]] = []
-    for t in range(len(triggers)) or [None]:
-        for s in range(len(statuses)) or [None]:
-            branch = []
-            if t is not None:
-                branch.append(runs_t.c.trigger == _bound(f"trigger_{t}", runs_t.c.trigger))
-                params[f"trigger_{t}"] = triggers[t]
-            if s is not None:
-                branch.append(runs_t.c.status == _bound(f"status_{s}", runs_t.c.status))
-                params[f"status_{s}"] = statuses[s]
-            branches.append(branch)
+    for a in range(len(of)) or [None]:
+        for t in range(len(triggers)) or [None]:
+            for s in range(len(statuses)) or [None]:
+                branch = []
+                if a is not None:
+                    name = f"automation_{a}"
+                    branch.append(runs_t.c.automation_id == _bound(name, runs_t.c.automation_id))
+                    params[name] = of[a]
+                if t is not None:
+                    branch.append(runs_t.c.trigger == _bound(f"trigger_{t}", runs_t.c.trigger))
+                    params[f"trigger_{t}"] = triggers[t]
+                if s is not None:
+                    branch.append(runs_t.c.status == _bound(f"status_{s}", runs_t.c.status))
+                    params[f"status_{s}"] = statuses[s]
+                branches.append(branch)
     return scope, branches, params
 
 
-def _cache_key(query: AllRunsQuery, viewer: User) -> tuple[Any, ...]:
+def _cache_key(query: AllRunsQuery, viewer: User, owned: list[int] | None) -> tuple[Any, ...]:
     return (
         "all_runs",
         viewer.is_admin,
         query.automation_id is not None,
+        None if owned is None else len(owned),
         len(query.statuses),
         len(query.triggers),
         tuple(r.op for r in query.ranges),
     )
 
 
+# A viewer who is not an admin and owns at most this many automations (divided by
+# the statuses filtered on) has the page merged from each automation's own ranges.
+MERGED_RANGES = 32
+
+_OWNED = Prepared(
+    lambda: (
+        select(automations.c.id)
+        .where(automations.c.user_id == bindparam("viewer", type_=automations.c.user_id.type))
+        .order_by(automations.c.id)
+        .limit(bindparam("owned_limit", type_=Integer()))
+    )
+)
+
+
 def list_all_runs(dialect: Dialect, query: AllRunsQuery, viewer: User) -> Steps[KeysetPage]:
     """One page of the runs `viewer` may see across automations (`RunRow`s), as steps
-    (`store.prepared.Steps`)."""
-    scope, branches, params = _shape(query, viewer)
+    (`store.prepared.Steps`).
+
+    For a viewer who is not an admin, without an automation filter, one statement
+    first reads their automations (ix_automations_user_id, at most MERGED_RANGES + 1):
+    if they are few, the page merges the runs of each of them (one range per
+    automation and status) and reads no one else's run; otherwise the filter's ranges
+    are read with each run's automation checked (`_shape`)."""
+    owned: list[int] | None = None
+    if not viewer.is_admin and query.automation_id is None:
+        values = {"viewer": viewer.id, "owned_limit": MERGED_RANGES + 1}
+        ids = [row[0] for row in (yield Statement(_OWNED.for_dialect(dialect), values))]
+        if not ids:
+            return KeysetPage([], None, None)
+        if len(ids) * max(1, len(query.statuses)) <= MERGED_RANGES:
+            owned = ids
+    scope, branches, params = _shape(query, viewer, owned)
     page = yield from keyset_steps(
         dialect,
         columns=RUN_COLUMNS,
@@ -128,7 +176,7 @@ def list_all_runs(dialect: Dialect, query: AllRunsQuery, viewer: User) -> Steps[
         cursor=query.cursor,
         per_page=query.per_page,
         params=params,
-        cache_key=_cache_key(query, viewer),
+        cache_key=_cache_key(query, viewer, owned),
         branches=branches,
     )
     return replace(page, rows=[as_run_row(row) for row in page.rows])

@@ -135,6 +135,7 @@ def _statements(
     forward: bool,
     dialect: str,
     branches: Sequence[Sequence[ColumnElement[bool]]] = ((),),
+    limit: Any = None,
 ) -> tuple[Any, Any | None]:
     """The page statement (without its LIMIT; from the anchor on, the anchor included)
     and the EXISTS probe at or behind the anchor (None without a cursor); `key` and
@@ -142,7 +143,8 @@ def _statements(
 
     `branches` are disjoint alternatives added to the scope (one status each, say),
     each an ordered index range: the page merges them (UNION ALL under the ORDER BY
-    and LIMIT) instead of sorting their union."""
+    and LIMIT) instead of sorting their union. On PostgreSQL each arm also carries
+    the page's `limit` (its value or bind parameter; see below)."""
 
     def arm(*conditions: ColumnElement[bool]) -> Any:
         return select(*columns).where(*scope, *conditions)
@@ -171,17 +173,26 @@ def _statements(
     else:
         # The ranges are disjoint and each is read in index order, so the
         # database merges them without sorting (SQLite: MERGE (UNION ALL)).
-        if dialect != "sqlite":
-            # PostgreSQL merges the arms (Merge Append) only when each is ordered
-            # itself, `(SELECT ... ORDER BY ...) UNION ALL ...`; otherwise it
-            # appends and sorts. SQLite refuses an ORDER BY inside a compound.
-            arms = [
-                a.order_by(*order(read_field, descending, forward, table_columns)) for a in arms
-            ]
-        statement = union_all(*arms)
-        statement = statement.order_by(
-            *order(read_field, descending, forward, statement.selected_columns)
-        )
+        if dialect == "sqlite":
+            # SQLite refuses an ORDER BY inside a compound, and needs none.
+            statement = union_all(*arms)
+            statement = statement.order_by(
+                *order(read_field, descending, forward, statement.selected_columns)
+            )
+        else:
+            # PostgreSQL (15) merges ordered arms (Merge Append) only under a query
+            # that selects FROM their UNION ALL (a top-level UNION ALL is appended
+            # and sorted), and plans each arm alone, a WHERE keeping it from being
+            # flattened into the outer query: without its own ORDER BY and LIMIT an
+            # arm is planned to be read whole (a bitmap scan of every run of its
+            # range, then a sort: seconds for a first page over millions of runs).
+            # With them each arm is an index range read that stops early, and
+            # the Merge Append reads from each only the rows the page takes.
+            by = order(read_field, descending, forward, table_columns)
+            merged = union_all(*(a.order_by(*by).limit(limit) for a in arms)).subquery("page")
+            statement = select(*merged.c).order_by(
+                *order(read_field, descending, forward, merged.c)
+            )
     if cursor is None:
         return statement, None
     # Is there anything on the other side of the anchor (the side we came from)?
@@ -239,6 +250,7 @@ def keyset_steps(
             forward=forward,
             dialect=dialect.name,
             branches=branches,
+            limit=bindparam("keyset_limit", type_=Integer()),
         )
         statement = statement.limit(bindparam("keyset_limit", type_=Integer()))
         compiled = (
