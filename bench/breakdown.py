@@ -44,9 +44,36 @@ def cpu_ms(work: Callable[[], object], repeat: int) -> tuple[float, float]:
     return min(times) * 1000, sum(times) / len(times) * 1000
 
 
+# One event loop per app, its lifespan started there once (see asgi_get).
+_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
+_LIFESPANS: list[asyncio.Task[Any]] = []
+
+
+def app_loop(app: Any) -> asyncio.AbstractEventLoop:
+    """The app's private event loop, on which its lifespan has started, as under uvicorn
+    (Conveyor opens its asyncio read pool there on PostgreSQL, so the run list reads
+    as in production). The lifespan is left waiting for a shutdown: the process ends."""
+    loop = _LOOPS.get(id(app))
+    if loop is not None:
+        return loop
+    loop = _LOOPS[id(app)] = asyncio.new_event_loop()
+    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def start() -> None:
+        await startup.put({"type": "lifespan.startup"})
+        lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        _LIFESPANS.append(loop.create_task(app(lifespan, startup.get, started.put)))
+        message = await started.get()
+        assert message["type"] == "lifespan.startup.complete", message
+
+    loop.run_until_complete(start())
+    return loop
+
+
 def asgi_get(app: Any, path: str, query: str, key: str) -> Callable[[], None]:
-    """One GET through an ASGI app on a private event loop, body discarded."""
-    loop = asyncio.new_event_loop()
+    """One GET through an ASGI app on its event loop (`app_loop`), body discarded."""
+    loop = app_loop(app)
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},

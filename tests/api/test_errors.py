@@ -72,6 +72,13 @@ ROWS: dict[str, tuple[int, str, str, str | None]] = {
     "find-revoked-key": (401, INVALID_CREDENTIALS, FIND_A, "revoked"),
     # caller may not see that automation/run; unknown run id or automation id
     "list-other-users-automation": (404, NOT_FOUND, "/automation_runs?automation_id={b}", "alice"),
+    # b has successful runs: the visibility holds under a status filter too
+    "list-other-users-automation-by-status": (
+        404,
+        NOT_FOUND,
+        "/automation_runs?automation_id={b}&filter[status]=success",
+        "alice",
+    ),
     "find-other-users-run": (404, NOT_FOUND, "/automation_runs/{run_b}", "alice"),
     "list-unknown-automation": (
         404,

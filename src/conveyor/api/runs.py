@@ -33,7 +33,6 @@ from conveyor.domain.listing import (
     query_pairs,
 )
 from conveyor.store import runs as runs_store
-from conveyor.store.automations import automation_owner, may_see
 from conveyor.store.prepared import Steps
 from conveyor.store.users import user_by_id
 
@@ -66,10 +65,9 @@ def _list(request: Request) -> Steps[Response]:
         if other is None:
             raise errors.NotFound(f"User {query.user_id} not found.")
         viewer = other
-    owner_id = yield from automation_owner(dialect, query.automation_id)
-    if owner_id is None or not may_see(viewer, owner_id):
+    page = yield from runs_store.list_visible_runs(dialect, query, viewer)
+    if page is None:
         raise errors.NotFound(f"Automation {query.automation_id} not found.")
-    page = yield from runs_store.list_runs(dialect, query)
     headers = cursor_headers(
         page_tokens(
             context.codec, query.scope, query.sort, query.cursor, page.next_cursor, page.prev_cursor

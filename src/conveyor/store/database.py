@@ -9,14 +9,15 @@ lock of the process (`_writer_lock`) before `BEGIN IMMEDIATE`: a waiting
 writer starts the moment the previous one commits, instead of sleeping in
 SQLite's busy handler (1, 2, 5, ... up to 100 ms between looks), which made
 every contended write of the API and the engine wait milliseconds for nothing.
-On PostgreSQL the driver's connections are in autocommit and Conveyor sends
+On both databases the driver's connections are in autocommit and Conveyor sends
 `BEGIN` when SQLAlchemy begins a transaction, so `reads()` (statements without
 a transaction) and the transactions share one pool without switching modes.
 
 Connections come from one pool per driver, each a maintained library's with its
 own health check: SQLAlchemy's pool (`pool_pre_ping`) for every `Database`, and
-psycopg_pool's `AsyncConnectionPool` (its `check_connection`) for the API's run
-reads on the event loop on PostgreSQL (`async_read_pool`). `POOLS` is the one
+psycopg_pool's `AsyncConnectionPool` (`check()` once a request's first statement
+finds its connection lost) for the API's run reads on the event loop on
+PostgreSQL (`async_read_pool`). `POOLS` is the one
 place that says how many connections each part of a process opens.
 """
 
@@ -47,7 +48,7 @@ T = TypeVar("T")
 AsyncReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 WRITE_OPTION = "conveyor_write"
-# On PostgreSQL: a connection of `Database.reads()`, whose statements run each on its own.
+# A connection of `Database.reads()`, whose statements run each on its own.
 READS_OPTION = "conveyor_reads"
 LOCK_RETRIES = 12
 # Seconds to wait for a PostgreSQL server to answer a new connection (with_connect_timeout).
@@ -191,15 +192,11 @@ class Database:
     def reads(self) -> Iterator[Connection]:
         """A connection for reads that need not share one snapshot.
 
-        On PostgreSQL each statement runs on its own (autocommit), which saves the
-        BEGIN and COMMIT round trips of a transaction; one statement still reads
-        one consistent snapshot. On SQLite, where a transaction costs no round
-        trip, this is `read()`.
+        Each statement runs on its own (no transaction: autocommit on PostgreSQL,
+        SQLite's own per-statement transaction), which saves a transaction's
+        BEGIN and COMMIT: round trips on PostgreSQL, two more driver calls on
+        SQLite. One statement still reads one consistent snapshot.
         """
-        if self.is_sqlite:
-            with self.read() as conn:
-                yield conn
-            return
         with self._reads_engine.connect() as conn:
             yield conn
 
@@ -276,33 +273,24 @@ def async_read_pool(database_url: str) -> AsyncReadPool:
     that will use it, `await pool.close()` at shutdown.
 
     Its connections are in autocommit (each statement reads its own snapshot, as
-    `Database.reads()` does) and made on demand, one kept open. psycopg_pool's own
-    health check (`check_connection`: an empty statement) runs as a connection is
-    handed out; a connection returned mid-statement (its request was cancelled) or
-    broken is discarded. A request waits at most CONNECT_TIMEOUT for a connection,
-    then is answered as an outage.
+    `Database.reads()` does) and made on demand, one kept open. A request waits at
+    most CONNECT_TIMEOUT for a connection, then is answered as an outage; a
+    connection returned mid-statement (its request was cancelled) or broken is
+    discarded by psycopg_pool itself.
 
-    When the check finds a connection broken, its server process ended, most likely
-    with every other pooled connection's (a restart, `pg_terminate_backend`): then
-    every idle connection is checked at once (`pool.check()`, which replaces the
-    broken ones), as SQLAlchemy's pool discards them all after a failed ping.
-    Otherwise psycopg_pool would hand each dead connection out in turn, waiting
-    1, 2, 4 s between them, and a request would run out of time before reaching a
-    live one."""
-
-    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            await pool.check()
-            raise
+    No check runs as a connection is handed out: psycopg_pool's (an empty
+    statement) would cost every request a round trip. A connection found lost
+    by the request's first statement is handled where the statement runs
+    (`conveyor.api.steps.run_request_steps`): the idle connections are checked
+    at once (`pool.check()`, which replaces the broken ones, as SQLAlchemy's
+    pool discards them all after a failed ping) and the statement runs again on
+    another connection."""
 
     pool: AsyncReadPool = AsyncConnectionPool(
         driver_conninfo(database_url),
         min_size=1,
         max_size=POOLS["api-reads"],
         kwargs={"autocommit": True, "application_name": "conveyor api-reads"},
-        check=check,
         timeout=CONNECT_TIMEOUT,
         name="api-reads",
         open=False,
@@ -345,5 +333,7 @@ def _install_sqlite_hooks(engine: Engine, busy_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(READS_OPTION, False):  # `Database.reads()`: no transaction
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")

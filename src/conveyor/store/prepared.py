@@ -83,10 +83,13 @@ class Prepared:
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One statement a step needs run (a read, or the rate limit's one write): what
-    a generator of `Steps` yields, to be sent the statement's rows back."""
+    a generator of `Steps` yields, to be sent the statement's rows back. A read may
+    be run again when its connection was found lost (conveyor.api.steps); a write
+    never is."""
 
     sql: DriverSql
     values: dict[str, Any]
+    write: bool = False
 
 
 T = TypeVar("T")

@@ -30,7 +30,7 @@ def take_token(
     row lock only for the statement)."""
     statement = _TAKE[dialect.name].for_dialect(dialect)
     values = {"key": key, "now": now, "rate": float(rate), "burst": float(burst)}
-    rows = yield Statement(statement, values)
+    rows = yield Statement(statement, values, write=True)
     allowed, tokens = rows[0]
     if allowed:
         return True, 0
