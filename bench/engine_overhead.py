@@ -57,6 +57,13 @@ not the engine's.
     .venv/bin/python bench/engine_overhead.py                       # both databases, 3 rounds
     .venv/bin/python bench/engine_overhead.py --backend sqlite --rounds 1 --seconds 3   # quick
     .venv/bin/python bench/engine_overhead.py --backend sqlite --prefect-python /path/bin/python
+
+With `--baseline-src DIR` a second Conveyor runs the code in DIR (a `src`
+folder, e.g. `git -C /work/main archive HEAD src | tar -x -C /tmp/main`,
+then /tmp/main/src) and every round also measures its latency phase and
+burst, right after this code's: the script prints this ÷ baseline for the
+burst's runs/s, its CPU per run (user + system seconds of Conveyor's
+processes, which a loaded machine moves less than wall time) and the p50.
 """
 
 from __future__ import annotations
@@ -138,6 +145,16 @@ class Target:
     @property
     def mark(self) -> str:
         return "?" if self.backend == "sqlite" else "%s"
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) Conveyor's processes used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for process in self.processes:
+            with open(f"/proc/{process.process.pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
 
     def counts(self) -> dict[str, int]:
         """Transaction counts summed over Conveyor's processes; `timeline` since the last call."""
@@ -281,6 +298,7 @@ class Phase:
     own_transactions: int = 0
     # Conveyor's committed write transactions: (role, began, done, changed).
     timeline: list[list[Any]] = field(default_factory=list)
+    cpu: float = 0.0  # CPU seconds Conveyor's processes used during the phase
 
     @property
     def seconds(self) -> float:
@@ -327,7 +345,14 @@ class Phase:
         for number, run in enumerate(ordered):
             end = ordered[number + 1].sent if number + 1 < len(ordered) else float("inf")
             mine = [e for e in self.timeline if e[3] and run.sent <= e[2] < end]
-            _, _, planning, _, executing, _, _ = self.stages[run.run_id]
+            _, _, planning, queued, executing, _, _ = self.stages[run.run_id]
+            if queued == executing:  # the plan's commit moved it on to executing itself
+                api = [e[2] for e in mine if e[0] == "api"]
+                if len(api) == 1:
+                    gaps.append((planning / 1e6 - api[0], 0.0))
+                else:
+                    odd += 1
+                continue
             api = [e[2] for e in mine if e[0] == "api"]
             queued = [
                 e[2]
@@ -431,6 +456,7 @@ def burst(target: Target, count: int, senders: int) -> Phase:
     lock = threading.Lock()
     errors: list[BaseException] = []
     before = target.counts()
+    cpu_before = target.cpu_seconds()
     left = list(range(count))
     started = time.time()
 
@@ -469,6 +495,7 @@ def burst(target: Target, count: int, senders: int) -> Phase:
         time.sleep(0.02)
     conn.close()
     phase = Phase(runs, started, count_delta(before, target.counts()))
+    phase.cpu = target.cpu_seconds() - cpu_before
     phase.stages = read_stages(target, [r.run_id for r in runs])
     return phase
 
@@ -512,10 +539,15 @@ def wait_worker_started(process: CountedProcess, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def conveyor(backend: str, clients: int, workers: int = 3) -> Iterator[Target]:
+def conveyor(
+    backend: str, clients: int, workers: int = 3, code: Path | None = None
+) -> Iterator[Target]:
+    """Conveyor on a fresh home; `code`: a `src` folder to run instead of this one."""
     with ExitStack() as stack:
         home = stack.enter_context(conveyor_home(backend, "conveyor-overhead"))
         env = {**home.env, "CONVEYOR_RATE_LIMIT_RATE": "0"}
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         processes = []
         # SQLite: the default embedded workers; PostgreSQL: none, the API only.
         serve_env = {**env, "CONVEYOR_EMBEDDED_WORKERS": "0"} if backend == "postgresql" else env
@@ -672,6 +704,12 @@ def measure(backend: str, args: argparse.Namespace) -> None:
     print(f"\n== {backend} ==")
     with ExitStack() as stack:
         target = stack.enter_context(conveyor(backend, args.clients, args.workers))
+        theirs = None
+        if args.baseline_src is not None:
+            theirs = stack.enter_context(
+                conveyor(backend, args.clients, args.workers, args.baseline_src)
+            )
+            print(f"baseline code: {args.baseline_src} (its burst and latency in every round)")
         prefect = None
         if backend == "sqlite" and args.prefect_runs:
             prefect = stack.enter_context(prefect_server(args.prefect_python))
@@ -692,6 +730,11 @@ def measure(backend: str, args: argparse.Namespace) -> None:
         created_to_completed: list[float] = []
         prefect_rates: list[float] = []
         prefect_each: list[float] = []
+        cpu_per_run: list[float] = []
+        base_p50: list[float] = []
+        base_bursts: list[float] = []
+        base_cpu: list[float] = []
+        mine_p50: list[float] = []
         for round_number in range(1, args.rounds + 1):
             one = ceiling(target, 1, args.ceiling_seconds)
             two = ceiling(target, 2, args.ceiling_seconds)
@@ -776,15 +819,36 @@ def measure(backend: str, args: argparse.Namespace) -> None:
                     f"executing ({len(gaps)} runs; {odd} with another transaction sequence "
                     "left out)"
                 )
+            mine_p50.append(
+                statistics.median((stage[5] - stage[1]) / 1000 for stage in latency.stages.values())
+            )
             if args.burst:
                 shot = burst(target, args.burst, args.senders)
                 bursts.append(shot.rate)
+                cpu_per_run.append(shot.cpu / len(shot.runs) * 1000)
                 print(
                     f"  burst: {len(shot.runs)} manual_run calls ({args.senders} connections) "
                     f"finished in {shot.seconds:.2f} s = {shot.rate:.1f} runs/s; "
                     f"{shot.per_run('*/write/commit'):.2f} write and "
-                    f"{shot.per_run('*/read/commit'):.2f} read transactions per run"
+                    f"{shot.per_run('*/read/commit'):.2f} read transactions per run; "
+                    f"Conveyor's processes used {cpu_per_run[-1]:.2f} ms CPU per run"
                 )
+            if theirs is not None:
+                other = run_phase(theirs, 1, count=args.latency_runs)
+                base_p50.append(
+                    statistics.median((s[5] - s[1]) / 1000 for s in other.stages.values())
+                )
+                text = f"  baseline code: created_at to completed_at p50 {base_p50[-1]:.1f} ms"
+                if args.burst:
+                    their_shot = burst(theirs, args.burst, args.senders)
+                    base_bursts.append(their_shot.rate)
+                    base_cpu.append(their_shot.cpu / len(their_shot.runs) * 1000)
+                    text += (
+                        f"; burst {their_shot.rate:.1f} runs/s, "
+                        f"{their_shot.per_run('*/write/commit'):.2f} write transactions and "
+                        f"{base_cpu[-1]:.2f} ms CPU per run"
+                    )
+                print(text)
             if prefect is not None:
                 rate, each = prefect_round(prefect, args.prefect_runs)
                 prefect_rates.append(rate)
@@ -826,6 +890,24 @@ def measure(backend: str, args: argparse.Namespace) -> None:
                 f"{backend}: burst of {args.burst}: runs/s median {spread(bursts)} over "
                 f"{len(bursts)} rounds (goal >= {goal})"
             )
+        if cpu_per_run:
+            cpu = spread(cpu_per_run, 2)
+            print(f"{backend}: burst, ms CPU of Conveyor's processes per run: {cpu}")
+        if base_p50:
+            p50_ratios = [m / b for m, b in zip(mine_p50, base_p50, strict=True)]
+            print(
+                f"{backend}: vs the baseline code, same rounds: created_at to completed_at "
+                f"p50 this {spread(mine_p50)} ms, baseline {spread(base_p50)} ms, "
+                f"this ÷ baseline {spread(p50_ratios, 2)}"
+            )
+        if base_bursts:
+            rate_ratios = [m / b for m, b in zip(bursts, base_bursts, strict=True)]
+            cpu_ratios = [m / b for m, b in zip(cpu_per_run, base_cpu, strict=True)]
+            print(
+                f"{backend}: vs the baseline code, same rounds: burst runs/s this ÷ baseline "
+                f"{spread(rate_ratios, 2)} (baseline {spread(base_bursts)}); CPU per run "
+                f"this ÷ baseline {spread(cpu_ratios, 2)} (baseline {spread(base_cpu, 2)} ms)"
+            )
         if prefect_rates:
             ratios_p = [c / p for c, p in zip(bursts, prefect_rates, strict=False)]
             print(
@@ -861,6 +943,12 @@ def main() -> None:
         "--prefect-python",
         default=sys.executable,
         help="the interpreter Prefect is installed in (default: this one)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure, in each round, Conveyor running the code in this `src` folder "
+        "(git -C <main> archive HEAD src | tar -x -C /tmp/base, then /tmp/base/src)",
     )
     args = parser.parse_args()
     print(f"command: .venv/bin/python {COMMAND} {' '.join(sys.argv[1:])}".rstrip())

@@ -59,8 +59,18 @@ class World:
             hooks=hooks or Hooks(),
         )
 
-    def worker(self, name: str = "w1", hooks: Hooks | None = None, **overrides: Any) -> Worker:
-        return Worker(self.engine(hooks, **overrides), name)
+    def worker(
+        self,
+        name: str = "w1",
+        hooks: Hooks | None = None,
+        *,
+        hand_off: bool = False,
+        **overrides: Any,
+    ) -> Worker:
+        """A worker; by default every plan it commits queues its run for execution (as a
+        large plan does), so a test can act between planning and execution and let any
+        worker execute. `hand_off=True`: as `conveyor serve` and `conveyor worker` run."""
+        return Worker(self.engine(hooks, **overrides), name, hand_off=hand_off)
 
     def automation(self, kind: str, **values: Any) -> int:
         if "destinations" in values:

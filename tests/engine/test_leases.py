@@ -284,8 +284,8 @@ def test_the_heartbeat_keeps_a_slow_operation_s_lease(world: World) -> None:
     )
     slow_engine.clock = SystemClock()
     slow = Worker(slow_engine, "slow")
-    assert slow.step()  # plan
-    claim = leases.claim_next(slow_engine, "slow")
+    assert slow.step()  # plan, which moves the run on to executing under the same lease
+    claim, slow.next = slow.next, None
     assert claim is not None and claim.stage is RunStage.EXECUTING
     thread = threading.Thread(target=slow.work, args=(claim,))
     thread.start()
@@ -374,3 +374,64 @@ def test_a_batch_with_an_operation_already_recorded_records_nothing(world: World
     assert [op[4] for op in view.operations] == ["pending", "done", "pending"]
     assert "one" not in view.log and "two again" not in view.log
     assert view.log.count("two") == 1
+
+
+def test_a_small_plan_goes_on_executing_under_the_planner_s_lease(world: World) -> None:
+    run_id = world.run(copy_automation(world, 3))
+    w1 = world.worker("w1", hand_off=True)
+    assert w1.step()  # plan; the same commit moves the run on to executing
+    view = world.view(run_id)
+    assert view.run.run_stage is RunStage.EXECUTING
+    assert (view.lease.lease_owner, view.lease.lease_generation) == ("w1", 1)
+    assert view.lease.queued_for_execution_at == view.lease.executing_at
+    assert world.worker("rival", hand_off=True).step() is False  # nothing to claim
+    assert w1.step()  # executes with the claim its plan handed on, no claim of its own
+    assert w1.step() is False
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.lease.lease_generation == 1
+    assert view.log[0] == "Planning started (worker w1)."
+    assert view.log[-5:] == [
+        "Execution started (worker w1): 3 operations to perform.",
+        "Copied in/f00.txt to out/f00.txt (7 bytes).",
+        "Copied in/f01.txt to out/f01.txt (14 bytes).",
+        "Copied in/f02.txt to out/f02.txt (21 bytes).",
+        "Run finished with status success: 3 operations succeeded, 0 failed.",
+    ]
+    assert world.files("out") == expected_out(3)
+
+
+def test_a_run_handed_on_to_execution_is_taken_over_when_its_worker_dies(world: World) -> None:
+    run_id = world.run(copy_automation(world, 3))
+    dead = world.worker("dead", hand_off=True)
+    assert dead.step()  # planned and handed on; then the process dies before executing
+    world.clock.advance(world.settings.lease_seconds + 1)
+    assert world.worker("w2", hand_off=True).drain() == 1
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.lease.lease_losses == 1
+    assert (
+        "The lease of worker dead ran out 1.0 s ago during executing (operation #1 was in "
+        "flight at 1 of at most 3 lease losses); worker w2 takes over and resumes with the 3 "
+        "operations not yet done."
+    ) in view.log
+    assert len(outcome_lines(view.log)) == 3
+    assert world.files("out") == expected_out(3)
+
+
+def test_a_stopping_worker_hands_back_the_run_its_plan_handed_on(world: World) -> None:
+    run_id = world.run(copy_automation(world, 2))
+    stopping = world.worker("stopping", hand_off=True)
+    assert stopping.step()
+    stopping.engine.stop.set()
+    assert stopping.step() is False
+    view = world.view(run_id)
+    assert (view.run.run_stage, view.lease.lease_owner) == (RunStage.EXECUTING, None)
+    assert world.worker("next", hand_off=True).drain() == 1
+    view = world.view(run_id)
+    assert view.run.status is RunStatus.SUCCESS
+    assert view.lease.lease_losses == 0
+    assert (
+        "Worker next picks up the run its previous worker released and resumes with the "
+        "2 operations not yet done."
+    ) in view.log

@@ -103,6 +103,9 @@ class _Batch:
     canceled: bool = False
     # When the cancel flag was last read (monotonic): by the claim, a commit or a check.
     checked: float = field(default_factory=time.monotonic)
+    # The run as the last commit left it (its counts), for the finish in the same
+    # transaction as the last batch.
+    run: lifecycle.AutomationRun | None = None
 
     def add(self, op: Operation, outcome: Outcome, at: int) -> None:
         if not self.outcomes:
@@ -138,8 +141,9 @@ class _Batch:
             or time.monotonic() - self.started >= age
         )
 
-    def record(self, conn: Connection) -> None:
-        """Commit the outcomes in the caller's transaction (after the files are durable)."""
+    def record(self, conn: Connection, *, hold: bool = True) -> None:
+        """Commit the outcomes in the caller's transaction (after the files are durable).
+        `hold=False`: the caller ends the transaction with its own lease guard."""
         now = self.engine.clock.now()
         run = engine_store.complete_operations(
             conn,
@@ -148,7 +152,9 @@ class _Batch:
             self.claim.token,
             now + self.engine.lease_us,
             self.outcomes,
+            hold=hold,
         )
+        self.run = run
         self.canceled = run.cancel_requested_at is not None
         self.checked = time.monotonic()
         if self.outcomes:
@@ -331,10 +337,13 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
     """Commit the last batch (if any) and finish the run, in one transaction."""
     now = engine.clock.now()
     if batch.outcomes:
-        batch.record(conn)  # guarded on the lease; end_lease below guards the finish
+        # Guarded on each operation still pending; the lease is checked by end_lease,
+        # this transaction's last statement (whatever it commits, it commits it).
+        batch.record(conn, hold=False)
+        run = batch.run
     else:
         engine_store.hold_lease(conn, claim.run_id, claim.worker_id, claim.token, now)
-    run = run_store.get_run(conn, claim.run_id)
+        run = run_store.get_run(conn, claim.run_id)
     assert run is not None
     if run.cancel_requested_at is not None:  # asked before the run could finish
         where = f"worker {claim.worker_id} had performed every operation"
@@ -352,7 +361,9 @@ def _finish(conn: Connection, engine: EngineContext, claim: Claim, batch: _Batch
         first = run_store.first_error_message(conn, claim.run_id)
         if first is not None:
             message += f" First failure: {first[:500]}"
-    run_store.finish_run(conn, claim.run_id, now, message=message, level=_LEVELS[status])
+    run_store.finish_run(
+        conn, claim.run_id, now, message=message, level=_LEVELS[status], current=run
+    )
     engine_store.end_lease(conn, claim.run_id, claim.worker_id, claim.token)
 
 

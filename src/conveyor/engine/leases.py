@@ -57,18 +57,28 @@ class Loaded:
     pending: list[Any] | None = None
 
 
-def load(conn: Connection, run_id: int, automation_id: int, stage: RunStage) -> Loaded:
+def load(
+    conn: Connection,
+    run_id: int,
+    automation_id: int,
+    stage: RunStage,
+    run: AutomationRun | None = None,
+) -> Loaded:
+    """`run`: the run as this transaction just wrote it (planning; else it is read)."""
     automation = automation_store.get_automation(conn, automation_id)
     grants = (
         permission_store.grants_for_user(conn, automation.user_id) if automation is not None else []
     )
     if stage is RunStage.PLANNING:
+        if run is None:
+            run = run_store.get_run(conn, run_id)
+        rerun = run is not None and run.rerun_of_run_id is not None
         return Loaded(
             automation,
             grants,
-            run=run_store.get_run(conn, run_id),
+            run=run,
             inputs=trigger_store.run_input(conn, run_id),
-            scope=run_control.rerun_scope(conn, run_id),
+            scope=run_control.rerun_scope(conn, run_id) if rerun else None,
         )
     rows = engine_store.pending_operations(conn, run_id, limit=CLAIM_READS_OPERATIONS + 1)
     return Loaded(automation, grants, pending=rows if len(rows) <= CLAIM_READS_OPERATIONS else None)
@@ -107,6 +117,11 @@ def _ops(count: int) -> str:
     return "1 operation" if count == 1 else f"{count} operations"
 
 
+def execution_started(worker_id: str, pending: int) -> str:
+    """The log line of a claim for execution (or of a plan that goes on executing)."""
+    return f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
+
+
 def claim_next(engine: EngineContext, worker_id: str) -> Claim | None:
     """Claim the oldest run that needs a worker, or None when there is no work."""
     return engine.db.run_write(lambda conn: _claim(conn, engine, worker_id))
@@ -126,16 +141,16 @@ def _claim(conn: Connection, engine: EngineContext, worker_id: str) -> Claim | N
                 if found.run_stage is RunStage.QUEUED_FOR_PLANNING
                 else RunStage.EXECUTING
             )
-            run_store.advance_stage(conn, found.id, stage)
+            run = run_store.advance_stage(conn, found.id, stage, current=found.run)
             token = engine_store.take_lease(
                 conn, found, worker_id, now, until, stage=stage, lost=False
             )
-            loaded = load(conn, found.id, found.automation_id, stage)
+            loaded = load(conn, found.id, found.automation_id, stage, run)
             if stage is RunStage.PLANNING:
                 text = f"Planning started (worker {worker_id})."
             else:
                 pending = _pending_count(conn, found.id, loaded)
-                text = f"Execution started (worker {worker_id}): {_ops(pending)} to perform."
+                text = execution_started(worker_id, pending)
             engine_store.insert_messages(conn, found.id, now, [(MessageLevel.INFO, text)])
             return Claim(
                 found.id,

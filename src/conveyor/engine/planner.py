@@ -44,10 +44,10 @@ from conveyor.domain.destinations import (
 )
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.permissions import automation_refusal
-from conveyor.domain.runs import MessageLevel, RerunNode, RunStage
+from conveyor.domain.runs import AutomationRun, MessageLevel, RerunNode, RunStage
 from conveyor.engine import access
 from conveyor.engine.context import EngineContext
-from conveyor.engine.leases import Claim
+from conveyor.engine.leases import Claim, Loaded, execution_started
 from conveyor.engine.operations import NO_FILE, Action, Kind, Operation
 from conveyor.engine.patterns import compile_glob
 from conveyor.engine.storage import PathEscape, Storage, identity_of, is_utf8, shown
@@ -540,12 +540,17 @@ def check_automation(engine: EngineContext, claim: Claim) -> Automation | None:
     return None
 
 
-def plan_run(engine: EngineContext, claim: Claim) -> None:
-    """The planning stage for a claimed run: plan, then commit plan and stage change at once."""
+def plan_run(engine: EngineContext, claim: Claim, *, hand_off: bool = False) -> Claim | None:
+    """The planning stage for a claimed run: plan, then commit plan and stage change at once.
+
+    With `hand_off`, a plan committed in one transaction also moves the run on to
+    executing under the same lease: the claim for its execution is returned, for this
+    worker to execute the run straight away (None when the run finished, was queued
+    for execution, or was left to others)."""
     with engine.heartbeat(claim):
         automation = check_automation(engine, claim)
         if automation is None:
-            return
+            return None
         assert claim.loaded is not None
         run, inputs, grants = claim.loaded.run, claim.loaded.inputs, claim.loaded.grants
         scope = claim.loaded.scope
@@ -585,17 +590,27 @@ def plan_run(engine: EngineContext, claim: Claim) -> None:
         engine.hooks.before_plan_commit(claim.run_id)
         try:
             if plan is None or len(plan.operations) <= PLAN_CHUNK:
-                engine.db.run_write(lambda conn: _commit(conn, engine, claim, plan, failure))
-            else:
-                _commit_in_chunks(engine, claim, plan)
+                return engine.db.run_write(
+                    lambda conn: _commit(conn, engine, claim, plan, failure, hand_off)
+                )
+            _commit_in_chunks(engine, claim, plan)
         except LeaseLost:
             log.warning("automation run %s: lease lost during planning; plan dropped", claim.run_id)
+        return None
 
 
-def _canceled(conn: Connection, engine: EngineContext, claim: Claim, now: int) -> bool:
+def _canceled(
+    conn: Connection,
+    engine: EngineContext,
+    claim: Claim,
+    now: int,
+    run: AutomationRun | None = None,
+) -> bool:
     """If the run's cancel was requested, finish it as canceled instead of saving the
-    plan (dropping what earlier chunks saved) and end the lease; True if so."""
-    run = run_store.get_run(conn, claim.run_id)
+    plan (dropping what earlier chunks saved) and end the lease; True if so. `run`: the
+    run as this transaction read it (else it is read)."""
+    if run is None:
+        run = run_store.get_run(conn, claim.run_id)
     if run is None or run.cancel_requested_at is None:
         return False
     engine_store.discard_operations(conn, claim.run_id)
@@ -606,17 +621,26 @@ def _canceled(conn: Connection, engine: EngineContext, claim: Claim, now: int) -
 
 
 def _commit(
-    conn: Connection, engine: EngineContext, claim: Claim, plan: Plan | None, failure: str | None
-) -> None:
+    conn: Connection,
+    engine: EngineContext,
+    claim: Claim,
+    plan: Plan | None,
+    failure: str | None,
+    hand_off: bool,
+) -> Claim | None:
+    """Commit the plan; with `hand_off` a plan with operations moves on to executing
+    under this lease, and the claim for that is returned, else it is queued."""
     now = engine.clock.now()
     run_id = claim.run_id
     worker = claim.worker_id
-    if _canceled(conn, engine, claim, now):
-        return
-    earlier: list[tuple[MessageLevel, str]] = []
-    _discard_earlier(conn, run_id, now, earlier)
-    if earlier:
-        engine_store.insert_messages(conn, run_id, now, earlier)
+    run = run_store.get_run(conn, run_id, for_update=True)
+    if _canceled(conn, engine, claim, now, run):
+        return None
+    if claim.resumed:  # only a planner that died mid-plan can have left operations
+        earlier: list[tuple[MessageLevel, str]] = []
+        _discard_earlier(conn, run_id, now, earlier)
+        if earlier:
+            engine_store.insert_messages(conn, run_id, now, earlier)
     if plan is None:
         run_store.finish_run(
             conn,
@@ -627,7 +651,7 @@ def _commit(
             level=MessageLevel.ERROR,
         )
         engine_store.end_lease(conn, run_id, worker, claim.token)
-        return
+        return None
     lines = [(MessageLevel.INFO, text) for text in plan.summary]
     if not plan.operations:
         lines.append((MessageLevel.INFO, "Nothing to do: no files matched."))
@@ -636,9 +660,14 @@ def _commit(
             conn, run_id, now, message="Run finished with status success: 0 operations."
         )
         engine_store.end_lease(conn, run_id, worker, claim.token)
-        return
-    _insert_chunk(conn, run_id, now, plan.operations, lines)
-    _queue(conn, engine, claim)
+        return None
+    if not hand_off:
+        _insert_chunk(conn, run_id, now, plan.operations, lines)
+        _queue(conn, engine, claim)
+        return None
+    started = (MessageLevel.INFO, execution_started(worker, len(plan.operations)))
+    _insert_chunk(conn, run_id, now, plan.operations, lines, [started])
+    return _start_execution(conn, engine, claim, run)
 
 
 def _commit_in_chunks(engine: EngineContext, claim: Claim, plan: Plan) -> None:
@@ -697,11 +726,13 @@ def _insert_chunk(
     now: int,
     operations: list[Operation],
     lines: list[tuple[MessageLevel, str]],
+    after: list[tuple[MessageLevel, str]] | None = None,
 ) -> None:
-    """Save operations with the log lines before them; each operation's own `Planned #N`
-    line is its row, after the run's last message row (store.run_log)."""
+    """Save operations with the log lines before them and `after` them; each
+    operation's own `Planned #N` line is its row, placed after the run's last message
+    row at this point (store.run_log), so `after` lines follow the Planned lines."""
     engine_store.insert_messages(conn, run_id, now, lines)
-    after = run_log.anchor(conn, run_id)
+    anchor = run_log.anchor(conn, run_id)
     engine_store.insert_operations(
         conn,
         run_id,
@@ -713,10 +744,41 @@ def _insert_chunk(
                 "destination": op.destination,
                 "detail": op.detail(),
                 "planned_at": now,
-                "planned_after": after,
+                "planned_after": anchor,
             }
             for op in operations
         ],
+    )
+    if after:
+        engine_store.insert_messages(conn, run_id, now, after)
+
+
+def _start_execution(
+    conn: Connection, engine: EngineContext, claim: Claim, run: AutomationRun | None
+) -> Claim:
+    """Move the planned run on to executing, keeping this worker's lease (same fencing
+    token): one transaction less than queueing it for execution and claiming it again,
+    and no wait for a worker. Its log line is written with the plan's, before this.
+
+    What the claim for execution would read, the caller has: the automation and
+    grants from the claim for planning (this transaction's, a plan ago), and the
+    operations just inserted, read back last (a plain statement, so a worker stalled
+    before its commit is cut off by idle_in_transaction_session_timeout)."""
+    assert claim.loaded is not None
+    run_store.advance_stages(
+        conn, claim.run_id, (RunStage.QUEUED_FOR_EXECUTION, RunStage.EXECUTING), current=run
+    )
+    now = engine.clock.now()
+    until = now + engine.lease_us
+    engine_store.keep_lease_to_execute(conn, claim.run_id, claim.worker_id, claim.token, now, until)
+    rows = engine_store.pending_operations(conn, claim.run_id)
+    return replace(
+        claim,
+        stage=RunStage.EXECUTING,
+        resumed=False,  # a fresh execution, whatever happened to the planning
+        lost=False,
+        expires_at=until,
+        loaded=Loaded(claim.loaded.automation, claim.loaded.grants, pending=rows),
     )
 
 

@@ -87,7 +87,7 @@ class WorkerPool:
     def stop(self) -> None:
         """Ask every worker to stop after its current operation, and wait for them."""
         self.engine.stop.set()
-        self.wakeup.notify()
+        self.wakeup.notify_all()
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():

@@ -20,19 +20,37 @@ CHANNEL = "conveyor_runs"
 
 
 class Wakeup:
-    """Shared by a process's workers: `notify` wakes every one that is waiting."""
+    """Shared by a process's workers: `notify` wakes one waiting worker (a new run needs
+    one claim; waking them all made every other one run a claim that found nothing, in
+    the woken one's way), or, if none waits, the next to wait returns at once.
+
+    A worker clears it before each claim and waits only after a claim found nothing,
+    so a run committed between that claim and the wait is never missed."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._cond = threading.Condition()
+        self._set = False
 
     def notify(self, _run_id: int | None = None) -> None:
-        self._event.set()
+        with self._cond:
+            self._set = True
+            self._cond.notify()
+
+    def notify_all(self) -> None:
+        """Wake every waiting worker (stopping)."""
+        with self._cond:
+            self._set = True
+            self._cond.notify_all()
 
     def clear(self) -> None:
-        self._event.clear()
+        with self._cond:
+            self._set = False
 
     def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
+        with self._cond:
+            if not self._set:
+                self._cond.wait(timeout)
+            self._set = False
 
 
 def listen(database_url: str, wakeup: Wakeup, stop: threading.Event, retry: float) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from conveyor.domain.runs import MessageLevel, RunStage
 from conveyor.engine.context import EngineContext
 from conveyor.engine.executor import execute_run
-from conveyor.engine.leases import Claim, claim_next
+from conveyor.engine.leases import Claim, claim_next, release
 from conveyor.engine.planner import describe_error, plan_run
 from conveyor.engine.wakeup import Wakeup
 from conveyor.store import engine as engine_store
@@ -21,15 +21,27 @@ OUTAGE_MAX_PAUSE = 5.0
 
 
 class Worker:
-    def __init__(self, engine: EngineContext, worker_id: str) -> None:
+    def __init__(self, engine: EngineContext, worker_id: str, *, hand_off: bool = True) -> None:
+        """`hand_off`: a plan committed in one transaction moves its run on to executing
+        under the same lease, for this worker's next step (False: every plan queues its
+        run for execution, as a plan over PLAN_CHUNK operations always does)."""
         self.engine = engine
         self.id = worker_id
+        self.hand_off = hand_off
+        # The execution this worker's last plan moved its run on to, under the same
+        # lease (planner._start_execution): the next step works it without a claim.
+        self.next: Claim | None = None
 
     def step(self) -> bool:
-        """Claim one run and work its stage; False when there was nothing to claim (or stopping)."""
+        """Claim one run (or take the one its last plan handed on) and work its stage;
+        False when there was nothing to claim (or stopping)."""
+        claim, self.next = self.next, None
         if self.engine.stop.is_set():
+            if claim is not None:  # hand it back: the next claim resumes it, no loss
+                release(self.engine, claim)
             return False
-        claim = claim_next(self.engine, self.id)
+        if claim is None:
+            claim = claim_next(self.engine, self.id)
         if claim is None:
             return False
         self.work(claim)
@@ -38,7 +50,7 @@ class Worker:
     def work(self, claim: Claim) -> None:
         try:
             if claim.stage is RunStage.PLANNING:
-                plan_run(self.engine, claim)
+                self.next = plan_run(self.engine, claim, hand_off=self.hand_off)
             else:
                 execute_run(self.engine, claim)
         except Exception as exc:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.engine import Connection, Engine
 
 from conveyor.domain.runs import AutomationRun, RunStage
@@ -69,6 +69,12 @@ def _log_stage(run: AutomationRun, trigger: str | None = None) -> None:
     log.info("automation run %s: %s", run.id, run.run_stage.value, extra=extra)
 
 
+# Built once: every run's finish reads them.
+_STAGE_STAMPS = select(
+    runs_t.c.planning_at, runs_t.c.queued_for_execution_at, runs_t.c.executing_at
+).where(runs_t.c.id == bindparam("run_id", type_=runs_t.c.id.type))
+
+
 def observe(
     conn: Connection, before: AutomationRun | None, after: AutomationRun, extra: dict[str, Any]
 ) -> None:
@@ -95,11 +101,7 @@ def observe(
     duration = None
     if stage_changed and after.finished:
         duration = _seconds(after.created_at, after.completed_at)
-        row = conn.execute(
-            select(
-                runs_t.c.planning_at, runs_t.c.queued_for_execution_at, runs_t.c.executing_at
-            ).where(runs_t.c.id == after.id)
-        ).first()
+        row = conn.execute(_STAGE_STAMPS, {"run_id": after.id}).first()
         if row is not None:
             waits["planning"] = _seconds(after.created_at, row.planning_at)
             waits["execution"] = _seconds(row.queued_for_execution_at, row.executing_at)

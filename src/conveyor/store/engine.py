@@ -8,6 +8,7 @@ claim returned), so a worker that lost its lease changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,18 +64,19 @@ class Candidate:
     lease_generation: int = 0
     lease_expires_at: int | None = None
     cancel_requested_at: int | None = None
+    # The whole run as the claim read it (locked on PostgreSQL): the claim's change of
+    # stage is decided from it, without reading the run again.
+    run: AutomationRun | None = None
 
 
 _CANDIDATE_COLUMNS = (
-    runs_t.c.id,
-    runs_t.c.automation_id,
-    runs_t.c.run_stage,
+    *run_store.RUN_COLUMNS,
     runs_t.c.lease_owner,
     runs_t.c.lease_losses,
     runs_t.c.lease_generation,
     runs_t.c.lease_expires_at,
-    runs_t.c.cancel_requested_at,
 )
+_RUN_WIDTH = len(run_store.RUN_COLUMNS)
 
 
 def _waits_for_an_earlier_run() -> Any:
@@ -142,6 +144,7 @@ def next_candidate(conn: Connection, now: int) -> Candidate | None:
                 row.lease_generation,
                 row.lease_expires_at,
                 row.cancel_requested_at,
+                run_store.run_from_row(row[:_RUN_WIDTH]),
             )
     return None
 
@@ -163,27 +166,43 @@ def take_lease(
     `stage` (the run's stage now) gets its start time unless it already has one.
     """
     token = candidate.lease_generation + 1
+    result = conn.execute(
+        _take_lease(lost, stage),
+        {
+            "b_run": candidate.id,
+            "b_seen": candidate.lease_generation,
+            "b_owner": worker_id,
+            "b_until": expires_at,
+            "b_token": token,
+            "b_now": now,
+        },
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"automation run {candidate.id} was claimed concurrently")
+    return token
+
+
+@functools.cache
+def _take_lease(lost: bool, stage: RunStage) -> Any:
+    """take_lease's UPDATE, built once per (lost, stage): every claim runs one."""
     values: dict[str, Any] = {
-        "lease_owner": worker_id,
-        "lease_expires_at": expires_at,
-        "lease_generation": token,
+        "lease_owner": bindparam("b_owner", type_=runs_t.c.lease_owner.type),
+        "lease_expires_at": bindparam("b_until", type_=runs_t.c.lease_expires_at.type),
+        "lease_generation": bindparam("b_token", type_=runs_t.c.lease_generation.type),
     }
     if lost:
         values["lease_losses"] = runs_t.c.lease_losses + 1
     started = STAGE_STARTED.get(stage)
     if started is not None:
-        values[started.name] = func.coalesce(started, now)
-    result = conn.execute(
+        values[started.name] = func.coalesce(started, bindparam("b_now", type_=started.type))
+    return (
         update(runs_t)
         .where(
-            runs_t.c.id == candidate.id,
-            runs_t.c.lease_generation == candidate.lease_generation,
+            runs_t.c.id == bindparam("b_run", type_=runs_t.c.id.type),
+            runs_t.c.lease_generation == bindparam("b_seen", type_=runs_t.c.lease_generation.type),
         )
         .values(**values)
     )
-    if result.rowcount != 1:
-        raise LeaseLost(f"automation run {candidate.id} was claimed concurrently")
-    return token
 
 
 def _held(run_id: int, worker_id: str, token: int) -> tuple[Any, ...]:
@@ -251,12 +270,66 @@ def end_lease(
     Guarded on the owner: if another worker took the run over meanwhile,
     LeaseLost rolls the whole transaction back.
     """
-    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
-    if stage_started is not None:
-        values[STAGE_STARTED[stage_started].name] = now
-    result = conn.execute(update(runs_t).where(*_held(run_id, worker_id, token)).values(**values))
+    result = conn.execute(
+        _end_lease(stage_started),
+        {"b_run": run_id, "b_owner": worker_id, "b_token": token, "b_now": now},
+    )
     if result.rowcount != 1:
         raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
+
+
+# Built once (every small plan's commit runs it): the hand-over from planning to executing.
+_START_EXECUTING = (
+    update(runs_t)
+    .where(
+        runs_t.c.id == bindparam("b_run", type_=runs_t.c.id.type),
+        runs_t.c.lease_owner == bindparam("b_owner", type_=runs_t.c.lease_owner.type),
+        runs_t.c.lease_generation == bindparam("b_token", type_=runs_t.c.lease_generation.type),
+    )
+    .values(
+        lease_expires_at=bindparam("b_until", type_=runs_t.c.lease_expires_at.type),
+        queued_for_execution_at=bindparam("b_now", type_=runs_t.c.queued_for_execution_at.type),
+        executing_at=bindparam("b_now", type_=runs_t.c.executing_at.type),
+    )
+)
+
+
+def keep_lease_to_execute(
+    conn: Connection, run_id: int, worker_id: str, token: int, now: int, expires_at: int
+) -> None:
+    """The planner's lease carries on into executing (the run's stage moved with it):
+    stamp both stages' start and extend the lease, guarded on the holder and its token;
+    LeaseLost (the whole transaction rolls back) if another worker took the run over."""
+    result = conn.execute(
+        _START_EXECUTING,
+        {
+            "b_run": run_id,
+            "b_owner": worker_id,
+            "b_token": token,
+            "b_until": expires_at,
+            "b_now": now,
+        },
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"worker {worker_id} no longer holds automation run {run_id}")
+
+
+@functools.cache
+def _end_lease(stage_started: RunStage | None) -> Any:
+    """end_lease's UPDATE, built once per stage stamped: every plan and finish runs one."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if stage_started is not None:
+        column = STAGE_STARTED[stage_started]
+        values[column.name] = bindparam("b_now", type_=column.type)
+    return (
+        update(runs_t)
+        .where(
+            runs_t.c.id == bindparam("b_run", type_=runs_t.c.id.type),
+            runs_t.c.lease_owner == bindparam("b_owner", type_=runs_t.c.lease_owner.type),
+            runs_t.c.lease_generation == bindparam("b_token", type_=runs_t.c.lease_generation.type),
+        )
+        .values(**values)
+    )
 
 
 def release_lease(conn: Connection, run_id: int, worker_id: str, token: int) -> bool:
@@ -391,6 +464,13 @@ def discard_operations(conn: Connection, run_id: int) -> int:
 
 def pending_operations(conn: Connection, run_id: int, limit: int | None = None) -> list[Any]:
     """The run's pending operations in seq order (the first `limit` of them)."""
+    return list(conn.execute(_pending_query(limit), {"run_id": run_id}))
+
+
+@functools.cache
+def _pending_query(limit: int | None) -> Any:
+    """pending_operations' statement, built once per limit (every claim for execution
+    and every small plan's commit reads them; the limits are a couple of constants)."""
     query = (
         select(
             ops_t.c.id,
@@ -400,12 +480,13 @@ def pending_operations(conn: Connection, run_id: int, limit: int | None = None) 
             ops_t.c.destination,
             ops_t.c.detail,
         )
-        .where(ops_t.c.run_id == run_id, ops_t.c.state == "pending")
+        .where(
+            ops_t.c.run_id == bindparam("run_id", type_=ops_t.c.run_id.type),
+            ops_t.c.state == "pending",
+        )
         .order_by(ops_t.c.seq)
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return list(conn.execute(query))
+    return query if limit is None else query.limit(limit)
 
 
 def charge_loss(conn: Connection, run_id: int) -> tuple[int, int] | None:
@@ -537,6 +618,8 @@ def complete_operations(
     token: int,
     lease_until: int,
     outcomes: Sequence[OperationOutcome],
+    *,
+    hold: bool = True,
 ) -> AutomationRun:
     """Commit a batch of outcomes: each operation's state and log line (its `detail`
     and `logged_after`, store.run_log) and the run's counts, in the caller's
@@ -549,7 +632,9 @@ def complete_operations(
     PostgreSQL a transaction left idle right after a pipelined executemany is
     not ended by idle_in_transaction_session_timeout (measured with psycopg 3);
     after a plain statement it is, so a worker stalled before its commit
-    cannot hold the run's row lock past half a lease.
+    cannot hold the run's row lock past half a lease. `hold=False` leaves the lease
+    check to the caller, whose transaction must end with its own guarded statement
+    (the finish's end_lease) before it commits.
     """
     if not outcomes:
         hold_lease(conn, run_id, worker_id, token, lease_until)
@@ -578,7 +663,8 @@ def complete_operations(
                 for o in bare
             ],
         )
-    hold_lease(conn, run_id, worker_id, token, lease_until)
+    if hold:
+        hold_lease(conn, run_id, worker_id, token, lease_until)
     return run
 
 
@@ -599,13 +685,16 @@ def not_performed(conn: Connection, run_id: int) -> int:
     return count_operations(conn, run_id, "pending")
 
 
+_INSERT_MESSAGES = messages_t.insert()
+
+
 def insert_messages(
     conn: Connection, run_id: int, now: int, lines: Sequence[tuple[MessageLevel, str]]
 ) -> None:
     """Append several log lines at once (a plan's listing); the run must not be finished."""
     if lines:
         conn.execute(
-            messages_t.insert(),
+            _INSERT_MESSAGES,
             [
                 {"run_id": run_id, "created_at": now, "level": level.value, "message": text}
                 for level, text in lines

@@ -8,6 +8,7 @@ made concurrently by another worker fails loudly instead of being lost.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any, NamedTuple
@@ -26,7 +27,7 @@ from conveyor.domain.runs import AutomationRun, MessageLevel, RunStage, RunStatu
 from conveyor.store import automations as automations_store  # a module: it imports this one
 from conveyor.store import run_log
 from conveyor.store.keyset import KeysetPage, keyset_steps
-from conveyor.store.prepared import Prepared, Statement, Steps
+from conveyor.store.prepared import DriverSql, Prepared, Statement, Steps
 from conveyor.store.schema import automation_runs as runs_t
 from conveyor.store.schema import automations
 from conveyor.store.schema import run_daily_counts as daily_t
@@ -92,17 +93,41 @@ def add_daily_counts(conn: Connection, changes: Sequence[tuple[int, int, str, in
     PostgreSQL). Counts that reach 0 stay as rows; readers skip them."""
     if not changes:
         return
-    statement = _UPSERT_INSERTS[conn.dialect.name](daily_t).values(
+    params: dict[str, Any] = {}
+    for n, (automation_id, day, status, delta) in enumerate(changes):
+        params.update({f"a{n}": automation_id, f"d{n}": day, f"s{n}": status, f"c{n}": delta})
+    if len(changes) <= 2:  # every run's creation and finish: compiled once (DriverSql)
+        compiled = _daily_upsert_sql(conn.dialect, len(changes))
+        conn.exec_driver_sql(compiled.sql, compiled.parameters(params))
+    else:
+        conn.execute(_daily_upsert(conn.dialect.name, len(changes)), params)
+
+
+@functools.cache
+def _daily_upsert_sql(dialect: Dialect, rows: int) -> DriverSql:
+    """The statement of 1 or 2 rows as driver SQL: SQLAlchemy does not cache the
+    compilation of a multi-row INSERT, so it would compile it at every run's creation
+    and finish."""
+    return DriverSql.of(_daily_upsert(dialect.name, rows), dialect)
+
+
+def _daily_upsert(dialect: str, rows: int) -> Any:
+    """add_daily_counts' statement for `rows` rows (integers and text only)."""
+    c = daily_t.c
+    statement = _UPSERT_INSERTS[dialect](daily_t).values(
         [
-            {"automation_id": automation_id, "day": day, "status": status, "count": delta}
-            for automation_id, day, status, delta in changes
+            {
+                "automation_id": bindparam(f"a{n}", type_=c.automation_id.type),
+                "day": bindparam(f"d{n}", type_=c.day.type),
+                "status": bindparam(f"s{n}", type_=c.status.type),
+                "count": bindparam(f"c{n}", type_=c.count.type),
+            }
+            for n in range(rows)
         ]
     )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[daily_t.c.automation_id, daily_t.c.day, daily_t.c.status],
-            set_={"count": daily_t.c.count + statement.excluded.count},
-        )
+    return statement.on_conflict_do_update(
+        index_elements=[c.automation_id, c.day, c.status],
+        set_={"count": c.count + statement.excluded.count},
     )
 
 
@@ -123,13 +148,11 @@ def create_run(
 ) -> AutomationRun:
     """Insert a new run (queued_for_planning; running, or queued for an
     always_serialize_jobs automation). `extra` sets engine columns."""
-    serialized = conn.execute(
-        select(automations.c.always_serialize_jobs).where(automations.c.id == automation_id)
-    ).scalar()
+    serialized = conn.execute(_SERIALIZED, {"automation_id": automation_id}).scalar()
     run = lifecycle.new_run(automation_id, now, runtime, serialized=bool(serialized))
     values = {name: getattr(run, name) for name in _FIELDS if name != "id"}
     values.update(extra)
-    run_id = conn.execute(runs_t.insert().values(**values).returning(runs_t.c.id)).scalar_one()
+    run_id = conn.execute(_INSERT_RUN, values).scalar_one()
     if conn.dialect.name == "postgresql":
         # Delivered at commit to the engine's LISTEN conveyor_runs (engine/wakeup.py).
         conn.execute(sql_text("SELECT pg_notify('conveyor_runs', :id)"), {"id": str(run_id)})
@@ -137,6 +160,14 @@ def create_run(
     created = replace(run, id=run_id, **own)
     record_created(conn, [(created, extra)])
     return created
+
+
+# Built once: every run created runs them.
+_SERIALIZED = select(automations.c.always_serialize_jobs).where(
+    automations.c.id == bindparam("automation_id", type_=automations.c.id.type)
+)
+_INSERT_RUN = runs_t.insert().returning(runs_t.c.id)
+_INSERT_MESSAGE = messages_t.insert()
 
 
 def record_created(
@@ -167,10 +198,18 @@ def get_run(conn: Connection, run_id: int, *, for_update: bool = False) -> Autom
 
 
 def _apply(
-    conn: Connection, run_id: int, change: Callable[[AutomationRun], AutomationRun]
+    conn: Connection,
+    run_id: int,
+    change: Callable[[AutomationRun], AutomationRun],
+    *,
+    current: AutomationRun | None = None,
+    observe: bool = True,
 ) -> tuple[AutomationRun, AutomationRun]:
-    """Load the run, decide the change in the domain, write it guarded by the old state."""
-    before = get_run(conn, run_id, for_update=True)
+    """Load the run, decide the change in the domain, write it guarded by the old state.
+
+    `current`: the run as this transaction already read or wrote it (its row locked
+    on PostgreSQL), which saves the read; the UPDATE's guard holds either way."""
+    before = current if current is not None else get_run(conn, run_id, for_update=True)
     if before is None:
         raise IllegalTransition(f"automation run {run_id} does not exist")
     after = change(before)
@@ -204,8 +243,9 @@ def _apply(
                     (after.automation_id, day, after.status.value, 1),
                 ],
             )
-        for observer in RUN_OBSERVERS:
-            observer(conn, before, after, {})
+        if observe:
+            for observer in RUN_OBSERVERS:
+                observer(conn, before, after, {})
     return before, after
 
 
@@ -227,9 +267,35 @@ def _change(names: tuple[str, ...]) -> Any:
     )
 
 
-def advance_stage(conn: Connection, run_id: int, target: RunStage) -> AutomationRun:
-    """Move the run one stage forward (SPEC 1.1)."""
-    return _apply(conn, run_id, lambda run: lifecycle.advance(run, target))[1]
+def advance_stage(
+    conn: Connection, run_id: int, target: RunStage, *, current: AutomationRun | None = None
+) -> AutomationRun:
+    """Move the run one stage forward (SPEC 1.1). `current`: the run as this transaction
+    read it (locked on PostgreSQL), which saves reading it again."""
+    return _apply(conn, run_id, lambda run: lifecycle.advance(run, target), current=current)[1]
+
+
+def advance_stages(
+    conn: Connection,
+    run_id: int,
+    targets: Sequence[RunStage],
+    *,
+    current: AutomationRun | None = None,
+) -> AutomationRun:
+    """Move the run through several stages in turn, each step decided by the lifecycle
+    as `advance_stage` would (observers see each step), with one UPDATE (and one read,
+    unless `current` is given)."""
+    before = current if current is not None else get_run(conn, run_id, for_update=True)
+    if before is None:
+        raise IllegalTransition(f"automation run {run_id} does not exist")
+    steps = [before]
+    for target in targets:
+        steps.append(lifecycle.advance(steps[-1], target))
+    _apply(conn, run_id, lambda _run: steps[-1], current=before, observe=False)
+    for earlier, later in itertools.pairwise(steps):
+        for observer in RUN_OBSERVERS:
+            observer(conn, earlier, later, {})
+    return steps[-1]
 
 
 def append_message(
@@ -249,7 +315,8 @@ def _insert_message(
     conn: Connection, run_id: int, now: int, text: str, level: MessageLevel
 ) -> None:
     conn.execute(
-        messages_t.insert().values(run_id=run_id, created_at=now, level=level.value, message=text)
+        _INSERT_MESSAGE,
+        {"run_id": run_id, "created_at": now, "level": level.value, "message": text},
     )
 
 
@@ -307,7 +374,7 @@ def record_operations(
     )
     if outcomes:
         conn.execute(
-            messages_t.insert(),
+            _INSERT_MESSAGE,
             [
                 {
                     "run_id": run_id,
@@ -336,9 +403,13 @@ def finish_run(
     planning_failed: bool = False,
     message: str | None = None,
     level: MessageLevel = MessageLevel.INFO,
+    current: AutomationRun | None = None,
 ) -> AutomationRun:
-    """Finish the run with the status its counts give; `message` is its last log line."""
-    _, after = _apply(conn, run_id, lambda run: lifecycle.finish(run, now, planning_failed))
+    """Finish the run with the status its counts give; `message` is its last log line.
+    `current`: the run as this transaction last wrote it (saves reading it again)."""
+    _, after = _apply(
+        conn, run_id, lambda run: lifecycle.finish(run, now, planning_failed), current=current
+    )
     if message is not None:
         _insert_message(conn, run_id, now, message, level)
     if after.status in lifecycle.RETRIED_STATUSES:
