@@ -24,6 +24,7 @@ from conveyor.engine.executor import execute_run
 from conveyor.engine.hooks import Hooks
 from conveyor.engine.leases import Claim
 from conveyor.engine.planner import plan_run
+from conveyor.engine.wakeup import Wakeup
 from conveyor.engine.worker import Worker
 from conveyor.store import engine as engine_store
 from conveyor.store.engine import LeaseLost, OperationOutcome
@@ -417,6 +418,21 @@ def test_a_run_handed_on_to_execution_is_taken_over_when_its_worker_dies(world: 
     ) in view.log
     assert len(outcome_lines(view.log)) == 3
     assert world.files("out") == expected_out(3)
+
+
+def test_a_worker_loop_stopped_during_planning_hands_back_the_planned_run(world: World) -> None:
+    """The stop comes while the plan commits: the loop ends without another step, and
+    the run its plan handed on must still be released (it used to keep the lease until
+    it ran out, and the next worker counted a lease loss)."""
+    run_id = world.run(copy_automation(world, 2))
+    worker = world.worker("stopping", hand_off=True)
+    worker.engine.hooks = Hooks(before_plan_commit=lambda _run: worker.engine.stop.set())
+    worker.run(Wakeup())  # returns once stopped
+    view = world.view(run_id)
+    assert (view.run.run_stage, view.lease.lease_owner) == (RunStage.EXECUTING, None)
+    assert world.worker("next", hand_off=True).drain() == 1
+    view = world.view(run_id)
+    assert (view.run.status, view.lease.lease_losses) == (RunStatus.SUCCESS, 0)
 
 
 def test_a_stopping_worker_hands_back_the_run_its_plan_handed_on(world: World) -> None:

@@ -35,11 +35,10 @@ class Worker:
     def step(self) -> bool:
         """Claim one run (or take the one its last plan handed on) and work its stage;
         False when there was nothing to claim (or stopping)."""
-        claim, self.next = self.next, None
         if self.engine.stop.is_set():
-            if claim is not None:  # hand it back: the next claim resumes it, no loss
-                release(self.engine, claim)
+            self.hand_back()
             return False
+        claim, self.next = self.next, None
         if claim is None:
             claim = claim_next(self.engine, self.id)
         if claim is None:
@@ -124,3 +123,12 @@ class Worker:
                 worked = False
             if not worked and not stop.is_set():
                 wakeup.wait(poll)
+        self.hand_back()
+
+    def hand_back(self) -> None:
+        """Release the run a plan handed on for execution, if the stop came before this
+        worker's next step: the next claim resumes it at once, with no lease loss (left
+        held, it would wait for its lease to run out and be counted as lost)."""
+        claim, self.next = self.next, None
+        if claim is not None:
+            release(self.engine, claim)
