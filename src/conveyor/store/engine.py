@@ -435,8 +435,9 @@ _INSERT_ALL = ops_t.insert().from_select(
 
 
 def insert_operations(conn: Connection, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
-    """Persist a plan: each row has seq, kind, source, destination, detail; all pending.
-    On PostgreSQL one INSERT ... SELECT FROM unnest(...) for all of them."""
+    """Persist a plan: each row has seq, kind, source, destination and optionally
+    detail, planned_at, planned_after; all pending. On PostgreSQL one INSERT ...
+    SELECT FROM unnest(...) for all of them."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":
@@ -448,7 +449,7 @@ def insert_operations(conn: Connection, run_id: int, rows: Sequence[dict[str, An
                 "p_kinds": [row["kind"] for row in rows],
                 "p_sources": [row["source"] for row in rows],
                 "p_destinations": [row["destination"] for row in rows],
-                "p_details": [row["detail"] for row in rows],
+                "p_details": [row.get("detail") for row in rows],
                 "p_ats": [row.get("planned_at") for row in rows],
                 "p_afters": [row.get("planned_after") for row in rows],
             },
