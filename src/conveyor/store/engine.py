@@ -386,26 +386,27 @@ def lease_info(conn: Connection, run_id: int) -> LeaseInfo | None:
 # ------------------------------------------------------------------ operations
 
 
-_PLANNED = (
-    func.unnest(
-        bindparam("p_seqs", type_=ARRAY(Integer)),
-        bindparam("p_kinds", type_=ARRAY(Text)),
-        bindparam("p_sources", type_=ARRAY(Text)),
-        bindparam("p_destinations", type_=ARRAY(Text)),
-        bindparam("p_details", type_=ARRAY(Text)),
-        bindparam("p_ats", type_=ARRAY(BigInteger)),
-        bindparam("p_afters", type_=ARRAY(BigInteger)),
+def _rows_as_arrays(name: str, columns: Sequence[tuple[str, Any]]) -> Any:
+    """PostgreSQL: `unnest` of one array parameter per column (`<column>s`), as a
+    table named `name`: many rows in one statement, their values given as arrays."""
+    return (
+        func.unnest(*(bindparam(f"{col}s", type_=ARRAY(kind)) for col, kind in columns))
+        .table_valued(*(column(col, kind) for col, kind in columns))
+        .render_derived(name=name)
     )
-    .table_valued(
-        column("p_seq", Integer),
-        column("p_kind", Text),
-        column("p_source", Text),
-        column("p_destination", Text),
-        column("p_detail", Text),
-        column("p_at", BigInteger),
-        column("p_after", BigInteger),
-    )
-    .render_derived(name="p")
+
+
+_PLANNED = _rows_as_arrays(
+    "p",
+    [
+        ("p_seq", Integer),
+        ("p_kind", Text),
+        ("p_source", Text),
+        ("p_destination", Text),
+        ("p_detail", Text),
+        ("p_at", BigInteger),
+        ("p_after", BigInteger),
+    ],
 )
 # PostgreSQL: a chunk of a plan in one statement (as _COMPLETE_ALL).
 _INSERT_ALL = ops_t.insert().from_select(
@@ -549,22 +550,15 @@ _COMPLETE = (
 
 # PostgreSQL: the whole batch in one statement, its rows given as arrays (one statement
 # per row, even pipelined, cost about 1 ms each on a busy server).
-_BATCH = (
-    func.unnest(
-        bindparam("b_ids", type_=ARRAY(BigInteger)),
-        bindparam("b_states", type_=ARRAY(Text)),
-        bindparam("b_ats", type_=ARRAY(BigInteger)),
-        bindparam("b_details", type_=ARRAY(Text)),
-        bindparam("b_afters", type_=ARRAY(BigInteger)),
-    )
-    .table_valued(
-        column("b_id", BigInteger),
-        column("b_state", Text),
-        column("b_at", BigInteger),
-        column("b_detail", Text),
-        column("b_after", BigInteger),
-    )
-    .render_derived(name="b")
+_BATCH = _rows_as_arrays(
+    "b",
+    [
+        ("b_id", BigInteger),
+        ("b_state", Text),
+        ("b_at", BigInteger),
+        ("b_detail", Text),
+        ("b_after", BigInteger),
+    ],
 )
 _COMPLETE_ALL = (
     update(ops_t)
